@@ -1,0 +1,45 @@
+# Entry points. Every target installs what it needs first (scripts/setup.sh is idempotent).
+#   make demo       install, build (Release), run the main job on the built-in default
+#   make test       install, build, run the whole test suite through ctest
+#   make bench      run slmc_bench (BENCH_FILTER=regex to select cases)
+#   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make noomp      build and test with SLMC_OPENMP=OFF
+SHELL := /bin/bash
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+CMAKE_ARGS ?=
+BENCH_FILTER ?= .
+SLM := $(BUILD_DIR)/tools/slm-compress
+
+.PHONY: setup configure build demo test bench asan noomp clean
+
+setup:
+	@bash scripts/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS) > $(BUILD_DIR).configure.log || \
+	  { cat $(BUILD_DIR).configure.log; exit 1; }
+	@grep -E "^-- slmc" $(BUILD_DIR).configure.log || true
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	@bash scripts/demo.sh $(BUILD_DIR)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@$(BUILD_DIR)/benchmarks/slmc_bench --benchmark_filter='$(BENCH_FILTER)'
+
+asan:
+	@$(MAKE) --no-print-directory test BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo \
+	  CMAKE_ARGS='-DSLMC_SANITIZE="address;undefined" -DSLMC_BUILD_BENCHMARKS=OFF'
+
+noomp:
+	@$(MAKE) --no-print-directory test BUILD_DIR=build-noomp CMAKE_ARGS='-DSLMC_OPENMP=OFF -DSLMC_BUILD_BENCHMARKS=OFF'
+
+clean:
+	rm -rf build build-asan build-noomp build-arm64 *.configure.log

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that the build, the tests and the benchmarks need.
+# Idempotent: when every package is already installed it touches nothing (no apt-get update).
+# Usage: scripts/setup.sh [--arm64]   (--arm64 adds the cross compiler and qemu-user)
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  libeigen3-dev libflatbuffers-dev flatbuffers-compiler libxsimd-dev
+  catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev libxxhash-dev
+  libssl-dev libopenblas-dev libomp-dev python3
+)
+if [[ "${1:-}" == "--arm64" ]]; then
+  packages+=(g++-aarch64-linux-gnu qemu-user)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"
