@@ -1,0 +1,80 @@
+// Compression recipes: which scheme each tensor gets.
+//
+// A scheme string is `ENCODING[:key=value,...]`, ENCODING one of fp32 fp16 bf16 int8 int4, keys:
+//   group=N|channel|tensor  sym=true|false  search=absmax|mse|weighted  scale_dtype=fp16|fp32
+//   sparsity=F (0 <= F < 1)  pattern=N:M  format=dense|csr|bsrRxC|bitmask|nm
+//   prune=magnitude|wanda  layout=rows|i4|i8
+// Defaults: int8 = per-channel, symmetric, absmax, fp32 scales; int4 = group 32, symmetric, mse,
+// fp16 scales. A recipe is an ordered list of rules `GLOB -> scheme candidates` (first match
+// wins; several candidates `A|B|C` give --target-size a choice) plus a default scheme.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "slmc/encoding.hpp"
+#include "slmc/status.hpp"
+
+namespace slmc {
+
+/// How pruning scores weights.
+enum class PruneMethod : uint8_t {
+  kMagnitude = 0,  ///< |w|
+  kWanda = 1,      ///< |w| * ||x_j|| (needs calibration statistics)
+};
+
+/// One fully specified way to compress a tensor.
+struct Scheme {
+  Encoding encoding;            ///< value type, quantization, sparse format, row layout
+  double sparsity = 0.0;        ///< fraction of weights to prune (unstructured or block)
+  PruneMethod prune = PruneMethod::kMagnitude;
+
+  bool is_pruned() const noexcept { return sparsity > 0.0 || encoding.nm_m != 0; }
+  /// Canonical string with every key spelled out, e.g. "int4:group=32,sym=true,search=mse,
+  /// scale_dtype=fp16,layout=rows". parse_scheme(to_string()) gives the same scheme.
+  std::string to_string() const;
+  bool operator==(const Scheme& o) const noexcept {
+    return encoding == o.encoding && sparsity == o.sparsity && prune == o.prune;
+  }
+};
+
+/// Parses a scheme string. Errors (kInvalidArgument) name the bad key or value and list the valid
+/// ones.
+Result<Scheme> parse_scheme(std::string_view text);
+
+struct RecipeRule {
+  std::string pattern;           ///< glob over tensor names (fnmatch: * ? [..]; '*' matches '.')
+  std::vector<Scheme> candidates;  ///< the first is the default choice
+  std::string source;            ///< where the rule came from ("--rule", "recipe w4", "builtin")
+};
+
+struct Recipe {
+  std::string name;
+  std::vector<RecipeRule> rules;
+  Scheme default_scheme;
+  /// Tensors of rank < 2 (norms, biases) keep fp32 unless a rule names them explicitly.
+  bool keep_1d_fp32 = true;
+
+  /// The candidates for a tensor: the first rule whose glob matches, else the default. Rank-1
+  /// tensors get fp32 when keep_1d_fp32 and only the default rule would match.
+  std::vector<Scheme> candidates_for(std::string_view tensor_name, size_t rank) const;
+  /// JSON (slmc-recipe v1) describing the recipe as applied; stored in .slm files.
+  std::string to_json() const;
+};
+
+/// Names of the built-in presets (int8, w4, w4g128, w8-2:4, w4-2:4, w8-bitmask50, fp16, fp32).
+std::vector<std::string> preset_names();
+/// A built-in preset by name, or a recipe JSON file by path.
+Result<Recipe> load_recipe(const std::string& name_or_path);
+/// Parses recipe JSON text; `origin` names it in errors.
+Result<Recipe> parse_recipe_json(std::string_view json, const std::string& origin);
+/// Parses a command-line rule 'GLOB=SCHEME[|SCHEME...]' and puts it ahead of the recipe's rules
+/// (rules given later on the command line come after earlier ones).
+Status add_rule(Recipe& recipe, std::string_view rule_text, size_t position);
+
+/// fnmatch-style glob: '*' any run (dots included), '?' one char, [abc] / [!a-z] classes.
+bool glob_match(std::string_view pattern, std::string_view text);
+
+}  // namespace slmc
