@@ -12,3 +12,4 @@
 #include "slmc/status.hpp"
 #include "slmc/tensor.hpp"
 #include "slmc/version.hpp"
+#include "slmc/kernels/linear.hpp"

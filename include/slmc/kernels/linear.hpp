@@ -1,0 +1,84 @@
+// Linear layers on encoded weights: Y[N x M] = X[N x K] * W[M x K]^T (+ bias), the nn.Linear
+// convention, for every dense encoding (fp32/fp16/bf16; int8 and int4 with per-tensor, per-channel
+// or per-group scales, symmetric or asymmetric, fp16 or fp32 scales; plain or R-row interleaved
+// rows). Weights are read in place, in the layout of docs/LAYOUT.md: no repacking at load time.
+//
+// Activation modes (docs/KERNELS.md has the error bounds):
+//   kFp32: weights are dequantized in registers and multiplied with fp32 activations; exact up to
+//          float rounding (every output within 1e-5 * sum_k |x_k w_k| of the fp64 product).
+//   kInt8: each row of X is quantized on the fly to int8 with one scale s = max|x| / 127 (round to
+//          nearest even), and the weight codes are multiplied with integer dot products (W8A8,
+//          W4A8); the offset part of a code (int4's -8, asymmetric mins) uses exact fp32 sums of X.
+//   kAuto: kInt8 for int8/int4 weights, kFp32 for float weights (default_act_mode()).
+//
+// Results are bit-identical for any thread count: threads split the output rows, and every output
+// element is reduced in a fixed order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "slmc/buffer.hpp"
+#include "slmc/encoding.hpp"
+#include "slmc/status.hpp"
+
+namespace slmc {
+
+enum class ActMode : uint8_t {
+  kAuto = 0,  ///< default_act_mode() of the weight encoding
+  kFp32 = 1,  ///< fp32 activations, weights dequantized in registers
+  kInt8 = 2,  ///< activations quantized per row to int8, integer dot products (quantized weights)
+};
+
+/// "auto", "fp32" or "int8".
+const char* act_mode_name(ActMode mode) noexcept;
+
+/// The activation mode kAuto resolves to: kInt8 for int8/int4 weights, kFp32 for float weights.
+ActMode default_act_mode(const Encoding& encoding) noexcept;
+
+/// Scratch memory and thread count for linear(). The scratch grows to the largest call seen and is
+/// then reused: steady-state calls do not allocate. Not thread-safe: one context per concurrent
+/// caller (linear() itself runs its threads on the context's behalf).
+class LinearContext {
+ public:
+  /// `num_threads` <= 0 means default_num_threads().
+  explicit LinearContext(int num_threads = 0) noexcept { set_num_threads(num_threads); }
+
+  int num_threads() const noexcept { return num_threads_; }
+  void set_num_threads(int num_threads) noexcept;
+  /// Bytes of scratch currently held (grows, never shrinks).
+  size_t scratch_bytes() const noexcept { return scratch_.size(); }
+  /// Number of times the scratch had to grow (tests check steady state does not allocate).
+  int64_t scratch_grows() const noexcept { return grows_; }
+
+  /// Internal: scratch of at least `bytes` bytes, 64-byte aligned, contents unspecified.
+  uint8_t* scratch(size_t bytes);
+
+ private:
+  int num_threads_ = 1;
+  AlignedBuffer scratch_;
+  int64_t grows_ = 0;
+};
+
+/// Y[N x M] = X[N x K] * W^T + bias, with W the M x K encoded matrix `w`.
+/// x: N*K floats, row-major (may be null when N*K == 0); bias: M floats or null; y: N*M floats,
+/// row-major, must not alias x (may be null when N*M == 0). `n` >= 0 is the number of rows of X.
+/// Validates the encoding, its segment sizes and the arguments; errors name the bad value.
+/// Not supported (kUnsupported): sparse formats, and kInt8 with float weights.
+Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrixView& w, const float* bias,
+              float* y, ActMode mode = ActMode::kAuto);
+
+/// Dequantizes rows `rows[0..count)` of `w` into out[count x K] (embedding lookup). Row indices
+/// must lie in [0, M) (kOutOfRange otherwise). out: count*K floats. Quantized weights give
+/// d*c + m in fp32 (c the stored code, m the min or -8d for symmetric int4); float weights convert
+/// exactly.
+Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t count, float* out);
+
+/// Checks that `w` is a dense encoding this module can read and that its segments have the sizes
+/// the layout requires. linear() and gather_rows() call it; exposed for loaders and tests.
+Status validate_dense_weights(const EncodedMatrixView& w);
+
+/// Name of the kernel ISA linear() would use now ("scalar", "avx2"), for reports.
+const char* linear_kernel_isa();
+
+}  // namespace slmc

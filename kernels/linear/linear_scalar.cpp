@@ -1,0 +1,128 @@
+// Scalar linear kernels: plain loops, portable C++, the reference every other ISA is tested
+// against (besides the fp64 oracle in the tests). Structure per output (quantized weights):
+//   y = sum_g [ d_g * S_g + m_g * X_g ] (+ bias)
+// where S_g = sum_{k in g} c_k * x_k (fp32 mode: float x; int8 mode: integer xq, times xscale) and
+// X_g = sum_{k in g} x_k is the exact fp32 group sum prepared by the front end.
+#include <cstdint>
+
+#include "linear/linear.hpp"
+
+namespace slmc::detail {
+namespace {
+
+void fp32_float_weights(const LinearArgs& a, int64_t m0, int64_t m1) {
+  for (int64_t i = 0; i < a.n; ++i) {
+    const float* x = a.x + i * a.k;
+    for (int64_t r = m0; r < m1; ++r) {
+      float acc = 0.0f;
+      for (int64_t c = 0; c < a.k; ++c) acc += float_weight(a, r, c) * x[c];
+      a.y[i * a.m + r] = acc + (a.bias ? a.bias[r] : 0.0f);
+    }
+  }
+}
+
+// Codes of chunk `chunk` of row r, as ints (int8: signed q; int4: nibble u).
+inline void load_chunk_codes(const LinearArgs& a, int64_t r, int64_t chunk, int32_t* codes) {
+  const uint8_t* p = static_cast<const uint8_t*>(a.values) + a.layout.chunk_offset(r, chunk);
+  if (a.vt == ValueType::kInt8) {
+    for (int j = 0; j < 32; ++j) codes[j] = static_cast<int8_t>(p[j]);
+  } else {
+    for (int j = 0; j < 16; ++j) {
+      codes[j] = p[j] & 0x0f;
+      codes[j + 16] = p[j] >> 4;
+    }
+  }
+}
+
+// fp32 mode: every weight is dequantized (w = d*c + m) and multiplied with x; chunk partial sums
+// keep the float error small for long rows.
+void quantized_fp32(const LinearArgs& a, int64_t m0, int64_t m1) {
+  const DenseQuantLayout& l = a.layout;
+  int32_t codes[32];
+  for (int64_t i = 0; i < a.n; ++i) {
+    const float* x = a.xpad + i * a.kpad;
+    for (int64_t r = m0; r < m1; ++r) {
+      float acc = 0.0f;
+      for (int64_t chunk = 0; chunk < l.chunks; ++chunk) {
+        load_chunk_codes(a, r, chunk, codes);
+        float part = 0.0f;
+        float d = 0.0f, mn = 0.0f;
+        for (int64_t j = 0; j < kChunk; ++j) {
+          const int64_t c = chunk * kChunk + j;
+          if (c >= a.k) break;
+          if (c % l.group_size == 0 || j == 0) group_params(a, r, c / l.group_size, &d, &mn);
+          part += (d * static_cast<float>(codes[j]) + mn) * x[c];
+        }
+        acc += part;
+      }
+      a.y[i * a.m + r] = acc + (a.bias ? a.bias[r] : 0.0f);
+    }
+  }
+}
+
+// int8 mode: y = sum_g [ d_g * xscale * sum_{k in g} c_k xq_k + m_g * xsum_g ], integer inner sums.
+void quantized_int8(const LinearArgs& a, int64_t m0, int64_t m1) {
+  const DenseQuantLayout& l = a.layout;
+  int32_t codes[32];
+  for (int64_t i = 0; i < a.n; ++i) {
+    const float* xs = a.xsum + i * l.groups;
+    const int8_t* xq = a.xq + i * a.kpad;
+    for (int64_t r = m0; r < m1; ++r) {
+      float acc = 0.0f;
+      for (int64_t g = 0; g < l.groups; ++g) {
+        const int64_t k0 = g * l.group_size;
+        const int64_t k1 = k0 + l.group_size < a.k ? k0 + l.group_size : a.k;
+        float d, mn;
+        group_params(a, r, g, &d, &mn);
+        int64_t isum = 0;
+        for (int64_t c = k0; c < k1; ++c) {
+          if (c == k0 || c % kChunk == 0) load_chunk_codes(a, r, c / kChunk, codes);
+          isum += static_cast<int64_t>(codes[c % kChunk]) * xq[c];
+        }
+        acc += d * (static_cast<float>(isum) * a.xscale[i]) + mn * xs[g];
+      }
+      a.y[i * a.m + r] = acc + (a.bias ? a.bias[r] : 0.0f);
+    }
+  }
+}
+
+void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t*) {
+  if (a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4) {
+    quantized_fp32(a, m0, m1);
+  } else {
+    fp32_float_weights(a, m0, m1);
+  }
+}
+
+void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t*) { quantized_int8(a, m0, m1); }
+
+size_t scratch_bytes(const LinearArgs&) { return 0; }
+
+void gather(const LinearArgs& a, const int64_t* rows, int64_t count, float* out) {
+  int32_t codes[32];
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t r = rows[i];
+    float* o = out + i * a.k;
+    if (a.vt != ValueType::kInt8 && a.vt != ValueType::kInt4) {
+      for (int64_t c = 0; c < a.k; ++c) o[c] = float_weight(a, r, c);
+      continue;
+    }
+    for (int64_t chunk = 0; chunk < a.layout.chunks; ++chunk) {
+      load_chunk_codes(a, r, chunk, codes);
+      for (int64_t c = chunk * kChunk; c < (chunk + 1) * kChunk && c < a.k; ++c) {
+        float d, mn;
+        group_params(a, r, c / a.layout.group_size, &d, &mn);
+        o[c] = d * static_cast<float>(codes[c % kChunk]) + mn;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const LinearKernels& linear_kernels_scalar() {
+  static const LinearKernels k{"scalar", fp32, int8, scratch_bytes, gather};
+  return k;
+}
+
+}  // namespace slmc::detail

@@ -1,0 +1,317 @@
+// Front end of the linear kernels (slmc/kernels/linear.hpp): validation, activation preparation,
+// scratch management, row splitting over threads and ISA dispatch (kernels/linear/).
+#include "slmc/kernels/linear.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "dispatch.hpp"
+#include "linear/linear.hpp"
+#include "slmc/layout.hpp"
+#include "slmc/parallel.hpp"
+
+namespace slmc {
+namespace detail {
+namespace {
+const LinearKernels& linear_kernels(Isa isa) {
+  static const IsaTables<LinearKernels> tables{&linear_kernels_scalar(), SLMC_IF_AVX2(&linear_kernels_avx2()),
+                                               nullptr, nullptr};
+  return tables.get(isa);
+}
+
+constexpr int64_t kMaxElements = int64_t{1} << 56;  // keeps every byte count far from overflow
+
+size_t value_bytes(ValueType vt) {
+  switch (vt) {
+    case ValueType::kF32: return 4;
+    case ValueType::kF16:
+    case ValueType::kBF16: return 2;
+    default: return 1;
+  }
+}
+
+std::string value_type_name(ValueType vt) {
+  switch (vt) {
+    case ValueType::kF32: return "f32";
+    case ValueType::kF16: return "f16";
+    case ValueType::kBF16: return "bf16";
+    case ValueType::kInt8: return "int8";
+    case ValueType::kInt4: return "int4";
+  }
+  return "value_type " + std::to_string(static_cast<int>(vt));
+}
+
+Status bad(ErrorCode code, const std::string& what) { return Status(code, "linear weights: " + what); }
+
+Status check_segment(const EncodedMatrixView& w, SegmentRole role, uint64_t expected, size_t align) {
+  const SegmentView& s = w.segment(role);
+  const std::string name(segment_role_name(role));
+  if (s.nbytes != expected) {
+    return bad(ErrorCode::kInvalidArgument, "segment '" + name + "' has " + std::to_string(s.nbytes) +
+                                                " bytes, the " + std::to_string(w.rows) + "x" +
+                                                std::to_string(w.cols) + " layout needs " +
+                                                std::to_string(expected));
+  }
+  if (expected > 0 && s.data == nullptr) return bad(ErrorCode::kInvalidArgument, "segment '" + name + "' is null");
+  if (expected > 0 && reinterpret_cast<uintptr_t>(s.data) % align != 0) {
+    return bad(ErrorCode::kInvalidArgument,
+               "segment '" + name + "' is not aligned to " + std::to_string(align) + " bytes");
+  }
+  return Status();
+}
+
+// Fills the weight part of LinearArgs from a validated view.
+LinearArgs weight_args(const EncodedMatrixView& w) {
+  LinearArgs a;
+  a.vt = w.encoding.value_type;
+  a.m = w.rows;
+  a.k = w.cols;
+  a.values = w.segment(SegmentRole::kValues).data;
+  if (w.encoding.is_quantized()) {
+    a.layout = DenseQuantLayout(w.rows, w.cols, w.encoding);
+    a.scales = w.segment(SegmentRole::kScales).data;
+    a.mins = w.encoding.symmetric ? nullptr : w.segment(SegmentRole::kMins).data;
+    a.scales_f16 = w.encoding.scale_dtype == DType::kF16;
+    a.symmetric = w.encoding.symmetric;
+    a.kpad = a.layout.chunks * kChunk;
+  }
+  return a;
+}
+
+size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+// Round to nearest even for |v| < 2^22 with the default rounding mode: adding and subtracting
+// 1.5 * 2^23 leaves the integer part. Vectorizes, unlike nearbyint.
+inline float round_even(float v) {
+  const float magic = 12582912.0f;
+  return (v + magic) - magic;
+}
+
+// Quantizes one row of x (k floats) to xq (kpad codes, zero beyond k); returns the scale.
+float quantize_row(const float* x, int64_t k, int64_t kpad, int8_t* xq) {
+  float amax = 0.0f;
+  for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(x[c]));
+  const float scale = amax / 127.0f;
+  const float inv = amax > 0.0f && std::isfinite(amax) ? 127.0f / amax : 0.0f;
+  for (int64_t c = 0; c < k; ++c) {
+    float v = x[c] * inv;
+    v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+    if (!(v == v)) v = 0.0f;  // NaN input: any code is fine, UB is not
+    xq[c] = static_cast<int8_t>(round_even(v));
+  }
+  std::memset(xq + k, 0, static_cast<size_t>(kpad - k));
+  return scale;
+}
+}  // namespace
+}  // namespace detail
+
+const char* act_mode_name(ActMode mode) noexcept {
+  switch (mode) {
+    case ActMode::kAuto: return "auto";
+    case ActMode::kFp32: return "fp32";
+    case ActMode::kInt8: return "int8";
+  }
+  return "invalid";
+}
+
+ActMode default_act_mode(const Encoding& encoding) noexcept {
+  return encoding.is_quantized() ? ActMode::kInt8 : ActMode::kFp32;
+}
+
+void LinearContext::set_num_threads(int num_threads) noexcept {
+  num_threads_ = num_threads > 0 ? num_threads : default_num_threads();
+  if (num_threads_ < 1) num_threads_ = 1;
+}
+
+uint8_t* LinearContext::scratch(size_t bytes) {
+  if (bytes > scratch_.size()) {
+    scratch_ = AlignedBuffer();  // free first: peak memory is the new size only
+    scratch_ = AlignedBuffer(bytes + bytes / 4);
+    ++grows_;
+  }
+  return scratch_.data();
+}
+
+const char* linear_kernel_isa() { return detail::linear_kernels(detail::kernel_isa()).isa; }
+
+Status validate_dense_weights(const EncodedMatrixView& w) {
+  using detail::bad;
+  const Encoding& e = w.encoding;
+  if (w.rows < 0 || w.cols < 0) {
+    return bad(ErrorCode::kInvalidArgument,
+               "negative shape " + std::to_string(w.rows) + "x" + std::to_string(w.cols));
+  }
+  if (w.cols > 0 && w.rows > detail::kMaxElements / w.cols) {
+    return bad(ErrorCode::kOutOfRange, "shape " + std::to_string(w.rows) + "x" + std::to_string(w.cols) + " is too large");
+  }
+  if (e.format != SparseFormat::kDense) {
+    return bad(ErrorCode::kUnsupported, "sparse format " + std::to_string(static_cast<int>(e.format)) +
+                                            " is not handled by the dense linear kernels");
+  }
+  const int64_t r = static_cast<int64_t>(e.layout);
+  if (r != 1 && r != 4 && r != 8) return bad(ErrorCode::kInvalidArgument, "row layout R=" + std::to_string(r) + " (want 1, 4 or 8)");
+  switch (e.value_type) {
+    case ValueType::kF32:
+    case ValueType::kF16:
+    case ValueType::kBF16: {
+      if (e.layout != RowLayout::kRows) {
+        return bad(ErrorCode::kInvalidArgument, detail::value_type_name(e.value_type) +
+                                                    " weights must use plain rows, not R=" + std::to_string(r));
+      }
+      const size_t vb = detail::value_bytes(e.value_type);
+      SLMC_RETURN_IF_ERROR(detail::check_segment(w, SegmentRole::kValues,
+                                                          static_cast<uint64_t>(w.rows * w.cols) * vb, vb));
+      return Status();
+    }
+    case ValueType::kInt8:
+    case ValueType::kInt4:
+      break;
+    default:
+      return bad(ErrorCode::kInvalidArgument, "unknown value type " + std::to_string(static_cast<int>(e.value_type)));
+  }
+  if (e.granularity != Granularity::kTensor && e.granularity != Granularity::kChannel &&
+      e.granularity != Granularity::kGroup) {
+    return bad(ErrorCode::kInvalidArgument,
+               "granularity " + std::to_string(static_cast<int>(e.granularity)) + " for quantized weights");
+  }
+  if (e.granularity == Granularity::kGroup && (e.group_size < 16 || e.group_size % 16 != 0)) {
+    return bad(ErrorCode::kInvalidArgument,
+               "group size " + std::to_string(e.group_size) + " (want a multiple of 16, at least 16)");
+  }
+  if (e.scale_dtype != DType::kF16 && e.scale_dtype != DType::kF32) {
+    return bad(ErrorCode::kInvalidArgument,
+               "scale dtype " + std::to_string(static_cast<int>(e.scale_dtype)) + " (want f16 or f32)");
+  }
+  const DenseQuantLayout l(w.rows, w.cols, e);
+  const size_t sb = e.scale_dtype == DType::kF16 ? 2 : 4;
+  const uint64_t scale_bytes = static_cast<uint64_t>(l.scale_count()) * sb;
+  SLMC_RETURN_IF_ERROR(
+      detail::check_segment(w, SegmentRole::kValues, static_cast<uint64_t>(l.values_bytes()), 1));
+  SLMC_RETURN_IF_ERROR(detail::check_segment(w, SegmentRole::kScales, scale_bytes, sb));
+  SLMC_RETURN_IF_ERROR(
+      detail::check_segment(w, SegmentRole::kMins, e.symmetric ? 0 : scale_bytes, sb));
+  return Status();
+}
+
+Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrixView& w, const float* bias,
+              float* y, ActMode mode) {
+  SLMC_RETURN_IF_ERROR(validate_dense_weights(w));
+  const int64_t m = w.rows, k = w.cols;
+  if (n < 0) return Status(ErrorCode::kInvalidArgument, "linear: negative row count n=" + std::to_string(n));
+  if (n > 0 && (k > detail::kMaxElements / n || m > detail::kMaxElements / n)) {
+    return Status(ErrorCode::kOutOfRange, "linear: n=" + std::to_string(n) + " rows of X are too many");
+  }
+  if (mode != ActMode::kAuto && mode != ActMode::kFp32 && mode != ActMode::kInt8) {
+    return Status(ErrorCode::kInvalidArgument, "linear: act mode " + std::to_string(static_cast<int>(mode)));
+  }
+  if (mode == ActMode::kAuto) mode = default_act_mode(w.encoding);
+  if (mode == ActMode::kInt8 && !w.encoding.is_quantized()) {
+    return Status(ErrorCode::kUnsupported, "linear: act mode int8 needs int8/int4 weights, got " +
+                                               detail::value_type_name(w.encoding.value_type));
+  }
+  if (n > 0 && k > 0 && x == nullptr) return Status(ErrorCode::kInvalidArgument, "linear: x is null");
+  if (n > 0 && m > 0 && y == nullptr) return Status(ErrorCode::kInvalidArgument, "linear: y is null");
+  if (n > 0 && m > 0 && k > 0) {
+    const auto xb = reinterpret_cast<uintptr_t>(x), yb = reinterpret_cast<uintptr_t>(y);
+    const auto xe = xb + static_cast<uintptr_t>(n * k) * 4, ye = yb + static_cast<uintptr_t>(n * m) * 4;
+    if (xb < ye && yb < xe) return Status(ErrorCode::kInvalidArgument, "linear: y overlaps x");
+  }
+  Result<Isa> isa = active_isa();
+  if (!isa.ok()) return isa.status();
+  if (n == 0 || m == 0) return Status();
+  if (k == 0) {
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t r = 0; r < m; ++r) y[i * m + r] = bias ? bias[r] : 0.0f;
+    return Status();
+  }
+
+  const detail::LinearKernels& kern = detail::linear_kernels(*isa);
+  detail::LinearArgs a = detail::weight_args(w);
+  a.n = n;
+  a.x = x;
+  a.bias = bias;
+  a.y = y;
+  const bool quant = w.encoding.is_quantized();
+  const bool int8 = mode == ActMode::kInt8;
+  const int64_t groups = int8 ? a.layout.groups : 0;  // xsum is an int8-mode input only
+
+  // Scratch: [xpad | xq | xscale | xsum | per-thread slots].
+  size_t off = 0;
+  const size_t xpad_off = off;
+  if (quant && !int8) off += detail::align64(static_cast<size_t>(n * a.kpad) * 4);
+  const size_t xq_off = off;
+  if (int8) off += detail::align64(static_cast<size_t>(n * a.kpad));
+  const size_t xscale_off = off;
+  if (int8) off += detail::align64(static_cast<size_t>(n) * 4);
+  const size_t xsum_off = off;
+  off += detail::align64(static_cast<size_t>(n * groups) * 4);
+  const int64_t blocks = (m + detail::kLinearRowGrain - 1) / detail::kLinearRowGrain;
+  const int slots = static_cast<int>(std::min<int64_t>(ctx.num_threads(), blocks));
+  const size_t slot_bytes = detail::align64(kern.scratch_bytes(a));
+  const size_t slots_off = off;
+  off += slot_bytes * static_cast<size_t>(slots);
+  uint8_t* scratch = ctx.scratch(off);
+
+  if (quant) {
+    float* xpad = int8 ? nullptr : reinterpret_cast<float*>(scratch + xpad_off);
+    int8_t* xq = int8 ? reinterpret_cast<int8_t*>(scratch + xq_off) : nullptr;
+    float* xscale = int8 ? reinterpret_cast<float*>(scratch + xscale_off) : nullptr;
+    float* xsum = int8 ? reinterpret_cast<float*>(scratch + xsum_off) : nullptr;
+    const int64_t kpad = a.kpad, gs = a.layout.group_size;
+    parallel_for(n, 1, ctx.num_threads(), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const float* xr = x + i * k;
+        if (xpad) {
+          std::memcpy(xpad + i * kpad, xr, static_cast<size_t>(k) * 4);
+          std::fill(xpad + i * kpad + k, xpad + (i + 1) * kpad, 0.0f);
+        }
+        if (xq) xscale[i] = detail::quantize_row(xr, k, kpad, xq + i * kpad);
+        for (int64_t g = 0; g < groups; ++g) {
+          float s = 0.0f;
+          for (int64_t c = g * gs; c < std::min(k, (g + 1) * gs); ++c) s += xr[c];
+          xsum[i * groups + g] = s;
+        }
+      }
+    });
+    a.xpad = xpad;
+    a.xq = xq;
+    a.xscale = xscale;
+    a.xsum = xsum;
+  }
+
+  auto run = int8 ? kern.int8 : kern.fp32;
+  parallel_for(slots, 1, slots, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t m0 = blocks * t / slots * detail::kLinearRowGrain;
+      const int64_t m1 = std::min(m, blocks * (t + 1) / slots * detail::kLinearRowGrain);
+      if (m0 < m1) run(a, m0, m1, scratch + slots_off + slot_bytes * static_cast<size_t>(t));
+    }
+  });
+  return Status();
+}
+
+Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t count, float* out) {
+  SLMC_RETURN_IF_ERROR(validate_dense_weights(w));
+  if (count < 0) return Status(ErrorCode::kInvalidArgument, "gather_rows: negative count " + std::to_string(count));
+  if (count == 0) return Status();
+  if (rows == nullptr) return Status(ErrorCode::kInvalidArgument, "gather_rows: rows is null");
+  if (w.cols > 0 && out == nullptr) return Status(ErrorCode::kInvalidArgument, "gather_rows: out is null");
+  for (int64_t i = 0; i < count; ++i) {
+    if (rows[i] < 0 || rows[i] >= w.rows) {
+      return Status(ErrorCode::kOutOfRange, "gather_rows: rows[" + std::to_string(i) + "] = " +
+                                                std::to_string(rows[i]) + " outside [0, " +
+                                                std::to_string(w.rows) + ")");
+    }
+  }
+  if (w.cols == 0) return Status();
+  Result<Isa> isa = active_isa();
+  if (!isa.ok()) return isa.status();
+  const detail::LinearArgs a = detail::weight_args(w);
+  detail::linear_kernels(*isa).gather(a, rows, count, out);
+  return Status();
+}
+
+}  // namespace slmc

@@ -1,0 +1,191 @@
+// Test support for the linear kernels: random encoded matrices written code by code through the
+// layout (slmc/layout.hpp), their fp64 dequantization, and the fp64 oracle with error bounds.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "slmc/encoding.hpp"
+#include "slmc/half.hpp"
+#include "slmc/layout.hpp"
+
+namespace slmc::test {
+
+struct TestMatrix {
+  EncodedMatrix em;
+  std::vector<double> w;    ///< [M][K] dequantized weights (what the kernels must multiply with)
+  std::vector<double> dc;   ///< [M][K] |d * c|: the part of w multiplied with quantized activations
+  std::vector<double> off;  ///< [M][K] |m|: the offset part (multiplied with exact activations)
+};
+
+inline std::string encoding_name(const Encoding& e) {
+  std::string s;
+  switch (e.value_type) {
+    case ValueType::kF32: return "f32";
+    case ValueType::kF16: return "f16";
+    case ValueType::kBF16: return "bf16";
+    case ValueType::kInt8: s = "int8"; break;
+    case ValueType::kInt4: s = "int4"; break;
+  }
+  switch (e.granularity) {
+    case Granularity::kTensor: s += "_tensor"; break;
+    case Granularity::kChannel: s += "_channel"; break;
+    case Granularity::kGroup: s += "_g" + std::to_string(e.group_size); break;
+    default: s += "_none"; break;
+  }
+  s += e.symmetric ? "_sym" : "_asym";
+  s += e.scale_dtype == DType::kF16 ? "_f16s" : "_f32s";
+  s += "_r" + std::to_string(static_cast<int>(e.layout));
+  return s;
+}
+
+/// Every dense encoding the kernels accept (a representative set of group sizes).
+inline std::vector<Encoding> all_dense_encodings() {
+  std::vector<Encoding> out;
+  for (ValueType vt : {ValueType::kF32, ValueType::kF16, ValueType::kBF16}) {
+    Encoding e;
+    e.value_type = vt;
+    out.push_back(e);
+  }
+  for (ValueType vt : {ValueType::kInt8, ValueType::kInt4}) {
+    std::vector<std::pair<Granularity, int>> grans = {{Granularity::kTensor, 0}, {Granularity::kChannel, 0}};
+    const std::vector<int> gs = vt == ValueType::kInt8 ? std::vector<int>{32, 64} : std::vector<int>{16, 32, 64, 128, 256};
+    for (int g : gs) grans.push_back({Granularity::kGroup, g});
+    for (auto [gran, g] : grans) {
+      for (bool sym : {true, false}) {
+        for (DType sd : {DType::kF16, DType::kF32}) {
+          for (RowLayout rl : {RowLayout::kRows, RowLayout::kInterleave4, RowLayout::kInterleave8}) {
+            Encoding e;
+            e.value_type = vt;
+            e.granularity = gran;
+            e.group_size = g;
+            e.symmetric = sym;
+            e.scale_dtype = sd;
+            e.layout = rl;
+            out.push_back(e);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+inline void store_scale(EncodedMatrix& em, SegmentRole role, int64_t i, float v, double* exact) {
+  if (em.encoding.scale_dtype == DType::kF16) {
+    const uint16_t h = fp32_to_fp16(v);
+    em.segment(role).as<uint16_t>()[i] = h;
+    *exact = fp16_to_fp32(h);
+  } else {
+    em.segment(role).as<float>()[i] = v;
+    *exact = v;
+  }
+}
+
+/// A random M x K matrix in encoding `e`. Quantized: random codes over the full stored range
+/// (int8 asym includes -128), random positive scales, random mins; padding codes beyond K are
+/// random garbage (kernels must ignore them).
+inline TestMatrix make_matrix(int64_t m, int64_t k, const Encoding& e, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  TestMatrix t;
+  t.em.rows = m;
+  t.em.cols = k;
+  t.em.encoding = e;
+  t.w.assign(static_cast<size_t>(m * k), 0.0);
+  t.dc.assign(static_cast<size_t>(m * k), 0.0);
+  t.off.assign(static_cast<size_t>(m * k), 0.0);
+  if (!e.is_quantized()) {
+    const size_t eb = e.value_type == ValueType::kF32 ? 4 : 2;
+    t.em.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(m * k) * eb);
+    for (int64_t i = 0; i < m * k; ++i) {
+      const float v = normal(rng);
+      double exact = v;
+      if (e.value_type == ValueType::kF32) {
+        t.em.segment(SegmentRole::kValues).as<float>()[i] = v;
+      } else if (e.value_type == ValueType::kF16) {
+        const uint16_t h = fp32_to_fp16(v);
+        t.em.segment(SegmentRole::kValues).as<uint16_t>()[i] = h;
+        exact = fp16_to_fp32(h);
+      } else {
+        const uint16_t h = fp32_to_bf16(v);
+        t.em.segment(SegmentRole::kValues).as<uint16_t>()[i] = h;
+        exact = bf16_to_fp32(h);
+      }
+      t.w[static_cast<size_t>(i)] = exact;
+      t.dc[static_cast<size_t>(i)] = std::fabs(exact);
+    }
+    return t;
+  }
+  const DenseQuantLayout l(m, k, e);
+  const size_t sb = e.scale_dtype == DType::kF16 ? 2 : 4;
+  t.em.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(l.values_bytes()));
+  t.em.segment(SegmentRole::kScales) = AlignedBuffer(static_cast<size_t>(l.scale_count()) * sb);
+  if (!e.symmetric) t.em.segment(SegmentRole::kMins) = AlignedBuffer(static_cast<size_t>(l.scale_count()) * sb);
+  // Garbage everywhere first (padding codes included), then the real codes.
+  uint8_t* values = t.em.segment(SegmentRole::kValues).data();
+  for (int64_t i = 0; i < l.values_bytes(); ++i) values[i] = static_cast<uint8_t>(rng());
+  std::vector<double> d(static_cast<size_t>(l.scale_count())), mn(static_cast<size_t>(l.scale_count()), 0.0);
+  for (int64_t i = 0; i < l.scale_count(); ++i) {
+    store_scale(t.em, SegmentRole::kScales, i, 0.005f + 0.05f * unit(rng), &d[static_cast<size_t>(i)]);
+    if (!e.symmetric) store_scale(t.em, SegmentRole::kMins, i, normal(rng) * 0.3f, &mn[static_cast<size_t>(i)]);
+  }
+  const bool int8 = e.value_type == ValueType::kInt8;
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t c = 0; c < k; ++c) {
+      int32_t code;
+      if (int8) {
+        code = static_cast<int32_t>(rng() % (e.symmetric ? 255 : 256)) - (e.symmetric ? 127 : 128);
+      } else {
+        code = static_cast<int32_t>(rng() % 16);
+      }
+      write_code(l, e.value_type, values, r, c, code);
+      const size_t si = static_cast<size_t>(l.scale_index(r, c / l.group_size));
+      double off = e.symmetric ? (int8 ? 0.0 : -8.0 * d[si]) : mn[si];
+      const size_t idx = static_cast<size_t>(r * k + c);
+      t.w[idx] = d[si] * code + off;
+      t.dc[idx] = std::fabs(d[si] * code);
+      t.off[idx] = std::fabs(off);
+    }
+  }
+  return t;
+}
+
+/// Replaces every nonzero code by an extreme one (int8 +-127 / -128, int4 0 or 15): the cases where
+/// vpmaddubsw could saturate.
+inline void make_extreme_codes(TestMatrix& t, uint64_t seed) {
+  const Encoding& e = t.em.encoding;
+  if (!e.is_quantized()) return;
+  std::mt19937_64 rng(seed);
+  const DenseQuantLayout l(t.em.rows, t.em.cols, e);
+  uint8_t* values = t.em.segment(SegmentRole::kValues).data();
+  for (int64_t r = 0; r < t.em.rows; ++r) {
+    for (int64_t c = 0; c < t.em.cols; ++c) {
+      const size_t idx = static_cast<size_t>(r * t.em.cols + c);
+      const double w_old = t.w[idx];
+      const int32_t old_code = read_code(l, e.value_type, values, r, c);
+      int32_t code;
+      if (e.value_type == ValueType::kInt8) {
+        code = (rng() & 1) ? 127 : -128;  // -128 even when symmetric: any stored byte must work
+      } else {
+        code = (rng() & 1) ? 15 : 0;
+      }
+      write_code(l, e.value_type, values, r, c, code);
+      // Scales are positive (make_matrix), so d = |d*c| / |c| when the old code is nonzero.
+      if (old_code == 0) {
+        write_code(l, e.value_type, values, r, c, old_code);
+        continue;
+      }
+      const double dd = t.dc[idx] / std::abs(old_code);
+      const double offset = w_old - dd * old_code;
+      t.w[idx] = dd * code + offset;
+      t.dc[idx] = std::fabs(dd * code);
+    }
+  }
+}
+
+}  // namespace slmc::test

@@ -1,0 +1,306 @@
+// Linear kernels (slmc/kernels/linear.hpp) against the fp64 oracle, for every dense encoding,
+// both activation modes and every runnable ISA; thread-count independence; bad inputs.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/linear_support.hpp"
+#include "slmc/cpu.hpp"
+#include "slmc/kernels/linear.hpp"
+#include "support/random.hpp"
+
+using namespace slmc;
+using slmc::test::TestMatrix;
+
+namespace {
+
+struct Shape {
+  int64_t m, k, n;
+};
+
+// Shapes: ones, primes, K not a multiple of 32 or of the group, M not a multiple of R or of the
+// 16-row grain, N below and above the GEMV/GEMM switch, K beyond one GEMM k-block.
+const std::vector<Shape> kShapes = {{1, 1, 1},  {1, 37, 3},  {13, 97, 1}, {17, 300, 5}, {33, 64, 2},
+                                    {7, 256, 9}, {41, 129, 4}, {24, 33, 7}, {3, 530, 1}};
+
+// Tolerances, as documented in docs/KERNELS.md:
+//   fp32 mode: |y - y64| <= 1e-5 * (sum_k |x_k w_k| + |bias|)
+//   int8 mode: |y - y64| <= 0.5 * s * sum_k |d c_k| + 1e-5 * (sum_k (|d c_k| + |m_k|) |x_k| + |bias|)
+//              with s = max_k |x_k| / 127 the row's activation scale.
+void check_linear(const TestMatrix& t, const std::vector<float>& x, int64_t n, const std::vector<float>& bias,
+                  const std::vector<float>& y, ActMode mode, const std::string& what) {
+  const int64_t m = t.em.rows, k = t.em.cols;
+  for (int64_t i = 0; i < n; ++i) {
+    double amax = 0;
+    for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(static_cast<double>(x[i * k + c])));
+    const double s = amax / 127.0;
+    for (int64_t r = 0; r < m; ++r) {
+      double ref = bias.empty() ? 0.0 : bias[r];
+      double abs_sum = bias.empty() ? 0.0 : std::fabs(bias[r]);
+      double dc_sum = 0, wide_sum = abs_sum;
+      for (int64_t c = 0; c < k; ++c) {
+        const size_t wi = static_cast<size_t>(r * k + c);
+        const double xv = x[static_cast<size_t>(i * k + c)];
+        ref += t.w[wi] * xv;
+        abs_sum += std::fabs(t.w[wi] * xv);
+        dc_sum += t.dc[wi];
+        wide_sum += (t.dc[wi] + t.off[wi]) * std::fabs(xv);
+      }
+      const double tol = mode == ActMode::kFp32 ? 1e-5 * abs_sum : 0.5 * s * dc_sum * (1 + 1e-6) + 1e-5 * wide_sum;
+      const double got = y[static_cast<size_t>(i * m + r)];
+      if (!(std::fabs(got - ref) <= tol)) {
+        FAIL(what << ": y[" << i << "][" << r << "] = " << got << ", fp64 reference " << ref << ", error "
+                  << std::fabs(got - ref) << " > tolerance " << tol);
+      }
+    }
+  }
+}
+
+std::vector<ActMode> modes_for(const Encoding& e) {
+  if (e.is_quantized()) return {ActMode::kFp32, ActMode::kInt8};
+  return {ActMode::kFp32};
+}
+
+}  // namespace
+
+TEST_CASE("linear matches the fp64 reference for every dense encoding and ISA", "[linear]") {
+  uint64_t seed = 1;
+  for (Isa isa : runnable_isas()) {
+    ScopedIsaOverride force(isa);
+    LinearContext ctx(1);
+    for (const Encoding& e : test::all_dense_encodings()) {
+      for (const Shape& sh : kShapes) {
+        ++seed;
+        const TestMatrix t = test::make_matrix(sh.m, sh.k, e, seed);
+        const std::vector<float> x = test::gaussian(static_cast<size_t>(sh.n * sh.k), seed * 7 + 1);
+        const std::vector<float> bias = (seed % 3 == 0) ? std::vector<float>{} : test::gaussian(static_cast<size_t>(sh.m), seed + 5);
+        for (ActMode mode : modes_for(e)) {
+          std::vector<float> y(static_cast<size_t>(sh.n * sh.m), -12345.0f);
+          const Status st = linear(ctx, x.data(), sh.n, t.em.view(), bias.empty() ? nullptr : bias.data(), y.data(), mode);
+          const std::string what = std::string(isa_name(isa)) + " " + test::encoding_name(e) + " " +
+                                   act_mode_name(mode) + " M=" + std::to_string(sh.m) + " K=" +
+                                   std::to_string(sh.k) + " N=" + std::to_string(sh.n);
+          INFO(what);
+          REQUIRE(st.ok());
+          check_linear(t, x, sh.n, bias, y, mode, what);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("linear handles extreme codes without saturation", "[linear]") {
+  // int8 -128 / 127 against activations at +-127 (|x| at the row max) and int4 0 / 15: the inputs
+  // where a careless vpmaddubsw saturates.
+  uint64_t seed = 900;
+  for (Isa isa : runnable_isas()) {
+    ScopedIsaOverride force(isa);
+    LinearContext ctx(2);
+    for (const Encoding& e : test::all_dense_encodings()) {
+      if (!e.is_quantized()) continue;
+      for (const Shape& sh : std::vector<Shape>{{9, 300, 1}, {20, 257, 6}}) {
+        ++seed;
+        TestMatrix t = test::make_matrix(sh.m, sh.k, e, seed);
+        test::make_extreme_codes(t, seed);
+        std::vector<float> x(static_cast<size_t>(sh.n * sh.k));
+        for (size_t i = 0; i < x.size(); ++i) x[i] = (i * 2654435761u >> 7) % 2 ? 3.0f : -3.0f;
+        for (ActMode mode : {ActMode::kFp32, ActMode::kInt8}) {
+          std::vector<float> y(static_cast<size_t>(sh.n * sh.m));
+          const std::string what = std::string(isa_name(isa)) + " " + test::encoding_name(e) + " " + act_mode_name(mode);
+          INFO(what);
+          REQUIRE(linear(ctx, x.data(), sh.n, t.em.view(), nullptr, y.data(), mode).ok());
+          check_linear(t, x, sh.n, {}, y, mode, what);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("linear results do not depend on the thread count", "[linear]") {
+  uint64_t seed = 5000;
+  for (Isa isa : runnable_isas()) {
+    ScopedIsaOverride force(isa);
+    for (const Encoding& e : test::all_dense_encodings()) {
+      if (e.is_quantized() && e.scale_dtype == DType::kF32) continue;  // keep the run short
+      for (const Shape& sh : std::vector<Shape>{{101, 200, 1}, {77, 129, 6}}) {
+        ++seed;
+        const TestMatrix t = test::make_matrix(sh.m, sh.k, e, seed);
+        const std::vector<float> x = test::gaussian(static_cast<size_t>(sh.n * sh.k), seed);
+        for (ActMode mode : modes_for(e)) {
+          std::vector<float> y1(static_cast<size_t>(sh.n * sh.m)), y2 = y1, y3 = y1;
+          LinearContext c1(1), c2(2), c3(3);
+          REQUIRE(linear(c1, x.data(), sh.n, t.em.view(), nullptr, y1.data(), mode).ok());
+          REQUIRE(linear(c2, x.data(), sh.n, t.em.view(), nullptr, y2.data(), mode).ok());
+          REQUIRE(linear(c3, x.data(), sh.n, t.em.view(), nullptr, y3.data(), mode).ok());
+          INFO(std::string(isa_name(isa)) + " " + test::encoding_name(e) + " " + act_mode_name(mode));
+          REQUIRE(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);
+          REQUIRE(std::memcmp(y1.data(), y3.data(), y1.size() * 4) == 0);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("linear with empty shapes", "[linear]") {
+  Encoding e;
+  e.value_type = ValueType::kInt4;
+  e.granularity = Granularity::kGroup;
+  e.group_size = 32;
+  LinearContext ctx;
+  std::vector<float> y(8, 7.0f);
+  // N = 0: nothing is written.
+  const TestMatrix t = test::make_matrix(4, 40, e, 3);
+  REQUIRE(linear(ctx, nullptr, 0, t.em.view(), nullptr, nullptr).ok());
+  // M = 0.
+  const TestMatrix t0 = test::make_matrix(0, 40, e, 4);
+  const std::vector<float> x = test::gaussian(80, 1);
+  REQUIRE(linear(ctx, x.data(), 2, t0.em.view(), nullptr, nullptr).ok());
+  // K = 0: y = bias.
+  Encoding f;
+  const TestMatrix tk = test::make_matrix(4, 0, f, 5);
+  const std::vector<float> bias = {1, 2, 3, 4};
+  REQUIRE(linear(ctx, nullptr, 2, tk.em.view(), bias.data(), y.data()).ok());
+  for (int i = 0; i < 8; ++i) REQUIRE(y[static_cast<size_t>(i)] == bias[static_cast<size_t>(i % 4)]);
+}
+
+TEST_CASE("linear scratch does not grow in steady state", "[linear]") {
+  Encoding e;
+  e.value_type = ValueType::kInt4;
+  e.granularity = Granularity::kGroup;
+  e.group_size = 32;
+  e.layout = RowLayout::kInterleave8;
+  const TestMatrix t = test::make_matrix(64, 256, e, 11);
+  const std::vector<float> x = test::gaussian(256 * 9, 2);
+  std::vector<float> y(64 * 9);
+  LinearContext ctx(2);
+  for (ActMode mode : {ActMode::kFp32, ActMode::kInt8}) {
+    REQUIRE(linear(ctx, x.data(), 9, t.em.view(), nullptr, y.data(), mode).ok());
+  }
+  const int64_t grows = ctx.scratch_grows();
+  for (int rep = 0; rep < 3; ++rep) {
+    for (int64_t n : {1, 9, 4}) {
+      for (ActMode mode : {ActMode::kFp32, ActMode::kInt8}) {
+        REQUIRE(linear(ctx, x.data(), n, t.em.view(), nullptr, y.data(), mode).ok());
+      }
+    }
+  }
+  REQUIRE(ctx.scratch_grows() == grows);
+}
+
+TEST_CASE("linear default act modes", "[linear]") {
+  Encoding e;
+  REQUIRE(default_act_mode(e) == ActMode::kFp32);
+  e.value_type = ValueType::kInt8;
+  e.granularity = Granularity::kChannel;
+  REQUIRE(default_act_mode(e) == ActMode::kInt8);
+  e.value_type = ValueType::kInt4;
+  REQUIRE(default_act_mode(e) == ActMode::kInt8);
+}
+
+TEST_CASE("linear rejects bad inputs with a status", "[linear]") {
+  Encoding e;
+  e.value_type = ValueType::kInt8;
+  e.granularity = Granularity::kGroup;
+  e.group_size = 32;
+  TestMatrix t = test::make_matrix(8, 64, e, 21);
+  const std::vector<float> x = test::gaussian(64 * 2, 3);
+  std::vector<float> y(16);
+  LinearContext ctx;
+  REQUIRE(linear(ctx, x.data(), 2, t.em.view(), nullptr, y.data()).ok());
+  auto expect = [&](const EncodedMatrixView& v, ErrorCode code, ActMode mode = ActMode::kAuto, int64_t n = 2,
+                    const float* xp = nullptr, float* yp = nullptr) {
+    const Status st = linear(ctx, xp ? xp : x.data(), n, v, nullptr, yp ? yp : y.data(), mode);
+    INFO(st.to_string());
+    REQUIRE(st.code() == code);
+    REQUIRE(!st.message().empty());
+  };
+  {
+    EncodedMatrixView v = t.em.view();
+    v.segments[static_cast<size_t>(SegmentRole::kValues)].nbytes -= 1;
+    expect(v, ErrorCode::kInvalidArgument);
+  }
+  {
+    EncodedMatrixView v = t.em.view();
+    v.segments[static_cast<size_t>(SegmentRole::kScales)].nbytes = 0;
+    expect(v, ErrorCode::kInvalidArgument);
+  }
+  {
+    EncodedMatrixView v = t.em.view();
+    v.encoding.group_size = 24;
+    expect(v, ErrorCode::kInvalidArgument);
+  }
+  {
+    EncodedMatrixView v = t.em.view();
+    v.encoding.symmetric = false;  // mins missing
+    expect(v, ErrorCode::kInvalidArgument);
+  }
+  {
+    EncodedMatrixView v = t.em.view();
+    v.encoding.format = SparseFormat::kCsr;
+    expect(v, ErrorCode::kUnsupported);
+  }
+  {
+    EncodedMatrixView v = t.em.view();
+    v.encoding.layout = static_cast<RowLayout>(3);
+    expect(v, ErrorCode::kInvalidArgument);
+  }
+  {
+    EncodedMatrixView v = t.em.view();
+    v.rows = -1;
+    expect(v, ErrorCode::kInvalidArgument);
+  }
+  {
+    EncodedMatrixView v = t.em.view();
+    v.encoding.scale_dtype = DType::kF64;
+    expect(v, ErrorCode::kInvalidArgument);
+  }
+  expect(t.em.view(), ErrorCode::kInvalidArgument, ActMode::kAuto, -1);
+  expect(t.em.view(), ErrorCode::kInvalidArgument, static_cast<ActMode>(9));
+  REQUIRE(linear(ctx, nullptr, 2, t.em.view(), nullptr, y.data()).code() == ErrorCode::kInvalidArgument);
+  REQUIRE(linear(ctx, x.data(), 2, t.em.view(), nullptr, nullptr).code() == ErrorCode::kInvalidArgument);
+  // y overlapping x.
+  std::vector<float> xy(64 * 2 + 16);
+  REQUIRE(linear(ctx, xy.data(), 2, t.em.view(), nullptr, xy.data() + 100).code() == ErrorCode::kInvalidArgument);
+  // int8 activations need quantized weights.
+  Encoding f;
+  f.value_type = ValueType::kF16;
+  const TestMatrix tf = test::make_matrix(8, 64, f, 22);
+  expect(tf.em.view(), ErrorCode::kUnsupported, ActMode::kInt8);
+  {
+    EncodedMatrixView v = tf.em.view();
+    v.encoding.layout = RowLayout::kInterleave4;  // float weights are plain rows only
+    expect(v, ErrorCode::kInvalidArgument);
+  }
+  REQUIRE(validate_dense_weights(t.em.view()).ok());
+}
+
+TEST_CASE("gather rows dequantizes every dense encoding", "[linear]") {
+  uint64_t seed = 777;
+  for (Isa isa : runnable_isas()) {
+    ScopedIsaOverride force(isa);
+    for (const Encoding& e : test::all_dense_encodings()) {
+      ++seed;
+      const int64_t m = 19, k = 83;
+      const TestMatrix t = test::make_matrix(m, k, e, seed);
+      const std::vector<int64_t> rows = {0, 18, 5, 5, 16, 17, 3};
+      std::vector<float> out(rows.size() * k);
+      REQUIRE(gather_rows(t.em.view(), rows.data(), static_cast<int64_t>(rows.size()), out.data()).ok());
+      INFO(std::string(isa_name(isa)) + " " + test::encoding_name(e));
+      for (size_t i = 0; i < rows.size(); ++i) {
+        for (int64_t c = 0; c < k; ++c) {
+          const size_t wi = static_cast<size_t>(rows[i] * k + c);
+          const double ref = t.w[wi];
+          const double tol = 1e-6 * (t.dc[wi] + t.off[wi]);
+          REQUIRE(std::fabs(out[i * k + static_cast<size_t>(c)] - ref) <= tol);
+        }
+      }
+      const int64_t bad_row = m;
+      REQUIRE(gather_rows(t.em.view(), &bad_row, 1, out.data()).code() == ErrorCode::kOutOfRange);
+      const int64_t neg_row = -1;
+      REQUIRE(gather_rows(t.em.view(), &neg_row, 1, out.data()).code() == ErrorCode::kOutOfRange);
+    }
+  }
+}
