@@ -1,0 +1,137 @@
+// Readers for source model files: safetensors (single file or sharded), GGUF v2/v3 and llama2.c
+// checkpoints. The format is detected from the content, never from the file extension.
+//
+// Every reader maps its files read-only and validates every offset, size, shape and dtype before a
+// TensorView is handed out; errors name the file and the tensor. Tensor data is zero-copy (points
+// into the mapping) except where the import has to compute something: GGUF Q8_0/Q4_0/Q4_1 blocks
+// are dequantized to f32, GPT-2 Conv1D weights are transposed from [in, out] to [out, in], and data
+// that is misaligned for its dtype is copied into an aligned buffer. Those buffers are owned by the
+// ModelSource, so every TensorView stays valid as long as the ModelSource lives.
+//
+// All linear weights come out as row-major [M out, K in] (nn.Linear convention).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "slmc/buffer.hpp"
+#include "slmc/dtype.hpp"
+#include "slmc/encoding.hpp"
+#include "slmc/io/mapped_file.hpp"
+#include "slmc/status.hpp"
+#include "slmc/tensor.hpp"
+
+namespace slmc {
+
+enum class SourceFormat : uint8_t {
+  kSafetensors = 0,
+  kSafetensorsIndex = 1,  ///< model.safetensors.index.json + shards
+  kGguf = 2,
+  kLlama2c = 3,
+};
+std::string_view source_format_name(SourceFormat format) noexcept;
+
+/// A metadata value: a plain string, or JSON text (numbers, booleans, arrays, objects).
+struct MetaValue {
+  enum class Kind : uint8_t { kString = 0, kJson = 1 };
+  Kind kind = Kind::kString;
+  std::string text;
+
+  static MetaValue string(std::string s) { return MetaValue{Kind::kString, std::move(s)}; }
+  static MetaValue json(std::string s) { return MetaValue{Kind::kJson, std::move(s)}; }
+  bool operator==(const MetaValue& o) const noexcept { return kind == o.kind && text == o.text; }
+  bool operator!=(const MetaValue& o) const noexcept { return !(*this == o); }
+};
+/// Sorted by key, so iteration (and everything written from it) is deterministic.
+using Metadata = std::map<std::string, MetaValue>;
+
+/// Architecture keys, named as GGUF names them. `arch` is general.architecture ("llama", "gpt2").
+inline constexpr const char* kKeyArchitecture = "general.architecture";
+/// The RoPE layout of the stored q/k weights: "<arch>.rope.layout" = kRopeInterleaved (llama2.c,
+/// GGUF: rotation pairs (2i, 2i+1)) or kRopeRotateHalf (Hugging Face: pairs (i, i + d/2)).
+/// Readers never permute q/k; this key says what is stored.
+inline std::string rope_layout_key(std::string_view arch) { return std::string(arch) + ".rope.layout"; }
+inline constexpr const char* kRopeInterleaved = "interleaved";
+inline constexpr const char* kRopeRotateHalf = "rotate_half";
+
+/// One file a model was read from.
+struct SourceFileInfo {
+  std::string name;    ///< file name without directory
+  std::string path;    ///< path as opened
+  std::string sha256;  ///< 64 lower-case hex digits
+  uint64_t size = 0;
+  SourceFormat format = SourceFormat::kSafetensors;
+};
+
+/// Where a tensor came from (parallel to ModelSource::tensors()).
+struct TensorOrigin {
+  uint32_t file_index = 0;         ///< index into ModelSource::files()
+  DType source_dtype = DType::kF32;  ///< dtype in the source file (e.g. kQ4_0 before dequantization)
+  bool transposed = false;         ///< stored [in, out] in the source, transposed on import
+  bool copied = false;             ///< data is owned by the ModelSource rather than the mapping
+};
+
+struct OpenOptions {
+  /// Compute the SHA-256 of every source file (reads each file once more). Off for fuzzing.
+  bool hash_files = true;
+};
+
+/// A model read from one or more files. Immutable after open.
+class ModelSource {
+ public:
+  SourceFormat format() const noexcept { return format_; }
+  /// Tensors in file order (sharded: shard by shard). Names are unique.
+  const std::vector<TensorView>& tensors() const noexcept { return tensors_; }
+  const std::vector<TensorOrigin>& origins() const noexcept { return origins_; }
+  /// The tensor named `name`, or nullptr.
+  const TensorView* find(std::string_view name) const noexcept;
+  /// Free-form metadata preserved from the source (safetensors __metadata__, GGUF KVs that are not
+  /// architecture keys, config.json as "hf.config").
+  const Metadata& metadata() const noexcept { return metadata_; }
+  /// GGUF-style architecture keys (general.architecture, llama.block_count, ...).
+  const Metadata& architecture() const noexcept { return architecture_; }
+  const std::vector<SourceFileInfo>& files() const noexcept { return files_; }
+
+  // --- construction (used by the readers in src/io) ---
+  ModelSource() = default;
+  ModelSource(const ModelSource&) = delete;
+  ModelSource& operator=(const ModelSource&) = delete;
+  SourceFormat format_ = SourceFormat::kSafetensors;
+  std::vector<TensorView> tensors_;
+  std::vector<TensorOrigin> origins_;
+  Metadata metadata_;
+  Metadata architecture_;
+  std::vector<SourceFileInfo> files_;
+  std::vector<std::shared_ptr<const MappedFile>> mappings_;
+  std::vector<AlignedBuffer> owned_;  ///< dequantized / transposed / realigned tensor data
+};
+
+/// Detects the format of `path` from its content and opens it. `path` may be a safetensors file,
+/// a model.safetensors.index.json, a GGUF file, a llama2.c checkpoint, or a directory holding
+/// model.safetensors.index.json or model.safetensors.
+Result<std::unique_ptr<ModelSource>> open_model(const std::string& path, const OpenOptions& options = {});
+
+/// Format-specific entry points (open_model dispatches to these). `file` is already mapped; `name`
+/// is used in error messages. They do not hash files and do not look at neighbouring files
+/// (except open_safetensors, which reads config.json beside `file` when `dir` is non-empty).
+Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const MappedFile> file,
+                                                      const std::string& dir = "");
+Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile> file);
+Result<std::unique_ptr<ModelSource>> open_llama2c(std::shared_ptr<const MappedFile> file);
+
+/// Detected format of the bytes, or kUnsupported / kInvalidFormat.
+Result<SourceFormat> detect_format(const uint8_t* data, uint64_t size, const std::string& name);
+
+/// Converts a float tensor (F32, F16, BF16, F64) to a dense float EncodedMatrix of `value_type`
+/// (kF32, kF16 or kBF16): rows = shape.rows(), cols = shape.cols(). Non-float dtypes are
+/// kUnsupported. This copies; for F32 -> F32 prefer dense_float_view (zero-copy).
+Result<EncodedMatrix> encode_dense_float(const TensorView& tensor, ValueType value_type = ValueType::kF32);
+
+/// Zero-copy EncodedMatrixView of a tensor whose dtype is F32, F16 or BF16.
+Result<EncodedMatrixView> dense_float_view(const TensorView& tensor);
+
+}  // namespace slmc

@@ -1,0 +1,367 @@
+// GGUF v2/v3 reader (little-endian files only).
+//
+//   u32 magic "GGUF", u32 version, u64 tensor_count, u64 kv_count,
+//   kv_count x { string key, u32 type, value },
+//   tensor_count x { string name, u32 n_dims, u64 ne[n_dims], u32 ggml_type, u64 offset },
+//   padding to general.alignment (default 32), tensor data.
+// A string is u64 length + bytes. ne[0] is the innermost (contiguous) dimension, so the row-major
+// shape is ne reversed: a 2-D weight ne = [K, M] becomes [M, K].
+#include <algorithm>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/reader_util.hpp"
+#include "slmc/half.hpp"
+
+namespace slmc {
+namespace {
+
+using io_detail::quote;
+using nlohmann::json;
+
+enum GgufType : uint32_t {
+  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32v = 6, kBoolT = 7, kString = 8, kArray = 9,
+  kU64 = 10, kI64 = 11, kF64v = 12,
+};
+constexpr uint32_t kMaxNesting = 4;
+
+// ggml_type values (stable in the GGUF spec).
+enum GgmlType : uint32_t { kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ4_1 = 3, kGgmlQ8_0 = 8, kGgmlBF16 = 30 };
+
+const char* ggml_type_name(uint32_t t) {
+  static const char* kNames[] = {"F32",  "F16",  "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1",
+                                 "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS",
+                                 "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64",
+                                 "IQ1_M", "BF16"};
+  return t < sizeof(kNames) / sizeof(kNames[0]) ? kNames[t] : nullptr;
+}
+
+class Cursor {
+ public:
+  Cursor(const uint8_t* data, uint64_t size, const std::string& file) : data_(data), size_(size), file_(file) {}
+  uint64_t pos() const { return pos_; }
+  uint64_t remaining() const { return size_ - pos_; }
+
+  Status need(uint64_t n, const char* what) const {
+    if (n > remaining()) {
+      return make_error(ErrorCode::kInvalidFormat, file_ + ": truncated at byte " + std::to_string(pos_) +
+                                                       " reading " + what + " (" + std::to_string(n) + " bytes needed, " +
+                                                       std::to_string(remaining()) + " left)");
+    }
+    return Status::ok_status();
+  }
+  template <typename T>
+  Result<T> read(const char* what) {
+    SLMC_RETURN_IF_ERROR(need(sizeof(T), what));
+    T v = io_detail::load_le<T>(data_ + pos_);
+    pos_ += sizeof(T);
+    return v;
+  }
+  Result<std::string> read_string(const char* what) {
+    SLMC_ASSIGN_OR_RETURN(uint64_t n, read<uint64_t>(what));
+    if (n > remaining()) {
+      return make_error(ErrorCode::kOutOfRange, file_ + ": " + what + " length " + std::to_string(n) +
+                                                    " at byte " + std::to_string(pos_) + " goes beyond the end of the file");
+    }
+    std::string s(reinterpret_cast<const char*>(data_ + pos_), n);
+    pos_ += n;
+    return s;
+  }
+
+ private:
+  const uint8_t* data_;
+  uint64_t size_;
+  uint64_t pos_ = 0;
+  const std::string& file_;
+};
+
+uint64_t min_value_bytes(uint32_t type) {
+  switch (type) {
+    case kU8: case kI8: case kBoolT: return 1;
+    case kU16: case kI16: return 2;
+    case kU32: case kI32: case kF32v: return 4;
+    case kU64: case kI64: case kF64v: case kString: return 8;
+    case kArray: return 12;
+    default: return 0;
+  }
+}
+
+Result<json> read_value(Cursor& c, uint32_t type, const std::string& file, const std::string& key, uint32_t depth) {
+  auto bad_type = [&]() {
+    return make_error(ErrorCode::kInvalidFormat,
+                      file + ": metadata key " + quote(key) + " has unknown value type " + std::to_string(type));
+  };
+  switch (type) {
+    case kU8: { SLMC_ASSIGN_OR_RETURN(uint8_t v, c.read<uint8_t>("u8 value")); return json(v); }
+    case kI8: { SLMC_ASSIGN_OR_RETURN(int8_t v, c.read<int8_t>("i8 value")); return json(v); }
+    case kU16: { SLMC_ASSIGN_OR_RETURN(uint16_t v, c.read<uint16_t>("u16 value")); return json(v); }
+    case kI16: { SLMC_ASSIGN_OR_RETURN(int16_t v, c.read<int16_t>("i16 value")); return json(v); }
+    case kU32: { SLMC_ASSIGN_OR_RETURN(uint32_t v, c.read<uint32_t>("u32 value")); return json(v); }
+    case kI32: { SLMC_ASSIGN_OR_RETURN(int32_t v, c.read<int32_t>("i32 value")); return json(v); }
+    case kU64: { SLMC_ASSIGN_OR_RETURN(uint64_t v, c.read<uint64_t>("u64 value")); return json(v); }
+    case kI64: { SLMC_ASSIGN_OR_RETURN(int64_t v, c.read<int64_t>("i64 value")); return json(v); }
+    case kF32v: {
+      SLMC_ASSIGN_OR_RETURN(float v, c.read<float>("f32 value"));
+      return std::isfinite(v) ? json(static_cast<double>(v)) : json(std::to_string(v));
+    }
+    case kF64v: {
+      SLMC_ASSIGN_OR_RETURN(double v, c.read<double>("f64 value"));
+      return std::isfinite(v) ? json(v) : json(std::to_string(v));
+    }
+    case kBoolT: {
+      SLMC_ASSIGN_OR_RETURN(uint8_t v, c.read<uint8_t>("bool value"));
+      if (v > 1) {
+        return make_error(ErrorCode::kInvalidFormat, file + ": metadata key " + quote(key) + ": bool value " +
+                                                         std::to_string(v) + " is not 0 or 1");
+      }
+      return json(v == 1);
+    }
+    case kString: {
+      SLMC_ASSIGN_OR_RETURN(std::string s, c.read_string("string value"));
+      return json(std::move(s));
+    }
+    case kArray: {
+      if (depth >= kMaxNesting) {
+        return make_error(ErrorCode::kInvalidFormat, file + ": metadata key " + quote(key) + ": arrays nested deeper than " +
+                                                         std::to_string(kMaxNesting));
+      }
+      SLMC_ASSIGN_OR_RETURN(uint32_t etype, c.read<uint32_t>("array element type"));
+      SLMC_ASSIGN_OR_RETURN(uint64_t n, c.read<uint64_t>("array length"));
+      const uint64_t min = min_value_bytes(etype);
+      if (min == 0) {
+        return make_error(ErrorCode::kInvalidFormat, file + ": metadata key " + quote(key) +
+                                                         " has unknown array element type " + std::to_string(etype));
+      }
+      if (n > c.remaining() / min) {
+        return make_error(ErrorCode::kOutOfRange, file + ": metadata key " + quote(key) + ": array length " +
+                                                      std::to_string(n) + " exceeds what the file can hold");
+      }
+      json arr = json::array();
+      for (uint64_t i = 0; i < n; ++i) {
+        SLMC_ASSIGN_OR_RETURN(json v, read_value(c, etype, file, key, depth + 1));
+        arr.push_back(std::move(v));
+      }
+      return arr;
+    }
+    default: return bad_type();
+  }
+}
+
+Status bad(const std::string& file, const std::string& what, ErrorCode code = ErrorCode::kInvalidFormat) {
+  return make_error(code, file + ": " + what);
+}
+
+/// Dequantizes `blocks` GGUF blocks of 32 values into out[32 * blocks].
+void dequantize(uint32_t type, const uint8_t* in, uint64_t blocks, float* out) {
+  for (uint64_t b = 0; b < blocks; ++b, out += 32) {
+    if (type == kGgmlQ8_0) {
+      const uint8_t* blk = in + b * 34;
+      const float d = fp16_to_fp32(io_detail::load_le<uint16_t>(blk));
+      for (int j = 0; j < 32; ++j) out[j] = d * static_cast<float>(static_cast<int8_t>(blk[2 + j]));
+    } else if (type == kGgmlQ4_0) {
+      const uint8_t* blk = in + b * 18;
+      const float d = fp16_to_fp32(io_detail::load_le<uint16_t>(blk));
+      for (int j = 0; j < 16; ++j) {
+        out[j] = d * static_cast<float>((blk[2 + j] & 0x0f) - 8);
+        out[j + 16] = d * static_cast<float>((blk[2 + j] >> 4) - 8);
+      }
+    } else {  // Q4_1
+      const uint8_t* blk = in + b * 20;
+      const float d = fp16_to_fp32(io_detail::load_le<uint16_t>(blk));
+      const float m = fp16_to_fp32(io_detail::load_le<uint16_t>(blk + 2));
+      for (int j = 0; j < 16; ++j) {
+        out[j] = d * static_cast<float>(blk[4 + j] & 0x0f) + m;
+        out[j + 16] = d * static_cast<float>(blk[4 + j] >> 4) + m;
+      }
+    }
+  }
+}
+
+// Architectures whose GGUF q/k use NeoX (rotate-half) RoPE; llama.cpp's llama_rope_type.
+bool is_neox_arch(const std::string& a) {
+  static const char* kNeox[] = {"falcon", "gptneox", "qwen", "qwen2", "qwen2moe", "phi2", "phi3", "gemma",
+                                "gemma2", "stablelm", "starcoder2", "olmo2", "openelm", "bert", "nomic-bert"};
+  for (const char* n : kNeox) {
+    if (a == n) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile> file) {
+  const std::string& fname = file->path();
+  Cursor c(file->data(), file->size(), fname);
+  SLMC_ASSIGN_OR_RETURN(uint32_t magic, c.read<uint32_t>("magic"));
+  if (magic != 0x46554747u) return bad(fname, "not a GGUF file (bad magic)");
+  SLMC_ASSIGN_OR_RETURN(uint32_t version, c.read<uint32_t>("version"));
+  if (version != 2 && version != 3) {
+    return bad(fname, "GGUF version " + std::to_string(version) + " is not supported (only 2 and 3)",
+               ErrorCode::kUnsupported);
+  }
+  SLMC_ASSIGN_OR_RETURN(uint64_t n_tensors, c.read<uint64_t>("tensor count"));
+  SLMC_ASSIGN_OR_RETURN(uint64_t n_kv, c.read<uint64_t>("metadata count"));
+  // Every KV needs >= 13 bytes (8 key length + 4 type + 1 value), every tensor info >= 24.
+  if (n_kv > c.remaining() / 13) {
+    return bad(fname, "metadata count " + std::to_string(n_kv) + " exceeds what the file can hold",
+               ErrorCode::kOutOfRange);
+  }
+  if (n_tensors > c.remaining() / 24) {
+    return bad(fname, "tensor count " + std::to_string(n_tensors) + " exceeds what the file can hold",
+               ErrorCode::kOutOfRange);
+  }
+
+  auto src = std::make_unique<ModelSource>();
+  src->format_ = SourceFormat::kGguf;
+  std::map<std::string, json> kvs;
+  std::map<std::string, uint32_t> kv_types;
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    SLMC_ASSIGN_OR_RETURN(std::string key, c.read_string("metadata key"));
+    if (key.empty() || !io_detail::is_valid_utf8(key)) {
+      return bad(fname, "metadata key " + quote(key) + " is empty or not valid UTF-8");
+    }
+    SLMC_ASSIGN_OR_RETURN(uint32_t type, c.read<uint32_t>("metadata value type"));
+    SLMC_ASSIGN_OR_RETURN(json value, read_value(c, type, fname, key, 0));
+    if (kvs.count(key)) return bad(fname, "duplicate metadata key " + quote(key));
+    kv_types[key] = type;
+    kvs.emplace(std::move(key), std::move(value));
+  }
+
+  uint64_t alignment = 32;
+  if (auto it = kvs.find("general.alignment"); it != kvs.end()) {
+    if (kv_types["general.alignment"] != kU32) return bad(fname, "general.alignment is not a u32");
+    alignment = it->second.get<uint64_t>();
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+      return bad(fname, "general.alignment " + std::to_string(alignment) + " is not a power of two");
+    }
+  }
+
+  struct Info {
+    std::string name;
+    std::vector<int64_t> dims;  // row-major
+    uint32_t type;
+    uint64_t offset, nbytes;
+  };
+  std::vector<Info> infos;
+  std::set<std::string> names;
+  for (uint64_t i = 0; i < n_tensors; ++i) {
+    SLMC_ASSIGN_OR_RETURN(std::string name, c.read_string("tensor name"));
+    if (name.empty() || !io_detail::is_valid_utf8(name)) {
+      return bad(fname, "tensor name " + quote(name) + " is empty or not valid UTF-8");
+    }
+    if (!names.insert(name).second) return bad(fname, "duplicate tensor name " + quote(name));
+    const std::string where = "tensor " + quote(name);
+    SLMC_ASSIGN_OR_RETURN(uint32_t n_dims, c.read<uint32_t>("tensor rank"));
+    if (n_dims > 4) {
+      return bad(fname, where + " has " + std::to_string(n_dims) + " dimensions (at most 4)", ErrorCode::kOutOfRange);
+    }
+    std::vector<int64_t> dims(n_dims);
+    for (uint32_t d = 0; d < n_dims; ++d) {
+      SLMC_ASSIGN_OR_RETURN(uint64_t ne, c.read<uint64_t>("tensor dimension"));
+      if (ne > static_cast<uint64_t>(kMaxTensorElements)) {
+        return bad(fname, where + ": dimension " + std::to_string(ne) + " is too large", ErrorCode::kOutOfRange);
+      }
+      dims[n_dims - 1 - d] = static_cast<int64_t>(ne);  // innermost first -> row-major
+    }
+    SLMC_ASSIGN_OR_RETURN(uint32_t type, c.read<uint32_t>("tensor type"));
+    SLMC_ASSIGN_OR_RETURN(uint64_t offset, c.read<uint64_t>("tensor offset"));
+    Shape shape(dims);
+    Status s = shape.validate();
+    if (!s.ok()) return s.with_context(fname + ": " + where);
+    DType dt;
+    switch (type) {
+      case kGgmlF32: dt = DType::kF32; break;
+      case kGgmlF16: dt = DType::kF16; break;
+      case kGgmlBF16: dt = DType::kBF16; break;
+      case kGgmlQ8_0: dt = DType::kQ8_0; break;
+      case kGgmlQ4_0: dt = DType::kQ4_0; break;
+      case kGgmlQ4_1: dt = DType::kQ4_1; break;
+      default: {
+        const char* tn = ggml_type_name(type);
+        return bad(fname, "unsupported GGUF type " + (tn ? std::string(tn) : std::to_string(type)) + " in " + where,
+                   ErrorCode::kUnsupported);
+      }
+    }
+    if (dtype_traits(dt).block_size > 1 && !dims.empty() && dims.back() % 32 != 0) {
+      return bad(fname, where + ": " + std::string(dtype_name(dt)) + " rows of " + std::to_string(dims.back()) +
+                            " are not whole blocks of 32");
+    }
+    auto nbytes = dtype_byte_size(dt, shape.numel());
+    if (!nbytes.ok()) return nbytes.status().with_context(fname + ": " + where);
+    if (offset % alignment != 0) {
+      return bad(fname, where + ": offset " + std::to_string(offset) + " is not a multiple of the alignment " +
+                            std::to_string(alignment));
+    }
+    infos.push_back(Info{std::move(name), std::move(dims), type, offset, *nbytes});
+  }
+  const uint64_t data_start = (c.pos() + alignment - 1) / alignment * alignment;
+  if (data_start > file->size() && !infos.empty()) {
+    return bad(fname, "tensor data would start at " + std::to_string(data_start) + ", past the end of the file",
+               ErrorCode::kOutOfRange);
+  }
+  const uint64_t data_size = data_start <= file->size() ? file->size() - data_start : 0;
+  for (const Info& t : infos) {
+    if (t.offset > data_size || t.nbytes > data_size - t.offset) {
+      return bad(fname, "tensor " + quote(t.name) + ": data [" + std::to_string(t.offset) + ", +" +
+                            std::to_string(t.nbytes) + ") goes beyond the end of the file",
+                 ErrorCode::kOutOfRange);
+    }
+  }
+  std::vector<const Info*> order;
+  for (const Info& t : infos) {
+    if (t.nbytes) order.push_back(&t);
+  }
+  std::sort(order.begin(), order.end(), [](const Info* a, const Info* b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < order.size(); ++i) {
+    if (order[i]->offset < order[i - 1]->offset + order[i - 1]->nbytes) {
+      return bad(fname, "tensors " + quote(order[i - 1]->name) + " and " + quote(order[i]->name) + " overlap");
+    }
+  }
+
+  for (const Info& t : infos) {
+    const uint8_t* data = file->data() + data_start + t.offset;
+    Shape shape(t.dims);
+    if (t.type == kGgmlF32 || t.type == kGgmlF16 || t.type == kGgmlBF16) {
+      const DType dt = t.type == kGgmlF32 ? DType::kF32 : t.type == kGgmlF16 ? DType::kF16 : DType::kBF16;
+      SLMC_RETURN_IF_ERROR(io_detail::add_tensor(*src, fname, t.name, shape, dt, data, t.nbytes, 0, dt));
+      continue;
+    }
+    const int64_t numel = shape.numel();
+    AlignedBuffer out(static_cast<size_t>(numel) * 4);
+    dequantize(t.type, data, static_cast<uint64_t>(numel) / 32, out.as<float>());
+    const DType sdt = t.type == kGgmlQ8_0 ? DType::kQ8_0 : t.type == kGgmlQ4_0 ? DType::kQ4_0 : DType::kQ4_1;
+    SLMC_RETURN_IF_ERROR(
+        io_detail::add_tensor(*src, fname, t.name, shape, DType::kF32, out.data(), out.size(), 0, sdt));
+    src->origins_.back().copied = true;
+    src->owned_.push_back(std::move(out));
+  }
+
+  // Metadata: general.architecture and "<arch>.*" are architecture keys, the rest free-form.
+  std::string arch;
+  if (auto it = kvs.find(kKeyArchitecture); it != kvs.end() && it->second.is_string()) arch = it->second.get<std::string>();
+  for (auto& [key, value] : kvs) {
+    const bool is_arch = key == kKeyArchitecture || (!arch.empty() && key.rfind(arch + ".", 0) == 0);
+    MetaValue mv = value.is_string()
+                       ? MetaValue::string(value.get<std::string>())
+                       : MetaValue::json(value.dump(-1, ' ', false, json::error_handler_t::replace));
+    (is_arch ? src->architecture_ : src->metadata_)[key] = std::move(mv);
+  }
+  if (!arch.empty() && !src->architecture_.count(rope_layout_key(arch)) &&
+      src->architecture_.count(arch + ".rope.dimension_count") + src->architecture_.count(arch + ".rope.freq_base") > 0) {
+    src->architecture_[rope_layout_key(arch)] = MetaValue::string(is_neox_arch(arch) ? kRopeRotateHalf : kRopeInterleaved);
+  } else if (arch == "llama" && !src->architecture_.count(rope_layout_key(arch))) {
+    src->architecture_[rope_layout_key(arch)] = MetaValue::string(kRopeInterleaved);
+  }
+  src->metadata_["gguf.version"] = MetaValue::json(std::to_string(version));
+
+  std::string base = fname;
+  const size_t slash = base.find_last_of('/');
+  if (slash != std::string::npos) base = base.substr(slash + 1);
+  src->files_.push_back(SourceFileInfo{base, fname, "", file->size(), SourceFormat::kGguf});
+  src->mappings_.push_back(std::move(file));
+  return src;
+}
+
+}  // namespace slmc

@@ -1,0 +1,239 @@
+// Format detection, open_model (including sharded safetensors) and float conversions.
+#include "slmc/io/model_source.hpp"
+
+#include <algorithm>
+#include <set>
+#include <sys/stat.h>
+
+#include "io/llama2c_internal.hpp"
+#include "io/reader_util.hpp"
+#include "io/safetensors_internal.hpp"
+#include "slmc/half.hpp"
+#include "slmc/io/hash.hpp"
+
+namespace slmc {
+
+using io_detail::quote;
+
+std::string_view source_format_name(SourceFormat format) noexcept {
+  switch (format) {
+    case SourceFormat::kSafetensors: return "safetensors";
+    case SourceFormat::kSafetensorsIndex: return "safetensors-index";
+    case SourceFormat::kGguf: return "gguf";
+    case SourceFormat::kLlama2c: return "llama2c";
+  }
+  return "invalid";
+}
+
+const TensorView* ModelSource::find(std::string_view name) const noexcept {
+  for (const auto& t : tensors_) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+Result<SourceFormat> detect_format(const uint8_t* data, uint64_t size, const std::string& name) {
+  if (size >= 4 && std::memcmp(data, "GGUF", 4) == 0) return SourceFormat::kGguf;
+  if (size >= 8 && (std::memcmp(data, "SLMCFILE", 8) == 0)) {
+    return make_error(ErrorCode::kUnsupported, name + ": is an .slm model file, not a source model (open it with ModelFile)");
+  }
+  if (size >= 9) {
+    const uint64_t n = io_detail::load_le<uint64_t>(data);
+    if (n >= 2 && n <= size - 8 && data[8] == '{') return SourceFormat::kSafetensors;
+  }
+  // A JSON document: a sharded safetensors index.
+  uint64_t i = 0;
+  while (i < size && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) ++i;
+  if (i < size && data[i] == '{') return SourceFormat::kSafetensorsIndex;
+  if (io_detail::llama2c_config(data, size)) return SourceFormat::kLlama2c;
+  if (size >= 8) {
+    // Looks like a safetensors header length but the JSON is not where it should be.
+    const uint64_t n = io_detail::load_le<uint64_t>(data);
+    if (n > size - 8 && n < (uint64_t{1} << 40)) {
+      return make_error(ErrorCode::kOutOfRange, name + ": safetensors header length " + std::to_string(n) +
+                                                    " goes beyond the end of the file (" + std::to_string(size) +
+                                                    " bytes)");
+    }
+  }
+  return make_error(ErrorCode::kInvalidFormat,
+                    name + ": cannot detect the model format (not safetensors, GGUF, a safetensors index or a "
+                           "llama2.c checkpoint of consistent size)");
+}
+
+namespace {
+
+std::string dir_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+bool is_plain_file_name(const std::string& f) {
+  return !f.empty() && f != "." && f != ".." && f.find('/') == std::string::npos && f.find('\0') == std::string::npos;
+}
+
+Result<std::unique_ptr<ModelSource>> open_index(std::shared_ptr<const MappedFile> index, const OpenOptions& options) {
+  using nlohmann::json;
+  const std::string& iname = index->path();
+  const char* b = reinterpret_cast<const char*>(index->data());
+  SLMC_ASSIGN_OR_RETURN(json j, io_detail::parse_json_strict(b, b + index->size(), iname));
+  if (!j.is_object()) return make_error(ErrorCode::kInvalidFormat, iname + ": index is not a JSON object");
+  auto wm = j.find("weight_map");
+  if (wm == j.end() || !wm->is_object() || wm->empty()) {
+    return make_error(ErrorCode::kInvalidFormat, iname + ": no weight_map object (not a safetensors index)");
+  }
+  std::map<std::string, std::string> weight_map;
+  std::set<std::string> shards;
+  for (auto it = wm->begin(); it != wm->end(); ++it) {
+    if (!it.value().is_string() || !is_plain_file_name(it.value().get<std::string>())) {
+      return make_error(ErrorCode::kInvalidFormat,
+                        iname + ": weight_map entry for tensor " + quote(it.key()) + " is not a plain file name");
+    }
+    weight_map[it.key()] = it.value().get<std::string>();
+    shards.insert(it.value().get<std::string>());
+  }
+  auto src = std::make_unique<ModelSource>();
+  src->format_ = SourceFormat::kSafetensorsIndex;
+  const std::string dir = dir_of(iname);
+  std::string iname_base = iname.substr(iname.find_last_of('/') == std::string::npos ? 0 : iname.find_last_of('/') + 1);
+  if (auto md = j.find("metadata"); md != j.end() && md->is_object()) {
+    for (auto it = md->begin(); it != md->end(); ++it) {
+      src->metadata_["safetensors.index." + it.key()] =
+          it.value().is_string() ? MetaValue::string(it.value().get<std::string>()) : MetaValue::json(it.value().dump());
+    }
+  }
+  src->files_.push_back(SourceFileInfo{iname_base, iname, "", index->size(), SourceFormat::kSafetensorsIndex});
+  src->mappings_.push_back(std::move(index));
+  for (const std::string& shard : shards) {  // sorted: deterministic tensor order
+    const std::string path = dir + "/" + shard;
+    SLMC_ASSIGN_OR_RETURN(auto mapped, MappedFile::open(path));
+    const uint32_t file_index = static_cast<uint32_t>(src->files_.size());
+    const size_t first = src->tensors_.size();
+    SLMC_RETURN_IF_ERROR(io_detail::parse_safetensors_into(*src, *mapped, file_index));
+    for (size_t t = first; t < src->tensors_.size(); ++t) {
+      auto it = weight_map.find(src->tensors_[t].name);
+      if (it == weight_map.end() || it->second != shard) {
+        return make_error(ErrorCode::kInvalidFormat, path + ": tensor " + quote(src->tensors_[t].name) +
+                                                         " is not mapped to this shard by " + iname);
+      }
+    }
+    src->files_.push_back(SourceFileInfo{shard, path, "", mapped->size(), SourceFormat::kSafetensors});
+    src->mappings_.push_back(std::move(mapped));
+  }
+  std::set<std::string> seen;
+  for (const auto& t : src->tensors_) {
+    if (!seen.insert(t.name).second) {
+      return make_error(ErrorCode::kInvalidFormat, iname + ": tensor " + quote(t.name) + " appears in two shards");
+    }
+  }
+  for (const auto& [name, shard] : weight_map) {
+    if (!seen.count(name)) {
+      return make_error(ErrorCode::kInvalidFormat,
+                        iname + ": tensor " + quote(name) + " is mapped to " + shard + " but that shard lacks it");
+    }
+  }
+  SLMC_RETURN_IF_ERROR(io_detail::finish_safetensors(*src, dir, true));
+  (void)options;
+  return src;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ModelSource>> open_model(const std::string& path_in, const OpenOptions& options) {
+  std::string path = path_in;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    struct stat s2 {};
+    if (::stat((path + "/model.safetensors.index.json").c_str(), &s2) == 0) {
+      path += "/model.safetensors.index.json";
+    } else if (::stat((path + "/model.safetensors").c_str(), &s2) == 0) {
+      path += "/model.safetensors";
+    } else {
+      return make_error(ErrorCode::kNotFound,
+                        path + ": directory holds neither model.safetensors.index.json nor model.safetensors");
+    }
+  }
+  SLMC_ASSIGN_OR_RETURN(auto file, MappedFile::open(path));
+  SLMC_ASSIGN_OR_RETURN(SourceFormat format, detect_format(file->data(), file->size(), path));
+  Result<std::unique_ptr<ModelSource>> src = make_error(ErrorCode::kInternal, "unreachable");
+  switch (format) {
+    case SourceFormat::kSafetensors: src = open_safetensors(file, dir_of(path)); break;
+    case SourceFormat::kSafetensorsIndex: src = open_index(file, options); break;
+    case SourceFormat::kGguf: src = open_gguf(file); break;
+    case SourceFormat::kLlama2c: src = open_llama2c(file); break;
+  }
+  if (!src.ok()) return src;
+  if (options.hash_files) {
+    for (auto& f : (*src)->files_) {
+      SLMC_ASSIGN_OR_RETURN(f.sha256, sha256_file_hex(f.path));
+    }
+  }
+  return src;
+}
+
+Result<EncodedMatrixView> dense_float_view(const TensorView& t) {
+  EncodedMatrixView v;
+  switch (t.dtype) {
+    case DType::kF32: v.encoding.value_type = ValueType::kF32; break;
+    case DType::kF16: v.encoding.value_type = ValueType::kF16; break;
+    case DType::kBF16: v.encoding.value_type = ValueType::kBF16; break;
+    default:
+      return make_error(ErrorCode::kUnsupported, "tensor " + quote(t.name) + ": dtype " +
+                                                     std::string(dtype_name(t.dtype)) + " has no dense float encoding");
+  }
+  SLMC_RETURN_IF_ERROR(t.validate());
+  v.rows = t.shape.rows();
+  v.cols = t.shape.cols();
+  v.segments[static_cast<size_t>(SegmentRole::kValues)] = SegmentView{t.data, t.nbytes};
+  return v;
+}
+
+Result<EncodedMatrix> encode_dense_float(const TensorView& t, ValueType value_type) {
+  SLMC_RETURN_IF_ERROR(t.validate());
+  if (value_type != ValueType::kF32 && value_type != ValueType::kF16 && value_type != ValueType::kBF16) {
+    return make_error(ErrorCode::kInvalidArgument, "tensor " + quote(t.name) + ": target is not a float value type");
+  }
+  const size_t n = static_cast<size_t>(t.shape.numel());
+  std::vector<float> f32;
+  const float* src = nullptr;
+  switch (t.dtype) {
+    case DType::kF32: src = t.data_as<float>(); break;
+    case DType::kF16:
+      f32.resize(n);
+      convert_fp16_to_fp32(t.data_as<uint16_t>(), f32.data(), n);
+      src = f32.data();
+      break;
+    case DType::kBF16:
+      f32.resize(n);
+      convert_bf16_to_fp32(t.data_as<uint16_t>(), f32.data(), n);
+      src = f32.data();
+      break;
+    case DType::kF64:
+      f32.resize(n);
+      for (size_t i = 0; i < n; ++i) f32[i] = static_cast<float>(t.data_as<double>()[i]);
+      src = f32.data();
+      break;
+    default:
+      return make_error(ErrorCode::kUnsupported, "tensor " + quote(t.name) + ": dtype " +
+                                                     std::string(dtype_name(t.dtype)) + " is not a float type");
+  }
+  EncodedMatrix m;
+  m.rows = t.shape.rows();
+  m.cols = t.shape.cols();
+  m.encoding.value_type = value_type;
+  AlignedBuffer& values = m.segment(SegmentRole::kValues);
+  if (value_type == ValueType::kF32) {
+    values = AlignedBuffer(src, n * 4);
+  } else {
+    values = AlignedBuffer(n * 2);
+    if (value_type == ValueType::kF16) {
+      convert_fp32_to_fp16(src, values.as<uint16_t>(), n);
+    } else {
+      convert_fp32_to_bf16(src, values.as<uint16_t>(), n);
+    }
+  }
+  return m;
+}
+
+}  // namespace slmc

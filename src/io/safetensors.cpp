@@ -1,0 +1,291 @@
+// safetensors reader: 8-byte little-endian header length N, N bytes of JSON, then the byte buffer.
+// Every tensor entry is {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]} with offsets
+// relative to the byte buffer; "__metadata__" is a string -> string map.
+#include <algorithm>
+#include <set>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/reader_util.hpp"
+#include "io/safetensors_internal.hpp"
+#include "slmc/io/hash.hpp"
+
+namespace slmc {
+namespace io_detail {
+namespace {
+
+using nlohmann::json;
+
+/// Bound on the JSON header (the reference implementation uses 100 MB as well).
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+
+std::optional<DType> safetensors_dtype(const std::string& s) {
+  static const std::pair<const char*, DType> kMap[] = {
+      {"F32", DType::kF32}, {"F16", DType::kF16}, {"BF16", DType::kBF16}, {"F64", DType::kF64},
+      {"I8", DType::kI8},   {"U8", DType::kU8},   {"I16", DType::kI16},   {"I32", DType::kI32},
+      {"I64", DType::kI64}, {"BOOL", DType::kBool}};
+  for (const auto& [name, d] : kMap) {
+    if (s == name) return d;
+  }
+  return std::nullopt;
+}
+
+Status bad(const std::string& file, const std::string& what, ErrorCode code = ErrorCode::kInvalidFormat) {
+  return make_error(code, file + ": " + what);
+}
+
+}  // namespace
+
+Result<json> parse_json_strict(const char* begin, const char* end, const std::string& file) {
+  // Duplicate keys are an error at every depth (nlohmann would silently keep the last one).
+  std::vector<std::set<std::string>> keys;
+  std::string duplicate;
+  auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (event == json::parse_event_t::key && !keys.empty() && parsed.is_string()) {
+      if (!keys.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
+        duplicate = parsed.get<std::string>();
+      }
+    }
+    return true;
+  };
+  json j = json::parse(begin, end, callback, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return bad(file, "header is not valid JSON (or not valid UTF-8)");
+  }
+  if (!duplicate.empty()) return bad(file, "duplicate key " + quote(duplicate) + " in the JSON header");
+  return j;
+}
+
+Status parse_safetensors_into(ModelSource& src, const MappedFile& file, uint32_t file_index) {
+  const std::string& name = file.path();
+  if (file.size() < 8) return bad(name, "truncated: " + std::to_string(file.size()) + " bytes, no header length");
+  const uint64_t n = load_le<uint64_t>(file.data());
+  if (n > kMaxHeaderBytes) {
+    return bad(name, "header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(kMaxHeaderBytes),
+               ErrorCode::kOutOfRange);
+  }
+  if (n > file.size() - 8) {
+    return bad(name, "header length " + std::to_string(n) + " goes beyond the end of the file (" +
+                         std::to_string(file.size()) + " bytes)",
+               ErrorCode::kOutOfRange);
+  }
+  const char* hbegin = reinterpret_cast<const char*>(file.data() + 8);
+  SLMC_ASSIGN_OR_RETURN(json header, parse_json_strict(hbegin, hbegin + n, name));
+  if (!header.is_object()) return bad(name, "header is not a JSON object");
+
+  const uint8_t* buffer = file.data() + 8 + n;
+  const uint64_t buffer_size = file.size() - 8 - n;
+
+  struct Entry {
+    std::string name;
+    DType dtype;
+    Shape shape;
+    uint64_t begin, end;
+  };
+  std::vector<Entry> entries;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& key = it.key();
+    const json& v = it.value();
+    if (key == "__metadata__") {
+      if (!v.is_object()) return bad(name, "__metadata__ is not an object");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        src.metadata_[m.key()] = m.value().is_string() ? MetaValue::string(m.value().get<std::string>())
+                                                       : MetaValue::json(m.value().dump());
+      }
+      continue;
+    }
+    const std::string where = "tensor " + quote(key);
+    if (key.empty()) return bad(name, "tensor with an empty name");
+    if (!v.is_object()) return bad(name, where + ": entry is not an object");
+    auto dt = v.find("dtype");
+    auto sh = v.find("shape");
+    auto off = v.find("data_offsets");
+    if (dt == v.end() || sh == v.end() || off == v.end()) {
+      return bad(name, where + ": needs dtype, shape and data_offsets");
+    }
+    if (!dt->is_string()) return bad(name, where + ": dtype is not a string");
+    const std::string dname = dt->get<std::string>();
+    std::optional<DType> dtype = safetensors_dtype(dname);
+    if (!dtype) {
+      return bad(name, "unsupported safetensors dtype " + quote(dname) + " in " + where, ErrorCode::kUnsupported);
+    }
+    if (!sh->is_array()) return bad(name, where + ": shape is not an array");
+    std::vector<int64_t> dims;
+    for (const json& d : *sh) {
+      if (!d.is_number_unsigned()) return bad(name, where + ": shape " + sh->dump() + " has a non-integer or negative dimension");
+      const uint64_t u = d.get<uint64_t>();
+      if (u > static_cast<uint64_t>(kMaxTensorElements)) {
+        return bad(name, where + ": dimension " + std::to_string(u) + " is too large", ErrorCode::kOutOfRange);
+      }
+      dims.push_back(static_cast<int64_t>(u));
+    }
+    Shape shape(std::move(dims));
+    Status s = shape.validate();
+    if (!s.ok()) return s.with_context(name + ": " + where);
+    if (!off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned()) {
+      return bad(name, where + ": data_offsets must be two non-negative integers");
+    }
+    const uint64_t b = (*off)[0].get<uint64_t>(), e = (*off)[1].get<uint64_t>();
+    if (b > e || e > buffer_size) {
+      return bad(name, where + ": data_offsets [" + std::to_string(b) + ", " + std::to_string(e) +
+                           ") outside the byte buffer of " + std::to_string(buffer_size) + " bytes",
+                 ErrorCode::kOutOfRange);
+    }
+    auto need = dtype_byte_size(*dtype, shape.numel());
+    if (!need.ok()) return need.status().with_context(name + ": " + where);
+    if (*need != e - b) {
+      return bad(name, where + ": " + dname + " " + shape.to_string() + " needs " + std::to_string(*need) +
+                           " bytes but data_offsets give " + std::to_string(e - b));
+    }
+    entries.push_back(Entry{key, *dtype, std::move(shape), b, e});
+  }
+
+  // Non-overlapping byte ranges (empty tensors overlap nothing).
+  std::vector<const Entry*> order;
+  for (const auto& e : entries) {
+    if (e.end > e.begin) order.push_back(&e);
+  }
+  std::sort(order.begin(), order.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->name < b->name;
+  });
+  for (size_t i = 1; i < order.size(); ++i) {
+    if (order[i]->begin < order[i - 1]->end) {
+      return bad(name, "tensors " + quote(order[i - 1]->name) + " and " + quote(order[i]->name) +
+                           " overlap in the byte buffer");
+    }
+  }
+  // File order: sorted by offset (the JSON object itself is unordered).
+  std::vector<const Entry*> by_offset;
+  for (const auto& e : entries) by_offset.push_back(&e);
+  std::stable_sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->name < b->name;
+  });
+  for (const Entry* e : by_offset) {
+    SLMC_RETURN_IF_ERROR(add_tensor(src, name, e->name, e->shape, e->dtype, buffer + e->begin, e->end - e->begin,
+                                    file_index, e->dtype));
+  }
+  return Status::ok_status();
+}
+
+namespace {
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_gpt2_conv1d_name(const std::string& n) {
+  return ends_with(n, "attn.c_attn.weight") || ends_with(n, "attn.c_proj.weight") ||
+         ends_with(n, "mlp.c_fc.weight") || ends_with(n, "mlp.c_proj.weight");
+}
+
+void put_json(Metadata& m, const std::string& key, const json& v) {
+  if (v.is_null()) return;
+  if (v.is_string()) {
+    m[key] = MetaValue::string(v.get<std::string>());
+  } else {
+    m[key] = MetaValue::json(v.dump());
+  }
+}
+
+/// Architecture keys from a Hugging Face config.json.
+void architecture_from_config(const json& cfg, Metadata& arch) {
+  auto get = [&](const char* k) -> json {
+    auto it = cfg.find(k);
+    return it == cfg.end() ? json() : *it;
+  };
+  const json mt = get("model_type");
+  if (!mt.is_string()) return;
+  const std::string a = mt.get<std::string>();
+  arch[kKeyArchitecture] = MetaValue::string(a);
+  if (a == "gpt2") {
+    put_json(arch, "gpt2.context_length", get("n_positions"));
+    put_json(arch, "gpt2.embedding_length", get("n_embd"));
+    json inner = get("n_inner");
+    if (inner.is_null() && get("n_embd").is_number_integer()) inner = 4 * get("n_embd").get<int64_t>();
+    put_json(arch, "gpt2.feed_forward_length", inner);
+    put_json(arch, "gpt2.block_count", get("n_layer"));
+    put_json(arch, "gpt2.attention.head_count", get("n_head"));
+    put_json(arch, "gpt2.attention.layer_norm_epsilon", get("layer_norm_epsilon"));
+    put_json(arch, "gpt2.vocab_size", get("vocab_size"));
+    return;
+  }
+  // Llama-family configs (llama, mistral, qwen2, ...): Hugging Face stores q/k in rotate-half order.
+  put_json(arch, a + ".context_length", get("max_position_embeddings"));
+  put_json(arch, a + ".embedding_length", get("hidden_size"));
+  put_json(arch, a + ".feed_forward_length", get("intermediate_size"));
+  put_json(arch, a + ".block_count", get("num_hidden_layers"));
+  put_json(arch, a + ".attention.head_count", get("num_attention_heads"));
+  json kv = get("num_key_value_heads");
+  put_json(arch, a + ".attention.head_count_kv", kv.is_null() ? get("num_attention_heads") : kv);
+  put_json(arch, a + ".attention.layer_norm_rms_epsilon", get("rms_norm_eps"));
+  json theta = get("rope_theta");
+  if (!get("hidden_size").is_null()) put_json(arch, a + ".rope.freq_base", theta.is_null() ? json(10000.0) : theta);
+  put_json(arch, a + ".vocab_size", get("vocab_size"));
+  if (!get("num_attention_heads").is_null()) arch[rope_layout_key(a)] = MetaValue::string(kRopeRotateHalf);
+}
+
+Result<std::optional<json>> read_config_json(const std::string& dir) {
+  const std::string path = (dir.empty() ? std::string(".") : dir) + "/config.json";
+  auto mapped = MappedFile::open(path);
+  if (!mapped.ok()) return std::optional<json>();  // absent (or unreadable): names decide
+  const auto& f = **mapped;
+  const char* b = reinterpret_cast<const char*>(f.data());
+  SLMC_ASSIGN_OR_RETURN(json cfg, parse_json_strict(b, b + f.size(), path));
+  if (!cfg.is_object()) return make_error(ErrorCode::kInvalidFormat, path + ": not a JSON object");
+  return std::optional<json>(std::move(cfg));
+}
+
+}  // namespace
+
+Status finish_safetensors(ModelSource& src, const std::string& dir, bool look_for_config) {
+  std::optional<json> cfg;
+  if (look_for_config) {
+    SLMC_ASSIGN_OR_RETURN(cfg, read_config_json(dir));
+  }
+  bool gpt2 = false;
+  if (cfg) {
+    src.metadata_["hf.config"] = MetaValue::json(cfg->dump());
+    architecture_from_config(*cfg, src.architecture_);
+    auto mt = cfg->find("model_type");
+    gpt2 = mt != cfg->end() && mt->is_string() && mt->get<std::string>() == "gpt2";
+  } else {
+    for (const auto& t : src.tensors_) gpt2 = gpt2 || is_gpt2_conv1d_name(t.name);
+    if (gpt2) src.architecture_[kKeyArchitecture] = MetaValue::string("gpt2");
+  }
+  if (gpt2) {
+    // GPT-2 Conv1D stores [in, out] (y = x W + b): transpose to nn.Linear's [out, in].
+    for (size_t i = 0; i < src.tensors_.size(); ++i) {
+      if (!is_gpt2_conv1d_name(src.tensors_[i].name)) continue;
+      const DType d = src.tensors_[i].dtype;
+      if (d != DType::kF32 && d != DType::kF16 && d != DType::kBF16 && d != DType::kF64) {
+        return make_error(ErrorCode::kUnsupported, "tensor " + quote(src.tensors_[i].name) +
+                                                       ": GPT-2 Conv1D weight of non-float dtype " +
+                                                       std::string(dtype_name(d)));
+      }
+      SLMC_RETURN_IF_ERROR(transpose_2d(src, i));
+    }
+  }
+  return Status::ok_status();
+}
+
+}  // namespace io_detail
+
+Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const MappedFile> file, const std::string& dir) {
+  auto src = std::make_unique<ModelSource>();
+  src->format_ = SourceFormat::kSafetensors;
+  SLMC_RETURN_IF_ERROR(io_detail::parse_safetensors_into(*src, *file, 0));
+  std::string fname = file->path();
+  const size_t slash = fname.find_last_of('/');
+  if (slash != std::string::npos) fname = fname.substr(slash + 1);
+  src->files_.push_back(SourceFileInfo{fname, file->path(), "", file->size(), SourceFormat::kSafetensors});
+  src->mappings_.push_back(std::move(file));
+  SLMC_RETURN_IF_ERROR(io_detail::finish_safetensors(*src, dir, !dir.empty()));
+  return src;
+}
+
+}  // namespace slmc
