@@ -13,3 +13,8 @@
 #include "slmc/tensor.hpp"
 #include "slmc/version.hpp"
 #include "slmc/kernels/linear.hpp"
+#include "slmc/prune/prune.hpp"
+#include "slmc/prune/prune_encode.hpp"
+#include "slmc/sparse/encode.hpp"
+#include "slmc/sparse/layout.hpp"
+#include "slmc/sparse/validate.hpp"

@@ -1,0 +1,376 @@
+// Pruning masks: exact-count selection by radix select on score bits (scores are finite and >= 0,
+// so their IEEE bit patterns order like the values), deterministic tie-breaking by position.
+#include "slmc/prune/prune.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "slmc/half.hpp"
+#include "slmc/parallel.hpp"
+#include "slmc/tensor.hpp"
+
+namespace slmc {
+namespace {
+
+std::string who(std::string_view name) { return "tensor '" + std::string(name) + "': "; }
+
+inline uint32_t abs_bits(float x) noexcept { return float_bits(x) & 0x7fffffffu; }
+
+struct Selection {
+  uint32_t threshold = 0;  ///< key of the k-th smallest key
+  int64_t less = 0;        ///< keys strictly below the threshold
+  int64_t equal = 0;       ///< keys equal to the threshold
+};
+
+/// k-th smallest (0-based) of the keys produced by for_each(f) (f(uint32_t) called once per key,
+/// in the same order every time), by three histogram passes over 11 + 11 + 10 bits.
+template <typename ForEach>
+Selection radix_select(ForEach&& for_each, int64_t k) {
+  static constexpr int kShift[3] = {21, 10, 0};
+  static constexpr uint32_t kDigitMask[3] = {0x7ffu, 0x7ffu, 0x3ffu};
+  Selection sel;
+  uint32_t prefix = 0, prefix_mask = 0;
+  std::array<int64_t, 2048> hist;
+  for (int pass = 0; pass < 3; ++pass) {
+    hist.fill(0);
+    const int shift = kShift[pass];
+    const uint32_t dm = kDigitMask[pass];
+    for_each([&](uint32_t x) {
+      if ((x & prefix_mask) == prefix) ++hist[(x >> shift) & dm];
+    });
+    uint32_t b = 0;
+    int64_t below = 0;
+    while (below + hist[b] <= k) below += hist[b++];
+    sel.less += below;
+    k -= below;
+    prefix |= b << shift;
+    prefix_mask |= dm << shift;
+    sel.equal = hist[b];
+  }
+  sel.threshold = prefix;
+  return sel;
+}
+
+/// Tie state shared across the ordered scan that builds a mask: the first `tie_keep` keys equal to
+/// the threshold (in position order) are kept, later ones pruned.
+struct MaskBuilder {
+  uint32_t threshold = 0;
+  int64_t tie_keep = 0;
+  bool prune_none = false, prune_all = false;
+  uint8_t keep(uint32_t key) noexcept {
+    if (prune_none) return 1;
+    if (prune_all) return 0;
+    if (key != threshold) return key > threshold ? 1 : 0;
+    if (tie_keep > 0) {
+      --tie_keep;
+      return 1;
+    }
+    return 0;
+  }
+};
+
+template <typename ForEach>
+MaskBuilder plan_selection(ForEach&& for_each, int64_t n, int64_t prune) {
+  MaskBuilder mb;
+  if (prune <= 0) {
+    mb.prune_none = true;
+  } else if (prune >= n) {
+    mb.prune_all = true;
+  } else {
+    const Selection sel = radix_select(for_each, prune - 1);
+    mb.threshold = sel.threshold;
+    mb.tie_keep = sel.equal - (prune - sel.less);
+  }
+  return mb;
+}
+
+/// Selection over keys[0..n): keep[i] for the n - prune most important.
+void select_keep(const uint32_t* keys, int64_t n, int64_t prune, uint8_t* keep) {
+  MaskBuilder mb = plan_selection(
+      [&](auto&& f) {
+        for (int64_t i = 0; i < n; ++i) f(keys[i]);
+      },
+      n, prune);
+  for (int64_t i = 0; i < n; ++i) keep[i] = mb.keep(keys[i]);
+}
+
+Status check_shape(const float* w, int64_t rows, int64_t cols, std::string_view name) {
+  if (rows < 0 || cols < 0 || (cols != 0 && rows > kMaxTensorElements / cols)) {
+    return make_error(ErrorCode::kOutOfRange, who(name) + "bad shape [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+  }
+  if (rows * cols > 0 && w == nullptr) return make_error(ErrorCode::kInvalidArgument, who(name) + "null weights");
+  return Status::ok_status();
+}
+
+Status check_sparsity(double s, std::string_view name) {
+  if (!(s >= 0.0 && s <= 1.0)) {
+    return make_error(ErrorCode::kInvalidArgument, who(name) + "sparsity " + std::to_string(s) + " not in [0, 1]");
+  }
+  return Status::ok_status();
+}
+
+/// Score keys (bit patterns of |w| or |w| * norm) for the whole matrix.
+Result<std::vector<uint32_t>> score_keys(const float* w, int64_t rows, int64_t cols, const float* col_norms,
+                                         std::string_view name) {
+  std::vector<float> scores(static_cast<size_t>(rows * cols));
+  SLMC_RETURN_IF_ERROR(importance_scores(w, rows, cols, col_norms, scores.data(), name));
+  std::vector<uint32_t> keys(scores.size());
+  for (size_t i = 0; i < scores.size(); ++i) keys[i] = float_bits(scores[i]);
+  return keys;
+}
+
+PruneMask make_mask(int64_t rows, int64_t cols) {
+  PruneMask m;
+  m.rows = rows;
+  m.cols = cols;
+  m.keep.assign(static_cast<size_t>(rows * cols), 0);
+  return m;
+}
+
+void count_kept(PruneMask& m) {
+  int64_t k = 0;
+  for (uint8_t x : m.keep) k += x;
+  m.kept = k;
+}
+
+}  // namespace
+
+int64_t pruned_count(int64_t n, double sparsity) noexcept {
+  if (n <= 0 || !(sparsity > 0.0)) return 0;
+  if (sparsity >= 1.0) return n;
+  const long double p = std::floor(static_cast<long double>(sparsity) * static_cast<long double>(n) + 0.5L);
+  return std::min<int64_t>(n, static_cast<int64_t>(p));
+}
+
+Result<std::vector<float>> wanda_column_norms(const float* mean_sq, int64_t cols, double count,
+                                              std::string_view tensor_name) {
+  if (cols < 0 || (cols > 0 && mean_sq == nullptr)) {
+    return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "missing activation statistics");
+  }
+  if (!(count > 0.0) || !std::isfinite(count)) {
+    return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "activation count " + std::to_string(count) + " must be > 0");
+  }
+  std::vector<float> out(static_cast<size_t>(cols));
+  for (int64_t j = 0; j < cols; ++j) {
+    const float v = mean_sq[j];
+    if (!std::isfinite(v) || v < 0.0f) {
+      return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "mean_sq[" + std::to_string(j) + "] = " +
+                                                         std::to_string(v) + " (must be finite and >= 0)");
+    }
+    out[static_cast<size_t>(j)] = static_cast<float>(std::sqrt(static_cast<double>(v) * count));
+  }
+  return out;
+}
+
+Status importance_scores(const float* w, int64_t rows, int64_t cols, const float* col_norms, float* out,
+                         std::string_view tensor_name) {
+  SLMC_RETURN_IF_ERROR(check_shape(w, rows, cols, tensor_name));
+  if (col_norms) {
+    for (int64_t j = 0; j < cols; ++j) {
+      if (!std::isfinite(col_norms[j]) || col_norms[j] < 0.0f) {
+        return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "input-channel norm [" + std::to_string(j) +
+                                                           "] = " + std::to_string(col_norms[j]) + " (must be finite and >= 0)");
+      }
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* wr = w + r * cols;
+    float* o = out + r * cols;
+    for (int64_t j = 0; j < cols; ++j) {
+      if (!std::isfinite(wr[j])) {
+        return make_error(ErrorCode::kNonFinite, who(tensor_name) + "non-finite weight " + std::to_string(wr[j]) + " at [" +
+                                                     std::to_string(r) + ", " + std::to_string(j) + "]");
+      }
+      o[j] = col_norms ? std::fabs(wr[j]) * col_norms[j] : std::fabs(wr[j]);
+    }
+  }
+  return Status::ok_status();
+}
+
+Result<PruneMask> prune_unstructured(const float* w, int64_t rows, int64_t cols, double sparsity, PruneScope scope,
+                                     const float* col_norms, std::string_view tensor_name) {
+  SLMC_RETURN_IF_ERROR(check_shape(w, rows, cols, tensor_name));
+  SLMC_RETURN_IF_ERROR(check_sparsity(sparsity, tensor_name));
+  SLMC_ASSIGN_OR_RETURN(std::vector<uint32_t> keys, score_keys(w, rows, cols, col_norms, tensor_name));
+  PruneMask m = make_mask(rows, cols);
+  if (scope == PruneScope::kRow) {
+    const int64_t prune = pruned_count(cols, sparsity);
+    parallel_for(rows, 8, 0, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) select_keep(keys.data() + r * cols, cols, prune, m.keep.data() + r * cols);
+    });
+  } else {
+    select_keep(keys.data(), rows * cols, pruned_count(rows * cols, sparsity), m.keep.data());
+  }
+  count_kept(m);
+  return m;
+}
+
+Result<PruneMask> prune_n_m(const float* w, int64_t rows, int64_t cols, int n, int m, const float* col_norms,
+                            std::string_view tensor_name) {
+  SLMC_RETURN_IF_ERROR(check_shape(w, rows, cols, tensor_name));
+  if (m < 2 || m > 16 || n < 1 || n >= m) {
+    return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "N:M pattern " + std::to_string(n) + ":" +
+                                                       std::to_string(m) + " (need 1 <= N < M <= 16)");
+  }
+  std::vector<float> scores(static_cast<size_t>(rows * cols));
+  SLMC_RETURN_IF_ERROR(importance_scores(w, rows, cols, col_norms, scores.data(), tensor_name));
+  PruneMask mask = make_mask(rows, cols);
+  parallel_for(rows, 8, 0, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* s = scores.data() + r * cols;
+      uint8_t* keep = mask.keep.data() + r * cols;
+      for (int64_t base = 0; base < cols; base += m) {
+        const int real = static_cast<int>(std::min<int64_t>(m, cols - base));
+        // Keep the min(n, real) most important: repeatedly take the best remaining (higher score,
+        // then lower position) — at most 16 x 16 comparisons.
+        for (int picked = 0; picked < std::min(n, real); ++picked) {
+          int best = -1;
+          for (int j = 0; j < real; ++j) {
+            if (keep[base + j]) continue;
+            if (best < 0 || s[base + j] > s[base + best]) best = j;
+          }
+          keep[base + best] = 1;
+        }
+      }
+    }
+  });
+  count_kept(mask);
+  return mask;
+}
+
+Result<PruneMask> prune_blocks(const float* w, int64_t rows, int64_t cols, int block_rows, int block_cols,
+                               double sparsity, BlockNorm norm, PruneScope scope, const float* col_norms,
+                               std::string_view tensor_name) {
+  SLMC_RETURN_IF_ERROR(check_shape(w, rows, cols, tensor_name));
+  SLMC_RETURN_IF_ERROR(check_sparsity(sparsity, tensor_name));
+  if (block_rows < 1 || block_cols < 1 || block_rows > 64 || block_cols > 64) {
+    return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "block " + std::to_string(block_rows) + "x" +
+                                                       std::to_string(block_cols) + " (sides must be 1..64)");
+  }
+  std::vector<float> scores(static_cast<size_t>(rows * cols));
+  SLMC_RETURN_IF_ERROR(importance_scores(w, rows, cols, col_norms, scores.data(), tensor_name));
+  const int64_t br = block_rows, bc = block_cols;
+  const int64_t nbr = (rows + br - 1) / br, nbc = (cols + bc - 1) / bc;
+  std::vector<uint32_t> keys(static_cast<size_t>(nbr * nbc));
+  parallel_for(nbr, 4, 0, [&](int64_t b0, int64_t b1) {
+    std::vector<double> acc(static_cast<size_t>(nbc));
+    for (int64_t b = b0; b < b1; ++b) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      const int64_t r_end = std::min(rows, (b + 1) * br);
+      for (int64_t r = b * br; r < r_end; ++r) {
+        const float* s = scores.data() + r * cols;
+        for (int64_t c = 0; c < cols; ++c) {
+          const double v = s[c];
+          acc[static_cast<size_t>(c / bc)] += norm == BlockNorm::kL1 ? v : v * v;
+        }
+      }
+      for (int64_t j = 0; j < nbc; ++j) {
+        const double count = static_cast<double>((r_end - b * br) * (std::min(cols, (j + 1) * bc) - j * bc));
+        const double mean = acc[static_cast<size_t>(j)] / count;
+        const float score = static_cast<float>(norm == BlockNorm::kL1 ? mean : std::sqrt(mean));
+        keys[static_cast<size_t>(b * nbc + j)] = float_bits(score);
+      }
+    }
+  });
+  std::vector<uint8_t> block_keep(keys.size());
+  if (scope == PruneScope::kRow) {
+    const int64_t prune = pruned_count(nbc, sparsity);
+    for (int64_t b = 0; b < nbr; ++b) select_keep(keys.data() + b * nbc, nbc, prune, block_keep.data() + b * nbc);
+  } else {
+    select_keep(keys.data(), nbr * nbc, pruned_count(nbr * nbc, sparsity), block_keep.data());
+  }
+  PruneMask mask = make_mask(rows, cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* bk = block_keep.data() + (r / br) * nbc;
+    uint8_t* keep = mask.keep.data() + r * cols;
+    for (int64_t c = 0; c < cols; ++c) keep[c] = bk[c / bc];
+  }
+  count_kept(mask);
+  return mask;
+}
+
+Result<GlobalPruneResult> prune_global(const std::vector<PruneInput>& inputs, double sparsity) {
+  SLMC_RETURN_IF_ERROR(check_sparsity(sparsity, "<global>"));
+  GlobalPruneResult res;
+  std::vector<std::vector<uint32_t>> keys;
+  keys.reserve(inputs.size());
+  for (const PruneInput& in : inputs) {
+    SLMC_RETURN_IF_ERROR(check_shape(in.w, in.rows, in.cols, in.name));
+    SLMC_ASSIGN_OR_RETURN(std::vector<uint32_t> k, score_keys(in.w, in.rows, in.cols, in.col_norms, in.name));
+    keys.push_back(std::move(k));
+    res.total += in.rows * in.cols;
+  }
+  auto for_each = [&](auto&& f) {
+    for (const auto& k : keys) {
+      for (uint32_t x : k) f(x);
+    }
+  };
+  const int64_t prune = pruned_count(res.total, sparsity);
+  MaskBuilder mb = plan_selection(for_each, res.total, prune);
+  if (!mb.prune_none && !mb.prune_all) res.threshold = bits_float(mb.threshold);
+  if (mb.prune_all && res.total > 0) {
+    uint32_t mx = 0;
+    for_each([&](uint32_t x) { mx = std::max(mx, x); });
+    res.threshold = bits_float(mx);
+  }
+  for (size_t t = 0; t < inputs.size(); ++t) {
+    PruneMask m = make_mask(inputs[t].rows, inputs[t].cols);
+    for (size_t i = 0; i < keys[t].size(); ++i) m.keep[i] = mb.keep(keys[t][i]);
+    count_kept(m);
+    res.kept += m.kept;
+    res.masks.push_back(std::move(m));
+  }
+  return res;
+}
+
+void apply_mask(const PruneMask& mask, const float* w, float* out) noexcept {
+  const int64_t n = mask.size();
+  for (int64_t i = 0; i < n; ++i) out[i] = mask.keep[static_cast<size_t>(i)] ? w[i] : 0.0f;
+}
+
+double scheduled_sparsity(const SparsitySchedule& s, int64_t step) noexcept {
+  if (step < s.begin_step) return s.initial_sparsity;
+  if (s.kind == SparsitySchedule::Kind::kConstant) return s.final_sparsity;
+  if (step >= s.end_step || s.end_step <= s.begin_step) return s.final_sparsity;
+  const int64_t freq = std::max<int64_t>(1, s.frequency);
+  const int64_t t = s.begin_step + (step - s.begin_step) / freq * freq;
+  const double progress = static_cast<double>(t - s.begin_step) / static_cast<double>(s.end_step - s.begin_step);
+  return s.final_sparsity + (s.initial_sparsity - s.final_sparsity) * std::pow(1.0 - progress, s.exponent);
+}
+
+Status validate_schedule(const SparsitySchedule& s) {
+  auto in01 = [](double x) { return x >= 0.0 && x <= 1.0; };
+  if (!in01(s.initial_sparsity) || !in01(s.final_sparsity)) {
+    return make_error(ErrorCode::kInvalidArgument, "sparsity schedule: sparsities " + std::to_string(s.initial_sparsity) +
+                                                       ", " + std::to_string(s.final_sparsity) + " not in [0, 1]");
+  }
+  if (s.end_step < s.begin_step || s.frequency < 1 || !(s.exponent > 0.0)) {
+    return make_error(ErrorCode::kInvalidArgument, "sparsity schedule: need end_step >= begin_step, frequency >= 1, exponent > 0");
+  }
+  return Status::ok_status();
+}
+
+Result<PruneMask> prune(const float* w, int64_t rows, int64_t cols, const PruneSpec& spec, std::string_view tensor_name) {
+  switch (spec.method) {
+    case PruneMethod::kNone: {
+      SLMC_RETURN_IF_ERROR(check_shape(w, rows, cols, tensor_name));
+      PruneMask m = make_mask(rows, cols);
+      for (int64_t i = 0; i < rows * cols; ++i) m.keep[static_cast<size_t>(i)] = w[i] != 0.0f;
+      count_kept(m);
+      return m;
+    }
+    case PruneMethod::kMagnitude:
+      return prune_unstructured(w, rows, cols, spec.sparsity, spec.scope, spec.col_norms, tensor_name);
+    case PruneMethod::kNM: return prune_n_m(w, rows, cols, spec.n, spec.m, spec.col_norms, tensor_name);
+    case PruneMethod::kBlock:
+      return prune_blocks(w, rows, cols, spec.block_rows, spec.block_cols, spec.sparsity, spec.norm, spec.scope,
+                          spec.col_norms, tensor_name);
+  }
+  return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "unknown pruning method " +
+                                                     std::to_string(static_cast<int>(spec.method)));
+}
+
+}  // namespace slmc
