@@ -41,7 +41,8 @@ struct LinearArgs {
   const float* xpad = nullptr;   ///< fp32 mode, quantized weights: [n][kpad], zero beyond k
   const int8_t* xq = nullptr;    ///< int8 mode: [n][kpad] codes, zero beyond k
   const float* xscale = nullptr; ///< int8 mode: [n] scales (x ~ xscale * xq)
-  const float* xsum = nullptr;   ///< int8 mode: [n][groups] fp32 sums of x over each weight group
+  const float* xsum = nullptr;   ///< int8 mode: [n][groups] sums of x over each weight group: fp32
+                                 ///< sums of x, or for symmetric int4 xscale * (sum of xq)
 
   const float* bias = nullptr;   ///< [m] or null
   float* y = nullptr;            ///< [n][m]

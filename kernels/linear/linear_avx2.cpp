@@ -1,15 +1,679 @@
-// AVX2 + FMA + F16C linear kernels (work in progress: delegates to the scalar table).
+// AVX2 + FMA + F16C linear kernels. Design notes in docs/KERNELS.md; in short:
+//
+// GEMV (N < kGemmMinN, one weight pass per row of X), four rows in flight:
+//   int8 mode: int8 codes  -> vpmaddubsw(|w|, sign(x, w)) + vpmaddwd, int32 per scale span;
+//              int4 nibbles -> one broadcast load, vpsrlvd + vpand give 32 codes u in element order,
+//              vpmaddubsw(u, x) summed in int16 over up to 8 chunks (|u| <= 15: 8 * 2 * 15 * 127
+//              < 32767), then one vpmaddwd; one cvt + FMA with the scale per group.
+//   fp32 mode: codes -> floats -> w = d*c + m -> FMA with x.
+// GEMM (N >= kGemmMinN): 16 output rows at a time; the weights of a K block are repacked into an
+//   L1/L2-resident panel once and reused for every row of X:
+//   fp32 mode: panel [k][16 rows] fp32, outer-product micro-kernel 16 x 6 (12 accumulators).
+//   int8 mode: panel [k/4][16 rows][4 codes]: one vpmaddubsw multiplies 8 rows x 4 k with a
+//              broadcast of 4 activation bytes, so output lanes are rows (no horizontal sums) and
+//              int4 products accumulate in int16 over 32 k (8 vpmaddubsw) before one vpmaddwd.
+//              int8 codes use |w| and vpsignb; their products are widened every step.
+// Unusual groupings in int8 mode (group size not a multiple of 32) use the scalar kernel.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "linear/linear.hpp"
+#include "slmc/check.hpp"
 
 namespace slmc::detail {
+namespace {
+
+constexpr int64_t kGemmMinN = 4;   // N at which repacking weights pays off
+constexpr int64_t kMr = 16;        // GEMM rows per panel
+constexpr int64_t kNrF32 = 6;      // GEMM fp32 micro-kernel columns (rows of X)
+constexpr int64_t kNrI8 = 3;       // GEMM int8 micro-kernel columns
+constexpr int64_t kKcF32 = 256;    // fp32 panel depth (16 KiB)
+constexpr int64_t kKcI8 = 1024;    // int8 panel depth before rounding to whole groups
+constexpr int64_t kSpanMax = 1024; // chunks per int32 span without per-group scales (no overflow)
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float scale_at(const void* p, bool f16, int64_t i) {
+  if (f16) return _cvtsh_ss(static_cast<const uint16_t*>(p)[i]);
+  return static_cast<const float*>(p)[i];
+}
+
+inline __m256i load_bcast_i32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Where the chunks and scales of one row live (docs/LAYOUT.md): chunk c at w + c * wstride, scale
+// of group g at index s0 + g * sstride. Covers plain rows (R = 1), interleaved blocks and the plain
+// tail rows with one formula.
+struct RowStream {
+  const uint8_t* w;
+  int64_t wstride;
+  int64_t s0, sstride;
+};
+
+inline RowStream row_stream(const LinearArgs& a, int64_t r) {
+  const DenseQuantLayout& l = a.layout;
+  const auto* v = static_cast<const uint8_t*>(a.values);
+  RowStream s;
+  if (r < l.interleaved_rows) {
+    const int64_t rr = l.interleave, b = r / rr, i = r % rr;
+    s.w = v + (b * l.chunks * rr + i) * l.chunk_bytes;
+    s.wstride = rr * l.chunk_bytes;
+    s.s0 = b * l.groups * rr + i;
+    s.sstride = rr;
+  } else {
+    s.w = v + (l.interleaved_rows * l.chunks + (r - l.interleaved_rows) * l.chunks) * l.chunk_bytes;
+    s.wstride = l.chunk_bytes;
+    s.s0 = l.interleaved_rows * l.groups + (r - l.interleaved_rows) * l.groups;
+    s.sstride = 1;
+  }
+  if (l.per_tensor) s.s0 = s.sstride = 0;
+  SLMC_DCHECK(l.chunks == 0 || s.w == v + l.chunk_offset(r, 0), "row_stream");
+  return s;
+}
+
+// Scale d and offset m of group g (w = d * c + m, c the stored code).
+inline void scale_min(const LinearArgs& a, const RowStream& s, int64_t g, float* d, float* m) {
+  const int64_t i = s.s0 + g * s.sstride;
+  *d = scale_at(a.scales, a.scales_f16, i);
+  if (!a.symmetric) {
+    *m = scale_at(a.mins, a.scales_f16, i);
+  } else {
+    *m = a.vt == ValueType::kInt4 ? -8.0f * *d : 0.0f;
+  }
+}
+
+// 8 codes of a row starting at element k (a multiple of 8), as floats.
+template <bool kInt4>
+inline __m256 codes8(const RowStream& s, int64_t k) {
+  const uint8_t* p = s.w + (k >> 5) * s.wstride;
+  const int64_t j = k & 31;
+  if (!kInt4) {
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + j));
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+  }
+  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + (j & 15)));
+  __m256i v = _mm256_cvtepu8_epi32(b);
+  if (j >= 16) v = _mm256_srli_epi32(v, 4);
+  return _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(15)));
+}
+
+// 8 float weights of row r at element k (k + 8 <= K).
+template <ValueType kVt>
+inline __m256 float8(const void* values, int64_t idx) {
+  if (kVt == ValueType::kF32) return _mm256_loadu_ps(static_cast<const float*>(values) + idx);
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(values) + idx));
+  if (kVt == ValueType::kF16) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+inline void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// Calls fn(r, P) over [m0, m1) with P = 4 rows where they share one storage region (all
+// interleaved or all plain), else P = 1. m0 is a multiple of 16, so the split is the same for any
+// thread count.
+template <typename Fn>
+inline void for_row_quads(const LinearArgs& a, int64_t m0, int64_t m1, Fn&& fn) {
+  const int64_t mi = a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4 ? a.layout.interleaved_rows : m1;
+  int64_t r = m0;
+  while (r < m1) {
+    if (r + 4 <= m1 && (r + 4 <= mi || r >= mi)) {
+      fn(r, 4);
+      r += 4;
+    } else {
+      fn(r, 1);
+      r += 1;
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// GEMV, fp32 activations
+// ------------------------------------------------------------------------------------------------
+
+template <ValueType kVt, int P>
+void gemv_f32_float(const LinearArgs& a, int64_t r, const float* x, float* out) {
+  const int64_t k = a.k, k8 = k / 8 * 8;
+  __m256 acc[P];
+  for (int p = 0; p < P; ++p) acc[p] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < k8; c += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + c);
+    for (int p = 0; p < P; ++p) acc[p] = _mm256_fmadd_ps(float8<kVt>(a.values, (r + p) * k + c), xv, acc[p]);
+  }
+  for (int p = 0; p < P; ++p) {
+    float s = hsum(acc[p]);
+    for (int64_t c = k8; c < k; ++c) s += float_weight(a, r + p, c) * x[c];
+    out[p] = s;
+  }
+}
+
+template <bool kInt4, int P>
+void gemv_f32_quant(const LinearArgs& a, int64_t r, const float* x /* kpad, zero padded */, float* out) {
+  const DenseQuantLayout& l = a.layout;
+  RowStream s[P];
+  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+  __m256 acc[P];
+  for (int p = 0; p < P; ++p) acc[p] = _mm256_setzero_ps();
+  const int64_t kend = (a.k + 7) / 8 * 8;  // codes up to the padded chunk are readable; x is 0 there
+  for (int64_t g = 0; g < l.groups; ++g) {
+    const int64_t k0 = g * l.group_size, k1 = std::min(kend, k0 + l.group_size);
+    __m256 d[P], m[P];
+    for (int p = 0; p < P; ++p) {
+      float dd, mm;
+      scale_min(a, s[p], g, &dd, &mm);
+      d[p] = _mm256_set1_ps(dd);
+      m[p] = _mm256_set1_ps(mm);
+    }
+    for (int64_t c = k0; c < k1; c += 8) {
+      const __m256 xv = _mm256_loadu_ps(x + c);
+      for (int p = 0; p < P; ++p) {
+        const __m256 w = _mm256_fmadd_ps(codes8<kInt4>(s[p], c), d[p], m[p]);
+        acc[p] = _mm256_fmadd_ps(w, xv, acc[p]);
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p) out[p] = hsum(acc[p]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// GEMV, int8 activations
+// ------------------------------------------------------------------------------------------------
+
+// Output rows r..r+P-1 for activation row i: xscale * sum_spans d * isum + sum_g m_g * xsum_g.
+template <bool kInt4, int P>
+void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* out) {
+  const DenseQuantLayout& l = a.layout;
+  const bool grouped = l.groups > 1 || (l.group_size < a.k);
+  const int64_t span = grouped ? l.group_size / kChunk : kSpanMax;
+  const int8_t* xq = a.xq + i * a.kpad;
+  const float* xs = a.xsum + i * l.groups;
+  RowStream s[P];
+  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i nib = _mm256_set1_epi8(15);
+  const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+  __m256 facc[P];
+  float mterm[P];
+  for (int p = 0; p < P; ++p) {
+    facc[p] = _mm256_setzero_ps();
+    mterm[p] = 0.0f;
+  }
+  for (int64_t c0 = 0; c0 < l.chunks; c0 += span) {
+    const int64_t c1 = std::min(l.chunks, c0 + span);
+    __m256i iacc[P];
+    for (int p = 0; p < P; ++p) iacc[p] = _mm256_setzero_si256();
+    if (kInt4) {
+      for (int64_t cc = c0; cc < c1; cc += 8) {
+        const int64_t ce = std::min(c1, cc + 8);
+        __m256i i16[P];
+        for (int p = 0; p < P; ++p) i16[p] = _mm256_setzero_si256();
+        for (int64_t c = cc; c < ce; ++c) {
+          const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + c * kChunk));
+          for (int p = 0; p < P; ++p) {
+            const uint8_t* wp = s[p].w + c * s[p].wstride;
+            _mm_prefetch(reinterpret_cast<const char*>(wp + 16 * s[p].wstride), _MM_HINT_T0);
+            const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
+            const __m256i u = _mm256_and_si256(_mm256_srlv_epi32(b, shift), nib);
+            i16[p] = _mm256_add_epi16(i16[p], _mm256_maddubs_epi16(u, xv));
+          }
+        }
+        for (int p = 0; p < P; ++p) iacc[p] = _mm256_add_epi32(iacc[p], _mm256_madd_epi16(i16[p], ones));
+      }
+    } else {
+      for (int64_t c = c0; c < c1; ++c) {
+        const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + c * kChunk));
+        for (int p = 0; p < P; ++p) {
+          const uint8_t* wp = s[p].w + c * s[p].wstride;
+          _mm_prefetch(reinterpret_cast<const char*>(wp + 8 * s[p].wstride), _MM_HINT_T0);
+          const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+          const __m256i prod = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(xv, w));
+          iacc[p] = _mm256_add_epi32(iacc[p], _mm256_madd_epi16(prod, ones));
+        }
+      }
+    }
+    const int64_t g = grouped ? c0 / span : 0;
+    for (int p = 0; p < P; ++p) {
+      float d, m;
+      scale_min(a, s[p], g, &d, &m);
+      facc[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[p]), _mm256_set1_ps(d), facc[p]);
+      if (grouped || c0 == 0) mterm[p] += m * xs[g];
+    }
+  }
+  for (int p = 0; p < P; ++p) out[p] = a.xscale[i] * hsum(facc[p]) + mterm[p];
+}
+
+// ------------------------------------------------------------------------------------------------
+// GEMM, fp32 activations: panel [k][16] fp32, micro-kernel 16 x NR
+// ------------------------------------------------------------------------------------------------
+
+// Packs rows mb..mb+rows-1 (rows <= 16; missing rows are zero), elements [kb, kb+kc), into
+// panel[(k - kb) * 16 + row].
+template <ValueType kVt>
+void pack_f32(const LinearArgs& a, int64_t mb, int64_t rows, int64_t kb, int64_t kc, float* panel) {
+  constexpr bool kQuant = kVt == ValueType::kInt8 || kVt == ValueType::kInt4;
+  const int64_t kc8 = kQuant ? (kc + 7) / 8 * 8 : kc / 8 * 8;  // quantized: padded codes readable
+  for (int64_t h = 0; h < 2; ++h) {
+    RowStream s[8];
+    int64_t last_g[8];
+    __m256 d[8], m[8];
+    for (int j = 0; j < 8; ++j) {
+      last_g[j] = -1;
+      if (kQuant && h * 8 + j < rows) s[j] = row_stream(a, mb + h * 8 + j);
+    }
+    for (int64_t k = 0; k < kc8; k += 8) {
+      __m256 v[8];
+      for (int j = 0; j < 8; ++j) {
+        const int64_t row = h * 8 + j;
+        if (row >= rows) {
+          v[j] = _mm256_setzero_ps();
+        } else if constexpr (kQuant) {
+          const int64_t g = (kb + k) / a.layout.group_size;
+          if (g != last_g[j]) {
+            float dd, mm;
+            scale_min(a, s[j], g, &dd, &mm);
+            d[j] = _mm256_set1_ps(dd);
+            m[j] = _mm256_set1_ps(mm);
+            last_g[j] = g;
+          }
+          v[j] = _mm256_fmadd_ps(codes8<kVt == ValueType::kInt4>(s[j], kb + k), d[j], m[j]);
+        } else {
+          v[j] = float8<kVt>(a.values, (mb + row) * a.k + kb + k);
+        }
+      }
+      transpose8(v);
+      for (int j = 0; j < 8; ++j) _mm256_store_ps(panel + (k + j) * kMr + h * 8, v[j]);
+    }
+    if (!kQuant) {
+      for (int64_t k = kc8; k < kc; ++k) {
+        for (int j = 0; j < 8; ++j) {
+          const int64_t row = h * 8 + j;
+          panel[k * kMr + row] = row < rows ? float_weight(a, mb + row, kb + k) : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+// C[j][0:16] (+)= sum_k panel[k][0:16] * x[j][k] for j < NR. ldx: stride between rows of x.
+template <int NR>
+void mk_f32(const float* panel, int64_t kc, const float* x, int64_t ldx, float* c, bool first) {
+  __m256 acc[NR][2];
+  for (int j = 0; j < NR; ++j) {
+    acc[j][0] = first ? _mm256_setzero_ps() : _mm256_load_ps(c + j * kMr);
+    acc[j][1] = first ? _mm256_setzero_ps() : _mm256_load_ps(c + j * kMr + 8);
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 a0 = _mm256_load_ps(panel + k * kMr), a1 = _mm256_load_ps(panel + k * kMr + 8);
+    for (int j = 0; j < NR; ++j) {
+      const __m256 b = _mm256_broadcast_ss(x + j * ldx + k);
+      acc[j][0] = _mm256_fmadd_ps(a0, b, acc[j][0]);
+      acc[j][1] = _mm256_fmadd_ps(a1, b, acc[j][1]);
+    }
+  }
+  for (int j = 0; j < NR; ++j) {
+    _mm256_store_ps(c + j * kMr, acc[j][0]);
+    _mm256_store_ps(c + j * kMr + 8, acc[j][1]);
+  }
+}
+
+void mk_f32_any(int nr, const float* panel, int64_t kc, const float* x, int64_t ldx, float* c, bool first) {
+  switch (nr) {
+    case 1: mk_f32<1>(panel, kc, x, ldx, c, first); break;
+    case 2: mk_f32<2>(panel, kc, x, ldx, c, first); break;
+    case 3: mk_f32<3>(panel, kc, x, ldx, c, first); break;
+    case 4: mk_f32<4>(panel, kc, x, ldx, c, first); break;
+    case 5: mk_f32<5>(panel, kc, x, ldx, c, first); break;
+    default: mk_f32<6>(panel, kc, x, ldx, c, first); break;
+  }
+}
+
+// Stores y[n][mb + r] = c[n][r] * scale[n] + extra[n][r] + bias, r < rows.
+void store_tile(const LinearArgs& a, int64_t mb, int64_t rows, const float* c) {
+  for (int64_t n = 0; n < a.n; ++n) {
+    float* y = a.y + n * a.m + mb;
+    for (int64_t r = 0; r < rows; ++r) y[r] = c[n * kMr + r] + (a.bias ? a.bias[mb + r] : 0.0f);
+  }
+}
+
+template <ValueType kVt>
+void gemm_f32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  constexpr bool kQuant = kVt == ValueType::kInt8 || kVt == ValueType::kInt4;
+  float* panel = reinterpret_cast<float*>(scratch);
+  float* c = panel + kKcF32 * kMr;
+  const float* x = kQuant ? a.xpad : a.x;
+  const int64_t ldx = kQuant ? a.kpad : a.k;
+  for (int64_t mb = m0; mb < m1; mb += kMr) {
+    const int64_t rows = std::min(kMr, m1 - mb);
+    for (int64_t kb = 0; kb < a.k; kb += kKcF32) {
+      const int64_t kc = std::min(kKcF32, a.k - kb);
+      pack_f32<kVt>(a, mb, rows, kb, kc, panel);
+      for (int64_t nb = 0; nb < a.n; nb += kNrF32) {
+        const int nr = static_cast<int>(std::min(kNrF32, a.n - nb));
+        mk_f32_any(nr, panel, kc, x + nb * ldx + kb, ldx, c + nb * kMr, kb == 0);
+      }
+    }
+    store_tile(a, mb, rows, c);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// GEMM, int8 activations: panel [k/4][16 rows][4 codes], micro-kernel 16 x NR
+// ------------------------------------------------------------------------------------------------
+
+struct I8Panel {
+  uint8_t* u;      // [kc/4][16][4]: int4 codes u, or |w| for int8
+  int8_t* w;       // int8 only: the signed codes (for vpsignb)
+  float* d;        // [spans][16] scales of each span of the block
+  float* m;        // [groups][16] offsets of every group (whole K)
+  float* c;        // [n][16] accumulators
+};
+
+inline int64_t i8_kc(const LinearArgs& a) {
+  const int64_t gs = a.layout.groups > 1 || a.layout.group_size < a.k ? a.layout.group_size : 0;
+  if (gs == 0) return kKcI8;
+  return gs >= kKcI8 ? gs : kKcI8 / gs * gs;
+}
+
+// Packs chunks [cb, cb + nch) of rows mb..mb+rows-1 into the panel (missing rows: code 0).
+template <bool kInt4>
+void pack_i8(const RowStream* s, int64_t rows, int64_t cb, int64_t nch, I8Panel& p) {
+  const __m256i nib = _mm256_set1_epi8(15);
+  const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+  for (int64_t h = 0; h < 2; ++h) {
+    for (int64_t c = 0; c < nch; ++c) {
+      __m256 u[8], w[8];
+      for (int j = 0; j < 8; ++j) {
+        const int64_t row = h * 8 + j;
+        if (row >= rows) {
+          u[j] = w[j] = _mm256_setzero_ps();
+          continue;
+        }
+        const uint8_t* src = s[row].w + (cb + c) * s[row].wstride;
+        if (kInt4) {
+          const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
+          u[j] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_srlv_epi32(b, shift), nib));
+        } else {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+          u[j] = _mm256_castsi256_ps(_mm256_abs_epi8(v));
+          w[j] = _mm256_castsi256_ps(v);
+        }
+      }
+      transpose8(u);
+      for (int j = 0; j < 8; ++j) _mm256_store_ps(reinterpret_cast<float*>(p.u + ((c * 8 + j) * kMr + h * 8) * 4), u[j]);
+      if (!kInt4) {
+        transpose8(w);
+        for (int j = 0; j < 8; ++j) _mm256_store_ps(reinterpret_cast<float*>(p.w + ((c * 8 + j) * kMr + h * 8) * 4), w[j]);
+      }
+    }
+  }
+}
+
+// C[j][0:16] (+)= sum over spans of d[span][0:16] * isum_span[j][0:16], for j < NR.
+// steps: k/4 steps in the block; span_steps: k/4 steps per scale span (a multiple of 8).
+template <bool kInt4, int NR>
+void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* const* x, bool first) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NR][2];
+  for (int j = 0; j < NR; ++j) {
+    acc[j][0] = first ? _mm256_setzero_ps() : _mm256_load_ps(p.c + j * kMr);
+    acc[j][1] = first ? _mm256_setzero_ps() : _mm256_load_ps(p.c + j * kMr + 8);
+  }
+  for (int64_t s0 = 0; s0 < steps; s0 += span_steps) {
+    const __m256 d0 = _mm256_load_ps(p.d + s0 / span_steps * kMr);
+    const __m256 d1 = _mm256_load_ps(p.d + s0 / span_steps * kMr + 8);
+    const int64_t s1 = std::min(steps, s0 + span_steps);
+    if (kInt4) {
+      for (int64_t t = s0; t < s1; t += 8) {
+        __m256i i16[NR][2];
+        for (int j = 0; j < NR; ++j) i16[j][0] = i16[j][1] = _mm256_setzero_si256();
+        for (int64_t q = t; q < t + 8; ++q) {
+          const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.u + q * 64));
+          const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.u + q * 64 + 32));
+          for (int j = 0; j < NR; ++j) {
+            const __m256i xb = load_bcast_i32(x[j] + q * 4);
+            i16[j][0] = _mm256_add_epi16(i16[j][0], _mm256_maddubs_epi16(w0, xb));
+            i16[j][1] = _mm256_add_epi16(i16[j][1], _mm256_maddubs_epi16(w1, xb));
+          }
+        }
+        for (int j = 0; j < NR; ++j) {
+          acc[j][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16[j][0], ones)), d0, acc[j][0]);
+          acc[j][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16[j][1], ones)), d1, acc[j][1]);
+        }
+      }
+    } else {
+      __m256i i32[NR][2];
+      for (int j = 0; j < NR; ++j) i32[j][0] = i32[j][1] = _mm256_setzero_si256();
+      for (int64_t q = s0; q < s1; ++q) {
+        const __m256i a0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.u + q * 64));
+        const __m256i a1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.u + q * 64 + 32));
+        const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.w + q * 64));
+        const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.w + q * 64 + 32));
+        for (int j = 0; j < NR; ++j) {
+          const __m256i xb = load_bcast_i32(x[j] + q * 4);
+          i32[j][0] = _mm256_add_epi32(i32[j][0], _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(xb, w0)), ones));
+          i32[j][1] = _mm256_add_epi32(i32[j][1], _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(xb, w1)), ones));
+        }
+      }
+      for (int j = 0; j < NR; ++j) {
+        acc[j][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32[j][0]), d0, acc[j][0]);
+        acc[j][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32[j][1]), d1, acc[j][1]);
+      }
+    }
+  }
+  for (int j = 0; j < NR; ++j) {
+    _mm256_store_ps(p.c + j * kMr, acc[j][0]);
+    _mm256_store_ps(p.c + j * kMr + 8, acc[j][1]);
+  }
+}
+
+template <bool kInt4>
+void mk_i8_any(int nr, const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* const* x, bool first) {
+  switch (nr) {
+    case 1: mk_i8<kInt4, 1>(p, steps, span_steps, x, first); break;
+    case 2: mk_i8<kInt4, 2>(p, steps, span_steps, x, first); break;
+    default: mk_i8<kInt4, 3>(p, steps, span_steps, x, first); break;
+  }
+}
+
+template <bool kInt4>
+void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  const DenseQuantLayout& l = a.layout;
+  const int64_t kc_max = i8_kc(a);
+  const bool grouped = l.groups > 1 || l.group_size < a.k;
+  const int64_t span_k = grouped ? l.group_size : kc_max;
+  I8Panel p;
+  uint8_t* q = scratch;
+  p.u = q;
+  q += kc_max * kMr;
+  p.w = reinterpret_cast<int8_t*>(q);
+  q += kInt4 ? 0 : kc_max * kMr;
+  p.d = reinterpret_cast<float*>(q);
+  q += (kc_max / span_k + 1) * kMr * 4;
+  p.m = reinterpret_cast<float*>(q);
+  q += l.groups * kMr * 4;
+  p.c = reinterpret_cast<float*>(q);
+  const bool has_m = !a.symmetric || kInt4;
+  for (int64_t mb = m0; mb < m1; mb += kMr) {
+    const int64_t rows = std::min(kMr, m1 - mb);
+    RowStream s[kMr];
+    for (int64_t r = 0; r < rows; ++r) s[r] = row_stream(a, mb + r);
+    if (has_m) {
+      for (int64_t g = 0; g < l.groups; ++g) {
+        for (int64_t r = 0; r < kMr; ++r) {
+          float d = 0.0f, m = 0.0f;
+          if (r < rows) scale_min(a, s[r], g, &d, &m);
+          p.m[g * kMr + r] = m;
+        }
+      }
+    }
+    for (int64_t kb = 0; kb < a.kpad; kb += kc_max) {
+      const int64_t kc = std::min(kc_max, a.kpad - kb);  // a multiple of 32
+      const int64_t spans = (kc + span_k - 1) / span_k;
+      for (int64_t sp = 0; sp < spans; ++sp) {
+        const int64_t g = grouped ? (kb / span_k + sp) : 0;
+        for (int64_t r = 0; r < kMr; ++r) {
+          float d = 0.0f, m = 0.0f;
+          if (r < rows) scale_min(a, s[r], g, &d, &m);
+          p.d[sp * kMr + r] = d;
+        }
+      }
+      pack_i8<kInt4>(s, rows, kb / kChunk, kc / kChunk, p);
+      for (int64_t nb = 0; nb < a.n; nb += kNrI8) {
+        const int nr = static_cast<int>(std::min(kNrI8, a.n - nb));
+        const int8_t* x[kNrI8];
+        for (int j = 0; j < kNrI8; ++j) x[j] = a.xq + (nb + std::min<int64_t>(j, nr - 1)) * a.kpad + kb;
+        I8Panel pc = p;
+        pc.c = p.c + nb * kMr;
+        mk_i8_any<kInt4>(nr, pc, kc / 4, span_k / 4, x, kb == 0);
+      }
+    }
+    // y = xscale * C + sum_g m_g * xsum_g + bias.
+    for (int64_t n = 0; n < a.n; ++n) {
+      const __m256 sx = _mm256_set1_ps(a.xscale[n]);
+      __m256 y0 = _mm256_mul_ps(_mm256_load_ps(p.c + n * kMr), sx);
+      __m256 y1 = _mm256_mul_ps(_mm256_load_ps(p.c + n * kMr + 8), sx);
+      if (has_m) {
+        const float* xs = a.xsum + n * l.groups;
+        __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+        for (int64_t g = 0; g < l.groups; ++g) {
+          const __m256 xg = _mm256_set1_ps(xs[g]);
+          t0 = _mm256_fmadd_ps(_mm256_load_ps(p.m + g * kMr), xg, t0);
+          t1 = _mm256_fmadd_ps(_mm256_load_ps(p.m + g * kMr + 8), xg, t1);
+        }
+        y0 = _mm256_add_ps(y0, t0);
+        y1 = _mm256_add_ps(y1, t1);
+      }
+      alignas(32) float tmp[kMr];
+      _mm256_store_ps(tmp, y0);
+      _mm256_store_ps(tmp + 8, y1);
+      float* y = a.y + n * a.m + mb;
+      for (int64_t r = 0; r < rows; ++r) y[r] = tmp[r] + (a.bias ? a.bias[mb + r] : 0.0f);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Entry points
+// ------------------------------------------------------------------------------------------------
+
+template <ValueType kVt>
+void fp32_float(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  if (a.n >= kGemmMinN) return gemm_f32<kVt>(a, m0, m1, scratch);
+  for (int64_t i = 0; i < a.n; ++i) {
+    const float* x = a.x + i * a.k;
+    float* y = a.y + i * a.m;
+    for_row_quads(a, m0, m1, [&](int64_t r, int p) {
+      if (p == 4) {
+        gemv_f32_float<kVt, 4>(a, r, x, y + r);
+      } else {
+        gemv_f32_float<kVt, 1>(a, r, x, y + r);
+      }
+    });
+    if (a.bias)
+      for (int64_t r = m0; r < m1; ++r) y[r] += a.bias[r];
+  }
+}
+
+template <bool kInt4>
+void fp32_quant(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  if (a.n >= kGemmMinN) {
+    return gemm_f32<kInt4 ? ValueType::kInt4 : ValueType::kInt8>(a, m0, m1, scratch);
+  }
+  for (int64_t i = 0; i < a.n; ++i) {
+    const float* x = a.xpad + i * a.kpad;
+    float* y = a.y + i * a.m;
+    for_row_quads(a, m0, m1, [&](int64_t r, int p) {
+      if (p == 4) {
+        gemv_f32_quant<kInt4, 4>(a, r, x, y + r);
+      } else {
+        gemv_f32_quant<kInt4, 1>(a, r, x, y + r);
+      }
+    });
+    if (a.bias)
+      for (int64_t r = m0; r < m1; ++r) y[r] += a.bias[r];
+  }
+}
+
+void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  switch (a.vt) {
+    case ValueType::kF32: return fp32_float<ValueType::kF32>(a, m0, m1, scratch);
+    case ValueType::kF16: return fp32_float<ValueType::kF16>(a, m0, m1, scratch);
+    case ValueType::kBF16: return fp32_float<ValueType::kBF16>(a, m0, m1, scratch);
+    case ValueType::kInt8: return fp32_quant<false>(a, m0, m1, scratch);
+    case ValueType::kInt4: return fp32_quant<true>(a, m0, m1, scratch);
+  }
+}
+
+// The int8-mode kernels need scale spans of whole 32-element chunks.
+bool i8_fast_path(const LinearArgs& a) {
+  const bool grouped = a.layout.groups > 1 || a.layout.group_size < a.k;
+  return !grouped || a.layout.group_size % kChunk == 0;
+}
+
+template <bool kInt4>
+void int8_quant(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  if (a.n >= kGemmMinN) return gemm_i8<kInt4>(a, m0, m1, scratch);
+  for (int64_t i = 0; i < a.n; ++i) {
+    float* y = a.y + i * a.m;
+    for_row_quads(a, m0, m1, [&](int64_t r, int p) {
+      if (p == 4) {
+        gemv_i8<kInt4, 4>(a, r, i, y + r);
+      } else {
+        gemv_i8<kInt4, 1>(a, r, i, y + r);
+      }
+    });
+    if (a.bias)
+      for (int64_t r = m0; r < m1; ++r) y[r] += a.bias[r];
+  }
+}
+
+void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  if (!i8_fast_path(a)) return linear_kernels_scalar().int8(a, m0, m1, scratch);
+  if (a.vt == ValueType::kInt4) return int8_quant<true>(a, m0, m1, scratch);
+  return int8_quant<false>(a, m0, m1, scratch);
+}
+
+size_t scratch_bytes(const LinearArgs& a) {
+  const size_t f32 = static_cast<size_t>(kKcF32 * kMr * 4 + a.n * kMr * 4);
+  size_t i8 = 0;
+  if (a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4) {
+    const int64_t kc = i8_kc(a);
+    i8 = static_cast<size_t>(2 * kc * kMr + (kc / 32 + 2) * kMr * 4 + a.layout.groups * kMr * 4 + a.n * kMr * 4);
+  }
+  return std::max(f32, i8) + 64;
+}
+
+}  // namespace
+
 const LinearKernels& linear_kernels_avx2() {
-  static const LinearKernels k = [] {
-    LinearKernels t = linear_kernels_scalar();
-    t.isa = "avx2";
-    return t;
-  }();
+  static const LinearKernels k{"avx2", fp32, int8, scratch_bytes, linear_kernels_scalar().gather};
   return k;
 }
+
 }  // namespace slmc::detail

@@ -261,6 +261,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     float* xscale = int8 ? reinterpret_cast<float*>(scratch + xscale_off) : nullptr;
     float* xsum = int8 ? reinterpret_cast<float*>(scratch + xsum_off) : nullptr;
     const int64_t kpad = a.kpad, gs = a.layout.group_size;
+    const bool sym_int4 = w.encoding.value_type == ValueType::kInt4 && w.encoding.symmetric;
     parallel_for(n, 1, ctx.num_threads(), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const float* xr = x + i * k;
@@ -270,9 +271,18 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
         }
         if (xq) xscale[i] = detail::quantize_row(xr, k, kpad, xq + i * kpad);
         for (int64_t g = 0; g < groups; ++g) {
-          float s = 0.0f;
-          for (int64_t c = g * gs; c < std::min(k, (g + 1) * gs); ++c) s += xr[c];
-          xsum[i * groups + g] = s;
+          const int64_t c0 = g * gs, c1 = std::min(k, (g + 1) * gs);
+          if (sym_int4) {
+            // m = -8d multiplies the quantized activations: the kernels then compute
+            // d * s * sum (u - 8) * xq exactly like symmetric int8 computes d * s * sum q * xq.
+            int32_t qs = 0;
+            for (int64_t c = c0; c < c1; ++c) qs += xq[i * kpad + c];
+            xsum[i * groups + g] = xscale[i] * static_cast<float>(qs);
+          } else {
+            float s = 0.0f;
+            for (int64_t c = c0; c < c1; ++c) s += xr[c];
+            xsum[i * groups + g] = s;
+          }
         }
       }
     });

@@ -19,6 +19,7 @@ struct TestMatrix {
   std::vector<double> w;    ///< [M][K] dequantized weights (what the kernels must multiply with)
   std::vector<double> dc;   ///< [M][K] |d * c|: the part of w multiplied with quantized activations
   std::vector<double> off;  ///< [M][K] |m|: the offset part (multiplied with exact activations)
+  std::vector<double> d, m; ///< [M][K] quantized: the element's scale and offset (w = d * code + m)
 };
 
 inline std::string encoding_name(const Encoding& e) {
@@ -99,6 +100,8 @@ inline TestMatrix make_matrix(int64_t m, int64_t k, const Encoding& e, uint64_t 
   t.w.assign(static_cast<size_t>(m * k), 0.0);
   t.dc.assign(static_cast<size_t>(m * k), 0.0);
   t.off.assign(static_cast<size_t>(m * k), 0.0);
+  t.d.assign(static_cast<size_t>(m * k), 0.0);
+  t.m.assign(static_cast<size_t>(m * k), 0.0);
   if (!e.is_quantized()) {
     const size_t eb = e.value_type == ValueType::kF32 ? 4 : 2;
     t.em.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(m * k) * eb);
@@ -148,8 +151,12 @@ inline TestMatrix make_matrix(int64_t m, int64_t k, const Encoding& e, uint64_t 
       double off = e.symmetric ? (int8 ? 0.0 : -8.0 * d[si]) : mn[si];
       const size_t idx = static_cast<size_t>(r * k + c);
       t.w[idx] = d[si] * code + off;
-      t.dc[idx] = std::fabs(d[si] * code);
-      t.off[idx] = std::fabs(off);
+      t.d[idx] = d[si];
+      t.m[idx] = off;
+      // Symmetric int4: the kernels multiply (u - 8) with quantized activations (see KERNELS.md).
+      const bool sym4 = !int8 && e.symmetric;
+      t.dc[idx] = sym4 ? std::fabs(t.w[idx]) : std::fabs(d[si] * code);
+      t.off[idx] = sym4 ? 0.0 : std::fabs(off);
     }
   }
   return t;
@@ -166,8 +173,6 @@ inline void make_extreme_codes(TestMatrix& t, uint64_t seed) {
   for (int64_t r = 0; r < t.em.rows; ++r) {
     for (int64_t c = 0; c < t.em.cols; ++c) {
       const size_t idx = static_cast<size_t>(r * t.em.cols + c);
-      const double w_old = t.w[idx];
-      const int32_t old_code = read_code(l, e.value_type, values, r, c);
       int32_t code;
       if (e.value_type == ValueType::kInt8) {
         code = (rng() & 1) ? 127 : -128;  // -128 even when symmetric: any stored byte must work
@@ -175,15 +180,9 @@ inline void make_extreme_codes(TestMatrix& t, uint64_t seed) {
         code = (rng() & 1) ? 15 : 0;
       }
       write_code(l, e.value_type, values, r, c, code);
-      // Scales are positive (make_matrix), so d = |d*c| / |c| when the old code is nonzero.
-      if (old_code == 0) {
-        write_code(l, e.value_type, values, r, c, old_code);
-        continue;
-      }
-      const double dd = t.dc[idx] / std::abs(old_code);
-      const double offset = w_old - dd * old_code;
-      t.w[idx] = dd * code + offset;
-      t.dc[idx] = std::fabs(dd * code);
+      t.w[idx] = t.d[idx] * code + t.m[idx];
+      const bool sym4 = e.value_type == ValueType::kInt4 && e.symmetric;
+      t.dc[idx] = sym4 ? std::fabs(t.w[idx]) : std::fabs(t.d[idx] * code);
     }
   }
 }

@@ -304,3 +304,10 @@ TEST_CASE("gather rows dequantizes every dense encoding", "[linear]") {
     }
   }
 }
+
+TEST_CASE("linear reports the ISA it dispatches to", "[linear]") {
+  for (Isa isa : runnable_isas()) {
+    ScopedIsaOverride force(isa);
+    REQUIRE(std::string(linear_kernel_isa()) == std::string(isa_name(isa)));
+  }
+}
