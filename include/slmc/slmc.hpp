@@ -18,3 +18,7 @@
 #include "slmc/sparse/encode.hpp"
 #include "slmc/sparse/layout.hpp"
 #include "slmc/sparse/validate.hpp"
+#include "slmc/format/model_file.hpp"
+#include "slmc/io/hash.hpp"
+#include "slmc/io/mapped_file.hpp"
+#include "slmc/io/model_source.hpp"
