@@ -4,6 +4,7 @@
 #   make bench      run slmc_bench (BENCH_FILTER=regex to select cases)
 #   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make noomp      build and test with SLMC_OPENMP=OFF
+#   make test-arm64 cross-build for aarch64, run the suite under qemu (with and without dotprod)
 SHELL := /bin/bash
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
@@ -12,7 +13,7 @@ CMAKE_ARGS ?=
 BENCH_FILTER ?= .
 SLM := $(BUILD_DIR)/tools/slm-compress
 
-.PHONY: setup configure build demo test bench asan noomp clean
+.PHONY: setup configure build demo test bench asan noomp test-arm64 clean
 
 setup:
 	@bash scripts/setup.sh
@@ -40,6 +41,9 @@ asan:
 
 noomp:
 	@$(MAKE) --no-print-directory test BUILD_DIR=build-noomp CMAKE_ARGS='-DSLMC_OPENMP=OFF -DSLMC_BUILD_BENCHMARKS=OFF'
+
+test-arm64:
+	@bash scripts/test-arm64.sh
 
 clean:
 	rm -rf build build-asan build-noomp build-arm64 *.configure.log

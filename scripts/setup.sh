@@ -10,8 +10,12 @@ packages=(
   catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev libxxhash-dev
   libssl-dev libopenblas-dev libomp-dev python3
 )
+arm64=0
 if [[ "${1:-}" == "--arm64" ]]; then
-  packages+=(g++-aarch64-linux-gnu qemu-user)
+  arm64=1
+  # Cross compiler, emulator, and the arm64 builds of the compiled libraries slmc links
+  # (Debian multiarch: the host and arm64 -dev packages install side by side).
+  packages+=(g++-aarch64-linux-gnu qemu-user libssl-dev:arm64)
 fi
 
 missing=()
@@ -30,6 +34,9 @@ echo "setup: installing ${missing[*]}"
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
+if ((arm64)) && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $SUDO dpkg --add-architecture arm64
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "setup: done"
