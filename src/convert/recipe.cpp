@@ -108,7 +108,7 @@ std::string Scheme::to_string() const {
   if (sparsity > 0) keys.push_back("sparsity=" + format_double(sparsity));
   if (e.nm_m != 0) keys.push_back("pattern=" + std::to_string(e.nm_n) + ":" + std::to_string(e.nm_m));
   if (e.format != SparseFormat::kDense || is_pruned()) keys.push_back("format=" + format_name(e));
-  if (is_pruned()) keys.push_back(std::string("prune=") + (prune == PruneMethod::kWanda ? "wanda" : "magnitude"));
+  if (is_pruned()) keys.push_back(std::string("prune=") + (prune == PruneScore::kWanda ? "wanda" : "magnitude"));
   if (e.is_quantized() && e.format == SparseFormat::kDense) {
     keys.push_back(std::string("layout=") + (e.layout == RowLayout::kRows ? "rows"
                                              : e.layout == RowLayout::kInterleave4 ? "i4" : "i8"));
@@ -236,8 +236,8 @@ Result<Scheme> parse_scheme(std::string_view text) {
           return bad_value("dense, csr, bsrRxC (e.g. bsr4x1), bitmask, nm");
         }
       } else if (key == "prune") {
-        if (value == "magnitude") scheme.prune = PruneMethod::kMagnitude;
-        else if (value == "wanda") scheme.prune = PruneMethod::kWanda;
+        if (value == "magnitude") scheme.prune = PruneScore::kMagnitude;
+        else if (value == "wanda") scheme.prune = PruneScore::kWanda;
         else return bad_value("magnitude, wanda");
       } else if (key == "layout") {
         layout_given = true;

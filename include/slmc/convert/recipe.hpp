@@ -19,8 +19,8 @@
 
 namespace slmc {
 
-/// How pruning scores weights.
-enum class PruneMethod : uint8_t {
+/// How pruning scores weights (the recipe key prune=).
+enum class PruneScore : uint8_t {
   kMagnitude = 0,  ///< |w|
   kWanda = 1,      ///< |w| * ||x_j|| (needs calibration statistics)
 };
@@ -29,7 +29,7 @@ enum class PruneMethod : uint8_t {
 struct Scheme {
   Encoding encoding;            ///< value type, quantization, sparse format, row layout
   double sparsity = 0.0;        ///< fraction of weights to prune (unstructured or block)
-  PruneMethod prune = PruneMethod::kMagnitude;
+  PruneScore prune = PruneScore::kMagnitude;
 
   bool is_pruned() const noexcept { return sparsity > 0.0 || encoding.nm_m != 0; }
   /// Canonical string with every key spelled out, e.g. "int4:group=32,sym=true,search=mse,
