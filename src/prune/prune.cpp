@@ -94,7 +94,19 @@ void select_keep(const uint32_t* keys, int64_t n, int64_t prune, uint8_t* keep) 
         for (int64_t i = 0; i < n; ++i) f(keys[i]);
       },
       n, prune);
-  for (int64_t i = 0; i < n; ++i) keep[i] = mb.keep(keys[i]);
+  if (mb.prune_none || mb.prune_all) {
+    std::fill(keep, keep + n, mb.prune_none ? 1 : 0);
+    return;
+  }
+  // Strictly above the threshold: kept (vectorizable); then the first tie_keep ties in order.
+  const uint32_t t = mb.threshold;
+  for (int64_t i = 0; i < n; ++i) keep[i] = keys[i] > t ? 1 : 0;
+  for (int64_t i = 0; i < n && mb.tie_keep > 0; ++i) {
+    if (keys[i] == t) {
+      keep[i] = 1;
+      --mb.tie_keep;
+    }
+  }
 }
 
 Status check_shape(const float* w, int64_t rows, int64_t cols, std::string_view name) {
@@ -112,13 +124,53 @@ Status check_sparsity(double s, std::string_view name) {
   return Status::ok_status();
 }
 
-/// Score keys (bit patterns of |w| or |w| * norm) for the whole matrix.
+Status check_norms(const float* col_norms, int64_t cols, std::string_view name) {
+  if (!col_norms) return Status::ok_status();
+  for (int64_t j = 0; j < cols; ++j) {
+    if (!std::isfinite(col_norms[j]) || col_norms[j] < 0.0f) {
+      return make_error(ErrorCode::kInvalidArgument, who(name) + "input-channel norm [" + std::to_string(j) + "] = " +
+                                                         std::to_string(col_norms[j]) + " (must be finite and >= 0)");
+    }
+  }
+  return Status::ok_status();
+}
+
+/// Error for the first non-finite weight (called only when one exists).
+Status non_finite_error(const float* w, int64_t rows, int64_t cols, std::string_view name) {
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    if (!std::isfinite(w[i])) {
+      return make_error(ErrorCode::kNonFinite, who(name) + "non-finite weight " + std::to_string(w[i]) + " at [" +
+                                                   std::to_string(i / cols) + ", " + std::to_string(i % cols) + "]");
+    }
+  }
+  return make_error(ErrorCode::kInternal, who(name) + "non-finite weight not found again");
+}
+
+/// Score keys for the whole matrix: the bit patterns of |w| or |w| * norm (finite scores >= 0
+/// order like their bits). One pass; finiteness is checked branch-free and reported afterwards.
 Result<std::vector<uint32_t>> score_keys(const float* w, int64_t rows, int64_t cols, const float* col_norms,
                                          std::string_view name) {
-  std::vector<float> scores(static_cast<size_t>(rows * cols));
-  SLMC_RETURN_IF_ERROR(importance_scores(w, rows, cols, col_norms, scores.data(), name));
-  std::vector<uint32_t> keys(scores.size());
-  for (size_t i = 0; i < scores.size(); ++i) keys[i] = float_bits(scores[i]);
+  SLMC_RETURN_IF_ERROR(check_norms(col_norms, cols, name));
+  std::vector<uint32_t> keys(static_cast<size_t>(rows * cols));
+  uint32_t max_abs_bits = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* wr = w + r * cols;
+    uint32_t* kr = keys.data() + r * cols;
+    if (col_norms) {
+      for (int64_t j = 0; j < cols; ++j) {
+        const uint32_t a = abs_bits(wr[j]);
+        max_abs_bits = std::max(max_abs_bits, a);
+        kr[j] = float_bits(bits_float(a) * col_norms[j]);
+      }
+    } else {
+      for (int64_t j = 0; j < cols; ++j) {
+        const uint32_t a = abs_bits(wr[j]);
+        max_abs_bits = std::max(max_abs_bits, a);
+        kr[j] = a;
+      }
+    }
+  }
+  if (max_abs_bits >= 0x7f800000u) return non_finite_error(w, rows, cols, name);
   return keys;
 }
 
@@ -168,25 +220,8 @@ Result<std::vector<float>> wanda_column_norms(const float* mean_sq, int64_t cols
 Status importance_scores(const float* w, int64_t rows, int64_t cols, const float* col_norms, float* out,
                          std::string_view tensor_name) {
   SLMC_RETURN_IF_ERROR(check_shape(w, rows, cols, tensor_name));
-  if (col_norms) {
-    for (int64_t j = 0; j < cols; ++j) {
-      if (!std::isfinite(col_norms[j]) || col_norms[j] < 0.0f) {
-        return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "input-channel norm [" + std::to_string(j) +
-                                                           "] = " + std::to_string(col_norms[j]) + " (must be finite and >= 0)");
-      }
-    }
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* wr = w + r * cols;
-    float* o = out + r * cols;
-    for (int64_t j = 0; j < cols; ++j) {
-      if (!std::isfinite(wr[j])) {
-        return make_error(ErrorCode::kNonFinite, who(tensor_name) + "non-finite weight " + std::to_string(wr[j]) + " at [" +
-                                                     std::to_string(r) + ", " + std::to_string(j) + "]");
-      }
-      o[j] = col_norms ? std::fabs(wr[j]) * col_norms[j] : std::fabs(wr[j]);
-    }
-  }
+  SLMC_ASSIGN_OR_RETURN(std::vector<uint32_t> keys, score_keys(w, rows, cols, col_norms, tensor_name));
+  for (size_t i = 0; i < keys.size(); ++i) out[i] = bits_float(keys[i]);
   return Status::ok_status();
 }
 
@@ -215,12 +250,11 @@ Result<PruneMask> prune_n_m(const float* w, int64_t rows, int64_t cols, int n, i
     return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "N:M pattern " + std::to_string(n) + ":" +
                                                        std::to_string(m) + " (need 1 <= N < M <= 16)");
   }
-  std::vector<float> scores(static_cast<size_t>(rows * cols));
-  SLMC_RETURN_IF_ERROR(importance_scores(w, rows, cols, col_norms, scores.data(), tensor_name));
+  SLMC_ASSIGN_OR_RETURN(std::vector<uint32_t> scores, score_keys(w, rows, cols, col_norms, tensor_name));
   PruneMask mask = make_mask(rows, cols);
   parallel_for(rows, 8, 0, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const float* s = scores.data() + r * cols;
+      const uint32_t* s = scores.data() + r * cols;
       uint8_t* keep = mask.keep.data() + r * cols;
       for (int64_t base = 0; base < cols; base += m) {
         const int real = static_cast<int>(std::min<int64_t>(m, cols - base));
@@ -250,8 +284,7 @@ Result<PruneMask> prune_blocks(const float* w, int64_t rows, int64_t cols, int b
     return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "block " + std::to_string(block_rows) + "x" +
                                                        std::to_string(block_cols) + " (sides must be 1..64)");
   }
-  std::vector<float> scores(static_cast<size_t>(rows * cols));
-  SLMC_RETURN_IF_ERROR(importance_scores(w, rows, cols, col_norms, scores.data(), tensor_name));
+  SLMC_ASSIGN_OR_RETURN(std::vector<uint32_t> scores, score_keys(w, rows, cols, col_norms, tensor_name));
   const int64_t br = block_rows, bc = block_cols;
   const int64_t nbr = (rows + br - 1) / br, nbc = (cols + bc - 1) / bc;
   std::vector<uint32_t> keys(static_cast<size_t>(nbr * nbc));
@@ -261,10 +294,15 @@ Result<PruneMask> prune_blocks(const float* w, int64_t rows, int64_t cols, int b
       std::fill(acc.begin(), acc.end(), 0.0);
       const int64_t r_end = std::min(rows, (b + 1) * br);
       for (int64_t r = b * br; r < r_end; ++r) {
-        const float* s = scores.data() + r * cols;
-        for (int64_t c = 0; c < cols; ++c) {
-          const double v = s[c];
-          acc[static_cast<size_t>(c / bc)] += norm == BlockNorm::kL1 ? v : v * v;
+        const uint32_t* s = scores.data() + r * cols;
+        for (int64_t j = 0; j < nbc; ++j) {
+          const int64_t c1 = std::min(cols, (j + 1) * bc);
+          double a = 0;
+          for (int64_t c = j * bc; c < c1; ++c) {
+            const double v = bits_float(s[c]);
+            a += norm == BlockNorm::kL1 ? v : v * v;
+          }
+          acc[static_cast<size_t>(j)] += a;
         }
       }
       for (int64_t j = 0; j < nbc; ++j) {

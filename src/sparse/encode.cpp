@@ -45,7 +45,12 @@ void for_each_kept(const float* w, const uint8_t* keep, int64_t rows, int64_t co
 }
 
 Status check_finite_kept(const float* w, const uint8_t* keep, int64_t rows, int64_t cols, std::string_view name) {
-  for (int64_t i = 0, n = rows * cols; i < n; ++i) {
+  // Fast path: all of W finite (the common case; a plain max over the bits vectorizes).
+  uint32_t max_bits = 0;
+  const int64_t n = rows * cols;
+  for (int64_t i = 0; i < n; ++i) max_bits = std::max(max_bits, float_bits(w[i]) & 0x7fffffffu);
+  if (max_bits < 0x7f800000u) return Status::ok_status();
+  for (int64_t i = 0; i < n; ++i) {
     if ((keep == nullptr || keep[i]) && !std::isfinite(w[i])) {
       return make_error(ErrorCode::kNonFinite, who(name) + "non-finite weight " + std::to_string(w[i]) + " at [" +
                                                    std::to_string(i / cols) + ", " + std::to_string(i % cols) + "]");
@@ -282,9 +287,10 @@ float sparse_value(const SparseLayout& l, const uint8_t* values, const void* sca
   return d * static_cast<float>(static_cast<int8_t>(values[i]));
 }
 
-void decode_trusted(const EncodedMatrixView& m, const SparseLayout& l, uint64_t stored, float* out) {
-  const int64_t rows = l.rows, cols = l.cols;
-  std::fill(out, out + rows * cols, 0.0f);
+void decode_rows(const EncodedMatrixView& m, const SparseLayout& l, uint64_t stored, int64_t row0, int64_t row1,
+                 float* out) {
+  const int64_t cols = l.cols;
+  std::fill(out, out + (row1 - row0) * cols, 0.0f);
   const uint8_t* values = m.segment(SegmentRole::kValues).as<uint8_t>();
   const void* scales = m.segment(SegmentRole::kScales).data;
   const void* rp = m.segment(SegmentRole::kRowPtr).data;
@@ -293,26 +299,29 @@ void decode_trusted(const EncodedMatrixView& m, const SparseLayout& l, uint64_t 
   const int64_t pw = SparseLayout::pointer_width(stored);
   switch (l.format()) {
     case SparseFormat::kCsr:
-      for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t r = row0; r < row1; ++r) {
+        float* o = out + (r - row0) * cols;
         const uint64_t p1 = load_index(rp, static_cast<uint64_t>(r + 1), pw);
         for (uint64_t p = load_index(rp, static_cast<uint64_t>(r), pw); p < p1; ++p) {
           const int64_t c = static_cast<int64_t>(load_index(ci, p, l.col_index_bytes));
-          out[r * cols + c] = sparse_value(l, values, scales, p, r, c);
+          o[c] = sparse_value(l, values, scales, p, r, c);
         }
       }
       break;
     case SparseFormat::kBsr: {
       const int64_t br = l.block_rows, bc = l.block_cols;
-      for (int64_t b = 0; b < l.block_row_count; ++b) {
+      for (int64_t b = row0 / br; b * br < row1; ++b) {
         const uint64_t p1 = load_index(rp, static_cast<uint64_t>(b + 1), pw);
         for (uint64_t p = load_index(rp, static_cast<uint64_t>(b), pw); p < p1; ++p) {
           const int64_t j = static_cast<int64_t>(load_index(ci, p, l.col_index_bytes));
           for (int64_t i = 0; i < br; ++i) {
+            const int64_t r = b * br + i;
+            if (r < row0 || r >= row1) continue;
             for (int64_t k = 0; k < bc; ++k) {
-              const int64_t r = b * br + i, c = j * bc + k;
-              if (r >= rows || c >= cols) continue;
-              out[r * cols + c] = sparse_value(l, values, scales, p * static_cast<uint64_t>(br * bc) +
-                                                                      static_cast<uint64_t>(i * bc + k), r, c);
+              const int64_t c = j * bc + k;
+              if (c >= cols) continue;
+              out[(r - row0) * cols + c] =
+                  sparse_value(l, values, scales, p * static_cast<uint64_t>(br * bc) + static_cast<uint64_t>(i * bc + k), r, c);
             }
           }
         }
@@ -321,7 +330,8 @@ void decode_trusted(const EncodedMatrixView& m, const SparseLayout& l, uint64_t 
     }
     case SparseFormat::kNM: {
       const ValueType vt = l.encoding.value_type;
-      for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t r = row0; r < row1; ++r) {
+        float* o = out + (r - row0) * cols;
         const uint8_t* mrow = meta + l.meta_offset(r);
         for (int64_t s = 0; s < l.slots; ++s) {
           const int64_t c = (s / l.nm_n) * l.nm_m + nm_position(mrow, s, static_cast<int>(l.meta_bits));
@@ -335,19 +345,22 @@ void decode_trusted(const EncodedMatrixView& m, const SparseLayout& l, uint64_t 
             v = load_scale(scales, static_cast<uint64_t>(l.scale_index(r, c)), l.encoding.scale_dtype) *
                 static_cast<float>(code);
           }
-          out[r * cols + c] = v;
+          o[c] = v;
         }
       }
       break;
     }
     case SparseFormat::kBitmask:
-      for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t r = row0; r < row1; ++r) {
+        float* o = out + (r - row0) * cols;
         uint64_t p = load_index(rp, static_cast<uint64_t>(r), pw);
         const uint8_t* mrow = meta + l.meta_offset(r);
-        for (int64_t c = 0; c < cols; ++c) {
-          if ((mrow[c >> 3] >> (c & 7)) & 1) {
-            out[r * cols + c] = sparse_value(l, values, scales, p, r, c);
-            ++p;
+        for (int64_t wi = 0; wi < l.meta_row_bytes / 8; ++wi) {
+          uint64_t word = load_le<uint64_t>(mrow, static_cast<uint64_t>(wi));
+          while (word) {
+            const int64_t c = wi * 64 + __builtin_ctzll(word);
+            word &= word - 1;
+            o[c] = sparse_value(l, values, scales, p++, r, c);
           }
         }
       }
@@ -355,6 +368,42 @@ void decode_trusted(const EncodedMatrixView& m, const SparseLayout& l, uint64_t 
     default:
       break;
   }
+}
+
+void decode_trusted(const EncodedMatrixView& m, const SparseLayout& l, uint64_t stored, float* out) {
+  decode_rows(m, l, stored, 0, l.rows, out);
+}
+
+ErrorStats encoded_error_stats(const EncodedMatrixView& m, const SparseLayout& l, uint64_t stored, const float* w) {
+  // Decode a few rows at a time (whole BSR block rows) instead of the whole matrix: no extra
+  // full-size buffer. Sums run in row order, so the result is the same as one pass.
+  ErrorStats s;
+  const int64_t rows = l.rows, cols = l.cols, n = rows * cols;
+  if (n <= 0) return s;
+  const int64_t step = std::max<int64_t>(1, l.format() == SparseFormat::kBsr ? l.block_rows : 1) *
+                       std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1));
+  std::vector<float> buf(static_cast<size_t>(std::min(rows, step) * cols));
+  double err2 = 0, ref2 = 0, maxe = 0;
+  int64_t zeros = 0;
+  for (int64_t r0 = 0; r0 < rows; r0 += step) {
+    const int64_t r1 = std::min(rows, r0 + step);
+    decode_rows(m, l, stored, r0, r1, buf.data());
+    const float* o = w + r0 * cols;
+    for (int64_t i = 0, e = (r1 - r0) * cols; i < e; ++i) {
+      const double d = static_cast<double>(o[i]) - static_cast<double>(buf[static_cast<size_t>(i)]);
+      err2 += d * d;
+      ref2 += static_cast<double>(o[i]) * o[i];
+      maxe = std::max(maxe, std::fabs(d));
+      zeros += buf[static_cast<size_t>(i)] == 0.0f;
+    }
+  }
+  s.rmse = std::sqrt(err2 / static_cast<double>(n));
+  s.rel_error = ref2 > 0 ? std::sqrt(err2 / ref2) : (err2 > 0 ? std::numeric_limits<double>::infinity() : 0.0);
+  s.sqnr_db = err2 > 0 ? (ref2 > 0 ? 10.0 * std::log10(ref2 / err2) : -999.0) : 999.0;
+  s.max_abs_error = maxe;
+  s.sparsity = static_cast<double>(zeros) / static_cast<double>(n);
+  s.bits_per_weight = 8.0 * static_cast<double>(m.total_bytes()) / static_cast<double>(n);
+  return s;
 }
 
 }  // namespace detail
@@ -383,9 +432,7 @@ Result<EncodedMatrix> encode_sparse(const float* w, int64_t rows, int64_t cols, 
   EncodedMatrix out = std::move(r).value();
   const EncodedMatrixView v = out.view();
   SLMC_ASSIGN_OR_RETURN(uint64_t stored, l.stored_from_values_bytes(v.segment(SegmentRole::kValues).nbytes, tensor_name));
-  std::vector<float> dense(static_cast<size_t>(rows * cols));
-  detail::decode_trusted(v, l, stored, dense.data());
-  out.stats = sparse_error_stats(w, dense.data(), rows, cols, out.total_bytes());
+  out.stats = detail::encoded_error_stats(v, l, stored, w);
   return out;
 }
 

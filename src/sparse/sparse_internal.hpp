@@ -16,4 +16,11 @@ float sparse_value(const SparseLayout& l, const uint8_t* values, const void* sca
 /// `stored` = units implied by the values segment; `out` has rows*cols floats.
 void decode_trusted(const EncodedMatrixView& m, const SparseLayout& l, uint64_t stored, float* out);
 
+/// Decodes rows [row0, row1) into out[(row1-row0)*cols]; for BSR row0 is a multiple of block_rows.
+void decode_rows(const EncodedMatrixView& m, const SparseLayout& l, uint64_t stored, int64_t row0, int64_t row1,
+                 float* out);
+
+/// Error statistics of a trusted encoded matrix against the original W, decoding a few rows at a time.
+ErrorStats encoded_error_stats(const EncodedMatrixView& m, const SparseLayout& l, uint64_t stored, const float* w);
+
 }  // namespace slmc::detail
