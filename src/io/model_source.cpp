@@ -49,7 +49,7 @@ Result<SourceFormat> detect_format(const uint8_t* data, uint64_t size, const std
   if (size >= 8) {
     // Looks like a safetensors header length but the JSON is not where it should be.
     const uint64_t n = io_detail::load_le<uint64_t>(data);
-    if (n > size - 8 && n < (uint64_t{1} << 40)) {
+    if (n > size - 8 && n < (uint64_t{1} << 32)) {  // llama2.c headers read as u64 are >= 2^32
       return make_error(ErrorCode::kOutOfRange, name + ": safetensors header length " + std::to_string(n) +
                                                     " goes beyond the end of the file (" + std::to_string(size) +
                                                     " bytes)");
