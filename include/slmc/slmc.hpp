@@ -22,3 +22,8 @@
 #include "slmc/io/hash.hpp"
 #include "slmc/io/mapped_file.hpp"
 #include "slmc/io/model_source.hpp"
+#include "slmc/quant/config.hpp"
+#include "slmc/quant/dequantize.hpp"
+#include "slmc/quant/error_stats.hpp"
+#include "slmc/quant/quantize.hpp"
+#include "slmc/quant/validate.hpp"

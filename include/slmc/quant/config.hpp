@@ -1,0 +1,63 @@
+// Quantization scheme of one tensor: what quantize() (slmc/quant/quantize.hpp) is asked to do.
+// The enums are those of the Encoding (slmc/encoding.hpp), so a QuantConfig maps one to one onto
+// the stored Encoding.
+#pragma once
+
+#include <string>
+
+#include "slmc/dtype.hpp"
+#include "slmc/encoding.hpp"
+
+namespace slmc {
+
+/// How to quantize one weight matrix W[M x K] (groups run along K).
+///
+/// Supported combinations (anything else is rejected with kUnsupported / kInvalidArgument):
+///   int8: granularity tensor, channel, or group with group_size a multiple of 16 (>= 16);
+///   int4: channel, or group with group_size in {16, 32, 64, 128, 256}.
+/// Both: symmetric or asymmetric, scales fp16 or fp32, any search, any row layout.
+struct QuantConfig {
+  ValueType value_type = ValueType::kInt4;    ///< kInt8 or kInt4
+  Granularity granularity = Granularity::kGroup;
+  int group_size = 32;                        ///< elements per scale along K (kGroup only)
+  bool symmetric = true;                      ///< false: a min per scale ("asymmetric")
+  DType scale_dtype = DType::kF16;            ///< kF16 or kF32: how scales and mins are stored
+  ScaleSearch search = ScaleSearch::kMse;     ///< how scales are chosen
+  RowLayout layout = RowLayout::kRows;        ///< plain rows or R-row interleave (docs/LAYOUT.md)
+  /// kWeighted only: K non-negative, finite per-input-channel importances (e.g. the mean squared
+  /// activation of each input channel over a calibration run). Not owned; read during quantize()
+  /// only. Ignored (may be null) for the other searches.
+  const float* importance = nullptr;
+  int num_threads = 0;                        ///< <= 0: slmc::default_num_threads()
+};
+
+/// Stable short name of a search ("absmax", "mse", "weighted").
+constexpr const char* scale_search_name(ScaleSearch s) noexcept {
+  switch (s) {
+    case ScaleSearch::kAbsmax: return "absmax";
+    case ScaleSearch::kMse: return "mse";
+    case ScaleSearch::kWeighted: return "weighted";
+  }
+  return "invalid";
+}
+
+/// Human-readable scheme name used in reports and benchmark case names, e.g. "int4_g32_mse",
+/// "int8_channel_absmax", "int4_g128_asym_mse_f32" (fp16 scales, symmetric and plain rows are
+/// the unmarked defaults; "_r4"/"_r8" mark interleaved row layouts).
+inline std::string scheme_name(const QuantConfig& c) {
+  std::string s = c.value_type == ValueType::kInt8 ? "int8" : c.value_type == ValueType::kInt4 ? "int4" : "float";
+  switch (c.granularity) {
+    case Granularity::kTensor: s += "_tensor"; break;
+    case Granularity::kChannel: s += "_channel"; break;
+    case Granularity::kGroup: s += "_g" + std::to_string(c.group_size); break;
+    case Granularity::kNone: break;
+  }
+  if (!c.symmetric) s += "_asym";
+  s += "_";
+  s += scale_search_name(c.search);
+  if (c.scale_dtype == DType::kF32) s += "_f32";
+  if (c.layout != RowLayout::kRows) s += "_r" + std::to_string(static_cast<int>(c.layout));
+  return s;
+}
+
+}  // namespace slmc

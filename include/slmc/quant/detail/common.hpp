@@ -1,0 +1,122 @@
+// Internal helpers shared by the quantizer, the reference dequantizer and the validator: code
+// ranges, scale storage (fp16/fp32) and the legality rules of quantized encodings.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "slmc/encoding.hpp"
+#include "slmc/half.hpp"
+#include "slmc/status.hpp"
+
+namespace slmc::quant_detail {
+
+/// Range of the stored codes and the value of the padding codes beyond K (docs/LAYOUT.md).
+/// For int4 the codes are the unsigned nibbles u; symmetric int4 means w = d*(u - 8), which the
+/// quantizer handles as signed q = u - 8 in [-8, 7] (`offset` = 8 maps q back to u).
+struct CodeRange {
+  int32_t lo;      ///< smallest code the quantizer produces (signed q for symmetric int4)
+  int32_t hi;      ///< largest
+  int32_t offset;  ///< stored code = q + offset (8 for symmetric int4, else 0)
+  int32_t pad;     ///< stored value of padding codes
+};
+
+inline CodeRange code_range(ValueType t, bool symmetric) noexcept {
+  if (t == ValueType::kInt8) return symmetric ? CodeRange{-127, 127, 0, 0} : CodeRange{-128, 127, 0, 0};
+  return symmetric ? CodeRange{-8, 7, 8, 8} : CodeRange{0, 15, 0, 0};
+}
+
+inline size_t scale_bytes(DType d) noexcept { return d == DType::kF16 ? 2 : 4; }
+
+/// The value a scale takes once stored with dtype `d` (fp16 rounds to nearest even).
+inline float round_to_scale_dtype(float x, DType d) noexcept {
+  return d == DType::kF16 ? fp16_to_fp32(fp32_to_fp16(x)) : x;
+}
+
+/// Reads scale `i` of a scales/mins segment (no alignment required).
+inline float load_scale(const void* seg, int64_t i, DType d) noexcept {
+  if (d == DType::kF16) {
+    uint16_t h;
+    std::memcpy(&h, static_cast<const uint8_t*>(seg) + 2 * i, 2);
+    return fp16_to_fp32(h);
+  }
+  float f;
+  std::memcpy(&f, static_cast<const uint8_t*>(seg) + 4 * i, 4);
+  return f;
+}
+
+inline void store_scale(void* seg, int64_t i, DType d, float v) noexcept {
+  if (d == DType::kF16) {
+    const uint16_t h = fp32_to_fp16(v);
+    std::memcpy(static_cast<uint8_t*>(seg) + 2 * i, &h, 2);
+  } else {
+    std::memcpy(static_cast<uint8_t*>(seg) + 4 * i, &v, 4);
+  }
+}
+
+/// Bytes per element of a float passthrough value type, 0 for the quantized ones.
+inline size_t float_value_bytes(ValueType t) noexcept {
+  switch (t) {
+    case ValueType::kF32: return 4;
+    case ValueType::kF16:
+    case ValueType::kBF16: return 2;
+    default: return 0;
+  }
+}
+
+inline std::string tensor_label(std::string_view name) {
+  return "tensor '" + std::string(name.empty() ? std::string_view("<unnamed>") : name) + "'";
+}
+
+inline const char* value_type_name(ValueType t) noexcept {
+  switch (t) {
+    case ValueType::kF32: return "f32";
+    case ValueType::kF16: return "f16";
+    case ValueType::kBF16: return "bf16";
+    case ValueType::kInt8: return "int8";
+    case ValueType::kInt4: return "int4";
+  }
+  return "invalid";
+}
+
+/// The scheme rules of docs/QUANT.md: which granularity / group size each value type supports.
+/// `what` names the tensor. Returns kUnsupported for combinations the kernels do not read.
+inline Status check_quant_scheme(ValueType t, Granularity g, int64_t group_size, DType scale_dtype,
+                                 const std::string& what) {
+  if (t != ValueType::kInt8 && t != ValueType::kInt4) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      what + ": value type " + std::to_string(int(t)) + " is not int8 or int4");
+  }
+  if (scale_dtype != DType::kF16 && scale_dtype != DType::kF32) {
+    return make_error(ErrorCode::kUnsupported, what + ": scale dtype " + std::to_string(int(scale_dtype)) +
+                                                   " is not f16 or f32");
+  }
+  switch (g) {
+    case Granularity::kTensor:
+      if (t == ValueType::kInt4) {
+        return make_error(ErrorCode::kUnsupported,
+                          what + ": int4 needs per-channel or per-group scales (per-tensor is int8 only)");
+      }
+      return Status::ok_status();
+    case Granularity::kChannel: return Status::ok_status();
+    case Granularity::kGroup:
+      if (t == ValueType::kInt4) {
+        if (group_size == 16 || group_size == 32 || group_size == 64 || group_size == 128 || group_size == 256) {
+          return Status::ok_status();
+        }
+        return make_error(ErrorCode::kUnsupported, what + ": int4 group size " + std::to_string(group_size) +
+                                                       " is not one of 16, 32, 64, 128, 256");
+      }
+      if (group_size >= 16 && group_size % 16 == 0 && group_size <= (int64_t{1} << 30)) return Status::ok_status();
+      return make_error(ErrorCode::kUnsupported, what + ": int8 group size " + std::to_string(group_size) +
+                                                     " is not a positive multiple of 16");
+    case Granularity::kNone: break;
+  }
+  return make_error(ErrorCode::kInvalidArgument,
+                    what + ": granularity " + std::to_string(int(g)) + " is not tensor, channel or group");
+}
+
+}  // namespace slmc::quant_detail

@@ -1,0 +1,383 @@
+// Quantizers: fp32 weights W[M x K] -> an EncodedMatrix in the dense layout of docs/LAYOUT.md
+// (the layout kernels read and the .slm file stores), plus float passthrough encodings.
+// Schemes, scale searches and error statistics are described in docs/QUANT.md.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "slmc/buffer.hpp"
+#include "slmc/encoding.hpp"
+#include "slmc/half.hpp"
+#include "slmc/layout.hpp"
+#include "slmc/parallel.hpp"
+#include "slmc/quant/config.hpp"
+#include "slmc/quant/detail/common.hpp"
+#include "slmc/quant/detail/search.hpp"
+#include "slmc/quant/error_stats.hpp"
+#include "slmc/status.hpp"
+#include "slmc/tensor.hpp"
+
+namespace slmc {
+namespace quant_detail {
+
+/// Checks name/pointer/shape of a quantizer input. Does not look at the values.
+inline Status check_matrix_args(const std::string& what, const float* w, int64_t rows, int64_t cols) {
+  if (rows <= 0 || cols <= 0) {
+    return make_error(ErrorCode::kInvalidArgument, what + ": shape [" + std::to_string(rows) + ", " +
+                                                       std::to_string(cols) + "] is empty or negative");
+  }
+  if (rows > kMaxTensorElements / cols) {
+    return make_error(ErrorCode::kOutOfRange, what + ": shape [" + std::to_string(rows) + ", " +
+                                                  std::to_string(cols) + "] has more than 2^52 elements");
+  }
+  if (w == nullptr) return make_error(ErrorCode::kInvalidArgument, what + ": null weights");
+  return Status::ok_status();
+}
+
+/// True if all n values are finite (fixed-lane reduction: x - x is 0 for finite x, NaN otherwise).
+inline bool all_finite(const float* x, int64_t n) noexcept {
+  V8 acc = V8::zero();
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const V8 v = V8::load(x + i);
+    acc = acc + (v - v);
+  }
+  float lanes[kLanes];
+  acc.store(lanes);
+  for (; i < n; ++i) lanes[0] += x[i] - x[i];
+  const float s = hsum_lanes(lanes);
+  return s == 0;
+}
+
+/// Error naming the first non-finite element of w (rows x cols), or ok. Parallel over rows.
+inline Status check_finite(const std::string& what, const float* w, int64_t rows, int64_t cols, int threads) {
+  std::vector<uint8_t> bad(static_cast<size_t>(rows), 0);
+  parallel_for(rows, 64, threads, [&](int64_t rb, int64_t re) {
+    for (int64_t r = rb; r < re; ++r) bad[static_cast<size_t>(r)] = !all_finite(w + r * cols, cols);
+  });
+  for (int64_t r = 0; r < rows; ++r) {
+    if (!bad[static_cast<size_t>(r)]) continue;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float x = w[r * cols + c];
+      if (!std::isfinite(x)) {
+        return make_error(ErrorCode::kNonFinite, what + ": weight at row " + std::to_string(r) + ", col " +
+                                                     std::to_string(c) + " is " + (std::isnan(x) ? "NaN" : "Inf"));
+      }
+    }
+  }
+  return Status::ok_status();
+}
+
+/// One contiguous span: a group of a row, with optional per-element weights.
+struct OneSpan {
+  const float* x;
+  const float* w;
+  int64_t n;
+  template <class F>
+  void operator()(F&& f) const {
+    f(x, w, n);
+  }
+};
+
+/// Every row of the matrix as a span (per-tensor scales); weights are per column.
+struct RowSpans {
+  const float* x;
+  const float* w;
+  int64_t rows, cols;
+  template <class F>
+  void operator()(F&& f) const {
+    for (int64_t r = 0; r < rows; ++r) f(x + r * cols, w, cols);
+  }
+};
+
+/// Chooses the stored parameters of one group (or of the whole tensor). Returns false when even
+/// the absmax scale overflows the scale dtype.
+template <class Spans>
+inline bool choose_params(const Spans& spans, const QuantSpec& spec, ScaleSearch search, bool weighted,
+                          GroupParams& out) {
+  const MinMax mm = min_max(spans);
+  GroupParams absmax;
+  if (!absmax_params(mm, spec, absmax)) return false;
+  out = absmax;
+  if (search == ScaleSearch::kAbsmax) return true;
+  if (weighted) {
+    if (!(mm.sum_w > 0)) weighted = false;  // all importances zero: fall back to plain mse
+  }
+  if (spec.symmetric) {
+    out = weighted ? search_symmetric<true>(spans, mm, spec, absmax) : search_symmetric<false>(spans, mm, spec, absmax);
+  } else {
+    out = weighted ? search_asymmetric<true>(spans, mm, spec, absmax) : search_asymmetric<false>(spans, mm, spec, absmax);
+  }
+  return true;
+}
+
+/// Quantizes n elements with stored parameters p into stored codes (q + offset) and adds the
+/// reconstruction error to `sums`. Reconstruction matches dequantize() bit for bit.
+inline void quantize_span(const float* x, int64_t n, const GroupParams& p, const QuantSpec& s, float offset,
+                          int8_t* codes, ErrorSums& sums) noexcept {
+  const Inverse inv = inverse_of(p.d);
+  const float m = s.symmetric ? 0.0f : p.m;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    int64_t i = b;
+    V8 vxx = V8::zero(), vee = V8::zero(), vamax = V8::zero(), vzero = V8::zero();
+    if (!inv.use_div) {
+      const V8 vm = V8::set1(m), vid = V8::set1(inv.id), vd = V8::set1(p.d), vlo = V8::set1(s.lo),
+               vhi = V8::set1(s.hi), voff = V8::set1(offset);
+      for (; i + kLanes <= e; i += kLanes) {
+        const V8 xv = V8::load(x + i);
+        const V8 q = vround_code(vclamp((xv - vm) * vid, vlo, vhi));
+        const V8 xh = vd * q + vm;  // vm == 0 when symmetric: adding it changes nothing
+        const V8 err = xv - xh;
+        (q + voff).store_codes(codes + i);
+        vxx = vxx + xv * xv;
+        vee = vee + err * err;
+        vamax = vmax(vamax, vabs(err));
+        vzero = vzero + vis_zero(xh);
+      }
+    }
+    float axx[kLanes], aee[kLanes], amax[kLanes], azero[kLanes];
+    vxx.store(axx);
+    vee.store(aee);
+    vamax.store(amax);
+    vzero.store(azero);
+    for (int j = 0; i < e; ++i, j = (j + 1) % kLanes) {
+      const float xv = x[i];
+      const float q = code_of(xv, p, inv, s);
+      const float xh = p.d * q + m;
+      const float err = xv - xh;
+      codes[i] = static_cast<int8_t>(static_cast<int32_t>(q + offset));
+      axx[j] += xv * xv;
+      aee[j] += err * err;
+      amax[j] = amax[j] > std::fabs(err) ? amax[j] : std::fabs(err);
+      azero[j] += xh == 0.0f ? 1.0f : 0.0f;
+    }
+    const float sxx = hsum_lanes(axx), see = hsum_lanes(aee), zeros = hsum_lanes(azero);
+    for (int j = 0; j < kLanes; ++j) sums.max_abs_error = std::max(sums.max_abs_error, static_cast<double>(amax[j]));
+    sums.sum_sq += sxx;
+    sums.sum_err_sq += see;
+    sums.zeros += static_cast<int64_t>(zeros);
+  }
+  sums.count += n;
+}
+
+/// Writes one row of stored codes (K codes, then padding up to whole chunks) into its chunk
+/// records. `codes` holds l.chunks * 32 entries.
+inline void pack_row(const DenseQuantLayout& l, ValueType t, const int8_t* codes, int64_t row, uint8_t* values) noexcept {
+  for (int64_t c = 0; c < l.chunks; ++c) {
+    uint8_t* rec = values + l.chunk_offset(row, c);
+    const int8_t* src = codes + c * kChunk;
+    if (t == ValueType::kInt8) {
+      std::memcpy(rec, src, kChunk);
+    } else {
+      for (int j = 0; j < 16; ++j) {
+        rec[j] = static_cast<uint8_t>((static_cast<uint8_t>(src[j]) & 0x0f) | ((static_cast<uint8_t>(src[j + 16]) & 0x0f) << 4));
+      }
+    }
+  }
+}
+
+}  // namespace quant_detail
+
+/// Quantizes the row-major fp32 matrix w[rows x cols] (groups along cols) with `config`.
+///
+/// Returns the encoding (Encoding filled from config; group_size 0 unless kGroup), its segments
+/// (values; scales; mins when asymmetric) laid out exactly as DenseQuantLayout says, and the error
+/// statistics against w (bits_per_weight from the exact segment bytes). Codes are computed with
+/// the scale and min as stored (fp16-rounded when scale_dtype is kF16).
+///
+/// Errors (message names the tensor): empty or overflowing shape, null w, NaN/Inf weight (with its
+/// row and column), unsupported value type / granularity / group size / scale dtype / layout,
+/// missing or invalid importance for kWeighted, a scale that overflows fp16 (row and group given;
+/// use fp32 scales), out of memory. Results are identical for every num_threads.
+inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int64_t rows, int64_t cols,
+                                      const QuantConfig& config) {
+  using namespace quant_detail;
+  const std::string what = tensor_label(tensor_name);
+  SLMC_RETURN_IF_ERROR(check_quant_scheme(config.value_type, config.granularity, config.group_size,
+                                          config.scale_dtype, what));
+  const auto layout_raw = static_cast<unsigned>(config.layout);
+  if (layout_raw != 1 && layout_raw != 4 && layout_raw != 8) {
+    return make_error(ErrorCode::kInvalidArgument, what + ": row layout " + std::to_string(layout_raw) +
+                                                       " is not 1 (rows), 4 or 8 (interleaved)");
+  }
+  if (static_cast<unsigned>(config.search) > static_cast<unsigned>(ScaleSearch::kWeighted)) {
+    return make_error(ErrorCode::kInvalidArgument, what + ": unknown scale search " + std::to_string(int(config.search)));
+  }
+  SLMC_RETURN_IF_ERROR(check_matrix_args(what, w, rows, cols));
+  const bool weighted = config.search == ScaleSearch::kWeighted;
+  if (weighted) {
+    if (config.importance == nullptr) {
+      return make_error(ErrorCode::kInvalidArgument, what + ": search 'weighted' needs per-input-channel importance (K = " +
+                                                         std::to_string(cols) + " values), got none");
+    }
+    for (int64_t k = 0; k < cols; ++k) {
+      const float v = config.importance[k];
+      if (!std::isfinite(v) || v < 0) {
+        return make_error(ErrorCode::kInvalidArgument, what + ": importance[" + std::to_string(k) + "] = " +
+                                                           std::to_string(v) + " is not finite and >= 0");
+      }
+    }
+  }
+  const int threads = config.num_threads > 0 ? config.num_threads : default_num_threads();
+  SLMC_RETURN_IF_ERROR(check_finite(what, w, rows, cols, threads));
+
+  EncodedMatrix out;
+  out.rows = rows;
+  out.cols = cols;
+  Encoding& e = out.encoding;
+  e.value_type = config.value_type;
+  e.granularity = config.granularity;
+  e.group_size = config.granularity == Granularity::kGroup ? config.group_size : 0;
+  e.symmetric = config.symmetric;
+  e.scale_dtype = config.scale_dtype;
+  e.search = config.search;
+  e.format = SparseFormat::kDense;
+  e.layout = config.layout;
+  const DenseQuantLayout l(rows, cols, e);
+  const size_t sbytes = static_cast<size_t>(l.scale_count()) * scale_bytes(e.scale_dtype);
+  try {
+    out.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(l.values_bytes()));
+    out.segment(SegmentRole::kScales) = AlignedBuffer(sbytes);
+    if (!e.symmetric) out.segment(SegmentRole::kMins) = AlignedBuffer(sbytes);
+  } catch (const std::bad_alloc&) {
+    return make_error(ErrorCode::kOutOfMemory, what + ": cannot allocate " + std::to_string(l.values_bytes()) +
+                                                   " bytes of codes");
+  }
+  uint8_t* values = out.segment(SegmentRole::kValues).data();
+  uint8_t* scales = out.segment(SegmentRole::kScales).data();
+  uint8_t* mins = out.segment(SegmentRole::kMins).data();
+
+  const CodeRange cr = code_range(e.value_type, e.symmetric);
+  QuantSpec spec;
+  spec.lo = static_cast<float>(cr.lo);
+  spec.hi = static_cast<float>(cr.hi);
+  spec.symmetric = e.symmetric;
+  spec.scale_dtype = e.scale_dtype;
+  const float* imp = weighted ? config.importance : nullptr;
+  auto overflow_error = [&](int64_t row, int64_t group) {
+    return make_error(ErrorCode::kOutOfRange,
+                      what + ": the scale of row " + std::to_string(row) +
+                          (group >= 0 ? ", group " + std::to_string(group) : std::string()) +
+                          " overflows " + std::string(dtype_name(e.scale_dtype)) + " (weights too large for " +
+                          scheme_name(config) + (e.scale_dtype == DType::kF16 ? "; use fp32 scales)" : ")"));
+  };
+
+  GroupParams tensor_params;
+  if (l.per_tensor) {
+    if (!choose_params(RowSpans{w, imp, rows, cols}, spec, config.search, weighted, tensor_params)) {
+      return overflow_error(-1, -1);
+    }
+    store_scale(scales, 0, e.scale_dtype, tensor_params.d);
+    if (!e.symmetric) store_scale(mins, 0, e.scale_dtype, tensor_params.m);
+  }
+
+  std::vector<ErrorSums> row_sums(static_cast<size_t>(rows));
+  std::vector<int64_t> bad_group(static_cast<size_t>(rows), -1);
+  const float offset = static_cast<float>(cr.offset);
+  // Rows are independent and write disjoint bytes; a grain of 8 rows keeps interleaved blocks
+  // (R = 4, 8) on one thread.
+  parallel_for(rows, 8, threads, [&](int64_t rb, int64_t re) {
+    std::vector<int8_t> codes(static_cast<size_t>(l.chunks * kChunk), static_cast<int8_t>(cr.pad));
+    for (int64_t r = rb; r < re; ++r) {
+      const float* x = w + r * cols;
+      ErrorSums sums;
+      for (int64_t g = 0; g < l.groups; ++g) {
+        const int64_t k0 = g * l.group_size, n = std::min(l.group_size, cols - k0);
+        GroupParams p = tensor_params;
+        if (!l.per_tensor) {
+          if (!choose_params(OneSpan{x + k0, imp ? imp + k0 : nullptr, n}, spec, config.search, weighted, p)) {
+            bad_group[static_cast<size_t>(r)] = g;
+            break;
+          }
+          const int64_t si = l.scale_index(r, g);
+          store_scale(scales, si, e.scale_dtype, p.d);
+          if (!e.symmetric) store_scale(mins, si, e.scale_dtype, p.m);
+        }
+        quantize_span(x + k0, n, p, spec, offset, codes.data() + k0, sums);
+      }
+      pack_row(l, e.value_type, codes.data(), r, values);
+      row_sums[static_cast<size_t>(r)] = sums;
+    }
+  });
+  ErrorSums total;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (bad_group[static_cast<size_t>(r)] >= 0) return overflow_error(r, bad_group[static_cast<size_t>(r)]);
+    total.add(row_sums[static_cast<size_t>(r)]);
+  }
+  out.stats = error_stats_from_sums(total, out.total_bytes());
+  return out;
+}
+
+/// Float passthrough: stores w[rows x cols] as plain row-major f32, f16 or bf16 (round to nearest
+/// even) with error statistics. Errors: bad shape, NaN/Inf input, a value that overflows the
+/// 16-bit type (row and column given), a quantized value type.
+inline Result<EncodedMatrix> encode_float(std::string_view tensor_name, const float* w, int64_t rows, int64_t cols,
+                                          ValueType value_type) {
+  using namespace quant_detail;
+  const std::string what = tensor_label(tensor_name);
+  const size_t eb = float_value_bytes(value_type);
+  if (eb == 0) {
+    return make_error(ErrorCode::kInvalidArgument, what + ": encode_float needs f32, f16 or bf16, got " +
+                                                       value_type_name(value_type) + " (use quantize)");
+  }
+  SLMC_RETURN_IF_ERROR(check_matrix_args(what, w, rows, cols));
+  SLMC_RETURN_IF_ERROR(check_finite(what, w, rows, cols, 0));
+  EncodedMatrix out;
+  out.rows = rows;
+  out.cols = cols;
+  out.encoding.value_type = value_type;
+  out.encoding.granularity = Granularity::kNone;
+  out.encoding.group_size = 0;
+  out.encoding.format = SparseFormat::kDense;
+  out.encoding.layout = RowLayout::kRows;
+  const int64_t n = rows * cols;
+  try {
+    out.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(n) * eb);
+  } catch (const std::bad_alloc&) {
+    return make_error(ErrorCode::kOutOfMemory, what + ": cannot allocate " + std::to_string(n * int64_t(eb)) + " bytes");
+  }
+  uint8_t* dst = out.segment(SegmentRole::kValues).data();
+  ErrorSums sums;
+  if (value_type == ValueType::kF32) {
+    std::memcpy(dst, w, static_cast<size_t>(n) * 4);
+    sums = accumulate_error_sums(w, w, n);
+  } else {
+    uint16_t* h = reinterpret_cast<uint16_t*>(dst);
+    if (value_type == ValueType::kF16) {
+      convert_fp32_to_fp16(w, h, static_cast<size_t>(n));
+    } else {
+      convert_fp32_to_bf16(w, h, static_cast<size_t>(n));
+    }
+    // Back-convert in blocks for the statistics and to find overflow to Inf.
+    std::vector<float> back(static_cast<size_t>(std::min<int64_t>(n, 1 << 16)));
+    for (int64_t i = 0; i < n; i += static_cast<int64_t>(back.size())) {
+      const int64_t len = std::min<int64_t>(static_cast<int64_t>(back.size()), n - i);
+      if (value_type == ValueType::kF16) {
+        convert_fp16_to_fp32(h + i, back.data(), static_cast<size_t>(len));
+      } else {
+        convert_bf16_to_fp32(h + i, back.data(), static_cast<size_t>(len));
+      }
+      for (int64_t j = 0; j < len; ++j) {
+        if (!std::isfinite(back[static_cast<size_t>(j)])) {
+          return make_error(ErrorCode::kOutOfRange, what + ": weight " + std::to_string(w[i + j]) + " at row " +
+                                                        std::to_string((i + j) / cols) + ", col " +
+                                                        std::to_string((i + j) % cols) + " overflows " +
+                                                        value_type_name(value_type));
+        }
+      }
+      sums.add(accumulate_error_sums(w + i, back.data(), len));
+    }
+  }
+  out.stats = error_stats_from_sums(sums, out.total_bytes());
+  return out;
+}
+
+}  // namespace slmc
