@@ -23,6 +23,7 @@
 #include "slmc/quant/validate.hpp"
 #define SLMC_HAVE_QUANT_VALIDATE 1
 #else
+#include "slmc/half.hpp"
 #include "slmc/layout.hpp"
 #define SLMC_HAVE_QUANT_VALIDATE 0
 #endif
@@ -128,7 +129,25 @@ Status validate_dense_fallback(const EncodedMatrixView& v, std::string_view name
   const uint64_t sb = static_cast<uint64_t>(lay.scale_count()) * (e.scale_dtype == DType::kF16 ? 2 : 4);
   SLMC_RETURN_IF_ERROR(expect(SegmentRole::kValues, static_cast<uint64_t>(lay.values_bytes())));
   SLMC_RETURN_IF_ERROR(expect(SegmentRole::kScales, sb));
-  return expect(SegmentRole::kMins, e.symmetric ? 0 : sb);
+  SLMC_RETURN_IF_ERROR(expect(SegmentRole::kMins, e.symmetric ? 0 : sb));
+  for (SegmentRole r : {SegmentRole::kScales, SegmentRole::kMins}) {
+    const SegmentView& s = v.segment(r);
+    for (uint64_t i = 0; i < s.nbytes / (sb / std::max<uint64_t>(1, lay.scale_count())); ++i) {
+      float x;
+      if (e.scale_dtype == DType::kF16) {
+        uint16_t h;
+        std::memcpy(&h, static_cast<const uint8_t*>(s.data) + 2 * i, 2);
+        x = fp16_to_fp32(h);
+      } else {
+        std::memcpy(&x, static_cast<const uint8_t*>(s.data) + 4 * i, 4);
+      }
+      if (!std::isfinite(x)) {
+        return make_error(ErrorCode::kNonFinite, "tensor " + quote(name) + ": " + std::string(segment_role_name(r)) +
+                                                     "[" + std::to_string(i) + "] is not finite");
+      }
+    }
+  }
+  return Status::ok_status();
 }
 #endif
 

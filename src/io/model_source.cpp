@@ -107,7 +107,9 @@ Result<std::unique_ptr<ModelSource>> open_index(std::shared_ptr<const MappedFile
   src->mappings_.push_back(std::move(index));
   for (const std::string& shard : shards) {  // sorted: deterministic tensor order
     const std::string path = dir + "/" + shard;
-    SLMC_ASSIGN_OR_RETURN(auto mapped, MappedFile::open(path));
+    auto opened = MappedFile::open(path);
+    if (!opened.ok()) return opened.status().with_context(iname + ": shard " + quote(shard));
+    auto mapped = std::move(opened).value();
     const uint32_t file_index = static_cast<uint32_t>(src->files_.size());
     const size_t first = src->tensors_.size();
     SLMC_RETURN_IF_ERROR(io_detail::parse_safetensors_into(*src, *mapped, file_index));
