@@ -25,7 +25,10 @@
 namespace slmc::detail {
 namespace {
 
-constexpr int64_t kGemmMinN = 4;   // N at which repacking weights pays off
+constexpr int64_t kGemmMinN = 4;
+// Software prefetch distance in chunk steps of a row stream (1 KiB ahead on plain int8 rows, 8 KiB on
+// 8-row interleaved int8 blocks): measured better than 0, 4 or 12 on the DRAM-resident GEMV.
+constexpr int64_t kPrefetchChunks = 32;   // N at which repacking weights pays off
 constexpr int64_t kMr = 16;        // GEMM rows per panel
 constexpr int64_t kNrF32 = 6;      // GEMM fp32 micro-kernel columns (rows of X)
 constexpr int64_t kNrI8 = 3;       // GEMM int8 micro-kernel columns
@@ -135,15 +138,20 @@ inline void transpose8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-// Calls fn(r, P) over [m0, m1) with P = 4 rows where they share one storage region (all
-// interleaved or all plain), else P = 1. m0 is a multiple of 16, so the split is the same for any
-// thread count.
+// Calls fn(r, P) over [m0, m1) with P rows that share one storage region: P = R for R-row
+// interleaved blocks (one sequential stream), P = 4 for plain rows (four streams), P = 1 for the
+// rest. m0 is a multiple of 16 and of R, so the split is the same for any thread count.
 template <typename Fn>
-inline void for_row_quads(const LinearArgs& a, int64_t m0, int64_t m1, Fn&& fn) {
-  const int64_t mi = a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4 ? a.layout.interleaved_rows : m1;
+inline void for_row_groups(const LinearArgs& a, int64_t m0, int64_t m1, Fn&& fn) {
+  const bool quant = a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4;
+  const int64_t mi = quant ? a.layout.interleaved_rows : 0;
+  const int64_t rr = quant ? a.layout.interleave : 1;
   int64_t r = m0;
   while (r < m1) {
-    if (r + 4 <= m1 && (r + 4 <= mi || r >= mi)) {
+    if (rr > 1 && r + rr <= std::min(m1, mi)) {
+      fn(r, static_cast<int>(rr));
+      r += rr;
+    } else if (r + 4 <= m1 && (r >= mi || rr == 1)) {
       fn(r, 4);
       r += 4;
     } else {
@@ -205,67 +213,133 @@ void gemv_f32_quant(const LinearArgs& a, int64_t r, const float* x /* kpad, zero
 // GEMV, int8 activations
 // ------------------------------------------------------------------------------------------------
 
-// Output rows r..r+P-1 for activation row i: xscale * sum_spans d * isum + sum_g m_g * xsum_g.
-template <bool kInt4, int P>
-void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* out) {
+// Scales (and mins) of P consecutive rows starting at r as fp32: for row p and group g,
+// d[off[p] + g * sstride]. fp32 scales point into the segment; fp16 scales are converted into
+// `buf` (which needs room for 2 * (G * R + 8) floats) with F16C, eight at a time.
+struct RowScales {
+  const float* d;
+  const float* m;  // null when symmetric
+  int64_t off[8];
+  int64_t sstride;
+};
+
+template <int P>
+RowScales row_scales(const LinearArgs& a, const RowStream* s, float* buf) {
+  RowScales rs;
+  const int64_t first = s[0].s0;
+  const int64_t last = s[P - 1].s0 + (a.layout.groups - 1) * s[P - 1].sstride;
+  const int64_t len = last - first + 1;
+  for (int p = 0; p < P; ++p) rs.off[p] = s[p].s0 - first;
+  rs.sstride = s[0].sstride;
+  auto convert = [&](const void* src, float* dst) -> const float* {
+    if (!a.scales_f16) return static_cast<const float*>(src) + first;
+    const uint16_t* h = static_cast<const uint16_t*>(src) + first;
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+    }
+    for (; i < len; ++i) dst[i] = _cvtsh_ss(h[i]);
+    return dst;
+  };
+  rs.d = convert(a.scales, buf);
+  rs.m = a.symmetric ? nullptr : convert(a.mins, buf + len + 8);
+  return rs;
+}
+
+// Output rows r..r+P-1 for activation row i:
+//   y = xscale * sum_g d_g * isum_g + sum_g m_g * xsum_g
+// isum_g: integer dot product of the group's codes with xq. kSpan: chunks per scale group when it
+// is a compile-time constant (1 for g32, 4 for g128), else 0. Per-channel and per-tensor scales
+// use spans of at most kSpanMax chunks (int32 cannot overflow) with the same scale.
+template <bool kInt4, int P, int kSpan>
+void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) {
   const DenseQuantLayout& l = a.layout;
-  const bool grouped = l.groups > 1 || (l.group_size < a.k);
-  const int64_t span = grouped ? l.group_size / kChunk : kSpanMax;
+  const bool grouped = l.groups > 1 || l.group_size < a.k;
+  const int64_t span = kSpan > 0 ? kSpan : (grouped ? l.group_size / kChunk : kSpanMax);
   const int8_t* xq = a.xq + i * a.kpad;
   const float* xs = a.xsum + i * l.groups;
   RowStream s[P];
   for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+  const RowScales sc = row_scales<P>(a, s, buf);
+  const uint8_t* w[P];
+  for (int p = 0; p < P; ++p) w[p] = s[p].w;
+  const int64_t cstride = s[0].wstride;  // the P rows share one storage region
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i nib = _mm256_set1_epi8(15);
   const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+  // symmetric int4: m = -8d, so the offset term is d * (-8 * xsum); symmetric int8: none.
+  const bool sym4 = kInt4 && a.symmetric;
+  const bool has_m = !a.symmetric || kInt4;
   __m256 facc[P];
-  float mterm[P];
-  for (int p = 0; p < P; ++p) {
-    facc[p] = _mm256_setzero_ps();
-    mterm[p] = 0.0f;
-  }
-  for (int64_t c0 = 0; c0 < l.chunks; c0 += span) {
-    const int64_t c1 = std::min(l.chunks, c0 + span);
-    __m256i iacc[P];
-    for (int p = 0; p < P; ++p) iacc[p] = _mm256_setzero_si256();
+  for (int p = 0; p < P; ++p) facc[p] = _mm256_setzero_ps();
+  // Integer products of one chunk of row p with the activation chunk xv (int8: 16 lanes of
+  // pair sums, |.| <= 2 * 128 * 127; int4: <= 2 * 15 * 127, eight of them fit in int16).
+  auto chunk_i16 = [&](int p, int64_t c, __m256i xv) {
+    const uint8_t* wp = w[p] + c * cstride;
+    _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * cstride), _MM_HINT_T0);
     if (kInt4) {
-      for (int64_t cc = c0; cc < c1; cc += 8) {
-        const int64_t ce = std::min(c1, cc + 8);
-        __m256i i16[P];
-        for (int p = 0; p < P; ++p) i16[p] = _mm256_setzero_si256();
-        for (int64_t c = cc; c < ce; ++c) {
-          const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + c * kChunk));
-          for (int p = 0; p < P; ++p) {
-            const uint8_t* wp = s[p].w + c * s[p].wstride;
-            _mm_prefetch(reinterpret_cast<const char*>(wp + 16 * s[p].wstride), _MM_HINT_T0);
-            const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
-            const __m256i u = _mm256_and_si256(_mm256_srlv_epi32(b, shift), nib);
-            i16[p] = _mm256_add_epi16(i16[p], _mm256_maddubs_epi16(u, xv));
+      const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
+      return _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srlv_epi32(b, shift), nib), xv);
+    }
+    const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+    return _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+  };
+  auto xchunk = [&](int64_t c) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + c * kChunk)); };
+  auto scale = [&](int p, int64_t g) { return _mm256_broadcast_ss(sc.d + sc.off[p] + g * sc.sstride); };
+  if (span <= 8) {
+    // Short groups (g <= 256): row by row within a group; int4 sums stay in int16 for the group.
+    for (int64_t g = 0; g < l.groups; ++g) {
+      const int64_t c0 = g * span, c1 = std::min(l.chunks, c0 + span);
+      for (int p = 0; p < P; ++p) {
+        __m256i isum;
+        if (kInt4) {
+          __m256i i16 = chunk_i16(p, c0, xchunk(c0));
+          for (int64_t c = c0 + 1; c < c1; ++c) i16 = _mm256_add_epi16(i16, chunk_i16(p, c, xchunk(c)));
+          isum = _mm256_madd_epi16(i16, ones);
+        } else {
+          isum = _mm256_madd_epi16(chunk_i16(p, c0, xchunk(c0)), ones);
+          for (int64_t c = c0 + 1; c < c1; ++c) {
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(chunk_i16(p, c, xchunk(c)), ones));
           }
         }
-        for (int p = 0; p < P; ++p) iacc[p] = _mm256_add_epi32(iacc[p], _mm256_madd_epi16(i16[p], ones));
+        facc[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale(p, g), facc[p]);
       }
-    } else {
-      for (int64_t c = c0; c < c1; ++c) {
-        const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + c * kChunk));
-        for (int p = 0; p < P; ++p) {
-          const uint8_t* wp = s[p].w + c * s[p].wstride;
-          _mm_prefetch(reinterpret_cast<const char*>(wp + 8 * s[p].wstride), _MM_HINT_T0);
-          const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
-          const __m256i prod = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(xv, w));
-          iacc[p] = _mm256_add_epi32(iacc[p], _mm256_madd_epi16(prod, ones));
+    }
+  } else {
+    // Long spans (per-channel, per-tensor, groups > 256): int32 accumulators for all P rows.
+    int64_t g = 0;
+    for (int64_t c0 = 0; c0 < l.chunks; c0 += span, g += grouped ? 1 : 0) {
+      const int64_t c1 = std::min(l.chunks, c0 + span);
+      __m256i iacc[P];
+      for (int p = 0; p < P; ++p) iacc[p] = _mm256_setzero_si256();
+      if (kInt4) {
+        for (int64_t cc = c0; cc < c1; cc += 8) {
+          const int64_t ce = std::min(c1, cc + 8);
+          for (int p = 0; p < P; ++p) {
+            __m256i i16 = chunk_i16(p, cc, xchunk(cc));
+            for (int64_t c = cc + 1; c < ce; ++c) i16 = _mm256_add_epi16(i16, chunk_i16(p, c, xchunk(c)));
+            iacc[p] = _mm256_add_epi32(iacc[p], _mm256_madd_epi16(i16, ones));
+          }
+        }
+      } else {
+        for (int64_t c = c0; c < c1; ++c) {
+          const __m256i xv = xchunk(c);
+          for (int p = 0; p < P; ++p) iacc[p] = _mm256_add_epi32(iacc[p], _mm256_madd_epi16(chunk_i16(p, c, xv), ones));
         }
       }
-    }
-    const int64_t g = grouped ? c0 / span : 0;
-    for (int p = 0; p < P; ++p) {
-      float d, m;
-      scale_min(a, s[p], g, &d, &m);
-      facc[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[p]), _mm256_set1_ps(d), facc[p]);
-      if (grouped || c0 == 0) mterm[p] += m * xs[g];
+      for (int p = 0; p < P; ++p) facc[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[p]), scale(p, g), facc[p]);
     }
   }
-  for (int p = 0; p < P; ++p) out[p] = a.xscale[i] * hsum(facc[p]) + mterm[p];
+  // Offset term sum_g m_g * xsum_g from the fp32 scale copies (symmetric int4: m = -8d).
+  for (int p = 0; p < P; ++p) {
+    float mt = 0.0f;
+    if (has_m) {
+      const float* mp = (sym4 ? sc.d : sc.m) + sc.off[p];
+      for (int64_t gg = 0; gg < l.groups; ++gg) mt += mp[gg * sc.sstride] * xs[gg];
+      if (sym4) mt *= -8.0f;
+    }
+    out[p] = a.xscale[i] * hsum(facc[p]) + mt;
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -588,7 +662,7 @@ void fp32_float(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   for (int64_t i = 0; i < a.n; ++i) {
     const float* x = a.x + i * a.k;
     float* y = a.y + i * a.m;
-    for_row_quads(a, m0, m1, [&](int64_t r, int p) {
+    for_row_groups(a, m0, m1, [&](int64_t r, int p) {
       if (p == 4) {
         gemv_f32_float<kVt, 4>(a, r, x, y + r);
       } else {
@@ -608,9 +682,9 @@ void fp32_quant(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   for (int64_t i = 0; i < a.n; ++i) {
     const float* x = a.xpad + i * a.kpad;
     float* y = a.y + i * a.m;
-    for_row_quads(a, m0, m1, [&](int64_t r, int p) {
-      if (p == 4) {
-        gemv_f32_quant<kInt4, 4>(a, r, x, y + r);
+    for_row_groups(a, m0, m1, [&](int64_t r, int p) {
+      if (p >= 4) {
+        for (int q = 0; q < p; q += 4) gemv_f32_quant<kInt4, 4>(a, r + q, x, y + r + q);
       } else {
         gemv_f32_quant<kInt4, 1>(a, r, x, y + r);
       }
@@ -636,16 +710,117 @@ bool i8_fast_path(const LinearArgs& a) {
   return !grouped || a.layout.group_size % kChunk == 0;
 }
 
-template <bool kInt4>
-void int8_quant(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  if (a.n >= kGemmMinN) return gemm_i8<kInt4>(a, m0, m1, scratch);
+// int4, R-row interleaved (P = R = 4 or 8): the chunk records of rows 2q and 2q+1 are adjacent,
+// so one 32-byte load gives both rows' nibbles. lo = v & 15 holds elements 0..15 of row 2q (low
+// lane) and of row 2q+1 (high lane), hi = (v >> 4) & 15 elements 16..31: multiplied with the
+// activation halves broadcast to both lanes, one vpmaddubsw pair, one vpmaddwd, one cvt and one
+// FMA serve two rows. int16 sums hold 4 chunks (4 * 2 * 2 * 15 * 127 < 32767).
+template <int P, int kSpan>
+void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) {
+  static_assert(P == 4 || P == 8, "pairs of interleaved rows");
+  constexpr int kPairs = P / 2;
+  const DenseQuantLayout& l = a.layout;
+  const bool grouped = l.groups > 1 || l.group_size < a.k;
+  const int64_t span = kSpan > 0 ? kSpan : (grouped ? l.group_size / kChunk : kSpanMax);
+  const int8_t* xq = a.xq + i * a.kpad;
+  RowStream s[P];
+  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+  const RowScales sc = row_scales<P>(a, s, buf);
+  SLMC_DCHECK(s[0].wstride == P * 16 && sc.sstride == P && sc.off[1] == 1, "interleaved block");
+  const uint8_t* blk = s[0].w;
+  constexpr int64_t kStride = P * 16;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i nib = _mm256_set1_epi8(15);
+  const __m256i pair_idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  __m256 facc[kPairs];
+  for (int q = 0; q < kPairs; ++q) facc[q] = _mm256_setzero_ps();
+  auto pair_i16 = [&](int q, int64_t c, __m256i xlo, __m256i xhi) {
+    const uint8_t* wp = blk + c * kStride + q * 32;
+    _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * kStride), _MM_HINT_T0);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+    const __m256i lo = _mm256_and_si256(v, nib);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+    return _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
+  };
+  auto xhalf = [&](int64_t c, int h) {
+    return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(xq + c * kChunk + 16 * h)));
+  };
+  auto pair_scale = [&](int q, int64_t g) {
+    const __m128 two = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(sc.d + g * P + 2 * q)));
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(two), pair_idx);
+  };
+  int64_t g = 0;
+  for (int64_t c0 = 0; c0 < l.chunks; c0 += span, g += grouped ? 1 : 0) {
+    const int64_t c1 = std::min(l.chunks, c0 + span);
+    if (span <= 4) {
+      if (c1 - c0 == 1) {
+        const __m256i xlo = xhalf(c0, 0), xhi = xhalf(c0, 1);
+        for (int q = 0; q < kPairs; ++q) {
+          const __m256i isum = _mm256_madd_epi16(pair_i16(q, c0, xlo, xhi), ones);
+          facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), pair_scale(q, g), facc[q]);
+        }
+      } else {
+        for (int q = 0; q < kPairs; ++q) {
+          __m256i i16 = pair_i16(q, c0, xhalf(c0, 0), xhalf(c0, 1));
+          for (int64_t c = c0 + 1; c < c1; ++c) i16 = _mm256_add_epi16(i16, pair_i16(q, c, xhalf(c, 0), xhalf(c, 1)));
+          facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16, ones)), pair_scale(q, g), facc[q]);
+        }
+      }
+    } else {
+      __m256i iacc[kPairs];
+      for (int q = 0; q < kPairs; ++q) iacc[q] = _mm256_setzero_si256();
+      for (int64_t cc = c0; cc < c1; cc += 4) {
+        const int64_t ce = std::min(c1, cc + 4);
+        for (int q = 0; q < kPairs; ++q) {
+          __m256i i16 = pair_i16(q, cc, xhalf(cc, 0), xhalf(cc, 1));
+          for (int64_t c = cc + 1; c < ce; ++c) i16 = _mm256_add_epi16(i16, pair_i16(q, c, xhalf(c, 0), xhalf(c, 1)));
+          iacc[q] = _mm256_add_epi32(iacc[q], _mm256_madd_epi16(i16, ones));
+        }
+      }
+      for (int q = 0; q < kPairs; ++q) facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[q]), pair_scale(q, g), facc[q]);
+    }
+  }
+  // Offset term as in gemv_i8.
+  const float* xs = a.xsum + i * l.groups;
+  const bool sym4 = a.symmetric;
+  for (int q = 0; q < kPairs; ++q) {
+    const __m128 lo = _mm256_castps256_ps128(facc[q]), hi = _mm256_extractf128_ps(facc[q], 1);
+    float part[2];
+    for (int h = 0; h < 2; ++h) {
+      __m128 v = h == 0 ? lo : hi;
+      v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+      v = _mm_add_ss(v, _mm_movehdup_ps(v));
+      part[h] = _mm_cvtss_f32(v);
+    }
+    for (int h = 0; h < 2; ++h) {
+      const int p = 2 * q + h;
+      const float* mp = (sym4 ? sc.d : sc.m) + sc.off[p];
+      float mt = 0.0f;
+      for (int64_t gg = 0; gg < l.groups; ++gg) mt += mp[gg * sc.sstride] * xs[gg];
+      if (sym4) mt *= -8.0f;
+      out[p] = a.xscale[i] * part[h] + mt;
+    }
+  }
+}
+
+template <bool kInt4, int kSpan>
+void gemv_i8_rows(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  float* buf = reinterpret_cast<float*>(scratch);
   for (int64_t i = 0; i < a.n; ++i) {
     float* y = a.y + i * a.m;
-    for_row_quads(a, m0, m1, [&](int64_t r, int p) {
-      if (p == 4) {
-        gemv_i8<kInt4, 4>(a, r, i, y + r);
+    for_row_groups(a, m0, m1, [&](int64_t r, int p) {
+      // Per-tensor scales have no per-row layout to pair: the generic path handles them.
+      const bool pairs = kInt4 && !a.layout.per_tensor && r < a.layout.interleaved_rows && p == a.layout.interleave;
+      if (pairs && p == 8) {
+        gemv_i4_pairs<8, kSpan>(a, r, i, buf, y + r);
+      } else if (pairs && p == 4) {
+        gemv_i4_pairs<4, kSpan>(a, r, i, buf, y + r);
+      } else if (p == 8) {
+        gemv_i8<kInt4, 8, kSpan>(a, r, i, buf, y + r);
+      } else if (p == 4) {
+        gemv_i8<kInt4, 4, kSpan>(a, r, i, buf, y + r);
       } else {
-        gemv_i8<kInt4, 1>(a, r, i, y + r);
+        gemv_i8<kInt4, 1, kSpan>(a, r, i, buf, y + r);
       }
     });
     if (a.bias)
@@ -655,8 +830,13 @@ void int8_quant(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
 
 void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   if (!i8_fast_path(a)) return linear_kernels_scalar().int8(a, m0, m1, scratch);
-  if (a.vt == ValueType::kInt4) return int8_quant<true>(a, m0, m1, scratch);
-  return int8_quant<false>(a, m0, m1, scratch);
+  const bool int4 = a.vt == ValueType::kInt4;
+  if (a.n >= kGemmMinN) return int4 ? gemm_i8<true>(a, m0, m1, scratch) : gemm_i8<false>(a, m0, m1, scratch);
+  const bool grouped = a.layout.groups > 1 || a.layout.group_size < a.k;
+  if (!int4) return gemv_i8_rows<false, 0>(a, m0, m1, scratch);
+  if (grouped && a.layout.group_size == 32) return gemv_i8_rows<true, 1>(a, m0, m1, scratch);
+  if (grouped && a.layout.group_size == 128) return gemv_i8_rows<true, 4>(a, m0, m1, scratch);
+  return gemv_i8_rows<true, 0>(a, m0, m1, scratch);
 }
 
 size_t scratch_bytes(const LinearArgs& a) {
@@ -666,7 +846,9 @@ size_t scratch_bytes(const LinearArgs& a) {
     const int64_t kc = i8_kc(a);
     i8 = static_cast<size_t>(2 * kc * kMr + (kc / 32 + 2) * kMr * 4 + a.layout.groups * kMr * 4 + a.n * kMr * 4);
   }
-  return std::max(f32, i8) + 64;
+  // GEMV: fp32 copies of the scales and mins of 4 rows (interleaved: of their R-row block).
+  const size_t gemv = static_cast<size_t>(2 * (a.layout.groups * 8 + 16) * 4);
+  return std::max(std::max(f32, i8), gemv) + 64;
 }
 
 }  // namespace
