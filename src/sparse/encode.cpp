@@ -10,6 +10,7 @@
 
 #include "slmc/half.hpp"
 #include "slmc/parallel.hpp"
+#include "slmc/quant/quantize.hpp"
 #include "slmc/sparse/validate.hpp"
 #include "sparse/sparse_internal.hpp"
 
@@ -18,31 +19,20 @@ namespace {
 
 std::string who(std::string_view name) { return "tensor '" + std::string(name) + "': "; }
 
-/// Symmetric absmax scales over the kept values, one per SparseLayout::scale_index.
+/// Symmetric scales over the kept values, one per SparseLayout::scale_index; codes are computed
+/// exactly as the dense quantizer computes them (quant_detail::code_of: multiply by 1/d, round
+/// half to even, clamp), so sparse and dense int8 agree bit for bit on the same group.
 struct ValueQuantizer {
   ValueType type = ValueType::kF32;
-  int32_t qmin = 0, qmax = 0;
-  std::vector<float> scale;  ///< effective scale (after rounding to the stored dtype)
+  quant_detail::QuantSpec spec;
+  std::vector<float> scale;                     ///< stored scale (rounded to the scale dtype)
+  std::vector<quant_detail::Inverse> inverse;   ///< 1/d per scale
 
   int32_t code(float w, int64_t scale_idx) const noexcept {
-    const float d = scale[static_cast<size_t>(scale_idx)];
-    if (d == 0.0f) return 0;
-    const float q = std::nearbyint(w / d);
-    return static_cast<int32_t>(std::min<float>(std::max<float>(q, static_cast<float>(qmin)), static_cast<float>(qmax)));
+    const size_t i = static_cast<size_t>(scale_idx);
+    return static_cast<int32_t>(quant_detail::code_of(w, quant_detail::GroupParams{scale[i], 0.0f}, inverse[i], spec));
   }
 };
-
-/// Calls fn(row, col) for every kept element of W (row-major order).
-template <typename Fn>
-void for_each_kept(const float* w, const uint8_t* keep, int64_t rows, int64_t cols, Fn&& fn) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* wr = w + r * cols;
-    const uint8_t* kr = keep ? keep + r * cols : nullptr;
-    for (int64_t c = 0; c < cols; ++c) {
-      if (kr ? kr[c] != 0 : wr[c] != 0.0f) fn(r, c);
-    }
-  }
-}
 
 Status check_finite_kept(const float* w, const uint8_t* keep, int64_t rows, int64_t cols, std::string_view name) {
   // Fast path: all of W finite (the common case; a plain max over the bits vectorizes).
@@ -59,39 +49,113 @@ Status check_finite_kept(const float* w, const uint8_t* keep, int64_t rows, int6
   return Status::ok_status();
 }
 
-Result<ValueQuantizer> make_quantizer(const SparseLayout& l, const float* w, const uint8_t* keep, std::string_view name,
-                                      AlignedBuffer* scales_out) {
+Status check_importance(const float* importance, int64_t cols, std::string_view name) {
+  for (int64_t j = 0; j < cols; ++j) {
+    if (!std::isfinite(importance[j]) || importance[j] < 0.0f) {
+      return make_error(ErrorCode::kInvalidArgument, who(name) + "importance[" + std::to_string(j) + "] = " +
+                                                         std::to_string(importance[j]) + " (must be finite and >= 0)");
+    }
+  }
+  return Status::ok_status();
+}
+
+Result<ValueQuantizer> make_quantizer(const SparseLayout& l, const float* w, const uint8_t* keep,
+                                      const float* importance, std::string_view name, AlignedBuffer* scales_out) {
   ValueQuantizer q;
   q.type = l.encoding.value_type;
   if (!l.quantized()) return q;
-  if (q.type == ValueType::kInt8) {
-    q.qmin = -127;
-    q.qmax = 127;
-  } else {
-    q.qmin = -8;
-    q.qmax = 7;
+  const quant_detail::CodeRange range = quant_detail::code_range(q.type, true);
+  q.spec.lo = static_cast<float>(range.lo);
+  q.spec.hi = static_cast<float>(range.hi);
+  q.spec.symmetric = true;
+  q.spec.scale_dtype = l.encoding.scale_dtype;
+  const ScaleSearch search = l.encoding.search;
+  if (search != ScaleSearch::kAbsmax && search != ScaleSearch::kMse && search != ScaleSearch::kWeighted) {
+    return make_error(ErrorCode::kInvalidArgument, who(name) + "unknown scale search " + std::to_string(static_cast<int>(search)));
   }
-  std::vector<float> amax(static_cast<size_t>(l.scale_count), 0.0f);
-  for_each_kept(w, keep, l.rows, l.cols, [&](int64_t r, int64_t c) {
-    float& a = amax[static_cast<size_t>(l.scale_index(r, c))];
-    a = std::max(a, std::fabs(w[r * l.cols + c]));
-  });
-  q.scale.resize(amax.size());
-  *scales_out = AlignedBuffer(static_cast<size_t>(l.scales_segment_bytes()));
-  for (size_t i = 0; i < amax.size(); ++i) {
-    float d = amax[i] / static_cast<float>(q.qmax);
-    if (l.encoding.scale_dtype == DType::kF16) {
-      const uint16_t h = fp32_to_fp16(d);
-      d = fp16_to_fp32(h);
-      if (!std::isfinite(d)) {
-        return make_error(ErrorCode::kOutOfRange, who(name) + "scale " + std::to_string(amax[i] / q.qmax) +
+  const bool weighted = search == ScaleSearch::kWeighted;
+  if (weighted) {
+    if (importance == nullptr) {
+      return make_error(ErrorCode::kInvalidArgument, who(name) + "search 'weighted' needs per-input-channel importance (K = " +
+                                                         std::to_string(l.cols) + ")");
+    }
+    SLMC_RETURN_IF_ERROR(check_importance(importance, l.cols, name));
+  }
+  q.scale.assign(static_cast<size_t>(l.scale_count), 0.0f);
+  auto kept = [&](int64_t r, int64_t c) { return keep ? keep[r * l.cols + c] != 0 : w[r * l.cols + c] != 0.0f; };
+  if (search == ScaleSearch::kAbsmax) {
+    // amax over the kept values of each scale group: whole column ranges, no per-element index math.
+    std::vector<float> amax(q.scale.size(), 0.0f);
+    for (int64_t r = 0; r < l.rows; ++r) {
+      const float* wr = w + r * l.cols;
+      const uint8_t* kr = keep ? keep + r * l.cols : nullptr;
+      for (int64_t c0 = 0; c0 < l.cols; c0 += l.scale_group) {
+        const int64_t c1 = std::min(l.cols, c0 + l.scale_group);
+        float a = 0.0f;
+        if (kr) {
+          for (int64_t c = c0; c < c1; ++c) a = std::max(a, kr[c] ? std::fabs(wr[c]) : 0.0f);
+        } else {
+          for (int64_t c = c0; c < c1; ++c) a = std::max(a, std::fabs(wr[c]));
+        }
+        float& slot = amax[static_cast<size_t>(l.scale_index(r, c0))];
+        slot = std::max(slot, a);
+      }
+    }
+    for (size_t i = 0; i < amax.size(); ++i) {
+      quant_detail::MinMax mm;
+      mm.amax = amax[i];
+      quant_detail::GroupParams p;
+      if (!quant_detail::absmax_params(mm, q.spec, p)) {
+        return make_error(ErrorCode::kOutOfRange, who(name) + "scale " + std::to_string(amax[i] / q.spec.hi) +
                                                       " (scale index " + std::to_string(i) + ") overflows f16");
       }
+      q.scale[i] = p.d;
+    }
+  } else {
+    // Error-minimizing search (the dense quantizer's, docs/QUANT.md) over each group's kept values.
+    std::vector<float> xs, ws;
+    auto solve = [&](int64_t idx) -> Status {
+      quant_detail::GroupParams p;
+      if (!xs.empty()) {
+        const quant_detail::OneSpan span{xs.data(), weighted ? ws.data() : nullptr, static_cast<int64_t>(xs.size())};
+        if (!quant_detail::choose_params(span, q.spec, search, weighted, p)) {
+          return make_error(ErrorCode::kOutOfRange, who(name) + "scale of scale index " + std::to_string(idx) + " overflows f16");
+        }
+      }
+      q.scale[static_cast<size_t>(idx)] = p.d;
+      xs.clear();
+      ws.clear();
+      return Status::ok_status();
+    };
+    auto gather = [&](int64_t r, int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        if (!kept(r, c)) continue;
+        xs.push_back(w[r * l.cols + c]);
+        if (weighted) ws.push_back(importance[c]);
+      }
+    };
+    if (l.encoding.granularity == Granularity::kTensor) {
+      for (int64_t r = 0; r < l.rows; ++r) gather(r, 0, l.cols);
+      if (l.scale_count > 0) SLMC_RETURN_IF_ERROR(solve(0));
+    } else {
+      for (int64_t r = 0; r < l.rows; ++r) {
+        for (int64_t c0 = 0; c0 < l.cols; c0 += l.scale_group) {
+          gather(r, c0, std::min(l.cols, c0 + l.scale_group));
+          SLMC_RETURN_IF_ERROR(solve(l.scale_index(r, c0)));
+        }
+      }
+    }
+  }
+  *scales_out = AlignedBuffer(static_cast<size_t>(l.scales_segment_bytes()));
+  q.inverse.resize(q.scale.size());
+  for (size_t i = 0; i < q.scale.size(); ++i) {
+    if (l.encoding.scale_dtype == DType::kF16) {
+      const uint16_t h = fp32_to_fp16(q.scale[i]);
       std::memcpy(scales_out->data() + 2 * i, &h, 2);
     } else {
-      std::memcpy(scales_out->data() + 4 * i, &d, 4);
+      std::memcpy(scales_out->data() + 4 * i, &q.scale[i], 4);
     }
-    q.scale[i] = d;
+    q.inverse[i] = quant_detail::inverse_of(q.scale[i]);
   }
   return q;
 }
@@ -149,15 +213,20 @@ Result<EncodedMatrix> encode_csr_like(const SparseLayout& l, const float* w, con
       const uint8_t* kr = keep ? keep + r * cols : nullptr;
       uint64_t p = ptr[static_cast<size_t>(r)];
       uint8_t* mrow = bitmask ? meta + l.meta_offset(r) : nullptr;
-      for (int64_t c = 0; c < cols; ++c) {
-        if (!(kr ? kr[c] != 0 : wr[c] != 0.0f)) continue;
-        store_value(values, p, q, wr[c], q.type == ValueType::kF32 ? 0 : l.scale_index(r, c));
-        if (bitmask) {
-          mrow[c >> 3] = static_cast<uint8_t>(mrow[c >> 3] | (1u << (c & 7)));
-        } else {
-          store_index(ci, p, l.col_index_bytes, static_cast<uint64_t>(c));
+      const int64_t group = l.quantized() ? l.scale_group : cols;
+      for (int64_t c0 = 0; c0 < cols; c0 += group) {
+        const int64_t c1 = std::min(cols, c0 + group);
+        const int64_t sidx = l.quantized() ? l.scale_index(r, c0) : 0;
+        for (int64_t c = c0; c < c1; ++c) {
+          if (!(kr ? kr[c] != 0 : wr[c] != 0.0f)) continue;
+          store_value(values, p, q, wr[c], sidx);
+          if (bitmask) {
+            mrow[c >> 3] = static_cast<uint8_t>(mrow[c >> 3] | (1u << (c & 7)));
+          } else {
+            store_index(ci, p, l.col_index_bytes, static_cast<uint64_t>(c));
+          }
+          ++p;
         }
-        ++p;
       }
     }
   });
@@ -409,7 +478,7 @@ ErrorStats encoded_error_stats(const EncodedMatrixView& m, const SparseLayout& l
 }  // namespace detail
 
 Result<EncodedMatrix> encode_sparse(const float* w, int64_t rows, int64_t cols, const Encoding& encoding,
-                                    const uint8_t* keep, std::string_view tensor_name) {
+                                    const uint8_t* keep, std::string_view tensor_name, const float* importance) {
   SLMC_ASSIGN_OR_RETURN(SparseLayout l, SparseLayout::create(rows, cols, encoding, tensor_name));
   if (rows * cols > 0 && w == nullptr) {
     return make_error(ErrorCode::kInvalidArgument, who(tensor_name) + "null weights");
@@ -419,7 +488,7 @@ Result<EncodedMatrix> encode_sparse(const float* w, int64_t rows, int64_t cols, 
   em.rows = rows;
   em.cols = cols;
   em.encoding = encoding;
-  SLMC_ASSIGN_OR_RETURN(ValueQuantizer q, make_quantizer(l, w, keep, tensor_name, &em.segment(SegmentRole::kScales)));
+  SLMC_ASSIGN_OR_RETURN(ValueQuantizer q, make_quantizer(l, w, keep, importance, tensor_name, &em.segment(SegmentRole::kScales)));
   Result<EncodedMatrix> r = Status(ErrorCode::kInternal, "unreachable");
   switch (encoding.format) {
     case SparseFormat::kCsr:

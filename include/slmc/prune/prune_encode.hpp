@@ -15,9 +15,10 @@ namespace slmc {
 /// The result's `stats` compare the decoded matrix with the original W (pruning and quantization
 /// error together); `stats.sparsity` counts the zeros of the decoded matrix.
 /// An N:M encoding needs PruneMethod::kNM with the same N and M (or kNone on a matrix that
-/// already fits the pattern). `achieved` (optional) receives the mask.
+/// already fits the pattern). `achieved` (optional) receives the mask. `importance` (length
+/// cols) weights the scale search when encoding.search is kWeighted (see encode_sparse).
 Result<EncodedMatrix> prune_and_encode(const float* w, int64_t rows, int64_t cols, const PruneSpec& spec,
                                        const Encoding& encoding, std::string_view tensor_name,
-                                       PruneMask* achieved = nullptr);
+                                       PruneMask* achieved = nullptr, const float* importance = nullptr);
 
 }  // namespace slmc

@@ -2,9 +2,11 @@
 // reference decoder, error statistics and exact size accounting / prediction.
 //
 // The byte layouts are specified in docs/LAYOUT.md ("Sparse formats") and computed by
-// slmc/sparse/layout.hpp. Quantized values (int8; int4 for N:M) use symmetric absmax scales
-// computed over the kept values only: d = max|w_kept| / qmax (qmax 127 for int8, 7 for int4),
-// rounded to the scale dtype, q = round_half_even(w / d) clamped to the code range.
+// slmc/sparse/layout.hpp. Quantized values (int8; int4 for N:M) use symmetric scales computed
+// over the kept values only, chosen by Encoding::search exactly as the dense quantizer chooses
+// them (docs/QUANT.md): absmax d = max|w_kept| / qmax (qmax 127 for int8, 7 for int4), or the
+// error-minimizing grid search (mse; weighted by per-input-channel importance), rounded to the
+// scale dtype; q = round_half_even(w / d) clamped to the code range.
 #pragma once
 
 #include <cstdint>
@@ -21,9 +23,12 @@ namespace slmc {
 /// of W. For N:M the kept elements of every group must fit the pattern (at most N per group, and
 /// at most N of the real columns in the tail group); groups with fewer are filled with explicit
 /// zeros. For BSR a block is stored when any element in it is kept (non-kept elements of a stored
-/// block are stored as zero). `stats` of the result are filled against W.
+/// block are stored as zero). `stats` of the result are filled against W. `importance` (length
+/// cols, finite, >= 0, e.g. calibration mean squared activations) is required by
+/// ScaleSearch::kWeighted and ignored otherwise.
 Result<EncodedMatrix> encode_sparse(const float* w, int64_t rows, int64_t cols, const Encoding& encoding,
-                                    const uint8_t* keep, std::string_view tensor_name);
+                                    const uint8_t* keep, std::string_view tensor_name,
+                                    const float* importance = nullptr);
 
 /// Reference decoder: validates `m` (validate_sparse_matrix) and writes the dense fp32 matrix
 /// (rows*cols floats, row-major) to `dense_out`. Never reads out of bounds, whatever `m` holds.
