@@ -1,62 +1,27 @@
 // slm-compress: the command-line converter. Uses the public library API only.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <iostream>
 #include <string>
+#include <vector>
 
+#include "commands.hpp"
 #include "exit_codes.hpp"
-#include "slmc/slmc.hpp"
-
-namespace {
-
-using slmc::cli::kExitOk;
-using slmc::cli::kExitUsage;
-
-int run_info(bool json) {
-  const slmc::CpuFeatures& f = slmc::cpu_features();
-  slmc::Result<slmc::Isa> isa = slmc::active_isa();
-  if (!isa.ok()) {
-    std::cerr << "slm-compress: " << isa.status().message() << "\n";
-    return kExitUsage;  // SLMC_ISA is part of how the tool was invoked
-  }
-  nlohmann::json compiled = nlohmann::json::array(), runnable = nlohmann::json::array();
-  for (slmc::Isa i : slmc::compiled_isas()) compiled.push_back(std::string(slmc::isa_name(i)));
-  for (slmc::Isa i : slmc::runnable_isas()) runnable.push_back(std::string(slmc::isa_name(i)));
-  if (json) {
-    nlohmann::json j;
-    j["version"] = slmc::kVersionString;
-    j["cpu"] = {{"brand", f.brand}, {"features", f.to_string()}};
-    j["isa"] = {{"compiled", compiled}, {"runnable", runnable}, {"active", std::string(slmc::isa_name(*isa))}};
-    j["threads"] = slmc::default_num_threads();
-    std::cout << j.dump(2) << "\n";
-    return kExitOk;
-  }
-  std::cout << "slm-compress " << slmc::kVersionString << "\n"
-            << "cpu:          " << f.brand << "\n"
-            << "features:     " << f.to_string() << "\n"
-            << "compiled ISA: " << compiled.dump() << "\n"
-            << "runnable ISA: " << runnable.dump() << "\n"
-            << "active ISA:   " << slmc::isa_name(*isa) << " (force with SLMC_ISA=...)\n"
-            << "threads:      " << slmc::default_num_threads() << "\n";
-  return kExitOk;
-}
-
-}  // namespace
+#include "slmc/version.hpp"
 
 int main(int argc, char** argv) {
+  using namespace slmc::cli;
   CLI::App app{"slm-compress: compress small language models for edge CPUs"};
   app.set_version_flag("--version", std::string("slm-compress ") + slmc::kVersionString);
   app.require_subcommand(1);
   app.footer(
-      "Exit codes: 0 success; 1 internal error; 2 usage error; 3 input unreadable or invalid;\n"
-      "            4 a gate (size or error budget) exceeded; 5 verification failed.");
+      "Exit codes: 0 success; 1 internal error; 2 usage error (every command-line parse error);\n"
+      "            3 input unreadable or invalid; 4 a gate (size or error budget) exceeded;\n"
+      "            5 verification failed (checksum or recorded statistics mismatch).\n"
+      "Environment: SLMC_ISA=scalar|avx2|neon|neon_dotprod forces a kernel path.");
 
-  bool json = false;
-  CLI::App* info = app.add_subcommand("info", "Show the CPU features and the kernel ISA slmc uses here");
-  info->add_flag("--json", json, "Print one JSON document to stdout");
-
+  std::vector<Command> commands{add_convert(app), add_inspect(app), add_verify(app), add_bench(app),
+                                add_diff(app),    add_export(app),  add_info(app),   add_synth(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -69,12 +34,16 @@ int main(int argc, char** argv) {
     app.exit(e);
     return kExitUsage;
   }
-
   try {
-    if (*info) return run_info(json);
+    for (const Command& c : commands) {
+      if (c.app->parsed()) return c.run();
+    }
+  } catch (const std::bad_alloc&) {
+    std::cerr << "slm-compress: error: out of memory\n";
+    return kExitInternal;
   } catch (const std::exception& e) {
     std::cerr << "slm-compress: internal error: " << e.what() << "\n";
-    return slmc::cli::kExitInternal;
+    return kExitInternal;
   }
   return kExitUsage;
 }

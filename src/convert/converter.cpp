@@ -1,0 +1,465 @@
+// The conversion pipeline (include/slmc/convert/converter.hpp).
+#include "slmc/convert/converter.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "slmc/format/model_file.hpp"
+#include "slmc/half.hpp"
+#include "slmc/prune/prune_encode.hpp"
+#include "slmc/quant/dequantize.hpp"
+#include "slmc/quant/error_stats.hpp"
+#include "slmc/quant/quantize.hpp"
+#include "slmc/sparse/encode.hpp"
+#include "slmc/version.hpp"
+
+namespace slmc {
+
+// ---------------------------------------------------------------------------------------------
+// Calibration files
+// ---------------------------------------------------------------------------------------------
+
+Result<Calibration> parse_calibration_json(std::string_view text, const std::string& origin) {
+  auto err = [&](const std::string& what) {
+    return make_error(ErrorCode::kInvalidFormat, "calibration " + origin + ": " + what);
+  };
+  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded()) return err("not valid JSON");
+  if (!j.is_object() || j.value("format", "") != "slmc-calibration") {
+    return err("expected {\"format\": \"slmc-calibration\", \"version\": 1, \"tensors\": {...}}");
+  }
+  if (!j.contains("version") || j["version"] != 1) return err("unsupported \"version\" (this slmc reads 1)");
+  if (!j.contains("tensors") || !j["tensors"].is_object()) return err("\"tensors\" must be an object");
+  Calibration cal;
+  for (auto it = j["tensors"].begin(); it != j["tensors"].end(); ++it) {
+    const std::string& name = it.key();
+    const nlohmann::json& t = it.value();
+    if (!t.is_object() || !t.contains("mean_sq") || !t["mean_sq"].is_array() || !t.contains("count") ||
+        !t["count"].is_number()) {
+      return err("tensor '" + name + "': needs {\"mean_sq\": [K numbers], \"count\": N}");
+    }
+    CalibrationEntry e;
+    e.count = t["count"].get<double>();
+    if (!(e.count > 0) || !std::isfinite(e.count)) return err("tensor '" + name + "': count must be > 0");
+    e.mean_sq.reserve(t["mean_sq"].size());
+    size_t index = 0;
+    for (const auto& v : t["mean_sq"]) {
+      if (!v.is_number()) return err("tensor '" + name + "': mean_sq[" + std::to_string(index) + "] is not a number");
+      const double d = v.get<double>();
+      if (!std::isfinite(d) || d < 0) {
+        return err("tensor '" + name + "': mean_sq[" + std::to_string(index) + "] = " + v.dump() +
+                   " (must be finite and >= 0)");
+      }
+      e.mean_sq.push_back(static_cast<float>(d));
+      ++index;
+    }
+    cal.tensors.emplace(name, std::move(e));
+  }
+  return cal;
+}
+
+Result<Calibration> load_calibration(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::kIoError, "calibration " + path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_calibration_json(ss.str(), path);
+}
+
+std::string calibration_to_json(const Calibration& calibration) {
+  nlohmann::ordered_json j;
+  j["format"] = "slmc-calibration";
+  j["version"] = 1;
+  nlohmann::ordered_json tensors = nlohmann::ordered_json::object();
+  for (const auto& [name, e] : calibration.tensors) {
+    tensors[name] = {{"mean_sq", e.mean_sq}, {"count", e.count}};
+  }
+  j["tensors"] = tensors;
+  return j.dump();
+}
+
+// ---------------------------------------------------------------------------------------------
+// One tensor
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+Status need_calibration(const std::string& name, int64_t cols, const CalibrationEntry* cal, const char* why) {
+  if (cal == nullptr) {
+    return make_error(ErrorCode::kInvalidArgument, "tensor '" + name + "': " + why +
+                                                       " needs calibration statistics (--calibration FILE) for it");
+  }
+  if (static_cast<int64_t>(cal->mean_sq.size()) != cols) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "tensor '" + name + "': calibration has " + std::to_string(cal->mean_sq.size()) +
+                          " channels, the weight has K = " + std::to_string(cols));
+  }
+  return Status::ok_status();
+}
+
+// Replaces the stats of `m` by the error of its decoding against the unpruned original `w`.
+Status restat(EncodedMatrix& m, const float* w, int64_t rows, int64_t cols) {
+  AlignedBuffer decoded(static_cast<size_t>(rows * cols) * sizeof(float));
+  EncodedMatrixView v = m.view();
+  Status s = v.encoding.format == SparseFormat::kDense ? dequantize(v, decoded.as<float>())
+                                                       : decode_sparse(v, decoded.as<float>());
+  SLMC_RETURN_IF_ERROR(s);
+  m.stats = compute_error_stats(w, decoded.as<float>(), rows * cols, m.total_bytes());
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Result<EncodedMatrix> encode_with_scheme(const std::string& name, const float* w, int64_t rows, int64_t cols,
+                                         const Scheme& scheme, const CalibrationEntry* cal, int num_threads) {
+  const Encoding& e = scheme.encoding;
+  std::vector<float> wanda_norms;
+  const float* col_norms = nullptr;
+  if (scheme.is_pruned() && scheme.prune == PruneScore::kWanda) {
+    SLMC_RETURN_IF_ERROR(need_calibration(name, cols, cal, "prune=wanda"));
+    SLMC_ASSIGN_OR_RETURN(wanda_norms, wanda_column_norms(cal->mean_sq.data(), cols, cal->count, name));
+    col_norms = wanda_norms.data();
+  }
+  const float* importance = nullptr;
+  if (e.is_quantized() && e.search == ScaleSearch::kWeighted) {
+    SLMC_RETURN_IF_ERROR(need_calibration(name, cols, cal, "search=weighted"));
+    importance = cal->mean_sq.data();
+  }
+
+  PruneSpec spec;
+  if (scheme.is_pruned()) {
+    // Wanda ranks within each output row (as in the paper); magnitude ranks over the tensor.
+    spec.scope = scheme.prune == PruneScore::kWanda ? PruneScope::kRow : PruneScope::kTensor;
+    spec.col_norms = col_norms;
+    spec.sparsity = scheme.sparsity;
+    if (e.nm_m != 0) {
+      spec.method = PruneMethod::kNM;
+      spec.n = e.nm_n;
+      spec.m = e.nm_m;
+    } else if (e.format == SparseFormat::kBsr) {
+      spec.method = PruneMethod::kBlock;
+      spec.block_rows = e.block_rows;
+      spec.block_cols = e.block_cols;
+    } else {
+      spec.method = PruneMethod::kMagnitude;
+    }
+  }
+
+  if (e.format != SparseFormat::kDense) {
+    if (!scheme.is_pruned()) spec.method = PruneMethod::kNone;
+    return prune_and_encode(w, rows, cols, spec, e, name);
+  }
+
+  // Dense storage: prune first (zeros stay in the dense matrix), then quantize or convert.
+  std::vector<float> pruned;
+  const float* src = w;
+  if (scheme.is_pruned()) {
+    SLMC_ASSIGN_OR_RETURN(PruneMask mask, prune(w, rows, cols, spec, name));
+    pruned.assign(w, w + rows * cols);
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      if (!mask.keep[static_cast<size_t>(i)]) pruned[static_cast<size_t>(i)] = 0.0f;
+    }
+    src = pruned.data();
+  }
+  Result<EncodedMatrix> out = [&]() -> Result<EncodedMatrix> {
+    if (e.is_quantized()) {
+      QuantConfig qc;
+      qc.value_type = e.value_type;
+      qc.granularity = e.granularity;
+      qc.group_size = e.group_size;
+      qc.symmetric = e.symmetric;
+      qc.scale_dtype = e.scale_dtype;
+      qc.search = e.search;
+      qc.layout = e.layout;
+      qc.importance = importance;
+      qc.num_threads = num_threads;
+      return quantize(name, src, rows, cols, qc);
+    }
+    return encode_float(name, src, rows, cols, e.value_type);
+  }();
+  if (!out.ok()) return out;
+  if (scheme.is_pruned()) SLMC_RETURN_IF_ERROR(restat(*out, w, rows, cols));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole model
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+bool is_float_dtype(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16 || d == DType::kF64; }
+
+// The tensor as fp32: zero-copy for f32, else converted into `storage`.
+const float* as_fp32(const TensorView& t, AlignedBuffer& storage) {
+  const int64_t n = t.shape.numel();
+  if (t.dtype == DType::kF32) return t.data_as<float>();
+  storage = AlignedBuffer(static_cast<size_t>(n) * sizeof(float));
+  float* out = storage.as<float>();
+  switch (t.dtype) {
+    case DType::kF16: convert_fp16_to_fp32(t.data_as<uint16_t>(), out, static_cast<size_t>(n)); break;
+    case DType::kBF16: convert_bf16_to_fp32(t.data_as<uint16_t>(), out, static_cast<size_t>(n)); break;
+    case DType::kF64:
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(t.data_as<double>()[i]);
+      break;
+    default: SLMC_CHECK(false, "as_fp32 on a non-float dtype");
+  }
+  return out;
+}
+
+struct Choice {
+  uint64_t bytes = 0;
+  double sse = 0;  ///< squared error sum ||W - W'||^2
+};
+
+// Multiple-choice knapsack by the Lagrangian greedy (see docs/CLI.md, "--target-size"): every
+// tensor starts at its smallest candidate; then, repeatedly, the upgrade with the largest error
+// reduction per extra byte along each tensor's lower convex hull of (bytes, error) is taken while
+// the total still fits. Returns the chosen candidate per tensor, or nothing if even the smallest
+// choices exceed the target.
+std::optional<std::vector<size_t>> choose_within(const std::vector<std::vector<Choice>>& options, uint64_t target) {
+  const size_t n = options.size();
+  std::vector<std::vector<size_t>> hulls(n);
+  for (size_t t = 0; t < n; ++t) {
+    std::vector<size_t> order(options[t].size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const Choice &x = options[t][a], &y = options[t][b];
+      return x.bytes != y.bytes ? x.bytes < y.bytes : x.sse < y.sse;
+    });
+    // Keep points that strictly reduce error as size grows, then the lower convex hull.
+    std::vector<size_t> hull;
+    for (size_t i : order) {
+      if (!hull.empty() && options[t][i].sse >= options[t][hull.back()].sse) continue;
+      if (!hull.empty() && options[t][i].bytes == options[t][hull.back()].bytes) hull.pop_back();
+      while (hull.size() >= 2) {
+        const Choice &a = options[t][hull[hull.size() - 2]], &b = options[t][hull.back()], &c = options[t][i];
+        const double s_ab = (b.sse - a.sse) / static_cast<double>(b.bytes - a.bytes);
+        const double s_ac = (c.sse - a.sse) / static_cast<double>(c.bytes - a.bytes);
+        if (s_ac <= s_ab) hull.pop_back();  // b lies above the chord a-c
+        else break;
+      }
+      hull.push_back(i);
+    }
+    hulls[t] = hull;
+  }
+  std::vector<size_t> pos(n, 0);
+  uint64_t total = 0;
+  for (size_t t = 0; t < n; ++t) total += options[t][hulls[t][0]].bytes;
+  if (total > target) return std::nullopt;
+  while (true) {
+    double best_gain = 0;
+    size_t best = n;
+    for (size_t t = 0; t < n; ++t) {
+      if (pos[t] + 1 >= hulls[t].size()) continue;
+      const Choice &cur = options[t][hulls[t][pos[t]]], &next = options[t][hulls[t][pos[t] + 1]];
+      const uint64_t extra = next.bytes - cur.bytes;
+      if (total + extra > target) continue;
+      const double gain = (cur.sse - next.sse) / static_cast<double>(extra);
+      if (gain > best_gain) {
+        best_gain = gain;
+        best = t;
+      }
+    }
+    if (best == n) break;
+    total += options[best][hulls[best][pos[best] + 1]].bytes - options[best][hulls[best][pos[best]]].bytes;
+    ++pos[best];
+  }
+  std::vector<size_t> chosen(n);
+  for (size_t t = 0; t < n; ++t) chosen[t] = hulls[t][pos[t]];
+  return chosen;
+}
+
+std::string format_bytes(uint64_t b) { return std::to_string(b) + " bytes"; }
+
+std::string make_temp_dir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/slmc-dry-run-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) return "";
+  return std::string(buf.data());
+}
+
+}  // namespace
+
+Result<ConvertReport> convert_model(const ModelSource& source, const std::string& source_name,
+                                    const std::string& output, const ConvertOptions& options) {
+  ConvertReport report;
+  report.source = source_name;
+  report.recipe_json = options.recipe.to_json();
+  const std::vector<TensorView>& tensors = source.tensors();
+  const size_t n = tensors.size();
+
+  // Candidates per tensor (non-float tensors are not weights: skipped and reported).
+  std::vector<std::vector<Scheme>> candidates(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (is_float_dtype(tensors[i].dtype)) candidates[i] = options.recipe.candidates_for(tensors[i].name, tensors[i].shape.rank());
+  }
+  auto calibration_for = [&](const std::string& name) -> const CalibrationEntry* {
+    if (!options.calibration) return nullptr;
+    auto it = options.calibration->tensors.find(name);
+    return it == options.calibration->tensors.end() ? nullptr : &it->second;
+  };
+  auto encode = [&](size_t i, const Scheme& scheme) -> Result<EncodedMatrix> {
+    const TensorView& t = tensors[i];
+    AlignedBuffer storage;
+    const float* w = as_fp32(t, storage);
+    auto r = encode_with_scheme(t.name, w, t.shape.rows(), t.shape.cols(), scheme, calibration_for(t.name),
+                                options.num_threads);
+    if (!r.ok()) return r.status().with_context(source_name);
+    return r;
+  };
+
+  // --target-size: measure every candidate, then choose.
+  std::vector<size_t> chosen(n, 0);
+  if (options.target_size) {
+    std::vector<std::vector<Choice>> measured(n);
+    std::vector<size_t> index_of;  // tensors that take part
+    for (size_t i = 0; i < n; ++i) {
+      if (candidates[i].empty()) continue;
+      for (const Scheme& s : candidates[i]) {
+        SLMC_ASSIGN_OR_RETURN(EncodedMatrix m, encode(i, s));
+        const double count = static_cast<double>(tensors[i].shape.numel());
+        measured[i].push_back(Choice{m.total_bytes(), m.stats.rmse * m.stats.rmse * count});
+      }
+      index_of.push_back(i);
+    }
+    std::vector<std::vector<Choice>> opts;
+    for (size_t i : index_of) opts.push_back(measured[i]);
+    std::optional<std::vector<size_t>> pick = choose_within(opts, *options.target_size);
+    if (!pick) {
+      uint64_t smallest = 0;
+      for (const auto& o : opts) {
+        uint64_t m = UINT64_MAX;
+        for (const Choice& c : o) m = std::min(m, c.bytes);
+        smallest += m;
+      }
+      report.gate_failures.push_back("--target-size " + format_bytes(*options.target_size) +
+                                     " is below the smallest possible size " + format_bytes(smallest));
+    } else {
+      for (size_t k = 0; k < index_of.size(); ++k) chosen[index_of[k]] = (*pick)[k];
+    }
+  }
+
+  // Header: provenance, architecture and metadata travel with the file.
+  ModelHeader header;
+  header.producer = "slm-compress";
+  header.producer_version = kVersionString;
+  header.sources = source.files();
+  header.recipe = report.recipe_json;
+  header.architecture = source.architecture();
+  header.metadata = source.metadata();
+  for (const auto& [k, v] : options.metadata) header.metadata[k] = v;
+
+  std::string temp_dir;
+  std::string write_path = output;
+  if (options.dry_run) {
+    temp_dir = make_temp_dir();
+    if (temp_dir.empty()) return make_error(ErrorCode::kIoError, "--dry-run: cannot create a temporary directory");
+    write_path = temp_dir + "/dry-run.slm";
+  }
+  auto cleanup = [&] {
+    if (!temp_dir.empty()) {
+      ::unlink(write_path.c_str());
+      ::rmdir(temp_dir.c_str());
+    }
+  };
+  std::unique_ptr<ModelFileWriter> writer;
+  if (report.gate_failures.empty()) {
+    auto w = ModelFileWriter::create(write_path, header);
+    if (!w.ok()) {
+      cleanup();
+      return w.status();
+    }
+    writer = std::move(*w);
+  }
+
+  for (size_t i = 0; i < n; ++i) {
+    const TensorView& t = tensors[i];
+    const TensorOrigin& origin = source.origins()[i];
+    TensorReport tr;
+    tr.name = t.name;
+    tr.shape = t.shape.dims();
+    tr.source_dtype = std::string(dtype_name(origin.source_dtype));
+    tr.transposed = origin.transposed;
+    // Bytes as stored in the source file (a GGUF Q4_0 tensor counts its blocks, not the f32 it
+    // was dequantized to on import).
+    auto source_bytes = dtype_byte_size(origin.source_dtype, t.shape.numel());
+    tr.bytes_in = source_bytes.ok() ? *source_bytes : t.nbytes;
+    if (candidates[i].empty()) {
+      tr.scheme = "skipped";
+      tr.note = "non-float dtype " + std::string(dtype_name(t.dtype)) + " is not a weight";
+      report.tensors.push_back(tr);
+      if (options.progress) options.progress(i + 1, n, t.name);
+      continue;
+    }
+    const Scheme& scheme = candidates[i][chosen[i]];
+    Result<EncodedMatrix> m = encode(i, scheme);
+    if (!m.ok()) {
+      if (writer) writer->abort();
+      cleanup();
+      return m.status();
+    }
+    tr.scheme = scheme.to_string();
+    tr.bytes_out = m->total_bytes();
+    tr.bits_per_weight = m->stats.bits_per_weight;
+    tr.rel_error = m->stats.rel_error;
+    tr.sqnr_db = m->stats.sqnr_db;
+    tr.max_abs_error = m->stats.max_abs_error;
+    tr.sparsity = m->stats.sparsity;
+    if (candidates[i].size() > 1) {
+      tr.note = "candidate " + std::to_string(chosen[i] + 1) + " of " + std::to_string(candidates[i].size());
+    }
+    report.bytes_in += tr.bytes_in;
+    report.bytes_out += tr.bytes_out;
+    report.weights += static_cast<uint64_t>(t.shape.numel());
+    if (options.max_rel_error && !(tr.rel_error <= *options.max_rel_error)) {
+      char numbers[96];
+      std::snprintf(numbers, sizeof(numbers), "relative error %.6g exceeds --max-rel-error %.6g", tr.rel_error,
+                    *options.max_rel_error);
+      report.gate_failures.push_back("tensor '" + t.name + "': " + numbers + " (scheme " + tr.scheme + ")");
+    }
+    if (writer && report.gate_failures.empty()) {
+      TensorInfo info{t.name, t.shape, m->stats, origin.source_dtype, origin.transposed};
+      Status s = writer->add(info, m->view());
+      if (!s.ok()) {
+        writer->abort();
+        cleanup();
+        return s.with_context(source_name);
+      }
+    }
+    report.tensors.push_back(std::move(tr));
+    if (options.progress) options.progress(i + 1, n, t.name);
+  }
+  report.bits_per_weight =
+      report.weights ? 8.0 * static_cast<double>(report.bytes_out) / static_cast<double>(report.weights) : 0.0;
+  if (options.max_size && report.bytes_out > *options.max_size) {
+    report.gate_failures.push_back("total size " + format_bytes(report.bytes_out) + " exceeds --max-size " +
+                                   format_bytes(*options.max_size));
+  }
+  if (!report.gate_failures.empty()) {
+    if (writer) writer->abort();
+    cleanup();
+    return report;
+  }
+  Status s = writer->finish();
+  if (!s.ok()) {
+    cleanup();
+    return s;
+  }
+  struct stat st {};
+  if (::stat(write_path.c_str(), &st) == 0) report.file_size = static_cast<uint64_t>(st.st_size);
+  if (!options.dry_run) report.output = output;
+  cleanup();
+  return report;
+}
+
+}  // namespace slmc

@@ -1,0 +1,15 @@
+# Writes OUTPUT: a C++ include with every profiles/*.json as {name, json} (the name is the file
+# name without .json), so the built-in profiles are exactly the files shipped in the repository.
+file(GLOB _files "${PROFILES_DIR}/*.json")
+list(SORT _files)
+set(_out "// Generated from profiles/*.json by tools/embed_profiles.cmake. Do not edit.\n")
+string(APPEND _out "struct BuiltinProfile { const char* name; const char* json; };\n")
+string(APPEND _out "static const BuiltinProfile kBuiltinProfiles[] = {\n")
+foreach(_f IN LISTS _files)
+  get_filename_component(_name "${_f}" NAME_WE)
+  file(READ "${_f}" _json)
+  string(APPEND _out "  {\"${_name}\", R\"slmcjson(${_json})slmcjson\"},\n")
+endforeach()
+string(APPEND _out "};\n")
+file(WRITE "${OUTPUT}.tmp" "${_out}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUTPUT}.tmp" "${OUTPUT}")

@@ -1,0 +1,33 @@
+// slm-compress synth: writes the deterministic synthetic Llama-shaped model (the built-in default
+// input of `make demo`) as model.safetensors + config.json.
+#include <iostream>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "slmc/convert/synthetic.hpp"
+
+namespace slmc::cli {
+
+Command add_synth(CLI::App& app) {
+  auto dir = std::make_shared<std::string>();
+  auto cfg = std::make_shared<SyntheticLlamaConfig>();
+  CLI::App* sub = app.add_subcommand("synth", "Write a deterministic synthetic Llama-shaped model (safetensors + "
+                                             "config.json) with heavy-tailed weights and outlier channels");
+  sub->add_option("-o,--output", *dir, "Output directory")->required();
+  sub->add_option("--dim", cfg->dim, "Embedding width")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--hidden", cfg->hidden_dim, "Feed-forward width")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--layers", cfg->layers, "Transformer blocks")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--heads", cfg->heads, "Attention heads")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--kv-heads", cfg->kv_heads, "Key/value heads")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--vocab", cfg->vocab, "Vocabulary size")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--seed", cfg->seed, "Random seed")->capture_default_str();
+  return {sub, [dir, cfg]() -> int {
+            Status s = write_synthetic_llama(*dir, *cfg);
+            if (!s.ok()) return fail(s);
+            std::cout << "wrote " << *dir << "/model.safetensors and config.json (dim " << cfg->dim << ", "
+                      << cfg->layers << " layers, vocab " << cfg->vocab << ", seed " << cfg->seed << ")\n";
+            return kExitOk;
+          }};
+}
+
+}  // namespace slmc::cli

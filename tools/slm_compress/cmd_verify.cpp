@@ -1,0 +1,112 @@
+// slm-compress verify: structure and checksums; with --source, recompute every tensor's error
+// against the original weights and compare it with what the file records.
+#include <cmath>
+#include <iostream>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "slmc/format/model_file.hpp"
+#include "slmc/io/model_source.hpp"
+#include "slmc/quant/error_stats.hpp"
+
+namespace slmc::cli {
+namespace {
+
+struct VerifyArgs {
+  std::string path, source;
+  bool json = false;
+};
+
+bool close_enough(double recorded, double recomputed) {
+  if (std::isinf(recorded) && std::isinf(recomputed)) return true;
+  return std::fabs(recorded - recomputed) <= 1e-6 * std::max(1.0, std::fabs(recomputed));
+}
+
+int run_verify(const VerifyArgs& a) {
+  Json j;
+  j["path"] = a.path;
+  auto file = ModelFile::open(a.path);
+  if (!file.ok()) {
+    if (a.json) {
+      j["ok"] = false;
+      j["structure"] = {{"ok", false}, {"error", file.status().message()}};
+      std::cout << j.dump(2) << "\n";
+    }
+    return fail(file.status());
+  }
+  j["structure"] = {{"ok", true}};
+  Status checksums = (*file)->verify();
+  j["checksums"] = {{"ok", checksums.ok()}};
+  if (!checksums.ok()) j["checksums"]["error"] = checksums.message();
+  std::vector<std::string> mismatches;
+  size_t compared = 0;
+  if (!a.source.empty() && checksums.ok()) {
+    auto source = open_model(a.source);
+    if (!source.ok()) return fail(source.status());
+    for (const StoredTensor& t : (*file)->tensors()) {
+      const TensorView* src = (*source)->find(t.name);
+      if (!src) {
+        mismatches.push_back("tensor '" + t.name + "' is not in the source " + a.source);
+        continue;
+      }
+      if (src->shape != t.shape) {
+        mismatches.push_back("tensor '" + t.name + "': shape " + t.shape.to_string() + " in the file, " +
+                             src->shape.to_string() + " in the source");
+        continue;
+      }
+      auto original = encode_dense_float(*src, ValueType::kF32);
+      if (!original.ok()) return fail(original.status());
+      const int64_t n = t.shape.numel();
+      std::vector<float> decoded(static_cast<size_t>(n));
+      Status s = decode_matrix(t.view, decoded.data());
+      if (!s.ok()) return fail(s.with_context(a.path + ": tensor '" + t.name + "'"));
+      ErrorStats re = compute_error_stats(original->segment(SegmentRole::kValues).as<float>(), decoded.data(), n,
+                                          t.view.total_bytes());
+      ++compared;
+      if (!close_enough(t.stats.rel_error, re.rel_error) || !close_enough(t.stats.max_abs_error, re.max_abs_error)) {
+        char buf[256];
+        std::snprintf(buf, sizeof(buf), "tensor '%s': recorded rel_error %.9g, max_abs_error %.9g; recomputed %.9g, %.9g",
+                      t.name.c_str(), t.stats.rel_error, t.stats.max_abs_error, re.rel_error, re.max_abs_error);
+        mismatches.push_back(buf);
+      }
+    }
+    j["source"] = {{"path", a.source}, {"tensors_compared", compared}, {"ok", mismatches.empty()},
+                   {"mismatches", mismatches}};
+  }
+  const bool ok = checksums.ok() && mismatches.empty();
+  j["ok"] = ok;
+  if (a.json) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << a.path << ": structure ok, " << (*file)->tensors().size() << " tensors\n";
+    std::cout << "checksums: " << (checksums.ok() ? "ok" : "FAILED: " + checksums.message()) << "\n";
+    if (!a.source.empty() && checksums.ok()) {
+      std::cout << "statistics against " << a.source << ": "
+                << (mismatches.empty() ? "ok (" + std::to_string(compared) + " tensors)" : "FAILED") << "\n";
+      for (const auto& m : mismatches) std::cout << "  " << m << "\n";
+    }
+  }
+  if (!checksums.ok()) {
+    std::cerr << "slm-compress: verification failed: " << checksums.message() << "\n";
+    return kExitVerifyFailed;
+  }
+  if (!mismatches.empty()) {
+    std::cerr << "slm-compress: verification failed: " << mismatches.front() << "\n";
+    return kExitVerifyFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_verify(CLI::App& app) {
+  auto a = std::make_shared<VerifyArgs>();
+  CLI::App* sub = app.add_subcommand("verify", "Check a .slm file's structure and checksums (and, with --source, "
+                                               "its recorded error statistics)");
+  sub->add_option("file", a->path, ".slm file")->required();
+  sub->add_option("--source", a->source, "The model it was converted from: recompute every tensor's error");
+  sub->add_flag("--json", a->json, "Print one JSON document to stdout");
+  return {sub, [a] { return run_verify(*a); }};
+}
+
+}  // namespace slmc::cli

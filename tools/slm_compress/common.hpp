@@ -1,0 +1,62 @@
+// Shared helpers of the slm-compress subcommands: error reporting, sizes, JSON and tables.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "exit_codes.hpp"
+#include "slmc/status.hpp"
+
+namespace slmc::cli {
+
+using Json = nlohmann::ordered_json;
+
+/// Prints "slm-compress: <message>" to stderr and returns the exit code for the error.
+inline int fail(const Status& s) {
+  std::cerr << "slm-compress: error: " << s.message() << " [" << error_code_name(s.code()) << "]\n";
+  return exit_code_for(s);
+}
+inline int fail_usage(const std::string& message) {
+  std::cerr << "slm-compress: error: " << message << "\n";
+  return kExitUsage;
+}
+
+/// "123", "10MB" (10^6), "1.5GiB" (2^30), "64k": bytes. Suffixes k/K, M, G, T (powers of 1000,
+/// an optional trailing B) and KiB, MiB, GiB, TiB (powers of 1024).
+std::optional<uint64_t> parse_size(const std::string& text);
+/// "1.23 MiB" style, for humans.
+std::string human_bytes(uint64_t bytes);
+std::string shape_string(const std::vector<int64_t>& dims);
+/// Fixed-width text table: rows of cells, first row is the header; numeric-looking cells are
+/// right-aligned.
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
+std::string fmt(const char* format, double value);
+/// A number for JSON: finite doubles as is, +inf as 999 (SQNR of an exact encoding), NaN as null.
+Json json_number(double v);
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+class Progress {
+ public:
+  explicit Progress(std::string label);
+  ~Progress();
+  void update(size_t done, size_t total, const std::string& item);
+
+ private:
+  std::string label_;
+  bool enabled_;
+  bool drawn_ = false;
+};
+
+}  // namespace slmc::cli
+
+#include "slmc/encoding.hpp"
+namespace slmc::cli {
+/// Decodes any stored encoding to fp32 [rows x cols] (dense: dequantize; sparse: decode).
+Status decode_matrix(const EncodedMatrixView& view, float* out);
+}  // namespace slmc::cli
