@@ -22,13 +22,17 @@
 #include "linear/linear.hpp"
 #include "slmc/check.hpp"
 
+// Loops over a compile-time number of rows/columns must be unrolled completely: otherwise GCC keeps
+// the accumulator arrays in memory and stores every accumulator in every iteration.
+#define SLMC_UNROLL _Pragma("GCC unroll 16")
+
 namespace slmc::detail {
 namespace {
 
-constexpr int64_t kGemmMinN = 4;
+constexpr int64_t kGemmMinN = 4;  // N at which repacking weights pays off
 // Software prefetch distance in chunk steps of a row stream (1 KiB ahead on plain int8 rows, 8 KiB on
 // 8-row interleaved int8 blocks): measured better than 0, 4 or 12 on the DRAM-resident GEMV.
-constexpr int64_t kPrefetchChunks = 32;   // N at which repacking weights pays off
+constexpr int64_t kPrefetchChunks = 32;
 constexpr int64_t kMr = 16;        // GEMM rows per panel
 constexpr int64_t kNrF32 = 6;      // GEMM fp32 micro-kernel columns (rows of X)
 constexpr int64_t kNrI8 = 3;       // GEMM int8 micro-kernel columns
@@ -169,11 +173,14 @@ template <ValueType kVt, int P>
 void gemv_f32_float(const LinearArgs& a, int64_t r, const float* x, float* out) {
   const int64_t k = a.k, k8 = k / 8 * 8;
   __m256 acc[P];
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) acc[p] = _mm256_setzero_ps();
   for (int64_t c = 0; c < k8; c += 8) {
     const __m256 xv = _mm256_loadu_ps(x + c);
+    SLMC_UNROLL
     for (int p = 0; p < P; ++p) acc[p] = _mm256_fmadd_ps(float8<kVt>(a.values, (r + p) * k + c), xv, acc[p]);
   }
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) {
     float s = hsum(acc[p]);
     for (int64_t c = k8; c < k; ++c) s += float_weight(a, r + p, c) * x[c];
@@ -185,13 +192,16 @@ template <bool kInt4, int P>
 void gemv_f32_quant(const LinearArgs& a, int64_t r, const float* x /* kpad, zero padded */, float* out) {
   const DenseQuantLayout& l = a.layout;
   RowStream s[P];
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
   __m256 acc[P];
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) acc[p] = _mm256_setzero_ps();
   const int64_t kend = (a.k + 7) / 8 * 8;  // codes up to the padded chunk are readable; x is 0 there
   for (int64_t g = 0; g < l.groups; ++g) {
     const int64_t k0 = g * l.group_size, k1 = std::min(kend, k0 + l.group_size);
     __m256 d[P], m[P];
+    SLMC_UNROLL
     for (int p = 0; p < P; ++p) {
       float dd, mm;
       scale_min(a, s[p], g, &dd, &mm);
@@ -200,12 +210,14 @@ void gemv_f32_quant(const LinearArgs& a, int64_t r, const float* x /* kpad, zero
     }
     for (int64_t c = k0; c < k1; c += 8) {
       const __m256 xv = _mm256_loadu_ps(x + c);
+      SLMC_UNROLL
       for (int p = 0; p < P; ++p) {
         const __m256 w = _mm256_fmadd_ps(codes8<kInt4>(s[p], c), d[p], m[p]);
         acc[p] = _mm256_fmadd_ps(w, xv, acc[p]);
       }
     }
   }
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) out[p] = hsum(acc[p]);
 }
 
@@ -229,6 +241,7 @@ RowScales row_scales(const LinearArgs& a, const RowStream* s, float* buf) {
   const int64_t first = s[0].s0;
   const int64_t last = s[P - 1].s0 + (a.layout.groups - 1) * s[P - 1].sstride;
   const int64_t len = last - first + 1;
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) rs.off[p] = s[p].s0 - first;
   rs.sstride = s[0].sstride;
   auto convert = [&](const void* src, float* dst) -> const float* {
@@ -259,9 +272,11 @@ void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) 
   const int8_t* xq = a.xq + i * a.kpad;
   const float* xs = a.xsum + i * l.groups;
   RowStream s[P];
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
   const RowScales sc = row_scales<P>(a, s, buf);
   const uint8_t* w[P];
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) w[p] = s[p].w;
   const int64_t cstride = s[0].wstride;  // the P rows share one storage region
   const __m256i ones = _mm256_set1_epi16(1);
@@ -271,12 +286,16 @@ void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) 
   const bool sym4 = kInt4 && a.symmetric;
   const bool has_m = !a.symmetric || kInt4;
   __m256 facc[P];
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) facc[p] = _mm256_setzero_ps();
   // Integer products of one chunk of row p with the activation chunk xv (int8: 16 lanes of
   // pair sums, |.| <= 2 * 128 * 127; int4: <= 2 * 15 * 127, eight of them fit in int16).
   auto chunk_i16 = [&](int p, int64_t c, __m256i xv) {
     const uint8_t* wp = w[p] + c * cstride;
-    _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * cstride), _MM_HINT_T0);
+    // Interleaved int8 rows 2j and 2j+1 share a cache line: prefetch it once.
+    if (P == 1 || cstride != P * 32 || p % 2 == 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * cstride), _MM_HINT_T0);
+    }
     if (kInt4) {
       const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
       return _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srlv_epi32(b, shift), nib), xv);
@@ -290,6 +309,7 @@ void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) 
     // Short groups (g <= 256): row by row within a group; int4 sums stay in int16 for the group.
     for (int64_t g = 0; g < l.groups; ++g) {
       const int64_t c0 = g * span, c1 = std::min(l.chunks, c0 + span);
+      SLMC_UNROLL
       for (int p = 0; p < P; ++p) {
         __m256i isum;
         if (kInt4) {
@@ -311,10 +331,12 @@ void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) 
     for (int64_t c0 = 0; c0 < l.chunks; c0 += span, g += grouped ? 1 : 0) {
       const int64_t c1 = std::min(l.chunks, c0 + span);
       __m256i iacc[P];
+      SLMC_UNROLL
       for (int p = 0; p < P; ++p) iacc[p] = _mm256_setzero_si256();
       if (kInt4) {
         for (int64_t cc = c0; cc < c1; cc += 8) {
           const int64_t ce = std::min(c1, cc + 8);
+          SLMC_UNROLL
           for (int p = 0; p < P; ++p) {
             __m256i i16 = chunk_i16(p, cc, xchunk(cc));
             for (int64_t c = cc + 1; c < ce; ++c) i16 = _mm256_add_epi16(i16, chunk_i16(p, c, xchunk(c)));
@@ -322,15 +344,36 @@ void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) 
           }
         }
       } else {
+        // Named accumulators (an array would live in memory, see mk_f32_any).
+        __m256i a0 = iacc[0], a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        auto step = [&](int p, int64_t c, __m256i xv, __m256i acc) {
+          return _mm256_add_epi32(acc, _mm256_madd_epi16(chunk_i16(p, c, xv), ones));
+        };
         for (int64_t c = c0; c < c1; ++c) {
           const __m256i xv = xchunk(c);
-          for (int p = 0; p < P; ++p) iacc[p] = _mm256_add_epi32(iacc[p], _mm256_madd_epi16(chunk_i16(p, c, xv), ones));
+          a0 = step(0, c, xv, a0);
+          if constexpr (P >= 4) {
+            a1 = step(1, c, xv, a1);
+            a2 = step(2, c, xv, a2);
+            a3 = step(3, c, xv, a3);
+          }
+          if constexpr (P >= 8) {
+            a4 = step(4, c, xv, a4);
+            a5 = step(5, c, xv, a5);
+            a6 = step(6, c, xv, a6);
+            a7 = step(7, c, xv, a7);
+          }
         }
+        const __m256i all[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+        SLMC_UNROLL
+        for (int p = 0; p < P; ++p) iacc[p] = all[p];
       }
+      SLMC_UNROLL
       for (int p = 0; p < P; ++p) facc[p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[p]), scale(p, g), facc[p]);
     }
   }
   // Offset term sum_g m_g * xsum_g from the fp32 scale copies (symmetric int4: m = -8d).
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) {
     float mt = 0.0f;
     if (has_m) {
@@ -356,12 +399,14 @@ void pack_f32(const LinearArgs& a, int64_t mb, int64_t rows, int64_t kb, int64_t
     RowStream s[8];
     int64_t last_g[8];
     __m256 d[8], m[8];
+    SLMC_UNROLL
     for (int j = 0; j < 8; ++j) {
       last_g[j] = -1;
       if (kQuant && h * 8 + j < rows) s[j] = row_stream(a, mb + h * 8 + j);
     }
     for (int64_t k = 0; k < kc8; k += 8) {
       __m256 v[8];
+      SLMC_UNROLL
       for (int j = 0; j < 8; ++j) {
         const int64_t row = h * 8 + j;
         if (row >= rows) {
@@ -381,10 +426,12 @@ void pack_f32(const LinearArgs& a, int64_t mb, int64_t rows, int64_t kb, int64_t
         }
       }
       transpose8(v);
+      SLMC_UNROLL
       for (int j = 0; j < 8; ++j) _mm256_store_ps(panel + (k + j) * kMr + h * 8, v[j]);
     }
     if (!kQuant) {
       for (int64_t k = kc8; k < kc; ++k) {
+        SLMC_UNROLL
         for (int j = 0; j < 8; ++j) {
           const int64_t row = h * 8 + j;
           panel[k * kMr + row] = row < rows ? float_weight(a, mb + row, kb + k) : 0.0f;
@@ -394,65 +441,92 @@ void pack_f32(const LinearArgs& a, int64_t mb, int64_t rows, int64_t kb, int64_t
   }
 }
 
-// C[j][0:16] (+)= sum_k panel[k][0:16] * x[j][k] for j < NR. ldx: stride between rows of x.
-template <int NR>
-void mk_f32(const float* panel, int64_t kc, const float* x, int64_t ldx, float* c, bool first) {
-  __m256 acc[NR][2];
-  for (int j = 0; j < NR; ++j) {
-    acc[j][0] = first ? _mm256_setzero_ps() : _mm256_load_ps(c + j * kMr);
-    acc[j][1] = first ? _mm256_setzero_ps() : _mm256_load_ps(c + j * kMr + 8);
-  }
+// C[j * ldc + 0:16] (+)= sum_k panel[k][0:16] * x[j * ldx + k] for j < nr <= 6. The twelve
+// accumulators are named variables: as an array GCC keeps them in memory and stores each one in
+// every iteration (measured 2x slower). Columns j >= nr repeat column nr-1 and are not stored.
+void mk_f32_any(int nr, const float* panel, int64_t kc, const float* x, int64_t ldx, float* c, int64_t ldc,
+                bool first) {
+  const float* x0 = x;
+  const float* x1 = x + std::min(1, nr - 1) * ldx;
+  const float* x2 = x + std::min(2, nr - 1) * ldx;
+  const float* x3 = x + std::min(3, nr - 1) * ldx;
+  const float* x4 = x + std::min(4, nr - 1) * ldx;
+  const float* x5 = x + std::min(5, nr - 1) * ldx;
+  __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+  c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 a0 = _mm256_load_ps(panel + k * kMr), a1 = _mm256_load_ps(panel + k * kMr + 8);
-    for (int j = 0; j < NR; ++j) {
-      const __m256 b = _mm256_broadcast_ss(x + j * ldx + k);
-      acc[j][0] = _mm256_fmadd_ps(a0, b, acc[j][0]);
-      acc[j][1] = _mm256_fmadd_ps(a1, b, acc[j][1]);
+    __m256 b = _mm256_broadcast_ss(x0 + k);
+    c00 = _mm256_fmadd_ps(a0, b, c00);
+    c01 = _mm256_fmadd_ps(a1, b, c01);
+    b = _mm256_broadcast_ss(x1 + k);
+    c10 = _mm256_fmadd_ps(a0, b, c10);
+    c11 = _mm256_fmadd_ps(a1, b, c11);
+    b = _mm256_broadcast_ss(x2 + k);
+    c20 = _mm256_fmadd_ps(a0, b, c20);
+    c21 = _mm256_fmadd_ps(a1, b, c21);
+    b = _mm256_broadcast_ss(x3 + k);
+    c30 = _mm256_fmadd_ps(a0, b, c30);
+    c31 = _mm256_fmadd_ps(a1, b, c31);
+    b = _mm256_broadcast_ss(x4 + k);
+    c40 = _mm256_fmadd_ps(a0, b, c40);
+    c41 = _mm256_fmadd_ps(a1, b, c41);
+    b = _mm256_broadcast_ss(x5 + k);
+    c50 = _mm256_fmadd_ps(a0, b, c50);
+    c51 = _mm256_fmadd_ps(a1, b, c51);
+  }
+  const __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  for (int j = 0; j < nr; ++j) {
+    float* cj = c + j * ldc;
+    if (first) {
+      _mm256_storeu_ps(cj, acc[j][0]);
+      _mm256_storeu_ps(cj + 8, acc[j][1]);
+    } else {
+      _mm256_storeu_ps(cj, _mm256_add_ps(_mm256_loadu_ps(cj), acc[j][0]));
+      _mm256_storeu_ps(cj + 8, _mm256_add_ps(_mm256_loadu_ps(cj + 8), acc[j][1]));
     }
   }
-  for (int j = 0; j < NR; ++j) {
-    _mm256_store_ps(c + j * kMr, acc[j][0]);
-    _mm256_store_ps(c + j * kMr + 8, acc[j][1]);
-  }
 }
 
-void mk_f32_any(int nr, const float* panel, int64_t kc, const float* x, int64_t ldx, float* c, bool first) {
-  switch (nr) {
-    case 1: mk_f32<1>(panel, kc, x, ldx, c, first); break;
-    case 2: mk_f32<2>(panel, kc, x, ldx, c, first); break;
-    case 3: mk_f32<3>(panel, kc, x, ldx, c, first); break;
-    case 4: mk_f32<4>(panel, kc, x, ldx, c, first); break;
-    case 5: mk_f32<5>(panel, kc, x, ldx, c, first); break;
-    default: mk_f32<6>(panel, kc, x, ldx, c, first); break;
+// Runs `kernel(c, ldc, first)` on the tile y[nb .. nb+nr)[mb .. mb+rows): in place when the tile
+// has 16 rows, else through the 16-column buffer `tile` (rows beyond `rows` are never stored).
+template <typename Kernel>
+void on_tile(const LinearArgs& a, int64_t mb, int64_t rows, int64_t nb, int nr, bool first, float* tile,
+             Kernel&& kernel) {
+  float* y = a.y + nb * a.m + mb;
+  if (rows == kMr) return kernel(y, a.m, first);
+  for (int j = 0; j < nr; ++j) {
+    for (int64_t r = 0; r < kMr; ++r) tile[j * kMr + r] = (!first && r < rows) ? y[j * a.m + r] : 0.0f;
   }
+  kernel(tile, kMr, first);
+  for (int j = 0; j < nr; ++j) std::memcpy(y + j * a.m, tile + j * kMr, static_cast<size_t>(rows) * 4);
 }
 
-// Stores y[n][mb + r] = c[n][r] * scale[n] + extra[n][r] + bias, r < rows.
-void store_tile(const LinearArgs& a, int64_t mb, int64_t rows, const float* c) {
-  for (int64_t n = 0; n < a.n; ++n) {
-    float* y = a.y + n * a.m + mb;
-    for (int64_t r = 0; r < rows; ++r) y[r] = c[n * kMr + r] + (a.bias ? a.bias[mb + r] : 0.0f);
-  }
-}
-
+// K blocks outermost: the activation slice of a block (N x 256 floats) stays in L2 while every
+// 16-row panel of this thread's rows is packed once and multiplied with it; partial sums live in y.
 template <ValueType kVt>
 void gemm_f32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   constexpr bool kQuant = kVt == ValueType::kInt8 || kVt == ValueType::kInt4;
   float* panel = reinterpret_cast<float*>(scratch);
-  float* c = panel + kKcF32 * kMr;
+  float* tile = panel + kKcF32 * kMr;
   const float* x = kQuant ? a.xpad : a.x;
   const int64_t ldx = kQuant ? a.kpad : a.k;
-  for (int64_t mb = m0; mb < m1; mb += kMr) {
-    const int64_t rows = std::min(kMr, m1 - mb);
-    for (int64_t kb = 0; kb < a.k; kb += kKcF32) {
-      const int64_t kc = std::min(kKcF32, a.k - kb);
+  for (int64_t kb = 0; kb < a.k; kb += kKcF32) {
+    const int64_t kc = std::min(kKcF32, a.k - kb);
+    for (int64_t mb = m0; mb < m1; mb += kMr) {
+      const int64_t rows = std::min(kMr, m1 - mb);
       pack_f32<kVt>(a, mb, rows, kb, kc, panel);
       for (int64_t nb = 0; nb < a.n; nb += kNrF32) {
         const int nr = static_cast<int>(std::min(kNrF32, a.n - nb));
-        mk_f32_any(nr, panel, kc, x + nb * ldx + kb, ldx, c + nb * kMr, kb == 0);
+        on_tile(a, mb, rows, nb, nr, kb == 0, tile, [&](float* c, int64_t ldc, bool first) {
+          mk_f32_any(nr, panel, kc, x + nb * ldx + kb, ldx, c, ldc, first);
+        });
       }
     }
-    store_tile(a, mb, rows, c);
+  }
+  if (a.bias) {
+    for (int64_t n = 0; n < a.n; ++n)
+      for (int64_t r = m0; r < m1; ++r) a.y[n * a.m + r] += a.bias[r];
   }
 }
 
@@ -465,7 +539,7 @@ struct I8Panel {
   int8_t* w;       // int8 only: the signed codes (for vpsignb)
   float* d;        // [spans][16] scales of each span of the block
   float* m;        // [groups][16] offsets of every group (whole K)
-  float* c;        // [n][16] accumulators
+  float* tile;     // [kNrI8][16] partial-tile buffer
 };
 
 inline int64_t i8_kc(const LinearArgs& a) {
@@ -482,6 +556,7 @@ void pack_i8(const RowStream* s, int64_t rows, int64_t cb, int64_t nch, I8Panel&
   for (int64_t h = 0; h < 2; ++h) {
     for (int64_t c = 0; c < nch; ++c) {
       __m256 u[8], w[8];
+      SLMC_UNROLL
       for (int j = 0; j < 8; ++j) {
         const int64_t row = h * 8 + j;
         if (row >= rows) {
@@ -499,9 +574,11 @@ void pack_i8(const RowStream* s, int64_t rows, int64_t cb, int64_t nch, I8Panel&
         }
       }
       transpose8(u);
+      SLMC_UNROLL
       for (int j = 0; j < 8; ++j) _mm256_store_ps(reinterpret_cast<float*>(p.u + ((c * 8 + j) * kMr + h * 8) * 4), u[j]);
       if (!kInt4) {
         transpose8(w);
+        SLMC_UNROLL
         for (int j = 0; j < 8; ++j) _mm256_store_ps(reinterpret_cast<float*>(p.w + ((c * 8 + j) * kMr + h * 8) * 4), w[j]);
       }
     }
@@ -511,12 +588,14 @@ void pack_i8(const RowStream* s, int64_t rows, int64_t cb, int64_t nch, I8Panel&
 // C[j][0:16] (+)= sum over spans of d[span][0:16] * isum_span[j][0:16], for j < NR.
 // steps: k/4 steps in the block; span_steps: k/4 steps per scale span (a multiple of 8).
 template <bool kInt4, int NR>
-void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* const* x, bool first) {
+void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* const* x, float* c, int64_t ldc,
+           bool first) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NR][2];
+  SLMC_UNROLL
   for (int j = 0; j < NR; ++j) {
-    acc[j][0] = first ? _mm256_setzero_ps() : _mm256_load_ps(p.c + j * kMr);
-    acc[j][1] = first ? _mm256_setzero_ps() : _mm256_load_ps(p.c + j * kMr + 8);
+    acc[j][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + j * ldc);
+    acc[j][1] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + j * ldc + 8);
   }
   for (int64_t s0 = 0; s0 < steps; s0 += span_steps) {
     const __m256 d0 = _mm256_load_ps(p.d + s0 / span_steps * kMr);
@@ -525,16 +604,19 @@ void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* co
     if (kInt4) {
       for (int64_t t = s0; t < s1; t += 8) {
         __m256i i16[NR][2];
+        SLMC_UNROLL
         for (int j = 0; j < NR; ++j) i16[j][0] = i16[j][1] = _mm256_setzero_si256();
         for (int64_t q = t; q < t + 8; ++q) {
           const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.u + q * 64));
           const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.u + q * 64 + 32));
+          SLMC_UNROLL
           for (int j = 0; j < NR; ++j) {
             const __m256i xb = load_bcast_i32(x[j] + q * 4);
             i16[j][0] = _mm256_add_epi16(i16[j][0], _mm256_maddubs_epi16(w0, xb));
             i16[j][1] = _mm256_add_epi16(i16[j][1], _mm256_maddubs_epi16(w1, xb));
           }
         }
+        SLMC_UNROLL
         for (int j = 0; j < NR; ++j) {
           acc[j][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16[j][0], ones)), d0, acc[j][0]);
           acc[j][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16[j][1], ones)), d1, acc[j][1]);
@@ -542,39 +624,46 @@ void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* co
       }
     } else {
       __m256i i32[NR][2];
+      SLMC_UNROLL
       for (int j = 0; j < NR; ++j) i32[j][0] = i32[j][1] = _mm256_setzero_si256();
       for (int64_t q = s0; q < s1; ++q) {
         const __m256i a0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.u + q * 64));
         const __m256i a1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.u + q * 64 + 32));
         const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.w + q * 64));
         const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.w + q * 64 + 32));
+        SLMC_UNROLL
         for (int j = 0; j < NR; ++j) {
           const __m256i xb = load_bcast_i32(x[j] + q * 4);
           i32[j][0] = _mm256_add_epi32(i32[j][0], _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(xb, w0)), ones));
           i32[j][1] = _mm256_add_epi32(i32[j][1], _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(xb, w1)), ones));
         }
       }
+      SLMC_UNROLL
       for (int j = 0; j < NR; ++j) {
         acc[j][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32[j][0]), d0, acc[j][0]);
         acc[j][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32[j][1]), d1, acc[j][1]);
       }
     }
   }
+  SLMC_UNROLL
   for (int j = 0; j < NR; ++j) {
-    _mm256_store_ps(p.c + j * kMr, acc[j][0]);
-    _mm256_store_ps(p.c + j * kMr + 8, acc[j][1]);
+    _mm256_storeu_ps(c + j * ldc, acc[j][0]);
+    _mm256_storeu_ps(c + j * ldc + 8, acc[j][1]);
   }
 }
 
 template <bool kInt4>
-void mk_i8_any(int nr, const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* const* x, bool first) {
+void mk_i8_any(int nr, const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* const* x, float* c,
+               int64_t ldc, bool first) {
   switch (nr) {
-    case 1: mk_i8<kInt4, 1>(p, steps, span_steps, x, first); break;
-    case 2: mk_i8<kInt4, 2>(p, steps, span_steps, x, first); break;
-    default: mk_i8<kInt4, 3>(p, steps, span_steps, x, first); break;
+    case 1: mk_i8<kInt4, 1>(p, steps, span_steps, x, c, ldc, first); break;
+    case 2: mk_i8<kInt4, 2>(p, steps, span_steps, x, c, ldc, first); break;
+    default: mk_i8<kInt4, 3>(p, steps, span_steps, x, c, ldc, first); break;
   }
 }
 
+// K blocks outermost (the int8 activation slice, N x kc bytes, stays in L2); y accumulates
+// sum_spans d * isum, then one pass applies y = xscale * y + sum_g m_g * xsum_g + bias.
 template <bool kInt4>
 void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   const DenseQuantLayout& l = a.layout;
@@ -591,24 +680,14 @@ void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   q += (kc_max / span_k + 1) * kMr * 4;
   p.m = reinterpret_cast<float*>(q);
   q += l.groups * kMr * 4;
-  p.c = reinterpret_cast<float*>(q);
-  const bool has_m = !a.symmetric || kInt4;
-  for (int64_t mb = m0; mb < m1; mb += kMr) {
-    const int64_t rows = std::min(kMr, m1 - mb);
-    RowStream s[kMr];
-    for (int64_t r = 0; r < rows; ++r) s[r] = row_stream(a, mb + r);
-    if (has_m) {
-      for (int64_t g = 0; g < l.groups; ++g) {
-        for (int64_t r = 0; r < kMr; ++r) {
-          float d = 0.0f, m = 0.0f;
-          if (r < rows) scale_min(a, s[r], g, &d, &m);
-          p.m[g * kMr + r] = m;
-        }
-      }
-    }
-    for (int64_t kb = 0; kb < a.kpad; kb += kc_max) {
-      const int64_t kc = std::min(kc_max, a.kpad - kb);  // a multiple of 32
-      const int64_t spans = (kc + span_k - 1) / span_k;
+  p.tile = reinterpret_cast<float*>(q);
+  RowStream s[kMr];
+  for (int64_t kb = 0; kb < a.kpad; kb += kc_max) {
+    const int64_t kc = std::min(kc_max, a.kpad - kb);  // a multiple of 32
+    const int64_t spans = (kc + span_k - 1) / span_k;
+    for (int64_t mb = m0; mb < m1; mb += kMr) {
+      const int64_t rows = std::min(kMr, m1 - mb);
+      for (int64_t r = 0; r < rows; ++r) s[r] = row_stream(a, mb + r);
       for (int64_t sp = 0; sp < spans; ++sp) {
         const int64_t g = grouped ? (kb / span_k + sp) : 0;
         for (int64_t r = 0; r < kMr; ++r) {
@@ -622,16 +701,28 @@ void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
         const int nr = static_cast<int>(std::min(kNrI8, a.n - nb));
         const int8_t* x[kNrI8];
         for (int j = 0; j < kNrI8; ++j) x[j] = a.xq + (nb + std::min<int64_t>(j, nr - 1)) * a.kpad + kb;
-        I8Panel pc = p;
-        pc.c = p.c + nb * kMr;
-        mk_i8_any<kInt4>(nr, pc, kc / 4, span_k / 4, x, kb == 0);
+        on_tile(a, mb, rows, nb, nr, kb == 0, p.tile, [&](float* c, int64_t ldc, bool first) {
+          mk_i8_any<kInt4>(nr, p, kc / 4, span_k / 4, x, c, ldc, first);
+        });
       }
     }
-    // y = xscale * C + sum_g m_g * xsum_g + bias.
+  }
+  // y = xscale * y + sum_g m_g * xsum_g + bias.
+  const bool has_m = !a.symmetric || kInt4;
+  for (int64_t mb = m0; mb < m1; mb += kMr) {
+    const int64_t rows = std::min(kMr, m1 - mb);
+    if (has_m) {
+      for (int64_t r = 0; r < rows; ++r) s[r] = row_stream(a, mb + r);
+      for (int64_t g = 0; g < l.groups; ++g) {
+        for (int64_t r = 0; r < kMr; ++r) {
+          float d = 0.0f, m = 0.0f;
+          if (r < rows) scale_min(a, s[r], g, &d, &m);
+          p.m[g * kMr + r] = m;
+        }
+      }
+    }
     for (int64_t n = 0; n < a.n; ++n) {
-      const __m256 sx = _mm256_set1_ps(a.xscale[n]);
-      __m256 y0 = _mm256_mul_ps(_mm256_load_ps(p.c + n * kMr), sx);
-      __m256 y1 = _mm256_mul_ps(_mm256_load_ps(p.c + n * kMr + 8), sx);
+      alignas(32) float mt[kMr] = {};
       if (has_m) {
         const float* xs = a.xsum + n * l.groups;
         __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
@@ -640,14 +731,12 @@ void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
           t0 = _mm256_fmadd_ps(_mm256_load_ps(p.m + g * kMr), xg, t0);
           t1 = _mm256_fmadd_ps(_mm256_load_ps(p.m + g * kMr + 8), xg, t1);
         }
-        y0 = _mm256_add_ps(y0, t0);
-        y1 = _mm256_add_ps(y1, t1);
+        _mm256_store_ps(mt, t0);
+        _mm256_store_ps(mt + 8, t1);
       }
-      alignas(32) float tmp[kMr];
-      _mm256_store_ps(tmp, y0);
-      _mm256_store_ps(tmp + 8, y1);
       float* y = a.y + n * a.m + mb;
-      for (int64_t r = 0; r < rows; ++r) y[r] = tmp[r] + (a.bias ? a.bias[mb + r] : 0.0f);
+      const float sx = a.xscale[n];
+      for (int64_t r = 0; r < rows; ++r) y[r] = sx * y[r] + mt[r] + (a.bias ? a.bias[mb + r] : 0.0f);
     }
   }
 }
@@ -724,6 +813,7 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float*
   const int64_t span = kSpan > 0 ? kSpan : (grouped ? l.group_size / kChunk : kSpanMax);
   const int8_t* xq = a.xq + i * a.kpad;
   RowStream s[P];
+  SLMC_UNROLL
   for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
   const RowScales sc = row_scales<P>(a, s, buf);
   SLMC_DCHECK(s[0].wstride == P * 16 && sc.sstride == P && sc.off[1] == 1, "interleaved block");
@@ -733,10 +823,11 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float*
   const __m256i nib = _mm256_set1_epi8(15);
   const __m256i pair_idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
   __m256 facc[kPairs];
+  SLMC_UNROLL
   for (int q = 0; q < kPairs; ++q) facc[q] = _mm256_setzero_ps();
   auto pair_i16 = [&](int q, int64_t c, __m256i xlo, __m256i xhi) {
     const uint8_t* wp = blk + c * kStride + q * 32;
-    _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * kStride), _MM_HINT_T0);
+    if (q % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * kStride), _MM_HINT_T0);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
     const __m256i lo = _mm256_and_si256(v, nib);
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
@@ -755,11 +846,13 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float*
     if (span <= 4) {
       if (c1 - c0 == 1) {
         const __m256i xlo = xhalf(c0, 0), xhi = xhalf(c0, 1);
+        SLMC_UNROLL
         for (int q = 0; q < kPairs; ++q) {
           const __m256i isum = _mm256_madd_epi16(pair_i16(q, c0, xlo, xhi), ones);
           facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), pair_scale(q, g), facc[q]);
         }
       } else {
+        SLMC_UNROLL
         for (int q = 0; q < kPairs; ++q) {
           __m256i i16 = pair_i16(q, c0, xhalf(c0, 0), xhalf(c0, 1));
           for (int64_t c = c0 + 1; c < c1; ++c) i16 = _mm256_add_epi16(i16, pair_i16(q, c, xhalf(c, 0), xhalf(c, 1)));
@@ -768,30 +861,36 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float*
       }
     } else {
       __m256i iacc[kPairs];
+      SLMC_UNROLL
       for (int q = 0; q < kPairs; ++q) iacc[q] = _mm256_setzero_si256();
       for (int64_t cc = c0; cc < c1; cc += 4) {
         const int64_t ce = std::min(c1, cc + 4);
+        SLMC_UNROLL
         for (int q = 0; q < kPairs; ++q) {
           __m256i i16 = pair_i16(q, cc, xhalf(cc, 0), xhalf(cc, 1));
           for (int64_t c = cc + 1; c < ce; ++c) i16 = _mm256_add_epi16(i16, pair_i16(q, c, xhalf(c, 0), xhalf(c, 1)));
           iacc[q] = _mm256_add_epi32(iacc[q], _mm256_madd_epi16(i16, ones));
         }
       }
+      SLMC_UNROLL
       for (int q = 0; q < kPairs; ++q) facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[q]), pair_scale(q, g), facc[q]);
     }
   }
   // Offset term as in gemv_i8.
   const float* xs = a.xsum + i * l.groups;
   const bool sym4 = a.symmetric;
+  SLMC_UNROLL
   for (int q = 0; q < kPairs; ++q) {
     const __m128 lo = _mm256_castps256_ps128(facc[q]), hi = _mm256_extractf128_ps(facc[q], 1);
     float part[2];
+    SLMC_UNROLL
     for (int h = 0; h < 2; ++h) {
       __m128 v = h == 0 ? lo : hi;
       v = _mm_add_ps(v, _mm_movehl_ps(v, v));
       v = _mm_add_ss(v, _mm_movehdup_ps(v));
       part[h] = _mm_cvtss_f32(v);
     }
+    SLMC_UNROLL
     for (int h = 0; h < 2; ++h) {
       const int p = 2 * q + h;
       const float* mp = (sym4 ? sc.d : sc.m) + sc.off[p];
@@ -840,11 +939,11 @@ void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
 }
 
 size_t scratch_bytes(const LinearArgs& a) {
-  const size_t f32 = static_cast<size_t>(kKcF32 * kMr * 4 + a.n * kMr * 4);
+  const size_t f32 = static_cast<size_t>(kKcF32 * kMr * 4 + kNrF32 * kMr * 4);
   size_t i8 = 0;
   if (a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4) {
     const int64_t kc = i8_kc(a);
-    i8 = static_cast<size_t>(2 * kc * kMr + (kc / 32 + 2) * kMr * 4 + a.layout.groups * kMr * 4 + a.n * kMr * 4);
+    i8 = static_cast<size_t>(2 * kc * kMr + (kc / 32 + 2) * kMr * 4 + a.layout.groups * kMr * 4 + kNrI8 * kMr * 4);
   }
   // GEMV: fp32 copies of the scales and mins of 4 rows (interleaved: of their R-row block).
   const size_t gemv = static_cast<size_t>(2 * (a.layout.groups * 8 + 16) * 4);
