@@ -56,6 +56,17 @@ inline bool all_finite(const float* x, int64_t n) noexcept {
   return s == 0;
 }
 
+/// Error naming the first non-finite element of row r (which must have one).
+inline Status nonfinite_error(const std::string& what, const float* row, int64_t r, int64_t cols) {
+  for (int64_t c = 0; c < cols; ++c) {
+    if (!std::isfinite(row[c])) {
+      return make_error(ErrorCode::kNonFinite, what + ": weight at row " + std::to_string(r) + ", col " +
+                                                   std::to_string(c) + " is " + (std::isnan(row[c]) ? "NaN" : "Inf"));
+    }
+  }
+  return make_error(ErrorCode::kInternal, what + ": row " + std::to_string(r) + " is not finite");
+}
+
 /// Error naming the first non-finite element of w (rows x cols), or ok. Parallel over rows.
 inline Status check_finite(const std::string& what, const float* w, int64_t rows, int64_t cols, int threads) {
   std::vector<uint8_t> bad(static_cast<size_t>(rows), 0);
@@ -63,14 +74,7 @@ inline Status check_finite(const std::string& what, const float* w, int64_t rows
     for (int64_t r = rb; r < re; ++r) bad[static_cast<size_t>(r)] = !all_finite(w + r * cols, cols);
   });
   for (int64_t r = 0; r < rows; ++r) {
-    if (!bad[static_cast<size_t>(r)]) continue;
-    for (int64_t c = 0; c < cols; ++c) {
-      const float x = w[r * cols + c];
-      if (!std::isfinite(x)) {
-        return make_error(ErrorCode::kNonFinite, what + ": weight at row " + std::to_string(r) + ", col " +
-                                                     std::to_string(c) + " is " + (std::isnan(x) ? "NaN" : "Inf"));
-      }
-    }
+    if (bad[static_cast<size_t>(r)]) return nonfinite_error(what, w + r * cols, r, cols);
   }
   return Status::ok_status();
 }
@@ -118,54 +122,80 @@ inline bool choose_params(const Spans& spans, const QuantSpec& spec, ScaleSearch
   return true;
 }
 
+/// Error sums of one row, accumulated lane-wise across groups (no horizontal sum per group) and
+/// moved into doubles every >= kBlock elements and at the end of the row. The flush points depend
+/// only on the group structure, so results stay deterministic.
+struct RowAccumulator {
+  V8 xx = V8::zero(), ee = V8::zero(), amax = V8::zero(), zero = V8::zero();
+  float txx[kLanes] = {}, tee[kLanes] = {}, tamax[kLanes] = {}, tzero[kLanes] = {};  ///< tails
+  int64_t pending = 0;
+  ErrorSums sums;
+
+  void flush() noexcept {
+    float axx[kLanes], aee[kLanes], am[kLanes], az[kLanes];
+    xx.store(axx);
+    ee.store(aee);
+    amax.store(am);
+    zero.store(az);
+    for (int j = 0; j < kLanes; ++j) {
+      axx[j] += txx[j];
+      aee[j] += tee[j];
+      az[j] += tzero[j];
+      am[j] = am[j] > tamax[j] ? am[j] : tamax[j];
+      sums.max_abs_error = std::max(sums.max_abs_error, static_cast<double>(am[j]));
+      txx[j] = tee[j] = tamax[j] = tzero[j] = 0;
+    }
+    sums.sum_sq += hsum_lanes(axx);
+    sums.sum_err_sq += hsum_lanes(aee);
+    sums.zeros += static_cast<int64_t>(hsum_lanes(az));
+    xx = ee = amax = zero = V8::zero();
+    pending = 0;
+  }
+};
+
 /// Quantizes n elements with stored parameters p into stored codes (q + offset) and adds the
-/// reconstruction error to `sums`. Reconstruction matches dequantize() bit for bit.
+/// reconstruction error to `acc`. Reconstruction matches dequantize() bit for bit.
+template <bool kSymmetric>
 inline void quantize_span(const float* x, int64_t n, const GroupParams& p, const QuantSpec& s, float offset,
-                          int8_t* codes, ErrorSums& sums) noexcept {
+                          int8_t* codes, RowAccumulator& acc) noexcept {
   const Inverse inv = inverse_of(p.d);
   const float m = s.symmetric ? 0.0f : p.m;
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = std::min(n, b + kBlock);
-    int64_t i = b;
-    V8 vxx = V8::zero(), vee = V8::zero(), vamax = V8::zero(), vzero = V8::zero();
-    if (!inv.use_div) {
-      const V8 vm = V8::set1(m), vid = V8::set1(inv.id), vd = V8::set1(p.d), vlo = V8::set1(s.lo),
-               vhi = V8::set1(s.hi), voff = V8::set1(offset);
-      for (; i + kLanes <= e; i += kLanes) {
-        const V8 xv = V8::load(x + i);
-        const V8 q = vround_code(vclamp((xv - vm) * vid, vlo, vhi));
-        const V8 xh = vd * q + vm;  // vm == 0 when symmetric: adding it changes nothing
-        const V8 err = xv - xh;
-        (q + voff).store_codes(codes + i);
-        vxx = vxx + xv * xv;
-        vee = vee + err * err;
-        vamax = vmax(vamax, vabs(err));
-        vzero = vzero + vis_zero(xh);
-      }
+  int64_t i = 0;
+  if (!inv.use_div) {
+    const V8 vm = V8::set1(m), vid = V8::set1(inv.id), vd = V8::set1(p.d), vlo = V8::set1(s.lo),
+             vhi = V8::set1(s.hi), voff = V8::set1(offset);
+    V8 vxx = acc.xx, vee = acc.ee, vamax = acc.amax, vzero = acc.zero;
+    for (; i + kLanes <= n; i += kLanes) {
+      const V8 xv = V8::load(x + i);
+      // Symmetric: m == 0, and x - 0 == x, d*q + 0 == d*q exactly, so skipping m changes nothing.
+      const V8 q = vround_code(vclamp((kSymmetric ? xv : xv - vm) * vid, vlo, vhi));
+      const V8 xh = kSymmetric ? vd * q : vd * q + vm;
+      const V8 err = xv - xh;
+      (q + voff).store_codes(codes + i);
+      vxx = vxx + xv * xv;
+      vee = vee + err * err;
+      vamax = vmax(vamax, vabs(err));
+      vzero = vzero + vis_zero(xh);
     }
-    float axx[kLanes], aee[kLanes], amax[kLanes], azero[kLanes];
-    vxx.store(axx);
-    vee.store(aee);
-    vamax.store(amax);
-    vzero.store(azero);
-    for (int j = 0; i < e; ++i, j = (j + 1) % kLanes) {
-      const float xv = x[i];
-      const float q = code_of(xv, p, inv, s);
-      const float xh = p.d * q + m;
-      const float err = xv - xh;
-      codes[i] = static_cast<int8_t>(static_cast<int32_t>(q + offset));
-      axx[j] += xv * xv;
-      aee[j] += err * err;
-      amax[j] = amax[j] > std::fabs(err) ? amax[j] : std::fabs(err);
-      azero[j] += xh == 0.0f ? 1.0f : 0.0f;
-    }
-    const float sxx = hsum_lanes(axx), see = hsum_lanes(aee), zeros = hsum_lanes(azero);
-    for (int j = 0; j < kLanes; ++j) sums.max_abs_error = std::max(sums.max_abs_error, static_cast<double>(amax[j]));
-    sums.sum_sq += sxx;
-    sums.sum_err_sq += see;
-    sums.zeros += static_cast<int64_t>(zeros);
+    acc.xx = vxx;
+    acc.ee = vee;
+    acc.amax = vamax;
+    acc.zero = vzero;
   }
-  sums.count += n;
+  for (int j = 0; i < n; ++i, j = (j + 1) % kLanes) {
+    const float xv = x[i];
+    const float q = code_of(xv, p, inv, s);
+    const float xh = p.d * q + m;
+    const float err = xv - xh;
+    codes[i] = static_cast<int8_t>(static_cast<int32_t>(q + offset));
+    acc.txx[j] += xv * xv;
+    acc.tee[j] += err * err;
+    acc.tamax[j] = acc.tamax[j] > std::fabs(err) ? acc.tamax[j] : std::fabs(err);
+    acc.tzero[j] += xh == 0.0f ? 1.0f : 0.0f;
+  }
+  acc.sums.count += n;
+  acc.pending += n;
+  if (acc.pending >= kBlock) acc.flush();
 }
 
 /// Writes one row of stored codes (K codes, then padding up to whole chunks) into its chunk
@@ -177,9 +207,17 @@ inline void pack_row(const DenseQuantLayout& l, ValueType t, const int8_t* codes
     if (t == ValueType::kInt8) {
       std::memcpy(rec, src, kChunk);
     } else {
+#if defined(SLMC_QUANT_SSE2)
+      const __m128i nib = _mm_set1_epi8(0x0f);
+      const __m128i lo = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)), nib);
+      const __m128i hi = _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16)), nib);
+      // hi < 16, so shifting 16-bit lanes left by 4 cannot carry into the neighbouring byte.
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(rec), _mm_or_si128(lo, _mm_slli_epi16(hi, 4)));
+#else
       for (int j = 0; j < 16; ++j) {
         rec[j] = static_cast<uint8_t>((static_cast<uint8_t>(src[j]) & 0x0f) | ((static_cast<uint8_t>(src[j + 16]) & 0x0f) << 4));
       }
+#endif
     }
   }
 }
@@ -227,7 +265,9 @@ inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float*
     }
   }
   const int threads = config.num_threads > 0 ? config.num_threads : default_num_threads();
-  SLMC_RETURN_IF_ERROR(check_finite(what, w, rows, cols, threads));
+  // Per-tensor scales look at every weight before the row loop: check them all first. Otherwise
+  // each row is checked just before it is quantized (while it is in cache).
+  if (config.granularity == Granularity::kTensor) SLMC_RETURN_IF_ERROR(check_finite(what, w, rows, cols, threads));
 
   EncodedMatrix out;
   out.rows = rows;
@@ -280,6 +320,7 @@ inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float*
   }
 
   std::vector<ErrorSums> row_sums(static_cast<size_t>(rows));
+  constexpr int64_t kNonFiniteRow = -2;
   std::vector<int64_t> bad_group(static_cast<size_t>(rows), -1);
   const float offset = static_cast<float>(cr.offset);
   // Rows are independent and write disjoint bytes; a grain of 8 rows keeps interleaved blocks
@@ -288,7 +329,11 @@ inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float*
     std::vector<int8_t> codes(static_cast<size_t>(l.chunks * kChunk), static_cast<int8_t>(cr.pad));
     for (int64_t r = rb; r < re; ++r) {
       const float* x = w + r * cols;
-      ErrorSums sums;
+      if (!l.per_tensor && !all_finite(x, cols)) {
+        bad_group[static_cast<size_t>(r)] = kNonFiniteRow;
+        continue;
+      }
+      RowAccumulator acc;
       for (int64_t g = 0; g < l.groups; ++g) {
         const int64_t k0 = g * l.group_size, n = std::min(l.group_size, cols - k0);
         GroupParams p = tensor_params;
@@ -301,15 +346,22 @@ inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float*
           store_scale(scales, si, e.scale_dtype, p.d);
           if (!e.symmetric) store_scale(mins, si, e.scale_dtype, p.m);
         }
-        quantize_span(x + k0, n, p, spec, offset, codes.data() + k0, sums);
+        if (spec.symmetric) {
+          quantize_span<true>(x + k0, n, p, spec, offset, codes.data() + k0, acc);
+        } else {
+          quantize_span<false>(x + k0, n, p, spec, offset, codes.data() + k0, acc);
+        }
       }
+      acc.flush();
       pack_row(l, e.value_type, codes.data(), r, values);
-      row_sums[static_cast<size_t>(r)] = sums;
+      row_sums[static_cast<size_t>(r)] = acc.sums;
     }
   });
   ErrorSums total;
   for (int64_t r = 0; r < rows; ++r) {
-    if (bad_group[static_cast<size_t>(r)] >= 0) return overflow_error(r, bad_group[static_cast<size_t>(r)]);
+    const int64_t bad = bad_group[static_cast<size_t>(r)];
+    if (bad == kNonFiniteRow) return nonfinite_error(what, w + r * cols, r, cols);
+    if (bad >= 0) return overflow_error(r, bad);
     total.add(row_sums[static_cast<size_t>(r)]);
   }
   out.stats = error_stats_from_sums(total, out.total_bytes());
