@@ -4,6 +4,7 @@
 #   make bench      run slmc_bench (BENCH_FILTER=regex to select cases)
 #   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make noomp      build and test with SLMC_OPENMP=OFF
+#   make fuzz-smoke clang libFuzzer builds of every fuzz target (build-fuzz/), FUZZ_SECONDS each (60)
 #   make test-arm64 cross-build for aarch64, run the suite under qemu (with and without dotprod)
 SHELL := /bin/bash
 BUILD_DIR ?= build
@@ -13,7 +14,10 @@ CMAKE_ARGS ?=
 BENCH_FILTER ?= .
 SLM := $(BUILD_DIR)/tools/slm-compress
 
-.PHONY: setup configure build demo test bench asan noomp test-arm64 clean
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: setup configure build demo test bench asan noomp test-arm64 fuzz-smoke clean
 
 setup:
 	@bash scripts/setup.sh
@@ -45,5 +49,14 @@ noomp:
 test-arm64:
 	@bash scripts/test-arm64.sh
 
+fuzz-smoke:
+	@bash scripts/setup.sh --fuzz
+	@CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLMC_BUILD_FUZZERS=ON \
+	  -DSLMC_BUILD_TESTS=OFF -DSLMC_BUILD_BENCHMARKS=OFF -DSLMC_BUILD_TOOLS=OFF -DSLMC_BUILD_EXAMPLES=OFF \
+	  -DSLMC_OPENMP=OFF -DSLMC_SANITIZE="address;undefined;fuzzer-no-link" > $(FUZZ_DIR).configure.log || \
+	  { cat $(FUZZ_DIR).configure.log; exit 1; }
+	@cmake --build $(FUZZ_DIR) -j $(JOBS) --target slmc_fuzzers
+	@bash fuzz/run_smoke.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-asan build-noomp build-arm64 *.configure.log
+	rm -rf build build-asan build-noomp build-arm64 build-fuzz *.configure.log

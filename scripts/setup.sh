@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package that the build, the tests and the benchmarks need.
 # Idempotent: when every package is already installed it touches nothing (no apt-get update).
-# Usage: scripts/setup.sh [--arm64]   (--arm64 adds the cross compiler and qemu-user)
+# Usage: scripts/setup.sh [--arm64] [--fuzz]
+#   --arm64 adds the cross compiler and qemu-user; --fuzz adds clang and libFuzzer (make fuzz-smoke)
 set -euo pipefail
 
 packages=(
@@ -16,6 +17,9 @@ if [[ "${1:-}" == "--arm64" ]]; then
   # Cross compiler, emulator, and the arm64 builds of the compiled libraries slmc links
   # (Debian multiarch: the host and arm64 -dev packages install side by side).
   packages+=(g++-aarch64-linux-gnu qemu-user libssl-dev:arm64)
+fi
+if [[ " $* " == *" --fuzz "* ]]; then
+  packages+=(clang-14 libclang-rt-14-dev)   # libFuzzer + sanitizers for make fuzz-smoke
 fi
 
 missing=()
