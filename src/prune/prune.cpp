@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "slmc/half.hpp"
@@ -25,10 +26,40 @@ struct Selection {
   int64_t equal = 0;       ///< keys equal to the threshold
 };
 
-/// k-th smallest (0-based) of the keys produced by for_each(f) (f(uint32_t) called once per key,
-/// in the same order every time), by three histogram passes over 11 + 11 + 10 bits.
-template <typename ForEach>
-Selection radix_select(ForEach&& for_each, int64_t k) {
+/// A run of score keys in ranking order (one tensor, one row, ...).
+struct KeySpan {
+  const uint32_t* keys;
+  int64_t n;
+};
+
+/// Keys per parallel chunk: large enough that the 2048-bin histogram merge is noise.
+constexpr int64_t kHistGrain = int64_t{1} << 16;
+
+/// Adds to `hist` the digit (x >> shift) & dm of every key x with (x & prefix_mask) == prefix.
+/// Parallel over chunks; integer sums make the result independent of the thread count.
+void histogram(const std::vector<KeySpan>& spans, uint32_t prefix, uint32_t prefix_mask, int shift, uint32_t dm,
+               std::array<int64_t, 2048>& hist) {
+  std::mutex mu;
+  for (const KeySpan& sp : spans) {
+    const int threads = sp.n >= 2 * kHistGrain ? 0 : 1;
+    parallel_for(sp.n, kHistGrain, threads, [&](int64_t b, int64_t e) {
+      std::array<int64_t, 2048> local{};
+      if (prefix_mask == 0) {
+        for (int64_t i = b; i < e; ++i) ++local[(sp.keys[i] >> shift) & dm];
+      } else {
+        for (int64_t i = b; i < e; ++i) {
+          const uint32_t x = sp.keys[i];
+          if ((x & prefix_mask) == prefix) ++local[(x >> shift) & dm];
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      for (size_t j = 0; j < local.size(); ++j) hist[j] += local[j];
+    });
+  }
+}
+
+/// k-th smallest (0-based) key over all spans, by three histogram passes over 11 + 11 + 10 bits.
+Selection radix_select(const std::vector<KeySpan>& spans, int64_t k) {
   static constexpr int kShift[3] = {21, 10, 0};
   static constexpr uint32_t kDigitMask[3] = {0x7ffu, 0x7ffu, 0x3ffu};
   Selection sel;
@@ -38,9 +69,7 @@ Selection radix_select(ForEach&& for_each, int64_t k) {
     hist.fill(0);
     const int shift = kShift[pass];
     const uint32_t dm = kDigitMask[pass];
-    for_each([&](uint32_t x) {
-      if ((x & prefix_mask) == prefix) ++hist[(x >> shift) & dm];
-    });
+    histogram(spans, prefix, prefix_mask, shift, dm, hist);
     uint32_t b = 0;
     int64_t below = 0;
     while (below + hist[b] <= k) below += hist[b++];
@@ -54,59 +83,49 @@ Selection radix_select(ForEach&& for_each, int64_t k) {
   return sel;
 }
 
-/// Tie state shared across the ordered scan that builds a mask: the first `tie_keep` keys equal to
-/// the threshold (in position order) are kept, later ones pruned.
-struct MaskBuilder {
-  uint32_t threshold = 0;
-  int64_t tie_keep = 0;
-  bool prune_none = false, prune_all = false;
-  uint8_t keep(uint32_t key) noexcept {
-    if (prune_none) return 1;
-    if (prune_all) return 0;
-    if (key != threshold) return key > threshold ? 1 : 0;
-    if (tie_keep > 0) {
-      --tie_keep;
-      return 1;
+/// Builds keep masks (one per span, same lengths) that keep all but the `prune` least important
+/// keys over the spans taken in order. Returns the threshold key (0 when nothing is pruned, the
+/// largest key when everything is).
+uint32_t select_keep_spans(const std::vector<KeySpan>& spans, const std::vector<uint8_t*>& keeps, int64_t prune) {
+  int64_t n = 0;
+  for (const KeySpan& sp : spans) n += sp.n;
+  if (prune <= 0 || prune >= n) {
+    uint32_t mx = 0;
+    for (size_t s = 0; s < spans.size(); ++s) {
+      std::fill(keeps[s], keeps[s] + spans[s].n, prune <= 0 ? 1 : 0);
+      if (prune > 0) {
+        for (int64_t i = 0; i < spans[s].n; ++i) mx = std::max(mx, spans[s].keys[i]);
+      }
     }
-    return 0;
+    return mx;
   }
-};
-
-template <typename ForEach>
-MaskBuilder plan_selection(ForEach&& for_each, int64_t n, int64_t prune) {
-  MaskBuilder mb;
-  if (prune <= 0) {
-    mb.prune_none = true;
-  } else if (prune >= n) {
-    mb.prune_all = true;
-  } else {
-    const Selection sel = radix_select(for_each, prune - 1);
-    mb.threshold = sel.threshold;
-    mb.tie_keep = sel.equal - (prune - sel.less);
+  const Selection sel = radix_select(spans, prune - 1);
+  const uint32_t t = sel.threshold;
+  int64_t tie_keep = sel.equal - (prune - sel.less);
+  // Strictly above the threshold: kept (parallel, vectorizable); then the first tie_keep ties in
+  // order are kept.
+  for (size_t s = 0; s < spans.size(); ++s) {
+    const uint32_t* keys = spans[s].keys;
+    uint8_t* keep = keeps[s];
+    const int threads = spans[s].n >= 2 * kHistGrain ? 0 : 1;
+    parallel_for(spans[s].n, kHistGrain, threads, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) keep[i] = keys[i] > t ? 1 : 0;
+    });
   }
-  return mb;
+  for (size_t s = 0; s < spans.size() && tie_keep > 0; ++s) {
+    for (int64_t i = 0; i < spans[s].n && tie_keep > 0; ++i) {
+      if (spans[s].keys[i] == t) {
+        keeps[s][i] = 1;
+        --tie_keep;
+      }
+    }
+  }
+  return t;
 }
 
 /// Selection over keys[0..n): keep[i] for the n - prune most important.
 void select_keep(const uint32_t* keys, int64_t n, int64_t prune, uint8_t* keep) {
-  MaskBuilder mb = plan_selection(
-      [&](auto&& f) {
-        for (int64_t i = 0; i < n; ++i) f(keys[i]);
-      },
-      n, prune);
-  if (mb.prune_none || mb.prune_all) {
-    std::fill(keep, keep + n, mb.prune_none ? 1 : 0);
-    return;
-  }
-  // Strictly above the threshold: kept (vectorizable); then the first tie_keep ties in order.
-  const uint32_t t = mb.threshold;
-  for (int64_t i = 0; i < n; ++i) keep[i] = keys[i] > t ? 1 : 0;
-  for (int64_t i = 0; i < n && mb.tie_keep > 0; ++i) {
-    if (keys[i] == t) {
-      keep[i] = 1;
-      --mb.tie_keep;
-    }
-  }
+  select_keep_spans({KeySpan{keys, n}}, {keep}, prune);
 }
 
 Status check_shape(const float* w, int64_t rows, int64_t cols, std::string_view name) {
@@ -153,23 +172,30 @@ Result<std::vector<uint32_t>> score_keys(const float* w, int64_t rows, int64_t c
   SLMC_RETURN_IF_ERROR(check_norms(col_norms, cols, name));
   std::vector<uint32_t> keys(static_cast<size_t>(rows * cols));
   uint32_t max_abs_bits = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* wr = w + r * cols;
-    uint32_t* kr = keys.data() + r * cols;
-    if (col_norms) {
-      for (int64_t j = 0; j < cols; ++j) {
-        const uint32_t a = abs_bits(wr[j]);
-        max_abs_bits = std::max(max_abs_bits, a);
-        kr[j] = float_bits(bits_float(a) * col_norms[j]);
-      }
-    } else {
-      for (int64_t j = 0; j < cols; ++j) {
-        const uint32_t a = abs_bits(wr[j]);
-        max_abs_bits = std::max(max_abs_bits, a);
-        kr[j] = a;
+  std::mutex mu;
+  const int64_t grain = std::max<int64_t>(1, kHistGrain / std::max<int64_t>(cols, 1));
+  parallel_for(rows, grain, rows * cols >= 2 * kHistGrain ? 0 : 1, [&](int64_t r0, int64_t r1) {
+    uint32_t local_max = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* wr = w + r * cols;
+      uint32_t* kr = keys.data() + r * cols;
+      if (col_norms) {
+        for (int64_t j = 0; j < cols; ++j) {
+          const uint32_t a = abs_bits(wr[j]);
+          local_max = std::max(local_max, a);
+          kr[j] = float_bits(bits_float(a) * col_norms[j]);
+        }
+      } else {
+        for (int64_t j = 0; j < cols; ++j) {
+          const uint32_t a = abs_bits(wr[j]);
+          local_max = std::max(local_max, a);
+          kr[j] = a;
+        }
       }
     }
-  }
+    std::lock_guard<std::mutex> lock(mu);
+    max_abs_bits = std::max(max_abs_bits, local_max);
+  });
   if (max_abs_bits >= 0x7f800000u) return non_finite_error(w, rows, cols, name);
   return keys;
 }
@@ -341,25 +367,19 @@ Result<GlobalPruneResult> prune_global(const std::vector<PruneInput>& inputs, do
     keys.push_back(std::move(k));
     res.total += in.rows * in.cols;
   }
-  auto for_each = [&](auto&& f) {
-    for (const auto& k : keys) {
-      for (uint32_t x : k) f(x);
-    }
-  };
   const int64_t prune = pruned_count(res.total, sparsity);
-  MaskBuilder mb = plan_selection(for_each, res.total, prune);
-  if (!mb.prune_none && !mb.prune_all) res.threshold = bits_float(mb.threshold);
-  if (mb.prune_all && res.total > 0) {
-    uint32_t mx = 0;
-    for_each([&](uint32_t x) { mx = std::max(mx, x); });
-    res.threshold = bits_float(mx);
-  }
+  std::vector<KeySpan> spans;
+  std::vector<uint8_t*> keeps;
+  for (size_t t = 0; t < inputs.size(); ++t) res.masks.push_back(make_mask(inputs[t].rows, inputs[t].cols));
   for (size_t t = 0; t < inputs.size(); ++t) {
-    PruneMask m = make_mask(inputs[t].rows, inputs[t].cols);
-    for (size_t i = 0; i < keys[t].size(); ++i) m.keep[i] = mb.keep(keys[t][i]);
+    spans.push_back(KeySpan{keys[t].data(), static_cast<int64_t>(keys[t].size())});
+    keeps.push_back(res.masks[t].keep.data());
+  }
+  const uint32_t threshold = select_keep_spans(spans, keeps, prune);
+  res.threshold = prune > 0 ? bits_float(threshold) : 0.0f;
+  for (PruneMask& m : res.masks) {
     count_kept(m);
     res.kept += m.kept;
-    res.masks.push_back(std::move(m));
   }
   return res;
 }

@@ -284,16 +284,32 @@ Result<EncodedMatrix> encode_bsr(const SparseLayout& l, const float* w, const ui
   return em;
 }
 
+Status encode_nm_row(const SparseLayout& l, const float* w, const uint8_t* keep, const ValueQuantizer& q,
+                     uint8_t* values, uint8_t* meta, int64_t r, std::string_view name);
+
 Result<EncodedMatrix> encode_nm(const SparseLayout& l, const float* w, const uint8_t* keep, const ValueQuantizer& q,
                                 EncodedMatrix em, std::string_view name) {
-  const int64_t rows = l.rows, cols = l.cols, n = l.nm_n, m = l.nm_m;
+  const int64_t rows = l.rows;
   em.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(l.values_segment_bytes(0)));
   em.segment(SegmentRole::kMeta) = AlignedBuffer(static_cast<size_t>(l.meta_segment_bytes()));
   uint8_t* values = em.segment(SegmentRole::kValues).data();
   uint8_t* meta = em.segment(SegmentRole::kMeta).data();
   // Symmetric int4 zero is code 8 (0x88 per byte, padding slots included).
   if (q.type == ValueType::kInt4) std::memset(values, 0x88, em.segment(SegmentRole::kValues).size());
-  for (int64_t r = 0; r < rows; ++r) {
+  // Rows are independent (distinct metadata rows and chunk records); the first error in row
+  // order is reported whatever the thread count.
+  std::vector<Status> row_error(static_cast<size_t>(rows));
+  parallel_for(rows, 16, 0, [&](int64_t rb, int64_t re) {
+    for (int64_t r = rb; r < re; ++r) row_error[static_cast<size_t>(r)] = encode_nm_row(l, w, keep, q, values, meta, r, name);
+  });
+  for (const Status& st : row_error) SLMC_RETURN_IF_ERROR(st);
+  return em;
+}
+
+Status encode_nm_row(const SparseLayout& l, const float* w, const uint8_t* keep, const ValueQuantizer& q,
+                     uint8_t* values, uint8_t* meta, int64_t r, std::string_view name) {
+  const int64_t cols = l.cols, n = l.nm_n, m = l.nm_m;
+  {
     uint8_t* mrow = meta + l.meta_offset(r);
     for (int64_t g = 0; g < l.nm_groups; ++g) {
       const int64_t base = g * m;
@@ -342,7 +358,7 @@ Result<EncodedMatrix> encode_nm(const SparseLayout& l, const float* w, const uin
       }
     }
   }
-  return em;
+  return Status::ok_status();
 }
 
 }  // namespace
@@ -451,20 +467,37 @@ ErrorStats encoded_error_stats(const EncodedMatrixView& m, const SparseLayout& l
   if (n <= 0) return s;
   const int64_t step = std::max<int64_t>(1, l.format() == SparseFormat::kBsr ? l.block_rows : 1) *
                        std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1));
-  std::vector<float> buf(static_cast<size_t>(std::min(rows, step) * cols));
+  // Fixed chunks of `step` rows, partial sums per chunk, reduced in chunk order: the result does
+  // not depend on the thread count.
+  struct Partial {
+    double err2 = 0, ref2 = 0, maxe = 0;
+    int64_t zeros = 0;
+  };
+  const int64_t chunks = ceil_div(rows, step);
+  std::vector<Partial> parts(static_cast<size_t>(chunks));
+  parallel_for(chunks, 1, 0, [&](int64_t k0, int64_t k1) {
+    std::vector<float> buf(static_cast<size_t>(std::min(rows, step) * cols));
+    for (int64_t k = k0; k < k1; ++k) {
+      const int64_t r0 = k * step, r1 = std::min(rows, r0 + step);
+      decode_rows(m, l, stored, r0, r1, buf.data());
+      const float* o = w + r0 * cols;
+      Partial& p = parts[static_cast<size_t>(k)];
+      for (int64_t i = 0, e = (r1 - r0) * cols; i < e; ++i) {
+        const double d = static_cast<double>(o[i]) - static_cast<double>(buf[static_cast<size_t>(i)]);
+        p.err2 += d * d;
+        p.ref2 += static_cast<double>(o[i]) * o[i];
+        p.maxe = std::max(p.maxe, std::fabs(d));
+        p.zeros += buf[static_cast<size_t>(i)] == 0.0f;
+      }
+    }
+  });
   double err2 = 0, ref2 = 0, maxe = 0;
   int64_t zeros = 0;
-  for (int64_t r0 = 0; r0 < rows; r0 += step) {
-    const int64_t r1 = std::min(rows, r0 + step);
-    decode_rows(m, l, stored, r0, r1, buf.data());
-    const float* o = w + r0 * cols;
-    for (int64_t i = 0, e = (r1 - r0) * cols; i < e; ++i) {
-      const double d = static_cast<double>(o[i]) - static_cast<double>(buf[static_cast<size_t>(i)]);
-      err2 += d * d;
-      ref2 += static_cast<double>(o[i]) * o[i];
-      maxe = std::max(maxe, std::fabs(d));
-      zeros += buf[static_cast<size_t>(i)] == 0.0f;
-    }
+  for (const Partial& p : parts) {
+    err2 += p.err2;
+    ref2 += p.ref2;
+    maxe = std::max(maxe, p.maxe);
+    zeros += p.zeros;
   }
   s.rmse = std::sqrt(err2 / static_cast<double>(n));
   s.rel_error = ref2 > 0 ? std::sqrt(err2 / ref2) : (err2 > 0 ? std::numeric_limits<double>::infinity() : 0.0);

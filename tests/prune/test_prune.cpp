@@ -14,6 +14,10 @@
 #include "slmc/sparse/validate.hpp"
 #include "support/random.hpp"
 
+#if defined(SLMC_HAVE_OPENMP)
+#include <omp.h>
+#endif
+
 using namespace slmc;
 
 namespace {
@@ -382,4 +386,43 @@ TEST_CASE("prune then quantize in one call", "[prune]") {
   nm.nm_n = 2;
   nm.nm_m = 4;
   CHECK(prune_and_encode(w.data(), rows, cols, wrong, nm, "w").status().code() == ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("masks and encodings do not depend on the thread count", "[prune]") {
+#if defined(SLMC_HAVE_OPENMP)
+  const int64_t rows = 300, cols = 1000;  // large enough for the parallel selection paths
+  const auto w = tied_weights(static_cast<size_t>(rows * cols), 900);
+  const auto w2 = test::gaussian(static_cast<size_t>(rows * cols), 901);
+  auto run = [&](int threads) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    std::vector<std::vector<uint8_t>> out;
+    out.push_back(prune_unstructured(w.data(), rows, cols, 0.6, PruneScope::kTensor, nullptr, "w")->keep);
+    out.push_back(prune_unstructured(w.data(), rows, cols, 0.6, PruneScope::kRow, nullptr, "w")->keep);
+    out.push_back(prune_n_m(w2.data(), rows, cols, 2, 4, nullptr, "w")->keep);
+    std::vector<PruneInput> in = {{"a", w.data(), rows, cols, nullptr}, {"b", w2.data(), rows, cols, nullptr}};
+    auto g = prune_global(in, 0.7);
+    out.push_back(g->masks[0].keep);
+    out.push_back(g->masks[1].keep);
+    PruneSpec spec;
+    spec.method = PruneMethod::kNM;
+    Encoding e;
+    e.format = SparseFormat::kNM;
+    e.nm_n = 2;
+    e.nm_m = 4;
+    e.value_type = ValueType::kInt4;
+    e.granularity = Granularity::kGroup;
+    e.group_size = 64;
+    e.search = ScaleSearch::kMse;
+    e.layout = RowLayout::kInterleave8;
+    auto em = prune_and_encode(w2.data(), rows, cols, spec, e, "w");
+    for (const auto& seg : em->segments) out.emplace_back(seg.data(), seg.data() + seg.size());
+    out.emplace_back(reinterpret_cast<const uint8_t*>(&em->stats), reinterpret_cast<const uint8_t*>(&em->stats) + sizeof(ErrorStats));
+    omp_set_num_threads(saved);
+    return out;
+  };
+  CHECK(run(1) == run(2));
+#else
+  SUCCEED("built without OpenMP");
+#endif
 }
