@@ -303,3 +303,39 @@ TEST_CASE("encoder rejects non finite kept weights and bad encodings", "[sparse]
   asym.symmetric = false;
   CHECK_FALSE(encode_sparse(w.data(), 2, 2, asym, mask.data(), "w").ok());
 }
+
+TEST_CASE("index and pointer widths follow the documented rules at their limits", "[sparse]") {
+  // Row pointers: u32 below 2^32 stored units, u64 from 2^32 on (sizes only: nothing allocated).
+  const uint64_t big = uint64_t{1} << 32;
+  auto csr_small = sparse_size(100000, 100000, make_enc(SparseFormat::kCsr), big - 1);
+  auto csr_big = sparse_size(100000, 100000, make_enc(SparseFormat::kCsr), big);
+  REQUIRE(csr_small.ok());
+  REQUIRE(csr_big.ok());
+  CHECK(csr_small->row_ptr == 100001u * 4);
+  CHECK(csr_big->row_ptr == 100001u * 8);
+  CHECK(csr_big->col_idx == big * 4);  // K = 100000 > 65536: u32 columns
+  auto bm_big = sparse_size(100000, 100000, make_enc(SparseFormat::kBitmask), big);
+  REQUIRE(bm_big.ok());
+  CHECK(bm_big->row_ptr == 100001u * 8);
+  CHECK(bm_big->values == big * 4 + kBitmaskValuesTail);
+  CHECK(bm_big->meta == 100000u * 8 * ((100000 + 63) / 64));
+  // BSR block-column indices: u16 while ceil(K/c) <= 65536.
+  auto b16 = sparse_size(8, 65536 * 4, bsr_enc(1, 4), 10);
+  auto b32 = sparse_size(8, 65536 * 4 + 1, bsr_enc(1, 4), 10);
+  REQUIRE(b16.ok());
+  REQUIRE(b32.ok());
+  CHECK(b16->col_idx == 20u);
+  CHECK(b32->col_idx == 40u);
+  CHECK(b16->row_ptr == 9u * 4);
+  // N:M metadata: 1, 2 or 4 bits per slot, rows padded to 8 bytes.
+  auto l24 = SparseLayout::create(3, 4096, nm_enc(2, 4), "w");
+  auto l12 = SparseLayout::create(3, 4096, nm_enc(1, 2), "w");
+  auto l48 = SparseLayout::create(3, 4096, nm_enc(4, 8), "w");
+  auto l35 = SparseLayout::create(3, 10, nm_enc(3, 5), "w");
+  REQUIRE((l24.ok() && l12.ok() && l48.ok() && l35.ok()));
+  CHECK(l24->meta_row_bytes == 4096 / 4 * 2 * 2 / 8);
+  CHECK(l12->meta_row_bytes == 4096 / 2 * 1 / 8);
+  CHECK(l48->meta_row_bytes == 4096 / 8 * 4 * 4 / 8);
+  CHECK(l35->meta_row_bytes == 8);  // 2 groups * 3 slots * 4 bits = 24 bits -> one 8-byte word
+  CHECK(l35->slots == 6);
+}
