@@ -87,11 +87,12 @@ int run_verify(const VerifyArgs& a) {
     }
   }
   if (!checksums.ok()) {
-    std::cerr << "slm-compress: verification failed: " << checksums.message() << "\n";
+    std::cerr << "slm-compress: verification failed: checksum mismatch: " << checksums.message() << "\n";
     return kExitVerifyFailed;
   }
   if (!mismatches.empty()) {
-    std::cerr << "slm-compress: verification failed: " << mismatches.front() << "\n";
+    std::cerr << "slm-compress: verification failed: " << mismatches.front()
+              << (mismatches.size() > 1 ? " (and " + std::to_string(mismatches.size() - 1) + " more)" : "") << "\n";
     return kExitVerifyFailed;
   }
   return kExitOk;

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the slm-compress command line: cli_tests.py BINARY TEST_NAME.
+
+Each test_* function gets a Ctx (the binary, a fresh temporary directory) and raises
+AssertionError on failure or Skip when the real models are absent (exit code 77, which ctest
+reports as skipped)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SKIP_CODE = 77
+
+
+class Skip(Exception):
+    pass
+
+
+class Ctx:
+    def __init__(self, binary, tmp):
+        self.binary = binary
+        self.tmp = tmp
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def run(self, *args, expect=0):
+        p = subprocess.run([self.binary, *args], capture_output=True, text=True, timeout=240)
+        if expect is not None and p.returncode != expect:
+            raise AssertionError(f"{' '.join(args)}: exit {p.returncode}, expected {expect}\n"
+                                 f"stdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
+        return p
+
+    def json(self, *args, expect=0):
+        p = self.run(*args, "--json", expect=expect)
+        return json.loads(p.stdout)
+
+    def synth(self, name="model", **kw):
+        out = self.path(name)
+        args = ["synth", "-o", out, "--dim", "64", "--hidden", "160", "--layers", "2", "--vocab", "256"]
+        for k, v in kw.items():
+            args += [f"--{k}", str(v)]
+        self.run(*args)
+        return out
+
+
+def models_dir():
+    d = os.environ.get("SLMC_MODELS_DIR") or os.environ.get("SLMC_DEFAULT_MODELS_DIR", "")
+    if not d or not os.path.exists(os.path.join(d, "stories260K", "stories260K.bin")):
+        raise Skip(f"real models not found in '{d}' (set SLMC_MODELS_DIR)")
+    return d
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+# --- convert ---------------------------------------------------------------------------------
+
+def test_convert_json_report(c):
+    m = c.synth()
+    r = c.json("convert", m, "-o", c.path("out.slm"))
+    check(r["gates"]["passed"], r["gates"])
+    names = {t["name"] for t in r["tensors"]}
+    check("model.layers.0.mlp.up_proj.weight" in names, names)
+    for t in r["tensors"]:
+        for key in ("name", "shape", "encoding", "bytes_in", "bytes_out", "bits_per_weight", "rel_error",
+                    "sqnr_db", "sparsity"):
+            check(key in t, f"{key} missing in {t}")
+    up = next(t for t in r["tensors"] if t["name"].endswith("mlp.up_proj.weight"))
+    check(up["encoding"].startswith("int4:group=32"), up)
+    check(abs(up["bits_per_weight"] - 4.5) < 1e-9, up)  # int4 g32 fp16 scales, K = 64
+    check(0 < up["rel_error"] < 0.3, up)
+    norm = next(t for t in r["tensors"] if t["name"].endswith("input_layernorm.weight"))
+    check(norm["encoding"] == "fp32" and norm["rel_error"] == 0, norm)
+    total = r["total"]
+    check(total["bytes_out"] == sum(t["bytes_out"] for t in r["tensors"]), total)
+    check(total["file_size"] == os.path.getsize(c.path("out.slm")), total)
+    check(total["bytes_in"] > 4 * total["bytes_out"], total)
+
+
+def test_convert_reproducible(c):
+    m = c.synth()
+    c.run("convert", m, "-o", c.path("a.slm"), "--threads", "1")
+    c.run("convert", m, "-o", c.path("b.slm"), "--threads", "2")
+    with open(c.path("a.slm"), "rb") as a, open(c.path("b.slm"), "rb") as b:
+        check(a.read() == b.read(), "same input + recipe must give byte-identical files")
+
+
+def test_dry_run_predicts_the_real_size(c):
+    m = c.synth()
+    for recipe in ("w4", "int8", "w8-bitmask50", "w4-2:4"):
+        d = c.json("convert", m, "--recipe", recipe, "--dry-run")
+        check(d["dry_run"] and d["output"] is None, d)
+        r = c.json("convert", m, "--recipe", recipe, "-o", c.path(recipe + ".slm"))
+        check(d["total"]["file_size"] == os.path.getsize(c.path(recipe + ".slm")), (recipe, d["total"]))
+        check(d["total"]["bytes_out"] == r["total"]["bytes_out"], recipe)
+    check(sorted(os.listdir(c.tmp)) == sorted(["model", "w4.slm", "int8.slm", "w8-bitmask50.slm", "w4-2:4.slm"]),
+          os.listdir(c.tmp))
+
+
+def test_size_gate_trips_and_passes(c):
+    m = c.synth()
+    r = c.json("convert", m, "--dry-run")
+    size = r["total"]["bytes_out"]
+    p = c.run("convert", m, "-o", c.path("x.slm"), "--max-size", str(size - 1), expect=4)
+    check("exceeds --max-size" in p.stderr, p.stderr)
+    check(not os.path.exists(c.path("x.slm")), "a failed gate must leave no output")
+    c.run("convert", m, "-o", c.path("x.slm"), "--max-size", str(size))
+    check(os.path.exists(c.path("x.slm")), "passing gate writes the file")
+
+
+def test_error_gate_trips_and_passes(c):
+    m = c.synth()
+    r = c.json("convert", m, "--max-rel-error", "0.01", "--dry-run", expect=4)
+    check(not r["gates"]["passed"] and any("max-rel-error" in f for f in r["gates"]["failures"]), r["gates"])
+    r = c.json("convert", m, "--recipe", "int8", "--max-rel-error", "0.05", "--dry-run")
+    check(r["gates"]["passed"], r["gates"])
+
+
+def test_target_size_chooses_within_budget(c):
+    m = c.synth()
+    small = c.json("convert", m, "--rule", "*.weight=int4:group=32", "--dry-run")["total"]["bytes_out"]
+    big = c.json("convert", m, "--rule", "*.weight=int8", "--dry-run")["total"]["bytes_out"]
+    target = (small + big) // 2
+    r = c.json("convert", m, "--rule", "*.weight=int4:group=32|int8", "--target-size", str(target), "-o", c.path("t.slm"))
+    check(small <= r["total"]["bytes_out"] <= target, (small, r["total"], target))
+    kinds = {t["encoding"].split(":")[0] for t in r["tensors"] if t["name"].endswith("proj.weight")}
+    check(kinds == {"int4", "int8"}, kinds)  # a mix: some tensors upgraded, not all
+    p = c.run("convert", m, "--rule", "*.weight=int4|int8", "--target-size", str(small - 100), "-o",
+              c.path("u.slm"), expect=4)
+    check("smallest possible size" in p.stderr, p.stderr)
+    check(not os.path.exists(c.path("u.slm")), "no output on a failed target")
+
+
+def test_usage_errors_exit_2_and_list_options(c):
+    m = c.synth()
+    p = c.run("convert", m, "-o", c.path("x.slm"), "--rule", "*=int4:colour=red", expect=2)
+    check("valid keys: group, sym, search" in p.stderr, p.stderr)
+    p = c.run("convert", m, "-o", c.path("x.slm"), "--recipe", "nope", expect=2)
+    check("w4" in p.stderr and "int8" in p.stderr, p.stderr)
+    p = c.run("convert", m, "-o", c.path("x.slm"), "--rule", "*=int4:group=48", expect=2)
+    check("16, 32, 64, 128, 256" in p.stderr, p.stderr)
+    c.run("convert", "--bogus-flag", expect=2)
+    c.run("frobnicate", expect=2)
+    c.run("convert", m, expect=2)  # neither -o nor --dry-run
+    c.run("convert", m, "-o", c.path("x.slm"), "--max-size", "lots", expect=2)
+    check(not os.path.exists(c.path("x.slm")), "usage errors write nothing")
+
+
+def test_bad_input_exits_3_and_leaves_nothing(c):
+    p = c.run("convert", c.path("missing.safetensors"), "-o", c.path("x.slm"), expect=3)
+    check("missing.safetensors" in p.stderr, p.stderr)
+    bad = c.path("bad.safetensors")
+    with open(bad, "wb") as f:
+        f.write((10**6).to_bytes(8, "little") + b"{\"w\": 1}")
+    p = c.run("convert", bad, "-o", c.path("x.slm"), expect=3)
+    check("bad.safetensors" in p.stderr, p.stderr)
+    c.run("inspect", bad, expect=3)
+    check(not os.path.exists(c.path("x.slm")), "no output on bad input")
+    check(sorted(os.listdir(c.tmp)) == ["bad.safetensors"], os.listdir(c.tmp))  # no temporary files either
+
+
+def test_weighted_search_needs_calibration(c):
+    m = c.synth()
+    p = c.run("convert", m, "--rule", "*proj.weight=int4:search=weighted", "--dry-run", expect=2)
+    check("--calibration" in p.stderr, p.stderr)
+    # A calibration file for every linear layer (uniform importance) makes it work.
+    src = c.json("convert", m, "--recipe", "fp32", "--dry-run")
+    tensors = {}
+    for t in src["tensors"]:
+        if t["name"].endswith("proj.weight"):
+            tensors[t["name"]] = {"mean_sq": [1.0] * t["shape"][1], "count": 100}
+    cal = c.path("cal.json")
+    with open(cal, "w") as f:
+        json.dump({"format": "slmc-calibration", "version": 1, "tensors": tensors}, f)
+    r = c.json("convert", m, "--rule", "*proj.weight=int4:search=weighted", "--calibration", cal, "--dry-run")
+    check(any("search=weighted" in t["encoding"] for t in r["tensors"]), "weighted applied")
+    with open(cal, "w") as f:
+        f.write("{\"format\": \"slmc-calibration\", \"version\": 1, \"tensors\": {\"x\": {\"mean_sq\": [-1], \"count\": 1}}}")
+    p = c.run("convert", m, "--calibration", cal, "--dry-run", expect=3)
+    check("mean_sq[0]" in p.stderr, p.stderr)
+
+
+def test_profiles(c):
+    m = c.synth()
+    info = c.json("info")
+    check({"x86-avx2", "arm64-dotprod", "cortex-a53", "cortex-a72"} <= set(info["profiles"]), info["profiles"])
+    r = c.json("convert", m, "--profile", "cortex-a53", "-o", c.path("a53.slm"))
+    up = next(t for t in r["tensors"] if t["name"].endswith("mlp.up_proj.weight"))
+    check(up["encoding"].startswith("int8") and "layout=i4" in up["encoding"], up)
+    meta = c.json("inspect", c.path("a53.slm"))["metadata"]
+    check(meta["slmc.profile.name"] == "cortex-a53", meta)
+    prof = c.path("tiny.json")
+    with open(prof, "w") as f:
+        json.dump({"format": "slmc-profile", "version": 1, "name": "tiny", "memory_budget_bytes": 1000,
+                   "recipe": "w4"}, f)
+    c.run("convert", m, "--profile", prof, "-o", c.path("tiny.slm"), expect=4)
+    with open(prof, "w") as f:
+        json.dump({"format": "slmc-profile", "version": 1, "isa": "avx512"}, f)
+    p = c.run("convert", m, "--profile", prof, "-o", c.path("tiny.slm"), expect=2)
+    check("avx512" in p.stderr and "neon_dotprod" in p.stderr, p.stderr)
+
+
+# --- inspect, verify, diff, export, bench ------------------------------------------------------
+
+def test_inspect_json(c):
+    m = c.synth()
+    c.run("convert", m, "-o", c.path("m.slm"), "--metadata", "release=2026.11", "--metadata", "team=edge")
+    j = c.json("inspect", c.path("m.slm"))
+    check(j["format_version"].startswith("1."), j["format_version"])
+    check(j["producer"]["name"] == "slm-compress", j["producer"])
+    check(len(j["sources"]) == 1 and len(j["sources"][0]["sha256"]) == 64, j["sources"])
+    check(j["metadata"]["release"] == "2026.11" and j["metadata"]["team"] == "edge", j["metadata"])
+    check(j["architecture"]["general.architecture"] == "llama", j["architecture"])
+    check(j["recipe"]["name"] == "w4", j["recipe"])
+    check(j["tensor_count"] == len(j["tensors"]) == 2 * 9 + 2, j["tensor_count"])
+    check(any(e["name"].startswith("int4") for e in j["encodings"]), j["encodings"])
+    human = c.run("inspect", c.path("m.slm")).stdout
+    check("sha256" in human and "model.layers.1.mlp.down_proj.weight" in human, human)
+
+
+def test_verify_detects_corruption(c):
+    m = c.synth()
+    out = c.path("m.slm")
+    c.run("convert", m, "-o", out)
+    j = c.json("verify", out, "--source", m)
+    check(j["ok"] and j["source"]["tensors_compared"] == 20, j)
+    data = bytearray(open(out, "rb").read())
+    data[len(data) - 100] ^= 0x40  # a byte in the last data segment
+    bad = c.path("bad.slm")
+    open(bad, "wb").write(bytes(data))
+    p = c.run("verify", bad, expect=5)
+    check("checksum" in p.stderr.lower(), p.stderr)
+    j = c.json("verify", bad, expect=5)
+    check(not j["ok"] and not j["checksums"]["ok"], j)
+    open(bad, "wb").write(bytes(data[:1000]))  # truncated: structurally invalid
+    c.run("verify", bad, expect=3)
+    # Statistics check against a different source: recomputed errors disagree.
+    other = c.synth("other", seed=2)
+    p = c.run("verify", out, "--source", other, expect=5)
+    check("recorded rel_error" in p.stderr, p.stderr)
+
+
+def test_diff_and_export(c):
+    m = c.synth()
+    c.run("convert", m, "-o", c.path("a.slm"))
+    c.run("convert", m, "-o", c.path("b.slm"), "--rule", "*.layers.1.mlp.*=int8")
+    d = c.json("diff", c.path("a.slm"), c.path("b.slm"))
+    check(sorted(d["changed"]) == sorted(f"model.layers.1.mlp.{p}_proj.weight" for p in ("gate", "up", "down")), d)
+    check(d["added"] == [] and d["removed"] == [] and d["unchanged"] == 17, d)
+    check(0 < d["update_bytes"] < os.path.getsize(c.path("b.slm")), d)
+    same = c.json("diff", c.path("a.slm"), c.path("a.slm"))
+    check(same["update_bytes"] == 0 and same["changed"] == [], same)
+    # export -> convert fp32 -> the weights are exactly the decoded ones: error 0 against the export.
+    c.run("export", c.path("a.slm"), "-o", c.path("a.safetensors"))
+    r = c.json("convert", c.path("a.safetensors"), "--recipe", "fp32", "-o", c.path("a32.slm"))
+    check(all(t["rel_error"] == 0 for t in r["tensors"]), "fp32 is exact")
+    # The recorded statistics are against the original weights, so checking them against the decoded
+    # export must fail (the export has no quantization error left to find).
+    v = c.json("verify", c.path("a.slm"), "--source", c.path("a.safetensors"), expect=5)
+    check(not v["ok"] and v["source"]["mismatches"], v)
+    c.run("export", c.path("a.slm"), "-o", c.path("h.safetensors"), "--dtype", "fp16")
+    check(os.path.getsize(c.path("h.safetensors")) < os.path.getsize(c.path("a.safetensors")), "fp16 is smaller")
+    c.run("export", c.path("a.slm"), "-o", c.path("x.safetensors"), "--dtype", "int3", expect=2)
+
+
+def test_bench_file_and_shape(c):
+    m = c.synth()
+    c.run("convert", m, "-o", c.path("m.slm"))
+    b = c.json("bench", c.path("m.slm"), "--min-time", "0.01", "--threads", "1")
+    check(len(b["tensors"]) == 2 * 7 + 1, len(b["tensors"]))
+    for t in b["tensors"]:
+        check(t["seconds"] > 0 and t["weight_GBps"] > 0 and t["GFLOPs"] > 0 and t["speedup_vs_fp32"] > 0, t)
+    s = c.json("bench", "--shape", "256x512", "--encoding", "int8", "--batch", "4", "--min-time", "0.01")
+    check(s["tensors"][0]["shape"] == [256, 512] and s["batch"] == 4, s)
+    c.run("bench", "--shape", "256by512", expect=2)
+    c.run("bench", expect=2)
+
+
+def test_info_and_isa_override(c):
+    j = c.json("info")
+    check("scalar" in j["isa"]["compiled"] and j["isa"]["active"] in j["isa"]["runnable"], j)
+    env = dict(os.environ, SLMC_ISA="scalar")
+    p = subprocess.run([c.binary, "info", "--json"], capture_output=True, text=True, env=env)
+    check(p.returncode == 0 and json.loads(p.stdout)["isa"]["active"] == "scalar", p.stdout)
+    env["SLMC_ISA"] = "avx9000"
+    p = subprocess.run([c.binary, "info"], capture_output=True, text=True, env=env)
+    check(p.returncode == 2 and "valid" in p.stderr, p.stderr)
+    p = c.run("--help")
+    check("Exit codes" in p.stdout, p.stdout)
+
+
+# --- real models -------------------------------------------------------------------------------
+
+def test_real_stories260k_every_subcommand(c):
+    d = models_dir()
+    src = os.path.join(d, "stories260K", "stories260K.bin")
+    r = c.json("convert", src, "-o", c.path("s.slm"), "--recipe", "w4")
+    names = {t["name"] for t in r["tensors"]}
+    check("model.layers.4.mlp.down_proj.weight" in names and "model.embed_tokens.weight" in names, names)
+    q = next(t for t in r["tensors"] if t["name"] == "model.layers.0.self_attn.q_proj.weight")
+    check(q["shape"] == [64, 64] and q["encoding"].startswith("int4"), q)
+    i = c.json("inspect", c.path("s.slm"))
+    check(i["architecture"]["llama.rope.layout"] == "interleaved", i["architecture"])
+    check(i["architecture"]["llama.attention.head_count_kv"] in (4, "4"), i["architecture"])
+    check(c.json("verify", c.path("s.slm"), "--source", src)["ok"], "verify")
+    check(len(c.json("bench", c.path("s.slm"), "--min-time", "0.005", "--threads", "1")["tensors"]) >= 35, "bench")
+    c.run("convert", src, "-o", c.path("s8.slm"), "--recipe", "int8")
+    check(c.json("diff", c.path("s.slm"), c.path("s8.slm"))["changed"], "diff")
+    c.run("export", c.path("s.slm"), "-o", c.path("s.safetensors"))
+
+
+def test_real_gpt2_transposed_and_sparse(c):
+    d = models_dir()
+    src = os.path.join(d, "capp-gpt2-236K")
+    r = c.json("convert", src, "-o", c.path("g.slm"), "--recipe", "w8-2:4")
+    fc = next(t for t in r["tensors"] if t["name"].endswith("h.0.mlp.c_fc.weight"))
+    check(fc["shape"] == [256, 64] and fc["transposed"], fc)  # Conv1D [in, out] -> [out, in]
+    check("pattern=2:4" in fc["encoding"] and abs(fc["sparsity"] - 0.5) < 0.02, fc)
+    check(c.json("verify", c.path("g.slm"), "--source", src)["ok"], "verify")
+    r = c.json("convert", src, "--recipe", "int8", "--max-rel-error", "0.02", "--dry-run")
+    check(r["gates"]["passed"], r["gates"])
+
+
+def main():
+    binary, name = sys.argv[1], sys.argv[2]
+    fn = globals().get(name)
+    if fn is None or not name.startswith("test_"):
+        print(f"unknown test {name}")
+        return 2
+    tmp = tempfile.mkdtemp(prefix="slmc-cli-")
+    try:
+        fn(Ctx(binary, tmp))
+    except Skip as e:
+        print(f"SKIPPED: {e}")
+        return SKIP_CODE
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{name}: passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
