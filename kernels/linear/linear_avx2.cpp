@@ -441,37 +441,31 @@ void pack_f32(const LinearArgs& a, int64_t mb, int64_t rows, int64_t kb, int64_t
   }
 }
 
-// C[j * ldc + 0:16] (+)= sum_k panel[k][0:16] * x[j * ldx + k] for j < nr <= 6. The twelve
+// C[j * ldc + 0:16] (+)= sum_k panel[k][0:16] * xp[k * 6 + j] for j < nr <= 6. The twelve
 // accumulators are named variables: as an array GCC keeps them in memory and stores each one in
 // every iteration (measured 2x slower). Columns j >= nr repeat column nr-1 and are not stored.
-void mk_f32_any(int nr, const float* panel, int64_t kc, const float* x, int64_t ldx, float* c, int64_t ldc,
-                bool first) {
-  const float* x0 = x;
-  const float* x1 = x + std::min(1, nr - 1) * ldx;
-  const float* x2 = x + std::min(2, nr - 1) * ldx;
-  const float* x3 = x + std::min(3, nr - 1) * ldx;
-  const float* x4 = x + std::min(4, nr - 1) * ldx;
-  const float* x5 = x + std::min(5, nr - 1) * ldx;
+void mk_f32_any(int nr, const float* panel, int64_t kc, const float* xp, float* c, int64_t ldc, bool first) {
+  const float *x0 = xp, *x1 = xp + 1, *x2 = xp + 2, *x3 = xp + 3, *x4 = xp + 4, *x5 = xp + 5;
   __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
   c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 a0 = _mm256_load_ps(panel + k * kMr), a1 = _mm256_load_ps(panel + k * kMr + 8);
-    __m256 b = _mm256_broadcast_ss(x0 + k);
+    __m256 b = _mm256_broadcast_ss(x0 + k * kNrF32);
     c00 = _mm256_fmadd_ps(a0, b, c00);
     c01 = _mm256_fmadd_ps(a1, b, c01);
-    b = _mm256_broadcast_ss(x1 + k);
+    b = _mm256_broadcast_ss(x1 + k * kNrF32);
     c10 = _mm256_fmadd_ps(a0, b, c10);
     c11 = _mm256_fmadd_ps(a1, b, c11);
-    b = _mm256_broadcast_ss(x2 + k);
+    b = _mm256_broadcast_ss(x2 + k * kNrF32);
     c20 = _mm256_fmadd_ps(a0, b, c20);
     c21 = _mm256_fmadd_ps(a1, b, c21);
-    b = _mm256_broadcast_ss(x3 + k);
+    b = _mm256_broadcast_ss(x3 + k * kNrF32);
     c30 = _mm256_fmadd_ps(a0, b, c30);
     c31 = _mm256_fmadd_ps(a1, b, c31);
-    b = _mm256_broadcast_ss(x4 + k);
+    b = _mm256_broadcast_ss(x4 + k * kNrF32);
     c40 = _mm256_fmadd_ps(a0, b, c40);
     c41 = _mm256_fmadd_ps(a1, b, c41);
-    b = _mm256_broadcast_ss(x5 + k);
+    b = _mm256_broadcast_ss(x5 + k * kNrF32);
     c50 = _mm256_fmadd_ps(a0, b, c50);
     c51 = _mm256_fmadd_ps(a1, b, c51);
   }
@@ -509,17 +503,29 @@ void gemm_f32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   constexpr bool kQuant = kVt == ValueType::kInt8 || kVt == ValueType::kInt4;
   float* panel = reinterpret_cast<float*>(scratch);
   float* tile = panel + kKcF32 * kMr;
+  // Activations of one K block, packed per tile of 6 rows as [k][6]: one stream for the
+  // broadcasts (rows of X 16 KiB apart would share L1 sets with each other and the panel).
+  float* xpack = tile + kNrF32 * kMr;
   const float* x = kQuant ? a.xpad : a.x;
   const int64_t ldx = kQuant ? a.kpad : a.k;
+  const int64_t tiles = (a.n + kNrF32 - 1) / kNrF32;
   for (int64_t kb = 0; kb < a.k; kb += kKcF32) {
     const int64_t kc = std::min(kKcF32, a.k - kb);
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t nb = t * kNrF32, nr = std::min(kNrF32, a.n - nb);
+      float* dst = xpack + t * kKcF32 * kNrF32;
+      for (int64_t j = 0; j < kNrF32; ++j) {
+        const float* src = x + (nb + std::min(j, nr - 1)) * ldx + kb;
+        for (int64_t k = 0; k < kc; ++k) dst[k * kNrF32 + j] = src[k];
+      }
+    }
     for (int64_t mb = m0; mb < m1; mb += kMr) {
       const int64_t rows = std::min(kMr, m1 - mb);
       pack_f32<kVt>(a, mb, rows, kb, kc, panel);
       for (int64_t nb = 0; nb < a.n; nb += kNrF32) {
         const int nr = static_cast<int>(std::min(kNrF32, a.n - nb));
         on_tile(a, mb, rows, nb, nr, kb == 0, tile, [&](float* c, int64_t ldc, bool first) {
-          mk_f32_any(nr, panel, kc, x + nb * ldx + kb, ldx, c, ldc, first);
+          mk_f32_any(nr, panel, kc, xpack + nb / kNrF32 * kKcF32 * kNrF32, c, ldc, first);
         });
       }
     }
@@ -588,7 +594,7 @@ void pack_i8(const RowStream* s, int64_t rows, int64_t cb, int64_t nch, I8Panel&
 // C[j][0:16] (+)= sum over spans of d[span][0:16] * isum_span[j][0:16], for j < NR.
 // steps: k/4 steps in the block; span_steps: k/4 steps per scale span (a multiple of 8).
 template <bool kInt4, int NR>
-void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* const* x, float* c, int64_t ldc,
+void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* xp, float* c, int64_t ldc,
            bool first) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NR][2];
@@ -611,7 +617,7 @@ void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* co
           const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.u + q * 64 + 32));
           SLMC_UNROLL
           for (int j = 0; j < NR; ++j) {
-            const __m256i xb = load_bcast_i32(x[j] + q * 4);
+            const __m256i xb = load_bcast_i32(xp + (q * kNrI8 + j) * 4);
             i16[j][0] = _mm256_add_epi16(i16[j][0], _mm256_maddubs_epi16(w0, xb));
             i16[j][1] = _mm256_add_epi16(i16[j][1], _mm256_maddubs_epi16(w1, xb));
           }
@@ -633,7 +639,7 @@ void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* co
         const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(p.w + q * 64 + 32));
         SLMC_UNROLL
         for (int j = 0; j < NR; ++j) {
-          const __m256i xb = load_bcast_i32(x[j] + q * 4);
+          const __m256i xb = load_bcast_i32(xp + (q * kNrI8 + j) * 4);
           i32[j][0] = _mm256_add_epi32(i32[j][0], _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(xb, w0)), ones));
           i32[j][1] = _mm256_add_epi32(i32[j][1], _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(xb, w1)), ones));
         }
@@ -653,7 +659,7 @@ void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* co
 }
 
 template <bool kInt4>
-void mk_i8_any(int nr, const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* const* x, float* c,
+void mk_i8_any(int nr, const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* x, float* c,
                int64_t ldc, bool first) {
   switch (nr) {
     case 1: mk_i8<kInt4, 1>(p, steps, span_steps, x, c, ldc, first); break;
@@ -681,10 +687,24 @@ void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   p.m = reinterpret_cast<float*>(q);
   q += l.groups * kMr * 4;
   p.tile = reinterpret_cast<float*>(q);
+  q += kNrI8 * kMr * 4;
+  // Activations of one K block, packed per tile of kNrI8 rows as [k/4][kNrI8][4 bytes]: one
+  // sequential stream for the broadcasts (rows of X kpad bytes apart alias in L1 at K = 4096).
+  int8_t* xpack = reinterpret_cast<int8_t*>(q);
+  const int64_t tiles = (a.n + kNrI8 - 1) / kNrI8;
   RowStream s[kMr];
   for (int64_t kb = 0; kb < a.kpad; kb += kc_max) {
     const int64_t kc = std::min(kc_max, a.kpad - kb);  // a multiple of 32
     const int64_t spans = (kc + span_k - 1) / span_k;
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t nb = t * kNrI8, nr = std::min(kNrI8, a.n - nb);
+      int8_t* dst = xpack + t * kc * kNrI8;
+      for (int64_t k4 = 0; k4 < kc / 4; ++k4) {
+        for (int64_t j = 0; j < kNrI8; ++j) {
+          std::memcpy(dst + (k4 * kNrI8 + j) * 4, a.xq + (nb + std::min(j, nr - 1)) * a.kpad + kb + k4 * 4, 4);
+        }
+      }
+    }
     for (int64_t mb = m0; mb < m1; mb += kMr) {
       const int64_t rows = std::min(kMr, m1 - mb);
       for (int64_t r = 0; r < rows; ++r) s[r] = row_stream(a, mb + r);
@@ -699,8 +719,7 @@ void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
       pack_i8<kInt4>(s, rows, kb / kChunk, kc / kChunk, p);
       for (int64_t nb = 0; nb < a.n; nb += kNrI8) {
         const int nr = static_cast<int>(std::min(kNrI8, a.n - nb));
-        const int8_t* x[kNrI8];
-        for (int j = 0; j < kNrI8; ++j) x[j] = a.xq + (nb + std::min<int64_t>(j, nr - 1)) * a.kpad + kb;
+        const int8_t* x = xpack + nb / kNrI8 * kc * kNrI8;
         on_tile(a, mb, rows, nb, nr, kb == 0, p.tile, [&](float* c, int64_t ldc, bool first) {
           mk_i8_any<kInt4>(nr, p, kc / 4, span_k / 4, x, c, ldc, first);
         });
@@ -939,11 +958,13 @@ void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
 }
 
 size_t scratch_bytes(const LinearArgs& a) {
-  const size_t f32 = static_cast<size_t>(kKcF32 * kMr * 4 + kNrF32 * kMr * 4);
+  const int64_t ntiles_f32 = (a.n + kNrF32 - 1) / kNrF32, ntiles_i8 = (a.n + kNrI8 - 1) / kNrI8;
+  const size_t f32 = static_cast<size_t>(kKcF32 * kMr * 4 + kNrF32 * kMr * 4 + ntiles_f32 * kKcF32 * kNrF32 * 4);
   size_t i8 = 0;
   if (a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4) {
     const int64_t kc = i8_kc(a);
-    i8 = static_cast<size_t>(2 * kc * kMr + (kc / 32 + 2) * kMr * 4 + a.layout.groups * kMr * 4 + kNrI8 * kMr * 4);
+    i8 = static_cast<size_t>(2 * kc * kMr + (kc / 32 + 2) * kMr * 4 + a.layout.groups * kMr * 4 + kNrI8 * kMr * 4 +
+                             ntiles_i8 * kc * kNrI8);
   }
   // GEMV: fp32 copies of the scales and mins of 4 rows (interleaved: of their R-row block).
   const size_t gemv = static_cast<size_t>(2 * (a.layout.groups * 8 + 16) * 4);
