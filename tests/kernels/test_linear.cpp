@@ -311,3 +311,34 @@ TEST_CASE("linear reports the ISA it dispatches to", "[linear]") {
     REQUIRE(std::string(linear_kernel_isa()) == std::string(isa_name(isa)));
   }
 }
+
+TEST_CASE("linear on long rows crosses K blocks and int32 spans", "[linear]") {
+  // K beyond one int8 GEMM block (1024) and, for per-channel scales, beyond one int32 span of the
+  // GEMV (32768 elements); N below and above the GEMM switch.
+  uint64_t seed = 31000;
+  for (Isa isa : runnable_isas()) {
+    ScopedIsaOverride force(isa);
+    LinearContext ctx(2);
+    for (const Encoding& e : test::all_dense_encodings()) {
+      if (e.scale_dtype == DType::kF32 && e.is_quantized()) continue;
+      const bool channel = e.granularity == Granularity::kChannel || !e.is_quantized();
+      std::vector<Shape> shapes = {{19, 2100, 5}, {21, 1100, 13}, {9, 1500, 1}};
+      if (channel) shapes.push_back({9, 33000, 2});
+      for (const Shape& sh : shapes) {
+        ++seed;
+        const TestMatrix t = test::make_matrix(sh.m, sh.k, e, seed);
+        const std::vector<float> x = test::gaussian(static_cast<size_t>(sh.n * sh.k), seed);
+        const std::vector<float> bias = test::gaussian(static_cast<size_t>(sh.m), seed + 3);
+        for (ActMode mode : modes_for(e)) {
+          std::vector<float> y(static_cast<size_t>(sh.n * sh.m));
+          const std::string what = std::string(isa_name(isa)) + " " + test::encoding_name(e) + " " +
+                                   act_mode_name(mode) + " M=" + std::to_string(sh.m) + " K=" +
+                                   std::to_string(sh.k) + " N=" + std::to_string(sh.n);
+          INFO(what);
+          REQUIRE(linear(ctx, x.data(), sh.n, t.em.view(), bias.data(), y.data(), mode).ok());
+          check_linear(t, x, sh.n, bias, y, mode, what);
+        }
+      }
+    }
+  }
+}
