@@ -2,6 +2,8 @@
 // (counter "GBps"), one thread:
 //   prune_encode/<format>/<sparsity>/4096x4096   prune + quantize + encode + error stats, one call
 //   prune/<method>/<sparsity>/4096x4096          mask only
+//   validate/<format>/<sparsity>/4096x4096       validate_sparse_matrix (what a loader pays per
+//                                                tensor), GB/s of encoded bytes
 // <format>: csr, bitmask, bsr<r>x<c>, nm<N>:<M>, with a _int8 / _int4 suffix for quantized values.
 #include <benchmark/benchmark.h>
 
@@ -15,6 +17,7 @@
 
 #include "slmc/prune/prune.hpp"
 #include "slmc/prune/prune_encode.hpp"
+#include "slmc/sparse/validate.hpp"
 
 namespace {
 
@@ -86,6 +89,25 @@ void bm_prune(benchmark::State& state, slmc::PruneSpec spec, bool wanda) {
   set_rate(state);
 }
 
+void bm_validate(benchmark::State& state, slmc::PruneSpec spec, slmc::Encoding enc) {
+  const auto& w = weights();
+  auto em = slmc::prune_and_encode(w.data(), kRows, kCols, spec, enc, "bench");
+  if (!em.ok()) {
+    state.SkipWithError(em.status().to_string().c_str());
+    return;
+  }
+  const slmc::EncodedMatrixView v = em->view();
+  for (auto _ : state) {
+    const slmc::Status s = slmc::validate_sparse_matrix(v, "bench");
+    if (!s.ok()) {
+      state.SkipWithError(s.to_string().c_str());
+      return;
+    }
+  }
+  state.counters["GBps"] = benchmark::Counter(static_cast<double>(v.total_bytes()) * static_cast<double>(state.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
 std::string sparsity_name(double s) {
   std::string t = std::to_string(s);
   while (t.size() > 3 && t.back() == '0') t.pop_back();
@@ -149,6 +171,36 @@ void register_all() {
     e4.group_size = 32 * m / n;  // 32 slots per scale
     e4.scale_dtype = DType::kF16;
     add(fmt + "_int4", s, nm, e4);
+  }
+
+  auto add_validate = [&](const std::string& fmt, double s, PruneSpec spec, Encoding enc) {
+    const std::string name = "validate/" + fmt + "/" + sparsity_name(s) + shape;
+    benchmark::RegisterBenchmark(name.c_str(), bm_validate, spec, enc)->Unit(benchmark::kMillisecond)->UseRealTime();
+  };
+  {
+    PruneSpec half;
+    half.method = PruneMethod::kMagnitude;
+    half.sparsity = 0.5;
+    add_validate("csr", 0.5, half, csr);
+    add_validate("csr_int8", 0.5, half, quant(csr, ValueType::kInt8));
+    add_validate("bitmask_int8", 0.5, half, quant(bitmask, ValueType::kInt8));
+    PruneSpec nm;
+    nm.method = PruneMethod::kNM;
+    Encoding e;
+    e.format = SparseFormat::kNM;
+    e.nm_n = 2;
+    e.nm_m = 4;
+    add_validate("nm2:4_int8", 0.5, nm, quant(e, ValueType::kInt8));
+    PruneSpec blk;
+    blk.method = PruneMethod::kBlock;
+    blk.block_rows = 4;
+    blk.block_cols = 4;
+    blk.sparsity = 0.9;
+    Encoding bsr;
+    bsr.format = SparseFormat::kBsr;
+    bsr.block_rows = 4;
+    bsr.block_cols = 4;
+    add_validate("bsr4x4", 0.9, blk, bsr);
   }
 
   auto add_prune = [&](const std::string& method, double s, PruneSpec spec, bool wanda) {

@@ -454,3 +454,32 @@ TEST_CASE("random corruption never crashes and what validates decodes", "[sparse
   CHECK(rejected > 0);
   CHECK(accepted > 0);  // some flips only change numbers: still valid structure
 }
+
+TEST_CASE("nm validate table fast path catches bad groups in large matrices", "[sparse][validate]") {
+  // 4:8 with 65536 full groups uses the u16 table; 2:4, 1:5 and 2:8 use the byte table.
+  for (auto [n, m] : std::vector<std::pair<int, int>>{{4, 8}, {2, 4}, {1, 5}, {2, 8}}) {
+    const int64_t rows = 64, cols = 8192;
+    std::vector<float> w(static_cast<size_t>(rows * cols));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = (i % static_cast<size_t>(m)) < static_cast<size_t>(n) ? 1.0f + static_cast<float>(i % 7) : 0.0f;
+    Encoding e = enc(SparseFormat::kNM);
+    e.nm_n = static_cast<uint8_t>(n);
+    e.nm_m = static_cast<uint8_t>(m);
+    auto em = encode_sparse(w.data(), rows, cols, e, nullptr, "w");
+    REQUIRE(em.ok());
+    Corruptible c(*em);
+    REQUIRE(validate_sparse_matrix(c.view(), "w").ok());
+    auto l = SparseLayout::create(rows, cols, e, "w");
+    REQUIRE(l.ok());
+    // Row 37, group 1000: set its first slot's position to its last slot's (duplicate, not increasing).
+    const int64_t row = 37, g = 1000, bits = l->meta_bits;
+    uint8_t* mrow = c[SegmentRole::kMeta].data() + l->meta_offset(row);
+    const int64_t first = g * n * bits, last = (g * n + n - 1) * bits;
+    // n = 1: no duplicate possible; write position 7 >= M = 5 instead.
+    const int last_pos = n == 1 ? 7 : (mrow[last / 8] >> (last % 8)) & ((1 << bits) - 1);
+    mrow[first / 8] = static_cast<uint8_t>((mrow[first / 8] & ~(((1 << bits) - 1) << (first % 8))) | (last_pos << (first % 8)));
+    INFO(n << ":" << m);
+    const Status s = validate_sparse_matrix(c.view(), "w");
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.message().find("row 37 group 1000") != std::string::npos);
+  }
+}
