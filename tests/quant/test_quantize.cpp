@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "slmc/cpu.hpp"
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/quantize.hpp"
 #include "support/random.hpp"
@@ -566,4 +567,31 @@ TEST_CASE("bad input gives clear errors", "[quant]") {
   expect(quantize("t", w.data(), 4, 64, c), ErrorCode::kInvalidArgument, "importance[9]");
   imp[9] = NAN;
   expect(quantize("t", w.data(), 4, 64, c), ErrorCode::kInvalidArgument, "importance[9]");
+}
+
+TEST_CASE("results do not depend on the instruction set", "[quant]") {
+  const int64_t rows = 19, cols = 200;
+  const auto w = test::student_t_outliers(rows * cols, 91);
+  std::vector<float> imp(static_cast<size_t>(cols));
+  for (size_t k = 0; k < imp.size(); ++k) imp[k] = 0.25f + float(k % 5);
+  const auto isas = runnable_isas();
+  for (ValueType vt : {ValueType::kInt8, ValueType::kInt4}) {
+    for (bool sym : {true, false}) {
+      for (ScaleSearch s : {ScaleSearch::kMse, ScaleSearch::kWeighted}) {
+        for (int gs : {32, 0}) {
+          QuantConfig c = make_cfg(vt, gs ? Granularity::kGroup : Granularity::kChannel, gs, sym, s);
+          c.importance = imp.data();
+          std::vector<EncodedMatrix> outs;
+          for (Isa isa : isas) {
+            ScopedIsaOverride force(isa);
+            auto r = quantize("t", w.data(), rows, cols, c);
+            REQUIRE(r.ok());
+            outs.push_back(std::move(r).value());
+          }
+          INFO(scheme_name(c));
+          for (size_t i = 1; i < outs.size(); ++i) CHECK(same_bytes(outs[0], outs[i]));
+        }
+      }
+    }
+  }
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "slmc/buffer.hpp"
+#include "slmc/cpu.hpp"
 #include "slmc/encoding.hpp"
 #include "slmc/half.hpp"
 #include "slmc/layout.hpp"
@@ -78,17 +79,6 @@ inline Status check_finite(const std::string& what, const float* w, int64_t rows
   }
   return Status::ok_status();
 }
-
-/// One contiguous span: a group of a row, with optional per-element weights.
-struct OneSpan {
-  const float* x;
-  const float* w;
-  int64_t n;
-  template <class F>
-  void operator()(F&& f) const {
-    f(x, w, n);
-  }
-};
 
 /// Every row of the matrix as a span (per-tensor scales); weights are per column.
 struct RowSpans {
@@ -301,6 +291,11 @@ inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float*
   spec.hi = static_cast<float>(cr.hi);
   spec.symmetric = e.symmetric;
   spec.scale_dtype = e.scale_dtype;
+  {
+    // The AVX2 search path gives the same bytes as the portable one; SLMC_ISA=scalar turns it off.
+    const Result<Isa> isa = active_isa();
+    spec.avx2 = isa.ok() && *isa == Isa::kAvx2;
+  }
   const float* imp = weighted ? config.importance : nullptr;
   auto overflow_error = [&](int64_t row, int64_t group) {
     return make_error(ErrorCode::kOutOfRange,
