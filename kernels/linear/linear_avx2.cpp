@@ -62,9 +62,9 @@ inline __m256i load_bcast_i32(const int8_t* p) {
 // of group g at index s0 + g * sstride. Covers plain rows (R = 1), interleaved blocks and the plain
 // tail rows with one formula.
 struct RowStream {
-  const uint8_t* w;
-  int64_t wstride;
-  int64_t s0, sstride;
+  const uint8_t* w = nullptr;
+  int64_t wstride = 0;
+  int64_t s0 = 0, sstride = 0;
 };
 
 inline RowStream row_stream(const LinearArgs& a, int64_t r) {
@@ -259,6 +259,38 @@ RowScales row_scales(const LinearArgs& a, const RowStream* s, float* buf) {
   return rs;
 }
 
+// mt[p] = sum_g m[p][g] * xs[g] for the P rows of `sc` (m = the mins, or the scales when
+// `use_d`). Interleaved blocks store the rows of one group side by side: one FMA per group serves
+// all rows; plain rows are contiguous along g: eight groups per FMA.
+template <int P>
+void offset_terms(const RowScales& sc, bool use_d, const float* xs, int64_t groups, float* mt) {
+  const float* m = use_d ? sc.d : sc.m;
+  if (P == 8 && sc.sstride == 8 && sc.off[1] == 1) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) acc = _mm256_fmadd_ps(_mm256_loadu_ps(m + g * 8), _mm256_broadcast_ss(xs + g), acc);
+    _mm256_storeu_ps(mt, acc);
+    return;
+  }
+  if (P == 4 && sc.sstride == 4 && sc.off[1] == 1) {
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) acc = _mm_fmadd_ps(_mm_loadu_ps(m + g * 4), _mm_broadcast_ss(xs + g), acc);
+    _mm_storeu_ps(mt, acc);
+    return;
+  }
+  for (int p = 0; p < P; ++p) {
+    const float* mp = m + sc.off[p];
+    float t = 0.0f;
+    int64_t g = 0;
+    if (sc.sstride == 1) {
+      __m256 acc = _mm256_setzero_ps();
+      for (; g + 8 <= groups; g += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(mp + g), _mm256_loadu_ps(xs + g), acc);
+      t = hsum(acc);
+    }
+    for (; g < groups; ++g) t += mp[g * sc.sstride] * xs[g];
+    mt[p] = t;
+  }
+}
+
 // Output rows r..r+P-1 for activation row i:
 //   y = xscale * sum_g d_g * isum_g + sum_g m_g * xsum_g
 // isum_g: integer dot product of the group's codes with xq. kSpan: chunks per scale group when it
@@ -373,16 +405,10 @@ void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) 
     }
   }
   // Offset term sum_g m_g * xsum_g from the fp32 scale copies (symmetric int4: m = -8d).
+  float mt[8] = {};
+  if (has_m) offset_terms<P>(sc, sym4, xs, l.groups, mt);
   SLMC_UNROLL
-  for (int p = 0; p < P; ++p) {
-    float mt = 0.0f;
-    if (has_m) {
-      const float* mp = (sym4 ? sc.d : sc.m) + sc.off[p];
-      for (int64_t gg = 0; gg < l.groups; ++gg) mt += mp[gg * sc.sstride] * xs[gg];
-      if (sym4) mt *= -8.0f;
-    }
-    out[p] = a.xscale[i] * hsum(facc[p]) + mt;
-  }
+  for (int p = 0; p < P; ++p) out[p] = a.xscale[i] * hsum(facc[p]) + (sym4 ? -8.0f * mt[p] : mt[p]);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -399,6 +425,8 @@ void pack_f32(const LinearArgs& a, int64_t mb, int64_t rows, int64_t kb, int64_t
     RowStream s[8];
     int64_t last_g[8];
     __m256 d[8], m[8];
+    SLMC_UNROLL
+    for (int j = 0; j < 8; ++j) d[j] = m[j] = _mm256_setzero_ps();
     SLMC_UNROLL
     for (int j = 0; j < 8; ++j) {
       last_g[j] = -1;
@@ -898,6 +926,8 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float*
   // Offset term as in gemv_i8.
   const float* xs = a.xsum + i * l.groups;
   const bool sym4 = a.symmetric;
+  float mt[8] = {};
+  offset_terms<P>(sc, sym4, xs, l.groups, mt);
   SLMC_UNROLL
   for (int q = 0; q < kPairs; ++q) {
     const __m128 lo = _mm256_castps256_ps128(facc[q]), hi = _mm256_extractf128_ps(facc[q], 1);
@@ -912,11 +942,7 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float*
     SLMC_UNROLL
     for (int h = 0; h < 2; ++h) {
       const int p = 2 * q + h;
-      const float* mp = (sym4 ? sc.d : sc.m) + sc.off[p];
-      float mt = 0.0f;
-      for (int64_t gg = 0; gg < l.groups; ++gg) mt += mp[gg * sc.sstride] * xs[gg];
-      if (sym4) mt *= -8.0f;
-      out[p] = a.xscale[i] * part[h] + mt;
+      out[p] = a.xscale[i] * part[h] + (sym4 ? -8.0f * mt[p] : mt[p]);
     }
   }
 }
