@@ -284,9 +284,9 @@ Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile>
                    ErrorCode::kUnsupported);
       }
     }
-    if (dtype_traits(dt).block_size > 1 && !dims.empty() && dims.back() % 32 != 0) {
-      return bad(fname, where + ": " + std::string(dtype_name(dt)) + " rows of " + std::to_string(dims.back()) +
-                            " are not whole blocks of 32");
+    if (dtype_traits(dt).block_size > 1 && (dims.empty() || dims.back() % 32 != 0)) {
+      return bad(fname, where + ": " + std::string(dtype_name(dt)) + " rows of " +
+                            std::to_string(dims.empty() ? 1 : dims.back()) + " are not whole blocks of 32");
     }
     auto nbytes = dtype_byte_size(dt, shape.numel());
     if (!nbytes.ok()) return nbytes.status().with_context(fname + ": " + where);

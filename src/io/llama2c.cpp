@@ -28,19 +28,18 @@ std::optional<Llama2cConfig> llama2c_config(const uint8_t* data, uint64_t size) 
   c.vocab_size = h[5] > 0 ? h[5] : (h[5] == INT32_MIN ? 0 : -int64_t{h[5]});
   c.seq_len = h[6];
   // Plausibility: a random file almost never passes these and the exact size check below.
-  const int64_t kMax = int64_t{1} << 24;
   if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 ||
       c.vocab_size <= 0 || c.seq_len <= 0)
     return std::nullopt;
-  if (c.dim > kMax || c.hidden_dim > kMax || c.n_layers > 4096 || c.n_heads > 4096 || c.vocab_size > kMax ||
-      c.seq_len > kMax)
+  // Bounds far above any llama2.c model that keep the size arithmetic below 2^60 (no overflow).
+  if (c.dim > (1 << 20) || c.hidden_dim > (1 << 22) || c.n_layers > 1024 || c.n_heads > 4096 ||
+      c.vocab_size > (1 << 24) || c.seq_len > (1 << 24))
     return std::nullopt;
   if (c.dim % c.n_heads != 0 || c.n_kv_heads > c.n_heads || c.n_heads % c.n_kv_heads != 0) return std::nullopt;
   const int64_t head = c.dim / c.n_heads;
   if (head % 2 != 0) return std::nullopt;
   c.kv_dim = c.dim * c.n_kv_heads / c.n_heads;
   const int64_t L = c.n_layers, d = c.dim, hd = c.hidden_dim, kv = c.kv_dim;
-  // All terms < 2^24 * 2^24 * 2^12: no overflow in int64.
   int64_t floats = c.vocab_size * d + L * d + L * d * d + 2 * L * kv * d + L * d * d + L * d + 3 * L * hd * d + d +
                    c.seq_len * head;  // freq_cis_real + freq_cis_imag: seq_len * head/2 each
   if (!c.shared_classifier) floats += c.vocab_size * d;
