@@ -423,39 +423,49 @@ void pack_f32(const LinearArgs& a, int64_t mb, int64_t rows, int64_t kb, int64_t
   const int64_t kc8 = kQuant ? (kc + 7) / 8 * 8 : kc / 8 * 8;  // quantized: padded codes readable
   for (int64_t h = 0; h < 2; ++h) {
     RowStream s[8];
-    int64_t last_g[8];
     __m256 d[8], m[8];
     SLMC_UNROLL
-    for (int j = 0; j < 8; ++j) d[j] = m[j] = _mm256_setzero_ps();
-    SLMC_UNROLL
     for (int j = 0; j < 8; ++j) {
-      last_g[j] = -1;
+      d[j] = m[j] = _mm256_setzero_ps();
       if (kQuant && h * 8 + j < rows) s[j] = row_stream(a, mb + h * 8 + j);
     }
-    for (int64_t k = 0; k < kc8; k += 8) {
-      __m256 v[8];
-      SLMC_UNROLL
-      for (int j = 0; j < 8; ++j) {
-        const int64_t row = h * 8 + j;
-        if (row >= rows) {
-          v[j] = _mm256_setzero_ps();
-        } else if constexpr (kQuant) {
-          const int64_t g = (kb + k) / a.layout.group_size;
-          if (g != last_g[j]) {
-            float dd, mm;
-            scale_min(a, s[j], g, &dd, &mm);
-            d[j] = _mm256_set1_ps(dd);
-            m[j] = _mm256_set1_ps(mm);
-            last_g[j] = g;
+    int64_t group_end = -1;  // first element of the next scale group (no division per step)
+    // 16 elements (a whole cache line of fp32 rows) per row and step: rows 16 KiB apart share L1
+    // sets, so a line must be consumed before the next rows evict it.
+    for (int64_t k = 0; k < kc8; k += 16) {
+      const int subs = k + 8 < kc8 ? 2 : 1;
+      for (int sub = 0; sub < subs; ++sub) {
+        const int64_t kk = k + 8 * sub;
+        if constexpr (kQuant) {
+          if (kb + kk >= group_end) {
+            const int64_t g = (kb + kk) / a.layout.group_size;
+            group_end = (g + 1) * a.layout.group_size;
+            SLMC_UNROLL
+            for (int j = 0; j < 8; ++j) {
+              if (h * 8 + j >= rows) continue;
+              float dd, mm;
+              scale_min(a, s[j], g, &dd, &mm);
+              d[j] = _mm256_set1_ps(dd);
+              m[j] = _mm256_set1_ps(mm);
+            }
           }
-          v[j] = _mm256_fmadd_ps(codes8<kVt == ValueType::kInt4>(s[j], kb + k), d[j], m[j]);
-        } else {
-          v[j] = float8<kVt>(a.values, (mb + row) * a.k + kb + k);
         }
+        __m256 v[8];
+        SLMC_UNROLL
+        for (int j = 0; j < 8; ++j) {
+          const int64_t row = h * 8 + j;
+          if (row >= rows) {
+            v[j] = _mm256_setzero_ps();
+          } else if constexpr (kQuant) {
+            v[j] = _mm256_fmadd_ps(codes8<kVt == ValueType::kInt4>(s[j], kb + kk), d[j], m[j]);
+          } else {
+            v[j] = float8<kVt>(a.values, (mb + row) * a.k + kb + kk);
+          }
+        }
+        transpose8(v);
+        SLMC_UNROLL
+        for (int j = 0; j < 8; ++j) _mm256_store_ps(panel + (kk + j) * kMr + h * 8, v[j]);
       }
-      transpose8(v);
-      SLMC_UNROLL
-      for (int j = 0; j < 8; ++j) _mm256_store_ps(panel + (k + j) * kMr + h * 8, v[j]);
     }
     if (!kQuant) {
       for (int64_t k = kc8; k < kc; ++k) {
