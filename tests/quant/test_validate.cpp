@@ -160,3 +160,20 @@ TEST_CASE("dequantize_rows checks its row range", "[quant][validate]") {
   CHECK(dequantize_rows(e.view(), 3, 2, out.data()).code() == ErrorCode::kOutOfRange);
   CHECK(dequantize_rows(e.view(), 0, 1, nullptr).code() == ErrorCode::kInvalidArgument);
 }
+
+TEST_CASE("quant config round trips through the encoding", "[quant]") {
+  const EncodedMatrix e = make(ValueType::kInt4, false, Granularity::kGroup, 64, DType::kF32, RowLayout::kInterleave8);
+  const QuantConfig c = quant_config_from_encoding(e.encoding);
+  CHECK(scheme_name(c) == "int4_g64_asym_mse_f32_r8");  // make() keeps the default search (mse)
+  const auto w = test::gaussian(13 * 70, 3);
+  auto again = quantize("t", w.data(), 13, 70, c);
+  REQUIRE(again.ok());
+  CHECK(again->encoding == e.encoding);
+  CHECK(std::memcmp(again->segment(SegmentRole::kValues).data(), e.segment(SegmentRole::kValues).data(),
+                    e.segment(SegmentRole::kValues).size()) == 0);
+  std::vector<float> row(70), all(13 * 70);
+  REQUIRE(dequantize(e.view(), all.data()).ok());
+  REQUIRE(dequantize_rows_validated(e.view(), 12, 13, row.data()).ok());
+  CHECK(std::equal(row.begin(), row.end(), all.begin() + 12 * 70));
+  CHECK(dequantize_rows_validated(e.view(), 12, 14, row.data()).code() == ErrorCode::kOutOfRange);
+}

@@ -31,6 +31,21 @@ struct QuantConfig {
   int num_threads = 0;                        ///< <= 0: slmc::default_num_threads()
 };
 
+/// The QuantConfig that reproduces a quantized Encoding (e.g. one parsed from a recipe scheme):
+/// value type, granularity, group size, symmetry, scale dtype, search and row layout. Importance
+/// and threads are left at their defaults; quantize() validates the result.
+inline QuantConfig quant_config_from_encoding(const Encoding& e) {
+  QuantConfig c;
+  c.value_type = e.value_type;
+  c.granularity = e.granularity;
+  c.group_size = e.granularity == Granularity::kGroup ? e.group_size : 0;
+  c.symmetric = e.symmetric;
+  c.scale_dtype = e.scale_dtype;
+  c.search = e.search;
+  c.layout = e.layout;
+  return c;
+}
+
 /// Stable short name of a search ("absmax", "mse", "weighted").
 constexpr const char* scale_search_name(ScaleSearch s) noexcept {
   switch (s) {

@@ -84,11 +84,10 @@ inline void dequantize_float_rows(const EncodedMatrixView& v, int64_t row_begin,
 
 }  // namespace quant_detail
 
-/// Dequantizes rows [row_begin, row_end) of a dense encoding into `out`, which holds
-/// (row_end - row_begin) * cols floats (row-major). Validates the view first
-/// (validate_dense_matrix); use it for embedding lookups (one row per token).
-inline Status dequantize_rows(const EncodedMatrixView& view, int64_t row_begin, int64_t row_end, float* out) {
-  SLMC_RETURN_IF_ERROR(validate_dense_matrix(view, "dequantize"));
+/// Dequantizes rows [row_begin, row_end) of a view that already passed validate_dense_matrix
+/// (e.g. once at load time): the embedding lookup path, O(rows * cols) per call. Checks only the
+/// row range and `out`, which holds (row_end - row_begin) * cols floats (row-major).
+inline Status dequantize_rows_validated(const EncodedMatrixView& view, int64_t row_begin, int64_t row_end, float* out) {
   if (row_begin < 0 || row_end > view.rows || row_begin > row_end) {
     return make_error(ErrorCode::kOutOfRange, "dequantize_rows: rows [" + std::to_string(row_begin) + ", " +
                                                   std::to_string(row_end) + ") outside [0, " +
@@ -104,6 +103,14 @@ inline Status dequantize_rows(const EncodedMatrixView& view, int64_t row_begin, 
     quant_detail::dequantize_quant_row(view, l, r, out + (r - row_begin) * view.cols);
   }
   return Status::ok_status();
+}
+
+/// Dequantizes rows [row_begin, row_end) of a dense encoding into `out`, which holds
+/// (row_end - row_begin) * cols floats (row-major). Validates the whole view first (its cost is
+/// O(number of scales)); for repeated lookups validate once and use dequantize_rows_validated.
+inline Status dequantize_rows(const EncodedMatrixView& view, int64_t row_begin, int64_t row_end, float* out) {
+  SLMC_RETURN_IF_ERROR(validate_dense_matrix(view, "dequantize"));
+  return dequantize_rows_validated(view, row_begin, row_end, out);
 }
 
 /// Dequantizes the whole matrix into `out` (rows * cols floats, row-major).

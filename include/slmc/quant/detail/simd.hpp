@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(SLMC_QUANT_PORTABLE)  // SLMC_QUANT_PORTABLE: test the fallback
 #include <emmintrin.h>
 #define SLMC_QUANT_SSE2 1
 #endif
