@@ -13,20 +13,9 @@
 
 #include "slmc/format/slm_generated.h"
 #include "slmc/io/hash.hpp"
-#include "slmc/sparse/validate.hpp"
+#include "slmc/quant/validate.hpp"   // validate_dense_matrix: the one authority for dense encodings
+#include "slmc/sparse/validate.hpp"  // validate_sparse_matrix: the same for sparse ones
 #include "slmc/version.hpp"
-
-// HOOK: the dense validator (include/slmc/quant/validate.hpp) is owned by the quantization work.
-// When it is present it is the one authority for dense encodings; until then the float-dense and
-// quantized-dense size checks below (validate_dense_fallback) stand in for it.
-#if __has_include("slmc/quant/validate.hpp")
-#include "slmc/quant/validate.hpp"
-#define SLMC_HAVE_QUANT_VALIDATE 1
-#else
-#include "slmc/half.hpp"
-#include "slmc/layout.hpp"
-#define SLMC_HAVE_QUANT_VALIDATE 0
-#endif
 
 namespace slmc {
 namespace {
@@ -93,64 +82,6 @@ T load_le(const uint8_t* p) noexcept {
 
 uint64_t align_up(uint64_t x, uint64_t a) noexcept { return (x + a - 1) / a * a; }
 
-#if !SLMC_HAVE_QUANT_VALIDATE
-// Stand-in for validate_dense_matrix (see HOOK above): enum ranges and exact segment sizes.
-Status validate_dense_fallback(const EncodedMatrixView& v, std::string_view name) {
-  const Encoding& e = v.encoding;
-  auto bad = [&](const std::string& m) {
-    return make_error(ErrorCode::kInvalidFormat, "tensor " + quote(name) + ": " + m);
-  };
-  const unsigned vt = static_cast<unsigned>(e.value_type);
-  if (vt > 4) return bad("unknown value type " + std::to_string(vt));
-  auto expect = [&](SegmentRole r, uint64_t n) -> Status {
-    if (v.segment(r).nbytes != n) {
-      return bad(std::string(segment_role_name(r)) + " segment has " + std::to_string(v.segment(r).nbytes) +
-                 " bytes, the encoding needs " + std::to_string(n));
-    }
-    return Status::ok_status();
-  };
-  for (SegmentRole r : {SegmentRole::kRowPtr, SegmentRole::kColIdx, SegmentRole::kMeta}) SLMC_RETURN_IF_ERROR(expect(r, 0));
-  const uint64_t n = static_cast<uint64_t>(v.rows) * static_cast<uint64_t>(v.cols);
-  if (vt <= 2) {
-    if (e.granularity != Granularity::kNone || e.layout != RowLayout::kRows) return bad("float encoding with quantization fields");
-    SLMC_RETURN_IF_ERROR(expect(SegmentRole::kValues, n * (vt == 0 ? 4 : 2)));
-    SLMC_RETURN_IF_ERROR(expect(SegmentRole::kScales, 0));
-    return expect(SegmentRole::kMins, 0);
-  }
-  const unsigned g = static_cast<unsigned>(e.granularity);
-  if (g < 1 || g > 3) return bad("quantized encoding with granularity " + std::to_string(g));
-  if (e.granularity == Granularity::kGroup && (e.group_size < 16 || e.group_size % 16 != 0)) {
-    return bad("group size " + std::to_string(e.group_size) + " is not a multiple of 16 >= 16");
-  }
-  const unsigned l = static_cast<unsigned>(e.layout);
-  if (l != 1 && l != 4 && l != 8) return bad("unknown row layout " + std::to_string(l));
-  if (e.scale_dtype != DType::kF32 && e.scale_dtype != DType::kF16) return bad("scale dtype is not f16 or f32");
-  const DenseQuantLayout lay(v.rows, v.cols, e);
-  const uint64_t sb = static_cast<uint64_t>(lay.scale_count()) * (e.scale_dtype == DType::kF16 ? 2 : 4);
-  SLMC_RETURN_IF_ERROR(expect(SegmentRole::kValues, static_cast<uint64_t>(lay.values_bytes())));
-  SLMC_RETURN_IF_ERROR(expect(SegmentRole::kScales, sb));
-  SLMC_RETURN_IF_ERROR(expect(SegmentRole::kMins, e.symmetric ? 0 : sb));
-  for (SegmentRole r : {SegmentRole::kScales, SegmentRole::kMins}) {
-    const SegmentView& s = v.segment(r);
-    for (uint64_t i = 0; i < s.nbytes / (sb / std::max<uint64_t>(1, lay.scale_count())); ++i) {
-      float x;
-      if (e.scale_dtype == DType::kF16) {
-        uint16_t h;
-        std::memcpy(&h, static_cast<const uint8_t*>(s.data) + 2 * i, 2);
-        x = fp16_to_fp32(h);
-      } else {
-        std::memcpy(&x, static_cast<const uint8_t*>(s.data) + 4 * i, 4);
-      }
-      if (!std::isfinite(x)) {
-        return make_error(ErrorCode::kNonFinite, "tensor " + quote(name) + ": " + std::string(segment_role_name(r)) +
-                                                     "[" + std::to_string(i) + "] is not finite");
-      }
-    }
-  }
-  return Status::ok_status();
-}
-#endif
-
 /// The one validation both writer and loader apply to an encoded matrix.
 Status validate_matrix(const EncodedMatrixView& v, std::string_view name) {
   const Encoding& e = v.encoding;
@@ -169,12 +100,7 @@ Status validate_matrix(const EncodedMatrixView& v, std::string_view name) {
     return Status::ok_status();
   }
   switch (e.format) {
-    case SparseFormat::kDense:
-#if SLMC_HAVE_QUANT_VALIDATE
-      return validate_dense_matrix(v, name);
-#else
-      return validate_dense_fallback(v, name);
-#endif
+    case SparseFormat::kDense: return validate_dense_matrix(v, name);
     case SparseFormat::kCsr:
     case SparseFormat::kBsr:
     case SparseFormat::kNM:
