@@ -339,3 +339,33 @@ TEST_CASE("index and pointer widths follow the documented rules at their limits"
   CHECK(l35->meta_row_bytes == 8);  // 2 groups * 3 slots * 4 bits = 24 bits -> one 8-byte word
   CHECK(l35->slots == 6);
 }
+
+TEST_CASE("bitmask expand table decodes rows like the reference decoder", "[sparse]") {
+  static_assert(kBitmaskExpand.count[0xff] == 8 && kBitmaskExpand.lane[0x0a][3] == 1, "table is constexpr");
+  const int64_t rows = 5, cols = 77;
+  const auto w = test::gaussian(static_cast<size_t>(rows * cols), 41);
+  const auto mask = random_mask(w.size(), 0.55, 42);
+  auto em = encode_sparse(w.data(), rows, cols, make_enc(SparseFormat::kBitmask), mask.data(), "w");
+  REQUIRE(em.ok());
+  const auto want = decode(*em);
+  auto l = SparseLayout::create(rows, cols, em->encoding, "w");
+  REQUIRE(l.ok());
+  const float* values = em->segment(SegmentRole::kValues).as<float>();
+  const uint32_t* offsets = em->segment(SegmentRole::kRowPtr).as<uint32_t>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* mrow = em->segment(SegmentRole::kMeta).data() + l->meta_offset(r);
+    const float* v = values + offsets[r];
+    for (int64_t b = 0; b * 8 < cols; ++b) {
+      const uint8_t m = mrow[b];
+      // What a SIMD decoder does: load 8 values (the zero tail keeps this in bounds), permute.
+      float lanes[8];
+      std::memcpy(lanes, v, sizeof(lanes));
+      for (int j = 0; j < 8 && b * 8 + j < cols; ++j) {
+        const uint8_t idx = kBitmaskExpand.lane[m][j];
+        const float got = idx & 0x80 ? 0.0f : lanes[idx];
+        CHECK(got == want[static_cast<size_t>(r * cols + b * 8 + j)]);
+      }
+      v += kBitmaskExpand.count[m];
+    }
+  }
+}

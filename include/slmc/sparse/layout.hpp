@@ -92,6 +92,34 @@ inline int nm_position(const uint8_t* row_meta, int64_t slot, int bits) noexcept
   return (row_meta[bit >> 3] >> (bit & 7)) & ((1 << bits) - 1);
 }
 
+/// Shuffle table for bitmask decoding (one entry per mask byte m, i.e. 8 consecutive columns):
+/// lane j (column 8b + j) takes packed value `lane[m][j]` (relative to the byte's first value) when
+/// bit j of m is set, and 0x80 when it is clear — the pshufb / NEON tbl "zero this lane" index.
+/// For f32 with vpermps use lane & 7 as the index and zero the lanes whose bit is clear. After the
+/// byte, the value pointer advances by count[m] = popcount(m).
+struct BitmaskExpandTable {
+  uint8_t lane[256][8];
+  uint8_t count[256];
+};
+
+constexpr BitmaskExpandTable make_bitmask_expand_table() noexcept {
+  BitmaskExpandTable t{};
+  for (int m = 0; m < 256; ++m) {
+    int rank = 0;
+    for (int j = 0; j < 8; ++j) {
+      if ((m >> j) & 1) {
+        t.lane[m][j] = static_cast<uint8_t>(rank++);
+      } else {
+        t.lane[m][j] = 0x80;
+      }
+    }
+    t.count[m] = static_cast<uint8_t>(rank);
+  }
+  return t;
+}
+
+inline constexpr BitmaskExpandTable kBitmaskExpand = make_bitmask_expand_table();
+
 /// Every size and offset of a sparse matrix, derived from (M, K, Encoding) alone plus the stored
 /// count (nnz for CSR/bitmask, blocks for BSR; N:M needs none). Create with `create`, which
 /// validates the Encoding; all members are then consistent and every size fits int64.
