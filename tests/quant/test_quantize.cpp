@@ -577,7 +577,7 @@ TEST_CASE("results do not depend on the instruction set", "[quant]") {
   const auto isas = runnable_isas();
   for (ValueType vt : {ValueType::kInt8, ValueType::kInt4}) {
     for (bool sym : {true, false}) {
-      for (ScaleSearch s : {ScaleSearch::kMse, ScaleSearch::kWeighted}) {
+      for (ScaleSearch s : {ScaleSearch::kAbsmax, ScaleSearch::kMse, ScaleSearch::kWeighted}) {
         for (int gs : {32, 0}) {
           QuantConfig c = make_cfg(vt, gs ? Granularity::kGroup : Granularity::kChannel, gs, sym, s);
           c.importance = imp.data();
