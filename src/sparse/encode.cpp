@@ -365,13 +365,6 @@ Status encode_nm_row(const SparseLayout& l, const float* w, const uint8_t* keep,
 
 namespace detail {
 
-float sparse_value(const SparseLayout& l, const uint8_t* values, const void* scales, uint64_t i, int64_t row,
-                   int64_t col) noexcept {
-  if (l.encoding.value_type == ValueType::kF32) return load_le<float>(values, i);
-  const float d = load_scale(scales, static_cast<uint64_t>(l.scale_index(row, col)), l.encoding.scale_dtype);
-  return d * static_cast<float>(static_cast<int8_t>(values[i]));
-}
-
 void decode_rows(const EncodedMatrixView& m, const SparseLayout& l, uint64_t stored, int64_t row0, int64_t row1,
                  float* out) {
   const int64_t cols = l.cols;

@@ -9,8 +9,12 @@
 namespace slmc::detail {
 
 /// Value of stored f32/int8 unit element `i` (CSR/BSR/bitmask) at dense (row, col), dequantized.
-float sparse_value(const SparseLayout& l, const uint8_t* values, const void* scales, uint64_t i, int64_t row,
-                   int64_t col) noexcept;
+inline float sparse_value(const SparseLayout& l, const uint8_t* values, const void* scales, uint64_t i, int64_t row,
+                          int64_t col) noexcept {
+  if (l.encoding.value_type == ValueType::kF32) return load_le<float>(values, i);
+  const float d = load_scale(scales, static_cast<uint64_t>(l.scale_index(row, col)), l.encoding.scale_dtype);
+  return d * static_cast<float>(static_cast<int8_t>(values[i]));
+}
 
 /// Decodes a matrix whose structure is known to be valid (encoder output or validated input).
 /// `stored` = units implied by the values segment; `out` has rows*cols floats.
