@@ -9,7 +9,9 @@
 #include <string>
 
 #include "dispatch.hpp"
+#include "kernels/linear_sparse.hpp"
 #include "linear/linear.hpp"
+#include "slmc/sparse/validate.hpp"
 #include "slmc/layout.hpp"
 #include "slmc/parallel.hpp"
 
@@ -105,6 +107,20 @@ float quantize_row(const float* x, int64_t k, int64_t kpad, int8_t* xq) {
   std::memset(xq + k, 0, static_cast<size_t>(kpad - k));
   return scale;
 }
+// Validates sparse weights and fills the sparse kernel arguments.
+Status sparse_args(const EncodedMatrixView& w, SparseLinearArgs* a) {
+  SLMC_RETURN_IF_ERROR(validate_sparse_matrix(w, "linear weights"));
+  Result<SparseLayout> l = SparseLayout::create(w.rows, w.cols, w.encoding, "linear weights");
+  if (!l.ok()) return l.status();
+  a->w = &w;
+  a->layout = *l;
+  if (l->pointer_count() > 0) {
+    Result<uint64_t> stored = l->stored_from_values_bytes(w.segment(SegmentRole::kValues).nbytes, "linear weights");
+    if (!stored.ok()) return stored.status();
+    a->pointer_width = SparseLayout::pointer_width(*stored);
+  }
+  return Status();
+}
 }  // namespace
 }  // namespace detail
 
@@ -118,7 +134,7 @@ const char* act_mode_name(ActMode mode) noexcept {
 }
 
 ActMode default_act_mode(const Encoding& encoding) noexcept {
-  return encoding.is_quantized() ? ActMode::kInt8 : ActMode::kFp32;
+  return encoding.is_quantized() && encoding.format == SparseFormat::kDense ? ActMode::kInt8 : ActMode::kFp32;
 }
 
 void LinearContext::set_num_threads(int num_threads) noexcept {
@@ -198,7 +214,13 @@ Status validate_dense_weights(const EncodedMatrixView& w) {
 
 Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrixView& w, const float* bias,
               float* y, ActMode mode) {
-  SLMC_RETURN_IF_ERROR(validate_dense_weights(w));
+  const bool sparse = is_sparse_format(w.encoding.format);
+  detail::SparseLinearArgs sa;
+  if (sparse) {
+    SLMC_RETURN_IF_ERROR(detail::sparse_args(w, &sa));
+  } else {
+    SLMC_RETURN_IF_ERROR(validate_dense_weights(w));
+  }
   const int64_t m = w.rows, k = w.cols;
   if (n < 0) return Status(ErrorCode::kInvalidArgument, "linear: negative row count n=" + std::to_string(n));
   if (n > 0 && (k > detail::kMaxElements / n || m > detail::kMaxElements / n)) {
@@ -208,6 +230,9 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     return Status(ErrorCode::kInvalidArgument, "linear: act mode " + std::to_string(static_cast<int>(mode)));
   }
   if (mode == ActMode::kAuto) mode = default_act_mode(w.encoding);
+  if (mode == ActMode::kInt8 && sparse) {
+    return Status(ErrorCode::kUnsupported, "linear: act mode int8 is not implemented for sparse weights (use fp32)");
+  }
   if (mode == ActMode::kInt8 && !w.encoding.is_quantized()) {
     return Status(ErrorCode::kUnsupported, "linear: act mode int8 needs int8/int4 weights, got " +
                                                detail::value_type_name(w.encoding.value_type));
@@ -228,6 +253,24 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     return Status();
   }
 
+  if (sparse) {
+    sa.n = n;
+    sa.x = x;
+    sa.bias = bias;
+    sa.y = y;
+    const int64_t blocks = (m + detail::kLinearRowGrain - 1) / detail::kLinearRowGrain;
+    const int slots = static_cast<int>(std::min<int64_t>(ctx.num_threads(), blocks));
+    const size_t slot_bytes = detail::align64(static_cast<size_t>(n) * 4);
+    float* acc = reinterpret_cast<float*>(ctx.scratch(slot_bytes * static_cast<size_t>(slots)));
+    parallel_for(slots, 1, slots, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t m0 = blocks * t / slots * detail::kLinearRowGrain;
+        const int64_t m1 = std::min(m, blocks * (t + 1) / slots * detail::kLinearRowGrain);
+        if (m0 < m1) detail::sparse_linear_rows(sa, m0, m1, acc + slot_bytes / 4 * static_cast<size_t>(t));
+      }
+    });
+    return Status();
+  }
   const detail::LinearKernels& kern = detail::linear_kernels(*isa);
   detail::LinearArgs a = detail::weight_args(w);
   a.n = n;
@@ -304,7 +347,13 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
 }
 
 Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t count, float* out) {
-  SLMC_RETURN_IF_ERROR(validate_dense_weights(w));
+  const bool sparse = is_sparse_format(w.encoding.format);
+  detail::SparseLinearArgs sa;
+  if (sparse) {
+    SLMC_RETURN_IF_ERROR(detail::sparse_args(w, &sa));
+  } else {
+    SLMC_RETURN_IF_ERROR(validate_dense_weights(w));
+  }
   if (count < 0) return Status(ErrorCode::kInvalidArgument, "gather_rows: negative count " + std::to_string(count));
   if (count == 0) return Status();
   if (rows == nullptr) return Status(ErrorCode::kInvalidArgument, "gather_rows: rows is null");
@@ -319,6 +368,10 @@ Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t coun
   if (w.cols == 0) return Status();
   Result<Isa> isa = active_isa();
   if (!isa.ok()) return isa.status();
+  if (sparse) {
+    for (int64_t i = 0; i < count; ++i) detail::sparse_gather_row(sa, rows[i], out + i * w.cols);
+    return Status();
+  }
   const detail::LinearArgs a = detail::weight_args(w);
   detail::linear_kernels(*isa).gather(a, rows, count, out);
   return Status();

@@ -9,7 +9,7 @@
 //   kInt8: each row of X is quantized on the fly to int8 with one scale s = max|x| / 127 (round to
 //          nearest even), and the weight codes are multiplied with integer dot products (W8A8,
 //          W4A8); the offset part of a code (int4's -8, asymmetric mins) uses exact fp32 sums of X.
-//   kAuto: kInt8 for int8/int4 weights, kFp32 for float weights (default_act_mode()).
+//   kAuto: kInt8 for dense int8/int4 weights, kFp32 otherwise (default_act_mode()).
 //
 // Results are bit-identical for any thread count: threads split the output rows, and every output
 // element is reduced in a fixed order.
@@ -33,7 +33,7 @@ enum class ActMode : uint8_t {
 /// "auto", "fp32" or "int8".
 const char* act_mode_name(ActMode mode) noexcept;
 
-/// The activation mode kAuto resolves to: kInt8 for int8/int4 weights, kFp32 for float weights.
+/// The activation mode kAuto resolves to: kInt8 for dense int8/int4 weights, kFp32 otherwise.
 ActMode default_act_mode(const Encoding& encoding) noexcept;
 
 /// Scratch memory and thread count for linear(). The scratch grows to the largest call seen and is
@@ -64,11 +64,13 @@ class LinearContext {
 /// x: N*K floats, row-major (may be null when N*K == 0); bias: M floats or null; y: N*M floats,
 /// row-major, must not alias x (may be null when N*M == 0). `n` >= 0 is the number of rows of X.
 /// Validates the encoding, its segment sizes and the arguments; errors name the bad value.
-/// Not supported (kUnsupported): sparse formats, and kInt8 with float weights.
+/// Sparse weights (CSR, BSR, N:M, bitmask; validate_sparse_matrix) run in fp32 mode with a portable
+/// row-wise kernel. Not supported (kUnsupported): kInt8 with float or sparse weights.
 Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrixView& w, const float* bias,
               float* y, ActMode mode = ActMode::kAuto);
 
-/// Dequantizes rows `rows[0..count)` of `w` into out[count x K] (embedding lookup). Row indices
+/// Dequantizes rows `rows[0..count)` of `w` (dense or sparse) into out[count x K] (embedding
+/// lookup). Row indices
 /// must lie in [0, M) (kOutOfRange otherwise). out: count*K floats. Quantized weights give
 /// d*c + m in fp32 (c the stored code, m the min or -8d for symmetric int4); float weights convert
 /// exactly.
