@@ -1,0 +1,102 @@
+// A small, readable Llama-architecture inference engine that runs a .slm file through the
+// library's kernels: RMSNorm, RoPE in the layout the file records (interleaved pairs for llama2.c
+// and GGUF, rotate-half for Hugging Face weights), grouped-query attention with a KV cache, SwiGLU
+// feed-forward and a tied (or separate) classifier. Every linear layer and the embedding lookup go
+// through slmc::linear / slmc::gather_rows, whatever encoding the file holds (sparse encodings,
+// which have no kernel yet, are decoded to fp32 once at load).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "slmc/buffer.hpp"
+#include "slmc/format/model_file.hpp"
+#include "slmc/kernels/linear.hpp"
+#include "slmc/status.hpp"
+
+namespace slmc {
+
+struct LlamaConfig {
+  int64_t dim = 0;
+  int64_t hidden_dim = 0;
+  int64_t layers = 0;
+  int64_t heads = 0;
+  int64_t kv_heads = 0;
+  int64_t vocab = 0;
+  int64_t context = 0;
+  double rms_eps = 1e-5;
+  double rope_base = 10000.0;
+  bool rope_interleaved = true;  ///< pairs (2i, 2i+1); false: rotate-half pairs (i, i + d/2)
+  int64_t head_dim() const noexcept { return heads ? dim / heads : 0; }
+  int64_t kv_dim() const noexcept { return head_dim() * kv_heads; }
+};
+
+struct LlamaOptions {
+  int num_threads = 0;           ///< <= 0: all cores
+  ActMode act_mode = ActMode::kAuto;
+  int64_t max_context = 0;       ///< KV cache length; <= 0: the model's context length
+};
+
+class LlamaModel {
+ public:
+  /// Loads and validates a .slm file holding a Llama-architecture model (general.architecture
+  /// "llama", Hugging Face tensor names). Errors name the missing key or tensor.
+  static Result<std::unique_ptr<LlamaModel>> load(const std::string& path, const LlamaOptions& options = {});
+
+  const LlamaConfig& config() const noexcept { return config_; }
+  const ModelFile& file() const noexcept { return *file_; }
+
+  /// Forgets the KV cache (next forward starts at position 0).
+  void reset() noexcept { pos_ = 0; }
+  int64_t position() const noexcept { return pos_; }
+
+  /// Runs `count` tokens at positions position() .. position()+count-1 (prefill when count > 1,
+  /// decode when 1) and appends them to the KV cache. logits: count x vocab floats (may be null
+  /// to skip the classifier, e.g. for calibration); only the last row is computed when
+  /// `last_only`.
+  Status forward(const int32_t* tokens, int64_t count, float* logits, bool last_only = false);
+
+  /// Observer of every linear layer's input, for calibration: called with the weight name, the
+  /// input rows X[n x K]. Null: no observation.
+  using LinearObserver = void (*)(void* user, const std::string& weight, const float* x, int64_t n, int64_t k);
+  void set_linear_observer(LinearObserver fn, void* user) noexcept {
+    observer_ = fn;
+    observer_user_ = user;
+  }
+
+ private:
+  struct Linear {
+    std::string name;
+    EncodedMatrixView view;
+    AlignedBuffer decoded;  ///< fp32 copy for encodings without a kernel (sparse)
+    EncodedMatrix decoded_matrix;
+  };
+  struct Layer {
+    const float* attn_norm = nullptr;
+    const float* ffn_norm = nullptr;
+    Linear wq, wk, wv, wo, w_gate, w_up, w_down;
+  };
+
+  LlamaModel() = default;
+  Status run_linear(const Linear& w, const float* x, int64_t n, float* y);
+
+  std::unique_ptr<ModelFile> file_;
+  LlamaConfig config_;
+  LlamaOptions options_;
+  LinearContext ctx_;
+  Linear embed_, classifier_;
+  const float* final_norm_ = nullptr;
+  std::vector<Layer> layers_;
+  std::vector<AlignedBuffer> owned_norms_;  ///< norms stored in a non-f32 encoding, decoded
+  std::vector<float> key_cache_, value_cache_;  ///< [layers][max_context][kv_dim]
+  std::vector<float> rope_cos_, rope_sin_;      ///< [max_context][head_dim / 2]
+  int64_t max_context_ = 0;
+  int64_t pos_ = 0;
+  std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, scores_;
+  LinearObserver observer_ = nullptr;
+  void* observer_user_ = nullptr;
+};
+
+}  // namespace slmc

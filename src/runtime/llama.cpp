@@ -1,0 +1,289 @@
+// Llama inference on a .slm file (include/slmc/runtime/llama.hpp).
+#include "slmc/runtime/llama.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "slmc/quant/dequantize.hpp"
+#include "slmc/sparse/encode.hpp"
+
+namespace slmc {
+namespace {
+
+Result<double> arch_number(const ModelHeader& h, const std::string& key, std::optional<double> fallback) {
+  auto it = h.architecture.find(key);
+  if (it == h.architecture.end()) {
+    if (fallback) return *fallback;
+    return make_error(ErrorCode::kInvalidFormat, "architecture key '" + key + "' is missing");
+  }
+  const std::string& text = it->second.text;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || !std::isfinite(v)) {
+    return make_error(ErrorCode::kInvalidFormat, "architecture key '" + key + "' = '" + text + "' is not a number");
+  }
+  return v;
+}
+
+void rmsnorm(const float* x, const float* w, int64_t n, double eps, float* out) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, const LlamaOptions& options) {
+  SLMC_ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> file, ModelFile::open(path));
+  std::unique_ptr<LlamaModel> m(new LlamaModel());
+  m->file_ = std::move(file);
+  m->options_ = options;
+  m->ctx_.set_num_threads(options.num_threads);
+  const ModelHeader& h = m->file_->header();
+  auto err = [&](const Status& s) { return s.with_context(path); };
+
+  auto arch = h.architecture.find(kKeyArchitecture);
+  if (arch == h.architecture.end() || arch->second.text != "llama") {
+    return err(make_error(ErrorCode::kUnsupported, "general.architecture is '" +
+                                                       (arch == h.architecture.end() ? std::string("missing")
+                                                                                     : arch->second.text) +
+                                                       "'; this runtime runs 'llama'"));
+  }
+  LlamaConfig& c = m->config_;
+  auto num = [&](const char* key, std::optional<double> fallback = std::nullopt) -> Result<int64_t> {
+    auto v = arch_number(h, key, fallback);
+    if (!v.ok()) return err(v.status());
+    return static_cast<int64_t>(*v);
+  };
+  SLMC_ASSIGN_OR_RETURN(c.dim, num("llama.embedding_length"));
+  SLMC_ASSIGN_OR_RETURN(c.hidden_dim, num("llama.feed_forward_length"));
+  SLMC_ASSIGN_OR_RETURN(c.layers, num("llama.block_count"));
+  SLMC_ASSIGN_OR_RETURN(c.heads, num("llama.attention.head_count"));
+  SLMC_ASSIGN_OR_RETURN(c.kv_heads, num("llama.attention.head_count_kv", static_cast<double>(c.heads)));
+  SLMC_ASSIGN_OR_RETURN(c.context, num("llama.context_length", 2048.0));
+  {
+    auto eps = arch_number(h, "llama.attention.layer_norm_rms_epsilon", 1e-5);
+    if (!eps.ok()) return err(eps.status());
+    c.rms_eps = *eps;
+    auto base = arch_number(h, "llama.rope.freq_base", 10000.0);
+    if (!base.ok()) return err(base.status());
+    c.rope_base = *base;
+  }
+  auto layout = h.architecture.find(rope_layout_key("llama"));
+  c.rope_interleaved = layout == h.architecture.end() || layout->second.text != kRopeRotateHalf;
+  if (c.dim <= 0 || c.heads <= 0 || c.kv_heads <= 0 || c.dim % c.heads != 0 || c.heads % c.kv_heads != 0 ||
+      c.head_dim() % 2 != 0 || c.layers <= 0 || c.hidden_dim <= 0 || c.context <= 0 || c.layers > 4096 ||
+      c.dim > (1 << 20) || c.hidden_dim > (1 << 22)) {
+    return err(make_error(ErrorCode::kInvalidFormat, "inconsistent Llama dimensions: dim " + std::to_string(c.dim) +
+                                                         ", heads " + std::to_string(c.heads) + ", kv heads " +
+                                                         std::to_string(c.kv_heads) + ", layers " +
+                                                         std::to_string(c.layers)));
+  }
+
+  auto find = [&](const std::string& name) -> const StoredTensor* { return m->file_->find(name); };
+  auto linear_of = [&](const std::string& name, int64_t rows, int64_t cols, Linear& out) -> Status {
+    const StoredTensor* t = find(name);
+    if (!t) return make_error(ErrorCode::kNotFound, path + ": tensor '" + name + "' is missing");
+    if (t->view.rows != rows || t->view.cols != cols) {
+      return make_error(ErrorCode::kInvalidFormat, path + ": tensor '" + name + "' is " + std::to_string(t->view.rows) +
+                                                       "x" + std::to_string(t->view.cols) + ", expected " +
+                                                       std::to_string(rows) + "x" + std::to_string(cols));
+    }
+    out.name = name;
+    out.view = t->view;
+    if (t->view.encoding.format != SparseFormat::kDense) {
+      // No sparse kernels yet: decode once to fp32.
+      out.decoded_matrix.rows = rows;
+      out.decoded_matrix.cols = cols;
+      out.decoded_matrix.encoding = Encoding{};
+      out.decoded_matrix.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(rows * cols) * sizeof(float));
+      SLMC_RETURN_IF_ERROR(decode_sparse(t->view, out.decoded_matrix.segment(SegmentRole::kValues).as<float>())
+                               .with_context(path + ": tensor '" + name + "'"));
+      out.view = out.decoded_matrix.view();
+    }
+    return validate_dense_weights(out.view).with_context(path + ": tensor '" + name + "'");
+  };
+  auto norm_of = [&](const std::string& name, const float** out) -> Status {
+    const StoredTensor* t = find(name);
+    if (!t) return make_error(ErrorCode::kNotFound, path + ": tensor '" + name + "' is missing");
+    if (t->shape.numel() != c.dim) {
+      return make_error(ErrorCode::kInvalidFormat, path + ": tensor '" + name + "' has " +
+                                                       std::to_string(t->shape.numel()) + " elements, expected " +
+                                                       std::to_string(c.dim));
+    }
+    if (t->view.encoding.value_type == ValueType::kF32 && t->view.encoding.format == SparseFormat::kDense) {
+      *out = t->view.segment(SegmentRole::kValues).as<float>();
+      return Status::ok_status();
+    }
+    AlignedBuffer buf(static_cast<size_t>(c.dim) * sizeof(float));
+    Status s = t->view.encoding.format == SparseFormat::kDense ? dequantize(t->view, buf.as<float>())
+                                                               : decode_sparse(t->view, buf.as<float>());
+    SLMC_RETURN_IF_ERROR(s.with_context(path + ": tensor '" + name + "'"));
+    *out = buf.as<float>();
+    m->owned_norms_.push_back(std::move(buf));
+    return Status::ok_status();
+  };
+
+  const StoredTensor* embed = find("model.embed_tokens.weight");
+  if (!embed) return err(make_error(ErrorCode::kNotFound, "tensor 'model.embed_tokens.weight' is missing"));
+  c.vocab = embed->view.rows;
+  SLMC_RETURN_IF_ERROR(linear_of("model.embed_tokens.weight", c.vocab, c.dim, m->embed_));
+  if (find("lm_head.weight")) {
+    SLMC_RETURN_IF_ERROR(linear_of("lm_head.weight", c.vocab, c.dim, m->classifier_));
+  } else {
+    SLMC_RETURN_IF_ERROR(linear_of("model.embed_tokens.weight", c.vocab, c.dim, m->classifier_));
+  }
+  SLMC_RETURN_IF_ERROR(norm_of("model.norm.weight", &m->final_norm_));
+  m->layers_.resize(static_cast<size_t>(c.layers));
+  for (int64_t l = 0; l < c.layers; ++l) {
+    Layer& L = m->layers_[static_cast<size_t>(l)];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    SLMC_RETURN_IF_ERROR(norm_of(p + "input_layernorm.weight", &L.attn_norm));
+    SLMC_RETURN_IF_ERROR(norm_of(p + "post_attention_layernorm.weight", &L.ffn_norm));
+    SLMC_RETURN_IF_ERROR(linear_of(p + "self_attn.q_proj.weight", c.dim, c.dim, L.wq));
+    SLMC_RETURN_IF_ERROR(linear_of(p + "self_attn.k_proj.weight", c.kv_dim(), c.dim, L.wk));
+    SLMC_RETURN_IF_ERROR(linear_of(p + "self_attn.v_proj.weight", c.kv_dim(), c.dim, L.wv));
+    SLMC_RETURN_IF_ERROR(linear_of(p + "self_attn.o_proj.weight", c.dim, c.dim, L.wo));
+    SLMC_RETURN_IF_ERROR(linear_of(p + "mlp.gate_proj.weight", c.hidden_dim, c.dim, L.w_gate));
+    SLMC_RETURN_IF_ERROR(linear_of(p + "mlp.up_proj.weight", c.hidden_dim, c.dim, L.w_up));
+    SLMC_RETURN_IF_ERROR(linear_of(p + "mlp.down_proj.weight", c.dim, c.hidden_dim, L.w_down));
+  }
+
+  m->max_context_ = options.max_context > 0 ? std::min(options.max_context, c.context) : c.context;
+  const size_t cache = static_cast<size_t>(c.layers * m->max_context_ * c.kv_dim());
+  m->key_cache_.assign(cache, 0.0f);
+  m->value_cache_.assign(cache, 0.0f);
+  const int64_t half = c.head_dim() / 2;
+  m->rope_cos_.resize(static_cast<size_t>(m->max_context_ * half));
+  m->rope_sin_.resize(static_cast<size_t>(m->max_context_ * half));
+  for (int64_t pos = 0; pos < m->max_context_; ++pos) {
+    for (int64_t i = 0; i < half; ++i) {
+      const double freq = std::pow(c.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
+      const double angle = static_cast<double>(pos) * freq;
+      m->rope_cos_[static_cast<size_t>(pos * half + i)] = static_cast<float>(std::cos(angle));
+      m->rope_sin_[static_cast<size_t>(pos * half + i)] = static_cast<float>(std::sin(angle));
+    }
+  }
+  return m;
+}
+
+Status LlamaModel::run_linear(const Linear& w, const float* x, int64_t n, float* y) {
+  if (observer_) observer_(observer_user_, w.name, x, n, w.view.cols);
+  return linear(ctx_, x, n, w.view, nullptr, y, options_.act_mode);
+}
+
+Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, bool last_only) {
+  const LlamaConfig& c = config_;
+  if (count <= 0) return make_error(ErrorCode::kInvalidArgument, "forward: count must be positive");
+  if (pos_ + count > max_context_) {
+    return make_error(ErrorCode::kOutOfRange, "forward: positions " + std::to_string(pos_) + ".." +
+                                                  std::to_string(pos_ + count - 1) + " exceed the context length " +
+                                                  std::to_string(max_context_));
+  }
+  std::vector<int64_t> ids(static_cast<size_t>(count));
+  for (int64_t t = 0; t < count; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= c.vocab) {
+      return make_error(ErrorCode::kOutOfRange, "forward: token id " + std::to_string(tokens[t]) +
+                                                    " outside the vocabulary [0, " + std::to_string(c.vocab) + ")");
+    }
+    ids[static_cast<size_t>(t)] = tokens[t];
+  }
+  const int64_t dim = c.dim, kv_dim = c.kv_dim(), hd = c.head_dim(), half = hd / 2;
+  const size_t n = static_cast<size_t>(count);
+  x_.resize(n * dim);
+  xb_.resize(n * dim);
+  q_.resize(n * dim);
+  k_.resize(n * kv_dim);
+  v_.resize(n * kv_dim);
+  att_.resize(n * dim);
+  hb_.resize(n * c.hidden_dim);
+  hb2_.resize(n * c.hidden_dim);
+  scores_.resize(static_cast<size_t>(max_context_));
+  SLMC_RETURN_IF_ERROR(gather_rows(embed_.view, ids.data(), count, x_.data()));
+
+  auto rope = [&](float* vec, int64_t heads, int64_t pos) {
+    const float* cs = &rope_cos_[static_cast<size_t>(pos * half)];
+    const float* sn = &rope_sin_[static_cast<size_t>(pos * half)];
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = vec + h * hd;
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t a = c.rope_interleaved ? 2 * i : i;
+        const int64_t b = c.rope_interleaved ? 2 * i + 1 : i + half;
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs[i] - x1 * sn[i];
+        v[b] = x0 * sn[i] + x1 * cs[i];
+      }
+    }
+  };
+
+  const int64_t group = c.heads / c.kv_heads;
+  const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int64_t l = 0; l < c.layers; ++l) {
+    Layer& L = layers_[static_cast<size_t>(l)];
+    float* kc = &key_cache_[static_cast<size_t>(l * max_context_ * kv_dim)];
+    float* vc = &value_cache_[static_cast<size_t>(l * max_context_ * kv_dim)];
+    for (int64_t t = 0; t < count; ++t) rmsnorm(&x_[t * dim], L.attn_norm, dim, c.rms_eps, &xb_[t * dim]);
+    SLMC_RETURN_IF_ERROR(run_linear(L.wq, xb_.data(), count, q_.data()));
+    SLMC_RETURN_IF_ERROR(run_linear(L.wk, xb_.data(), count, k_.data()));
+    SLMC_RETURN_IF_ERROR(run_linear(L.wv, xb_.data(), count, v_.data()));
+    for (int64_t t = 0; t < count; ++t) {
+      const int64_t pos = pos_ + t;
+      rope(&q_[t * dim], c.heads, pos);
+      rope(&k_[t * kv_dim], c.kv_heads, pos);
+      std::memcpy(kc + pos * kv_dim, &k_[t * kv_dim], sizeof(float) * kv_dim);
+      std::memcpy(vc + pos * kv_dim, &v_[t * kv_dim], sizeof(float) * kv_dim);
+    }
+    // Causal grouped-query attention: query t sees positions 0 .. pos_ + t.
+    for (int64_t t = 0; t < count; ++t) {
+      const int64_t last = pos_ + t;
+      for (int64_t h = 0; h < c.heads; ++h) {
+        const float* q = &q_[t * dim + h * hd];
+        const int64_t kvh = h / group;
+        float max_score = -INFINITY;
+        for (int64_t p = 0; p <= last; ++p) {
+          const float* k = kc + p * kv_dim + kvh * hd;
+          float s = 0;
+          for (int64_t i = 0; i < hd; ++i) s += q[i] * k[i];
+          s *= inv_sqrt;
+          scores_[static_cast<size_t>(p)] = s;
+          max_score = std::max(max_score, s);
+        }
+        double sum = 0;
+        for (int64_t p = 0; p <= last; ++p) {
+          const float e = std::exp(scores_[static_cast<size_t>(p)] - max_score);
+          scores_[static_cast<size_t>(p)] = e;
+          sum += e;
+        }
+        float* out = &att_[t * dim + h * hd];
+        std::fill(out, out + hd, 0.0f);
+        const float inv_sum = static_cast<float>(1.0 / sum);
+        for (int64_t p = 0; p <= last; ++p) {
+          const float a = scores_[static_cast<size_t>(p)] * inv_sum;
+          const float* v = vc + p * kv_dim + kvh * hd;
+          for (int64_t i = 0; i < hd; ++i) out[i] += a * v[i];
+        }
+      }
+    }
+    SLMC_RETURN_IF_ERROR(run_linear(L.wo, att_.data(), count, xb_.data()));
+    for (size_t i = 0; i < n * dim; ++i) x_[i] += xb_[i];
+    for (int64_t t = 0; t < count; ++t) rmsnorm(&x_[t * dim], L.ffn_norm, dim, c.rms_eps, &xb_[t * dim]);
+    SLMC_RETURN_IF_ERROR(run_linear(L.w_gate, xb_.data(), count, hb_.data()));
+    SLMC_RETURN_IF_ERROR(run_linear(L.w_up, xb_.data(), count, hb2_.data()));
+    for (size_t i = 0; i < n * c.hidden_dim; ++i) {
+      const float g = hb_[i];
+      hb_[i] = g / (1.0f + std::exp(-g)) * hb2_[i];  // SwiGLU: silu(gate) * up
+    }
+    SLMC_RETURN_IF_ERROR(run_linear(L.w_down, hb_.data(), count, xb_.data()));
+    for (size_t i = 0; i < n * dim; ++i) x_[i] += xb_[i];
+  }
+  pos_ += count;
+  if (logits == nullptr) return Status::ok_status();
+  const int64_t first = last_only ? count - 1 : 0;
+  for (int64_t t = first; t < count; ++t) rmsnorm(&x_[t * dim], final_norm_, dim, c.rms_eps, &xb_[(t - first) * dim]);
+  return run_linear(classifier_, xb_.data(), count - first, logits);
+}
+
+}  // namespace slmc
