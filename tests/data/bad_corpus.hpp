@@ -67,7 +67,12 @@ inline std::vector<uint8_t> good_slm() {
   if (!w.ok()) return {};
   std::vector<float> x(64 * 40);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
-  EncodedMatrix norm = make_float_matrix(1, 64, ValueType::kF32, 1);
+  // Values from sin(), not <random>: the bytes must not depend on the standard library.
+  EncodedMatrix norm;
+  norm.rows = 1;
+  norm.cols = 64;
+  norm.segment(SegmentRole::kValues) = AlignedBuffer(x.data(), 64 * 4);
+  norm.stats.bits_per_weight = 32;
   EncodedMatrix q4 = quantize_for_test(x.data(), 40, 64, quant_encoding(ValueType::kInt4, Granularity::kGroup, 32, true,
                                                                          DType::kF16, RowLayout::kInterleave4));
   EncodedMatrix q8 = quantize_for_test(x.data(), 64, 40, quant_encoding(ValueType::kInt8, Granularity::kChannel, 0, false,
