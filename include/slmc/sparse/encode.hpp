@@ -6,7 +6,7 @@
 // over the kept values only, chosen by Encoding::search exactly as the dense quantizer chooses
 // them (docs/QUANT.md): absmax d = max|w_kept| / qmax (qmax 127 for int8, 7 for int4), or the
 // error-minimizing grid search (mse; weighted by per-input-channel importance), rounded to the
-// scale dtype; q = round_half_even(w / d) clamped to the code range.
+// scale dtype; q = round_half_even(clamp(w * (1/d))) within the code range.
 #pragma once
 
 #include <cstdint>
