@@ -96,7 +96,7 @@ struct RowSpans {
 template <class Spans>
 inline bool choose_params(const Spans& spans, const QuantSpec& spec, ScaleSearch search, bool weighted,
                           GroupParams& out) {
-  const MinMax mm = min_max(spans);
+  const MinMax mm = min_max(spans, spec.avx2);
   GroupParams absmax;
   if (!absmax_params(mm, spec, absmax)) return false;
   out = absmax;
@@ -143,6 +143,54 @@ struct RowAccumulator {
   }
 };
 
+#if defined(SLMC_QUANT_HAVE_AVX2_PATH)
+/// The vector part of quantize_span (elements [0, n - n % 8)) on one 256-bit register: the same
+/// lane-wise operations as the V8 loop, so codes and sums are bit-identical. Returns the count done.
+template <bool kSymmetric>
+__attribute__((target("avx2"))) inline int64_t quantize_lanes_avx2(const float* x, int64_t n, float m, float id, float d,
+                                                                   float lo, float hi, float offset, int8_t* codes,
+                                                                   RowAccumulator& acc) noexcept {
+  float t[4][kLanes];
+  acc.xx.store(t[0]);
+  acc.ee.store(t[1]);
+  acc.amax.store(t[2]);
+  acc.zero.store(t[3]);
+  __m256 vxx = _mm256_loadu_ps(t[0]), vee = _mm256_loadu_ps(t[1]), vamax = _mm256_loadu_ps(t[2]),
+         vzero = _mm256_loadu_ps(t[3]);
+  const __m256 vm = _mm256_set1_ps(m), vid = _mm256_set1_ps(id), vd = _mm256_set1_ps(d), vlo = _mm256_set1_ps(lo),
+               vhi = _mm256_set1_ps(hi), voff = _mm256_set1_ps(offset), magic = _mm256_set1_ps(12582912.0f),
+               one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps(),
+               abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m128i byte_mask = _mm_set1_epi32(0xff);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m256 xv = _mm256_loadu_ps(x + i);
+    __m256 q = _mm256_mul_ps(kSymmetric ? xv : _mm256_sub_ps(xv, vm), vid);
+    q = _mm256_min_ps(_mm256_max_ps(q, vlo), vhi);
+    q = _mm256_sub_ps(_mm256_add_ps(q, magic), magic);
+    const __m256 xh = kSymmetric ? _mm256_mul_ps(vd, q) : _mm256_add_ps(_mm256_mul_ps(vd, q), vm);
+    const __m256 err = _mm256_sub_ps(xv, xh);
+    const __m256i c = _mm256_cvtps_epi32(_mm256_add_ps(q, voff));
+    const __m128i c16 = _mm_packs_epi32(_mm_and_si128(_mm256_castsi256_si128(c), byte_mask),
+                                        _mm_and_si128(_mm256_extracti128_si256(c, 1), byte_mask));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(c16, c16));
+    vxx = _mm256_add_ps(vxx, _mm256_mul_ps(xv, xv));
+    vee = _mm256_add_ps(vee, _mm256_mul_ps(err, err));
+    vamax = _mm256_max_ps(vamax, _mm256_and_ps(err, abs_mask));
+    vzero = _mm256_add_ps(vzero, _mm256_and_ps(_mm256_cmp_ps(xh, zero, _CMP_EQ_OQ), one));
+  }
+  _mm256_storeu_ps(t[0], vxx);
+  _mm256_storeu_ps(t[1], vee);
+  _mm256_storeu_ps(t[2], vamax);
+  _mm256_storeu_ps(t[3], vzero);
+  acc.xx = V8::load(t[0]);
+  acc.ee = V8::load(t[1]);
+  acc.amax = V8::load(t[2]);
+  acc.zero = V8::load(t[3]);
+  return i;
+}
+#endif
+
 /// Quantizes n elements with stored parameters p into stored codes (q + offset) and adds the
 /// reconstruction error to `acc`. Reconstruction matches dequantize() bit for bit.
 template <bool kSymmetric>
@@ -151,6 +199,11 @@ inline void quantize_span(const float* x, int64_t n, const GroupParams& p, const
   const Inverse inv = inverse_of(p.d);
   const float m = s.symmetric ? 0.0f : p.m;
   int64_t i = 0;
+#if defined(SLMC_QUANT_HAVE_AVX2_PATH)
+  if (!inv.use_div && s.avx2 && n >= 128) {  // short groups: the call and spills cost more than it saves
+    i = quantize_lanes_avx2<kSymmetric>(x, n, m, inv.id, p.d, s.lo, s.hi, offset, codes, acc);
+  } else
+#endif
   if (!inv.use_div) {
     const V8 vm = V8::set1(m), vid = V8::set1(inv.id), vd = V8::set1(p.d), vlo = V8::set1(s.lo),
              vhi = V8::set1(s.hi), voff = V8::set1(offset);

@@ -97,22 +97,35 @@ struct MinMax {
   double sum_w = 0;      ///< sum of weights (element count when unweighted)
 };
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2"))) inline int64_t min_max_lanes_avx2(const float* x, int64_t n, float* lmn,
+                                                                  float* lmx) noexcept;
+#endif
+
 template <class Spans>
-inline MinMax min_max(const Spans& spans) noexcept {
+inline MinMax min_max(const Spans& spans, bool avx2 = false) noexcept {
   MinMax r;
   bool first = true;
   spans([&](const float* x, const float* w, int64_t n) {
     if (n <= 0) return;
-    V8 vmn = V8::set1(x[0]), vmx = vmn;
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes) {
-      const V8 v = V8::load(x + i);
-      vmn = vmin(vmn, v);
-      vmx = vmax(vmx, v);
-    }
     float lmn[kLanes], lmx[kLanes];
-    vmn.store(lmn);
-    vmx.store(lmx);
+    for (int j = 0; j < kLanes; ++j) lmn[j] = lmx[j] = x[0];
+    int64_t i = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (avx2 && n >= 128) i = min_max_lanes_avx2(x, n, lmn, lmx);  // short spans: not worth the call
+#else
+    (void)avx2;
+#endif
+    if (i == 0) {
+      V8 vmn = V8::load(lmn), vmx = vmn;
+      for (; i + kLanes <= n; i += kLanes) {
+        const V8 v = V8::load(x + i);
+        vmn = vmin(vmn, v);
+        vmx = vmax(vmx, v);
+      }
+      vmn.store(lmn);
+      vmx.store(lmx);
+    }
     for (; i < n; ++i) {
       lmn[0] = std::min(lmn[0], x[i]);
       lmx[0] = std::max(lmx[0], x[i]);
@@ -288,6 +301,24 @@ __attribute__((target("avx2"))) inline void asym_sums8_avx2(const float* x, cons
       sxu[j] += l3[j];
     }
   }
+}
+#endif
+
+#if defined(SLMC_QUANT_HAVE_AVX2_PATH)
+/// Lane-wise min/max of x[0, n - n % 8) into lmn/lmx (lane j sees elements i % 8 == j), starting
+/// from the values already in lmn/lmx: the same lanes and operations as the V8 loop in min_max.
+__attribute__((target("avx2"))) inline int64_t min_max_lanes_avx2(const float* x, int64_t n, float* lmn,
+                                                                  float* lmx) noexcept {
+  __m256 vmn = _mm256_loadu_ps(lmn), vmx = _mm256_loadu_ps(lmx);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    vmn = _mm256_min_ps(vmn, v);
+    vmx = _mm256_max_ps(vmx, v);
+  }
+  _mm256_storeu_ps(lmn, vmn);
+  _mm256_storeu_ps(lmx, vmx);
+  return i;
 }
 #endif
 
