@@ -21,5 +21,8 @@ Command add_bench(CLI::App& app);
 Command add_diff(CLI::App& app);
 Command add_export(CLI::App& app);
 Command add_synth(CLI::App& app);
+Command add_eval(CLI::App& app);
+Command add_generate(CLI::App& app);
+Command add_calibrate(CLI::App& app);
 
 }  // namespace slmc::cli

@@ -1,0 +1,59 @@
+// Measuring what compression costs on real text: perplexity, KL divergence and top-1 agreement
+// against a reference model, prefill/decode speed; and calibration statistics for
+// search=weighted and prune=wanda.
+//
+// Text protocol (docs/EVAL.md): the file is split into paragraphs at blank lines. The first 20% of
+// the paragraphs (rounded down) are the calibration split, the rest the evaluation split, so
+// calibration and evaluation never see the same text. Each paragraph is encoded llama2.c-style
+// (dummy-prefix space, no BOS); paragraphs are joined with two newline byte tokens <0x0A>. The
+// token stream is scored in consecutive, non-overlapping windows of `window` tokens, each window
+// starting with BOS: every token of the window is predicted from BOS and the window's earlier
+// tokens.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "slmc/convert/converter.hpp"
+#include "slmc/runtime/llama.hpp"
+#include "slmc/runtime/tokenizer.hpp"
+#include "slmc/status.hpp"
+
+namespace slmc {
+
+enum class TextSplit : uint8_t { kAll = 0, kCalibration = 1, kEvaluation = 2 };
+
+/// Paragraphs of a text (split at blank lines, trimmed, empty ones dropped).
+std::vector<std::string> split_paragraphs(const std::string& text);
+/// The token stream of a split of `text` per the protocol above, at most `max_tokens` (<= 0: all).
+std::vector<int32_t> protocol_tokens(const Tokenizer& tok, const std::string& text, TextSplit split,
+                                     int64_t max_tokens);
+
+struct EvalOptions {
+  int64_t window = 512;       ///< tokens per window, BOS included (<= the model's context)
+  int64_t decode_tokens = 64; ///< tokens generated one at a time to measure decode speed
+};
+
+struct EvalResult {
+  int64_t tokens = 0;          ///< predicted tokens
+  double nll = 0;              ///< mean negative log-likelihood (nats/token)
+  double perplexity = 0;       ///< exp(nll)
+  bool has_reference = false;
+  double reference_nll = 0;
+  double reference_perplexity = 0;
+  double kl = 0;               ///< mean KL(P_reference || P_model) per token (nats)
+  double top1_agreement = 0;   ///< fraction of positions whose argmax agrees with the reference
+  double prefill_tokens_per_s = 0;
+  double decode_tokens_per_s = 0;
+};
+
+/// Scores `tokens` with `model` (and `reference`, nullable, the same vocabulary).
+Result<EvalResult> evaluate(LlamaModel& model, LlamaModel* reference, const std::vector<int32_t>& tokens,
+                            const EvalOptions& options);
+
+/// Per-input-channel mean squared activation of every linear layer over `tokens` (same windows),
+/// keyed by weight name: the calibration format of `convert --calibration`.
+Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window);
+
+}  // namespace slmc

@@ -1,0 +1,212 @@
+#include "slmc/runtime/eval.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+
+namespace slmc {
+
+std::vector<std::string> split_paragraphs(const std::string& text) {
+  std::vector<std::string> out;
+  std::string current;
+  size_t start = 0;
+  auto flush = [&] {
+    while (!current.empty() && (current.back() == '\n' || current.back() == ' ' || current.back() == '\r')) current.pop_back();
+    size_t b = current.find_first_not_of(" \n\r");
+    if (b != std::string::npos) out.push_back(current.substr(b));
+    current.clear();
+  };
+  while (start <= text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) {
+      flush();
+    } else {
+      if (!current.empty()) current += '\n';
+      current += line;
+    }
+    start = end + 1;
+  }
+  flush();
+  return out;
+}
+
+std::vector<int32_t> protocol_tokens(const Tokenizer& tok, const std::string& text, TextSplit split,
+                                     int64_t max_tokens) {
+  const std::vector<std::string> paragraphs = split_paragraphs(text);
+  const size_t calib = paragraphs.size() / 5;  // first 20% (rounded down)
+  size_t begin = 0, end = paragraphs.size();
+  if (split == TextSplit::kCalibration) end = calib;
+  if (split == TextSplit::kEvaluation) begin = calib;
+  const int32_t newline = 0x0A + 3;  // byte-fallback token <0x0A>
+  std::vector<int32_t> ids;
+  for (size_t p = begin; p < end; ++p) {
+    if (p > begin) {
+      ids.push_back(newline);
+      ids.push_back(newline);
+    }
+    std::vector<int32_t> t = tok.encode(paragraphs[p], false, false);
+    ids.insert(ids.end(), t.begin(), t.end());
+    if (max_tokens > 0 && static_cast<int64_t>(ids.size()) >= max_tokens) break;
+  }
+  if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
+  return ids;
+}
+
+namespace {
+
+// log-softmax of one logits row into out (double precision for the sums).
+void log_softmax(const float* logits, int64_t n, std::vector<double>& out) {
+  out.resize(static_cast<size_t>(n));
+  double mx = logits[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
+  const double lse = mx + std::log(sum);
+  for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = static_cast<double>(logits[i]) - lse;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+Result<EvalResult> evaluate(LlamaModel& model, LlamaModel* reference, const std::vector<int32_t>& tokens,
+                            const EvalOptions& options) {
+  const int64_t vocab = model.config().vocab;
+  if (reference && reference->config().vocab != vocab) {
+    return make_error(ErrorCode::kInvalidArgument, "reference vocabulary " + std::to_string(reference->config().vocab) +
+                                                       " differs from the model's " + std::to_string(vocab));
+  }
+  if (options.window < 2 || options.window > model.config().context) {
+    return make_error(ErrorCode::kInvalidArgument, "window " + std::to_string(options.window) +
+                                                       " must be in [2, context length " +
+                                                       std::to_string(model.config().context) + "]");
+  }
+  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "no tokens to evaluate");
+  EvalResult r;
+  r.has_reference = reference != nullptr;
+  const int64_t per_window = options.window - 1;  // predicted tokens per window (after BOS)
+  std::vector<int32_t> input;
+  std::vector<float> logits, ref_logits;
+  std::vector<double> lp, lq;
+  double nll = 0, ref_nll = 0, kl = 0, prefill_seconds = 0;
+  int64_t agree = 0, prefill_tokens = 0;
+  for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(per_window)) {
+    const size_t count = std::min(tokens.size() - start, static_cast<size_t>(per_window));
+    input.assign(1, Tokenizer::kBos);
+    input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                 tokens.begin() + static_cast<std::ptrdiff_t>(start + count) - 1);
+    // input = BOS + the first count-1 tokens; row t predicts tokens[start + t].
+    const int64_t n = static_cast<int64_t>(input.size());
+    logits.resize(static_cast<size_t>(n * vocab));
+    model.reset();
+    const auto t0 = std::chrono::steady_clock::now();
+    SLMC_RETURN_IF_ERROR(model.forward(input.data(), n, logits.data()));
+    prefill_seconds += seconds_since(t0);
+    prefill_tokens += n;
+    if (reference) {
+      ref_logits.resize(logits.size());
+      reference->reset();
+      SLMC_RETURN_IF_ERROR(reference->forward(input.data(), n, ref_logits.data()));
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      const int32_t target = tokens[start + static_cast<size_t>(t)];
+      log_softmax(&logits[static_cast<size_t>(t * vocab)], vocab, lq);
+      nll -= lq[static_cast<size_t>(target)];
+      if (reference) {
+        log_softmax(&ref_logits[static_cast<size_t>(t * vocab)], vocab, lp);
+        ref_nll -= lp[static_cast<size_t>(target)];
+        double k = 0;
+        size_t am_p = 0, am_q = 0;
+        for (size_t i = 0; i < lp.size(); ++i) {
+          k += std::exp(lp[i]) * (lp[i] - lq[i]);
+          if (lp[i] > lp[am_p]) am_p = i;
+          if (lq[i] > lq[am_q]) am_q = i;
+        }
+        kl += std::max(0.0, k);
+        agree += am_p == am_q;
+      }
+    }
+    r.tokens += n;
+  }
+  r.nll = nll / static_cast<double>(r.tokens);
+  r.perplexity = std::exp(r.nll);
+  if (reference) {
+    r.reference_nll = ref_nll / static_cast<double>(r.tokens);
+    r.reference_perplexity = std::exp(r.reference_nll);
+    r.kl = kl / static_cast<double>(r.tokens);
+    r.top1_agreement = static_cast<double>(agree) / static_cast<double>(r.tokens);
+  }
+  r.prefill_tokens_per_s = prefill_seconds > 0 ? static_cast<double>(prefill_tokens) / prefill_seconds : 0;
+  // Decode speed: greedy generation from BOS, one token at a time.
+  if (options.decode_tokens > 0) {
+    const int64_t steps = std::min(options.decode_tokens, model.config().context);
+    model.reset();
+    logits.resize(static_cast<size_t>(vocab));
+    int32_t token = Tokenizer::kBos;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t s = 0; s < steps; ++s) {
+      SLMC_RETURN_IF_ERROR(model.forward(&token, 1, logits.data()));
+      token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    const double sec = seconds_since(t0);
+    r.decode_tokens_per_s = sec > 0 ? static_cast<double>(steps) / sec : 0;
+  }
+  return r;
+}
+
+namespace {
+struct CalibrationSums {
+  std::map<std::string, std::vector<double>> sum_sq;
+  std::map<std::string, double> rows;
+};
+void observe(void* user, const std::string& weight, const float* x, int64_t n, int64_t k) {
+  auto* s = static_cast<CalibrationSums*>(user);
+  std::vector<double>& acc = s->sum_sq[weight];
+  acc.resize(static_cast<size_t>(k), 0.0);
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t j = 0; j < k; ++j) {
+      const double v = x[r * k + j];
+      acc[static_cast<size_t>(j)] += v * v;
+    }
+  }
+  s->rows[weight] += static_cast<double>(n);
+}
+}  // namespace
+
+Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window) {
+  if (window < 2 || window > model.config().context) {
+    return make_error(ErrorCode::kInvalidArgument, "window " + std::to_string(window) + " out of range");
+  }
+  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "no calibration tokens");
+  CalibrationSums sums;
+  model.set_linear_observer(observe, &sums);
+  std::vector<int32_t> input;
+  Status status;
+  for (size_t start = 0; start < tokens.size() && status.ok(); start += static_cast<size_t>(window - 1)) {
+    const size_t count = std::min(tokens.size() - start, static_cast<size_t>(window - 1));
+    input.assign(1, Tokenizer::kBos);
+    input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                 tokens.begin() + static_cast<std::ptrdiff_t>(start + count));
+    model.reset();
+    status = model.forward(input.data(), static_cast<int64_t>(input.size()), nullptr);
+  }
+  model.set_linear_observer(nullptr, nullptr);
+  SLMC_RETURN_IF_ERROR(status);
+  Calibration cal;
+  for (auto& [name, acc] : sums.sum_sq) {
+    CalibrationEntry e;
+    e.count = sums.rows[name];
+    e.mean_sq.resize(acc.size());
+    for (size_t j = 0; j < acc.size(); ++j) e.mean_sq[j] = static_cast<float>(acc[j] / e.count);
+    cal.tensors.emplace(name, std::move(e));
+  }
+  return cal;
+}
+
+}  // namespace slmc

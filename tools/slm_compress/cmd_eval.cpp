@@ -1,0 +1,217 @@
+// slm-compress eval | generate | calibrate: run a compressed Llama model from its .slm file.
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "slmc/runtime/eval.hpp"
+
+namespace slmc::cli {
+namespace {
+
+struct RunArgs {
+  std::string model, tokenizer, text, reference, prompt, output, split = "eval";
+  int64_t window = 512, max_tokens = 0, steps = 64, decode_tokens = 64;
+  double temperature = 0;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool json = false;
+};
+
+Result<std::string> read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return make_error(ErrorCode::kIoError, path + ": cannot open text file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<TextSplit> parse_split(const std::string& s) {
+  if (s == "eval") return TextSplit::kEvaluation;
+  if (s == "calibration") return TextSplit::kCalibration;
+  if (s == "all") return TextSplit::kAll;
+  return make_error(ErrorCode::kInvalidArgument, "--split '" + s + "': valid: eval, calibration, all");
+}
+
+int run_eval(const RunArgs& a) {
+  auto split = parse_split(a.split);
+  if (!split.ok()) return fail(split.status());
+  LlamaOptions lo;
+  lo.num_threads = a.threads;
+  auto model = LlamaModel::load(a.model, lo);
+  if (!model.ok()) return fail(model.status());
+  std::unique_ptr<LlamaModel> reference;
+  if (!a.reference.empty()) {
+    auto r = LlamaModel::load(a.reference, lo);
+    if (!r.ok()) return fail(r.status());
+    reference = std::move(*r);
+  }
+  auto tok = Tokenizer::load(a.tokenizer, (*model)->config().vocab);
+  if (!tok.ok()) return fail(tok.status());
+  auto text = read_text(a.text);
+  if (!text.ok()) return fail(text.status());
+  const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
+  EvalOptions eo;
+  eo.window = a.window;
+  eo.decode_tokens = a.decode_tokens;
+  auto r = evaluate(**model, reference.get(), tokens, eo);
+  if (!r.ok()) return fail(r.status());
+  if (a.json) {
+    Json j{{"model", a.model}, {"text", a.text}, {"split", a.split}, {"window", a.window}, {"tokens", r->tokens},
+           {"nll", r->nll}, {"perplexity", r->perplexity}, {"prefill_tokens_per_s", r->prefill_tokens_per_s},
+           {"decode_tokens_per_s", r->decode_tokens_per_s}};
+    if (reference) {
+      j["reference"] = {{"model", a.reference}, {"nll", r->reference_nll}, {"perplexity", r->reference_perplexity}};
+      j["delta_ppl_percent"] = 100.0 * (r->perplexity / r->reference_perplexity - 1.0);
+      j["kl"] = r->kl;
+      j["top1_agreement"] = r->top1_agreement;
+    }
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::cout << a.model << ": " << r->tokens << " tokens (" << a.split << " split, windows of " << a.window
+            << ")\n  perplexity " << fmt("%.4f", r->perplexity) << " (nll " << fmt("%.4f", r->nll) << " nats/token)\n";
+  if (reference) {
+    std::cout << "  reference  " << fmt("%.4f", r->reference_perplexity) << ", delta "
+              << fmt("%+.2f%%", 100.0 * (r->perplexity / r->reference_perplexity - 1.0)) << ", KL "
+              << fmt("%.5f", r->kl) << " nats/token, top-1 agreement " << fmt("%.2f%%", 100.0 * r->top1_agreement)
+              << "\n";
+  }
+  std::cout << "  prefill " << fmt("%.0f", r->prefill_tokens_per_s) << " tokens/s, decode "
+            << fmt("%.0f", r->decode_tokens_per_s) << " tokens/s\n";
+  return kExitOk;
+}
+
+int run_generate(const RunArgs& a) {
+  LlamaOptions lo;
+  lo.num_threads = a.threads;
+  auto model = LlamaModel::load(a.model, lo);
+  if (!model.ok()) return fail(model.status());
+  LlamaModel& m = **model;
+  auto tok = Tokenizer::load(a.tokenizer, m.config().vocab);
+  if (!tok.ok()) return fail(tok.status());
+  std::vector<int32_t> ids = (*tok)->encode(a.prompt, true, false);
+  if (a.prompt.empty()) ids = {Tokenizer::kBos};
+  if (static_cast<int64_t>(ids.size()) + a.steps > m.config().context) {
+    return fail_usage("prompt plus -n " + std::to_string(a.steps) + " exceeds the context length " +
+                      std::to_string(m.config().context));
+  }
+  std::vector<float> logits(static_cast<size_t>(m.config().vocab));
+  Status s = m.forward(ids.data(), static_cast<int64_t>(ids.size()), logits.data(), /*last_only=*/true);
+  if (!s.ok()) return fail(s);
+  std::mt19937_64 rng(a.seed);
+  std::string out;
+  int32_t prev = ids.back();
+  std::vector<int32_t> generated;
+  for (int64_t step = 0; step < a.steps; ++step) {
+    int32_t next;
+    if (a.temperature <= 0) {
+      next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    } else {
+      std::vector<double> p(logits.size());
+      const double mx = *std::max_element(logits.begin(), logits.end());
+      for (size_t i = 0; i < p.size(); ++i) p[i] = std::exp((logits[i] - mx) / a.temperature);
+      next = static_cast<int32_t>(std::discrete_distribution<size_t>(p.begin(), p.end())(rng));
+    }
+    if (next == Tokenizer::kEos || next == Tokenizer::kBos) break;
+    generated.push_back(next);
+    out += (*tok)->decode(prev, next);
+    prev = next;
+    s = m.forward(&next, 1, logits.data());
+    if (!s.ok()) return fail(s);
+  }
+  if (a.json) {
+    Json j{{"prompt", a.prompt}, {"prompt_tokens", ids}, {"tokens", generated}, {"text", out}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << a.prompt << out << "\n";
+  }
+  return kExitOk;
+}
+
+int run_calibrate(const RunArgs& a) {
+  auto split = parse_split(a.split);
+  if (!split.ok()) return fail(split.status());
+  LlamaOptions lo;
+  lo.num_threads = a.threads;
+  auto model = LlamaModel::load(a.model, lo);
+  if (!model.ok()) return fail(model.status());
+  auto tok = Tokenizer::load(a.tokenizer, (*model)->config().vocab);
+  if (!tok.ok()) return fail(tok.status());
+  auto text = read_text(a.text);
+  if (!text.ok()) return fail(text.status());
+  const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
+  auto cal = calibrate(**model, tokens, a.window);
+  if (!cal.ok()) return fail(cal.status());
+  const std::string tmp = a.output + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << calibration_to_json(*cal) << "\n";
+    if (!out) return fail(make_error(ErrorCode::kIoError, tmp + ": write failed"));
+  }
+  if (std::rename(tmp.c_str(), a.output.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return fail(make_error(ErrorCode::kIoError, a.output + ": rename failed"));
+  }
+  if (a.json) {
+    std::cout << Json{{"output", a.output}, {"tokens", tokens.size()}, {"tensors", cal->tensors.size()}}.dump(2) << "\n";
+  } else {
+    std::cout << "wrote " << a.output << ": " << cal->tensors.size() << " linear layers, " << tokens.size()
+              << " tokens (" << a.split << " split)\n";
+  }
+  return kExitOk;
+}
+
+void common_options(CLI::App* sub, RunArgs& a) {
+  sub->add_option("model", a.model, ".slm file of a Llama-architecture model")->required();
+  sub->add_option("--tokenizer", a.tokenizer, "llama2.c tokenizer file (tokenizer.bin, tok512.bin)")->required();
+  sub->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  sub->add_flag("--json", a.json, "Print one JSON document to stdout");
+}
+
+}  // namespace
+
+Command add_eval(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* sub = app.add_subcommand("eval", "Perplexity on text (and KL, top-1 agreement against a reference), "
+                                            "prefill and decode speed");
+  common_options(sub, *a);
+  sub->add_option("--text", a->text, "UTF-8 text; paragraphs separated by blank lines")->required();
+  sub->add_option("--reference", a->reference, "Reference .slm (e.g. the fp32 conversion) for KL and top-1");
+  sub->add_option("--split", a->split, "eval (all but the first 20% of paragraphs), calibration, all")
+      ->capture_default_str();
+  sub->add_option("--window", a->window, "Tokens per scoring window, BOS included")->capture_default_str();
+  sub->add_option("--max-tokens", a->max_tokens, "Score at most this many tokens (0: all)")->capture_default_str();
+  sub->add_option("--decode-tokens", a->decode_tokens, "Tokens generated to time decoding")->capture_default_str();
+  return {sub, [a] { return run_eval(*a); }};
+}
+
+Command add_generate(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* sub = app.add_subcommand("generate", "Continue a prompt (greedy, or sampled with --temperature)");
+  common_options(sub, *a);
+  sub->add_option("--prompt", a->prompt, "Prompt text (empty: start from BOS)");
+  sub->add_option("-n,--steps", a->steps, "Tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--temperature", a->temperature, "0 = greedy")->capture_default_str();
+  sub->add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
+  return {sub, [a] { return run_generate(*a); }};
+}
+
+Command add_calibrate(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  a->split = "calibration";
+  CLI::App* sub = app.add_subcommand("calibrate", "Record per-input-channel activation statistics of every linear "
+                                                 "layer (for convert --calibration)");
+  common_options(sub, *a);
+  sub->add_option("--text", a->text, "UTF-8 text; paragraphs separated by blank lines")->required();
+  sub->add_option("-o,--output", a->output, "Output slmc-calibration JSON")->required();
+  sub->add_option("--split", a->split, "calibration (first 20% of paragraphs), eval, all")->capture_default_str();
+  sub->add_option("--window", a->window, "Tokens per window, BOS included")->capture_default_str();
+  sub->add_option("--max-tokens", a->max_tokens, "Use at most this many tokens (0: all)")->capture_default_str();
+  return {sub, [a] { return run_calibrate(*a); }};
+}
+
+}  // namespace slmc::cli
