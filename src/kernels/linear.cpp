@@ -137,6 +137,19 @@ ActMode default_act_mode(const Encoding& encoding) noexcept {
   return encoding.is_quantized() && encoding.format == SparseFormat::kDense ? ActMode::kInt8 : ActMode::kFp32;
 }
 
+namespace {
+// A fork/join costs microseconds (far more when a core is busy with another process): a call gets
+// a second thread only when each thread has at least kMinMacsPerThread multiply-adds to do. The
+// row split never changes any output's reduction order, so results stay bit-identical.
+constexpr int64_t kMinMacsPerThread = int64_t{1} << 18;
+int worker_slots(int threads, int64_t blocks, int64_t m, int64_t k, int64_t n) {
+  const double macs = static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n);
+  const double useful = std::max(1.0, std::floor(macs / static_cast<double>(kMinMacsPerThread)));
+  const double slots = std::min({static_cast<double>(threads), static_cast<double>(blocks), useful});
+  return std::max(1, static_cast<int>(slots));
+}
+}  // namespace
+
 void LinearContext::set_num_threads(int num_threads) noexcept {
   num_threads_ = num_threads > 0 ? num_threads : default_num_threads();
   if (num_threads_ < 1) num_threads_ = 1;
@@ -259,7 +272,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     sa.bias = bias;
     sa.y = y;
     const int64_t blocks = (m + detail::kLinearRowGrain - 1) / detail::kLinearRowGrain;
-    const int slots = static_cast<int>(std::min<int64_t>(ctx.num_threads(), blocks));
+    const int slots = worker_slots(ctx.num_threads(), blocks, m, k, n);
     const size_t slot_bytes = detail::align64(static_cast<size_t>(n) * 4);
     float* acc = reinterpret_cast<float*>(ctx.scratch(slot_bytes * static_cast<size_t>(slots)));
     parallel_for(slots, 1, slots, [&](int64_t b, int64_t e) {
@@ -292,7 +305,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
   const size_t xsum_off = off;
   off += detail::align64(static_cast<size_t>(n * groups) * 4);
   const int64_t blocks = (m + detail::kLinearRowGrain - 1) / detail::kLinearRowGrain;
-  const int slots = static_cast<int>(std::min<int64_t>(ctx.num_threads(), blocks));
+  const int slots = worker_slots(ctx.num_threads(), blocks, m, k, n);
   const size_t slot_bytes = detail::align64(kern.scratch_bytes(a));
   const size_t slots_off = off;
   off += slot_bytes * static_cast<size_t>(slots);
