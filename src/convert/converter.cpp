@@ -154,7 +154,7 @@ Result<EncodedMatrix> encode_with_scheme(const std::string& name, const float* w
 
   if (e.format != SparseFormat::kDense) {
     if (!scheme.is_pruned()) spec.method = PruneMethod::kNone;
-    return prune_and_encode(w, rows, cols, spec, e, name);
+    return prune_and_encode(w, rows, cols, spec, e, name, nullptr, importance);
   }
 
   // Dense storage: prune first (zeros stay in the dense matrix), then quantize or convert.
