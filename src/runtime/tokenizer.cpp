@@ -25,12 +25,13 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::parse(const uint8_t* data, size_t 
   }
   while (off < size) {
     const size_t index = t->pieces_.size();
-    float score;
-    int32_t len;
+    float score = 0;
+    int32_t len = 0;
     if (size - off < 8) return err("token " + std::to_string(index) + ": truncated record");
     std::memcpy(&score, data + off, 4);
     off += 4;
-    read_i32(&len);
+    std::memcpy(&len, data + off, 4);
+    off += 4;
     if (len < 0 || len > t->max_token_length_ || static_cast<size_t>(len) > size - off) {
       return err("token " + std::to_string(index) + ": length " + std::to_string(len) + " out of range");
     }
