@@ -389,41 +389,34 @@ Result<std::vector<Scheme>> parse_candidates(std::string_view text) {
 
 struct Preset {
   const char* name;
-  const char* json;
+  const char* default_scheme;
+  bool int8_embeddings;  ///< embedding tables and lm_head get int8
 };
 
-// Embeddings and the output layer get int8 in the 4-bit presets: they are the most sensitive
+// Embeddings and the output layer get int8 in the compressed presets: they are the most sensitive
 // tensors and, tied, also the classifier (common practice, e.g. llama.cpp keeps them at >= 6 bits).
 constexpr Preset kPresets[] = {
-    {"fp32", R"({"default": "fp32"})"},
-    {"fp16", R"({"default": "fp16"})"},
-    {"int8", R"({"default": "int8"})"},
-    {"w4", R"({"default": "int4:group=32,search=mse",
-               "rules": [{"match": "*embed_tokens.weight", "scheme": "int8"},
-                         {"match": "*wte.weight", "scheme": "int8"},
-                         {"match": "*wpe.weight", "scheme": "int8"},
-                         {"match": "lm_head.weight", "scheme": "int8"}]})"},
-    {"w4g128", R"({"default": "int4:group=128,search=mse",
-               "rules": [{"match": "*embed_tokens.weight", "scheme": "int8"},
-                         {"match": "*wte.weight", "scheme": "int8"},
-                         {"match": "*wpe.weight", "scheme": "int8"},
-                         {"match": "lm_head.weight", "scheme": "int8"}]})"},
-    {"w8-2:4", R"({"default": "int8:pattern=2:4",
-               "rules": [{"match": "*embed_tokens.weight", "scheme": "int8"},
-                         {"match": "*wte.weight", "scheme": "int8"},
-                         {"match": "*wpe.weight", "scheme": "int8"},
-                         {"match": "lm_head.weight", "scheme": "int8"}]})"},
-    {"w4-2:4", R"({"default": "int4:pattern=2:4",
-               "rules": [{"match": "*embed_tokens.weight", "scheme": "int8"},
-                         {"match": "*wte.weight", "scheme": "int8"},
-                         {"match": "*wpe.weight", "scheme": "int8"},
-                         {"match": "lm_head.weight", "scheme": "int8"}]})"},
-    {"w8-bitmask50", R"({"default": "int8:sparsity=0.5,format=bitmask",
-               "rules": [{"match": "*embed_tokens.weight", "scheme": "int8"},
-                         {"match": "*wte.weight", "scheme": "int8"},
-                         {"match": "*wpe.weight", "scheme": "int8"},
-                         {"match": "lm_head.weight", "scheme": "int8"}]})"},
+    {"fp32", "fp32", false},
+    {"fp16", "fp16", false},
+    {"int8", "int8", false},
+    {"w4", "int4:group=32,search=mse", true},
+    {"w4g128", "int4:group=128,search=mse", true},
+    {"w8-2:4", "int8:pattern=2:4", true},
+    {"w4-2:4", "int4:pattern=2:4", true},
+    {"w8-bitmask50", "int8:sparsity=0.5,format=bitmask", true},
 };
+constexpr const char* kEmbeddingAndOutputGlobs[] = {"*embed_tokens.weight", "*wte.weight", "*wpe.weight",
+                                                    "lm_head.weight"};
+
+std::string preset_json(const Preset& p) {
+  nlohmann::json j;
+  j["default"] = p.default_scheme;
+  j["rules"] = nlohmann::json::array();
+  if (p.int8_embeddings) {
+    for (const char* glob : kEmbeddingAndOutputGlobs) j["rules"].push_back({{"match", glob}, {"scheme", "int8"}});
+  }
+  return j.dump();
+}
 
 }  // namespace
 
@@ -496,7 +489,7 @@ Result<Recipe> parse_recipe_json(std::string_view text, const std::string& origi
 Result<Recipe> load_recipe(const std::string& name_or_path) {
   for (const Preset& p : kPresets) {
     if (name_or_path == p.name) {
-      auto r = parse_recipe_json(p.json, p.name);
+      auto r = parse_recipe_json(preset_json(p), p.name);
       SLMC_CHECK(r.ok(), "built-in preset %s does not parse: %s", p.name, r.status().to_string().c_str());
       r->name = p.name;
       for (auto& rule : r->rules) rule.source = std::string("preset ") + p.name;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/reader_util.hpp"
 #include "slmc/format/slm_generated.h"
 #include "slmc/io/hash.hpp"
 #include "slmc/quant/validate.hpp"   // validate_dense_matrix: the one authority for dense encodings
@@ -22,52 +23,9 @@ namespace {
 
 constexpr uint64_t kZeroBlock = 64 * 1024;  // runs of zeros this long (aligned) become file holes
 
-std::string quote(std::string_view s) {
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < 200; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f || c == '\'') {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + (s.size() > 200 ? "...'" : "'");
-}
-
-bool valid_utf8(std::string_view s) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const unsigned char c = p[i];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      len = 2, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      len = 3, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      len = 4, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (n - i < len) return false;
-    for (size_t j = 1; j < len; ++j) {
-      if ((p[i + j] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (p[i + j] & 0x3f);
-    }
-    static const uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += len;
-  }
-  return true;
-}
+// Names in messages and the UTF-8 check are the readers' (src/io/reader_util.hpp): one definition.
+using io_detail::quote;
+using io_detail::is_valid_utf8;
 
 template <typename T>
 void store_le(uint8_t* p, T v) noexcept {
@@ -332,7 +290,7 @@ Status ModelFileWriter::add(const TensorInfo& info, const EncodedMatrixView& m) 
   Impl& w = *impl_;
   if (w.finished || w.data_fd < 0) return make_error(ErrorCode::kInvalidArgument, w.path + ": writer is closed");
   const std::string where = w.path + ": tensor " + quote(info.name);
-  if (info.name.empty() || !valid_utf8(info.name)) {
+  if (info.name.empty() || !is_valid_utf8(info.name)) {
     return make_error(ErrorCode::kInvalidArgument, where + ": name is empty or not valid UTF-8");
   }
   if (w.names.count(info.name)) return make_error(ErrorCode::kInvalidArgument, where + ": duplicate tensor name");
@@ -650,7 +608,7 @@ Result<std::unique_ptr<ModelFile>> ModelFile::open_mapped(std::shared_ptr<const 
     StoredTensor st;
     st.name = t->name()->str();
     const std::string where = "tensor " + quote(st.name);
-    if (st.name.empty() || !valid_utf8(st.name)) return bad(where + ": name is empty or not valid UTF-8");
+    if (st.name.empty() || !is_valid_utf8(st.name)) return bad(where + ": name is empty or not valid UTF-8");
     std::vector<int64_t> dims(t->shape()->begin(), t->shape()->end());
     st.shape = Shape(std::move(dims));
     Status s = st.shape.validate();
