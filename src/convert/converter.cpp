@@ -170,14 +170,7 @@ Result<EncodedMatrix> encode_with_scheme(const std::string& name, const float* w
   }
   Result<EncodedMatrix> out = [&]() -> Result<EncodedMatrix> {
     if (e.is_quantized()) {
-      QuantConfig qc;
-      qc.value_type = e.value_type;
-      qc.granularity = e.granularity;
-      qc.group_size = e.group_size;
-      qc.symmetric = e.symmetric;
-      qc.scale_dtype = e.scale_dtype;
-      qc.search = e.search;
-      qc.layout = e.layout;
+      QuantConfig qc = quant_config_from_encoding(e);
       qc.importance = importance;
       qc.num_threads = num_threads;
       return quantize(name, src, rows, cols, qc);
