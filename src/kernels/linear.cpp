@@ -9,8 +9,8 @@
 #include <string>
 
 #include "dispatch.hpp"
-#include "kernels/linear_sparse.hpp"
 #include "linear/linear.hpp"
+#include "linear_sparse/linear_sparse.hpp"
 #include "slmc/sparse/validate.hpp"
 #include "slmc/layout.hpp"
 #include "slmc/parallel.hpp"
@@ -20,7 +20,13 @@ namespace detail {
 namespace {
 const LinearKernels& linear_kernels(Isa isa) {
   static const IsaTables<LinearKernels> tables{&linear_kernels_scalar(), SLMC_IF_AVX2(&linear_kernels_avx2()),
-                                               nullptr, nullptr};
+                                               SLMC_IF_NEON(&linear_kernels_neon()),
+                                               SLMC_IF_NEON_DOTPROD(&linear_kernels_neon_dotprod())};
+  return tables.get(isa);
+}
+const SparseLinearKernels& sparse_kernels(Isa isa) {
+  static const IsaTables<SparseLinearKernels> tables{&sparse_linear_kernels_scalar(),
+                                                     SLMC_IF_AVX2(&sparse_linear_kernels_avx2()), nullptr, nullptr};
   return tables.get(isa);
 }
 
@@ -108,17 +114,30 @@ float quantize_row(const float* x, int64_t k, int64_t kpad, int8_t* xq) {
   return scale;
 }
 // Validates sparse weights and fills the sparse kernel arguments.
-Status sparse_args(const EncodedMatrixView& w, SparseLinearArgs* a) {
-  SLMC_RETURN_IF_ERROR(validate_sparse_matrix(w, "linear weights"));
+// `contents`: run validate_sparse_matrix (O(stored entries)); otherwise only the O(1) checks of
+// the encoding and of every segment's exact size, for weights validated before (LinearContext).
+Status sparse_args(const EncodedMatrixView& w, SparseLinearArgs* a, bool contents = true) {
+  if (contents) SLMC_RETURN_IF_ERROR(validate_sparse_matrix(w, "linear weights"));
   Result<SparseLayout> l = SparseLayout::create(w.rows, w.cols, w.encoding, "linear weights");
   if (!l.ok()) return l.status();
-  a->w = &w;
   a->layout = *l;
-  if (l->pointer_count() > 0) {
-    Result<uint64_t> stored = l->stored_from_values_bytes(w.segment(SegmentRole::kValues).nbytes, "linear weights");
-    if (!stored.ok()) return stored.status();
-    a->pointer_width = SparseLayout::pointer_width(*stored);
+  Result<uint64_t> stored = l->stored_from_values_bytes(w.segment(SegmentRole::kValues).nbytes, "linear weights");
+  if (!stored.ok()) return stored.status();
+  if (l->pointer_count() > 0) a->pointer_width = SparseLayout::pointer_width(*stored);
+  for (int r = 0; r < kSegmentRoles; ++r) {
+    const auto role = static_cast<SegmentRole>(r);
+    const uint64_t want = l->segment_bytes(role, *stored);
+    if (w.segment(role).nbytes != want || (want > 0 && w.segment(role).data == nullptr)) {
+      return bad(ErrorCode::kInvalidFormat, "sparse segment '" + std::string(segment_role_name(role)) + "' has " +
+                                                std::to_string(w.segment(role).nbytes) + " bytes, the layout needs " +
+                                                std::to_string(want));
+    }
   }
+  a->values = w.segment(SegmentRole::kValues).data;
+  a->scales = w.segment(SegmentRole::kScales).data;
+  a->row_ptr = w.segment(SegmentRole::kRowPtr).data;
+  a->col_idx = w.segment(SegmentRole::kColIdx).data;
+  a->meta = static_cast<const uint8_t*>(w.segment(SegmentRole::kMeta).data);
   return Status();
 }
 }  // namespace
@@ -134,7 +153,10 @@ const char* act_mode_name(ActMode mode) noexcept {
 }
 
 ActMode default_act_mode(const Encoding& encoding) noexcept {
-  return encoding.is_quantized() && encoding.format == SparseFormat::kDense ? ActMode::kInt8 : ActMode::kFp32;
+  // CSR and BSR keep fp32: their int8 path decodes whole rows (measured 4x slower at 70-90%).
+  const bool decoded = encoding.format == SparseFormat::kDense || encoding.format == SparseFormat::kBitmask ||
+                       encoding.format == SparseFormat::kNM;
+  return encoding.is_quantized() && decoded ? ActMode::kInt8 : ActMode::kFp32;
 }
 
 namespace {
@@ -163,6 +185,61 @@ uint8_t* LinearContext::scratch(size_t bytes) {
   }
   return scratch_.data();
 }
+
+namespace detail {
+namespace {
+// Sparse weights: prepares the activations (fp32 mode with N > 1: transposed tiles; int8 mode:
+// quantized rows) in the context's scratch, then splits the rows over threads.
+void run_sparse(LinearContext& ctx, SparseLinearArgs& sa, Isa isa, bool int8) {
+  const SparseLinearKernels& kern = sparse_kernels(isa);
+  const int64_t n = sa.n, m = sa.layout.rows, k = sa.layout.cols;
+  size_t prep = 0;
+  if (int8) {
+    sa.kpad = sparse_xq_stride(k);
+    prep = align64(static_cast<size_t>(n * sa.kpad)) + align64(static_cast<size_t>(n) * 4);
+  } else if (n > 1) {
+    sa.tile = sparse_tile_for(n);
+    prep = align64(static_cast<size_t>(((n + sa.tile - 1) / sa.tile) * k * sa.tile) * 4);
+  }
+  const int64_t blocks = (m + kLinearRowGrain - 1) / kLinearRowGrain;
+  const int slots = worker_slots(ctx.num_threads(), blocks, m, k, n);
+  const size_t slot_bytes = align64(kern.scratch_bytes(sa));
+  uint8_t* scratch = ctx.scratch(prep + slot_bytes * static_cast<size_t>(slots));
+  if (int8) {
+    auto* xq = reinterpret_cast<int8_t*>(scratch);
+    auto* xscale = reinterpret_cast<float*>(scratch + align64(static_cast<size_t>(n * sa.kpad)));
+    parallel_for(n, 1, ctx.num_threads(), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) xscale[i] = quantize_row(sa.x + i * k, k, sa.kpad, xq + i * sa.kpad);
+    });
+    sa.xq = xq;
+    sa.xscale = xscale;
+  } else if (n > 1) {
+    auto* xt = reinterpret_cast<float*>(scratch);
+    const int64_t tile = sa.tile, tiles = (n + tile - 1) / tile;
+    parallel_for(tiles * k, 1024, ctx.num_threads(), [&](int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; ++j) {
+        const int64_t t = j / k, c = j % k;
+        float* dst = xt + j * tile;
+        for (int64_t i = 0; i < tile; ++i) {
+          const int64_t row = t * tile + i;
+          dst[i] = row < n ? sa.x[row * k + c] : 0.0f;
+        }
+      }
+    });
+    sa.xt = xt;
+  }
+  auto run = int8 ? kern.int8 : kern.fp32;
+  uint8_t* slot0 = scratch + prep;
+  parallel_for(slots, 1, slots, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t m0 = blocks * t / slots * kLinearRowGrain;
+      const int64_t m1 = std::min(m, blocks * (t + 1) / slots * kLinearRowGrain);
+      if (m0 < m1) run(sa, m0, m1, slot0 + slot_bytes * static_cast<size_t>(t));
+    }
+  });
+}
+}  // namespace
+}  // namespace detail
 
 const char* linear_kernel_isa() { return detail::linear_kernels(detail::kernel_isa()).isa; }
 
@@ -230,7 +307,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
   const bool sparse = is_sparse_format(w.encoding.format);
   detail::SparseLinearArgs sa;
   if (sparse) {
-    SLMC_RETURN_IF_ERROR(detail::sparse_args(w, &sa));
+    SLMC_RETURN_IF_ERROR(detail::sparse_args(w, &sa, ctx.check_sparse_contents()));
   } else {
     SLMC_RETURN_IF_ERROR(validate_dense_weights(w));
   }
@@ -243,9 +320,6 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     return Status(ErrorCode::kInvalidArgument, "linear: act mode " + std::to_string(static_cast<int>(mode)));
   }
   if (mode == ActMode::kAuto) mode = default_act_mode(w.encoding);
-  if (mode == ActMode::kInt8 && sparse) {
-    return Status(ErrorCode::kUnsupported, "linear: act mode int8 is not implemented for sparse weights (use fp32)");
-  }
   if (mode == ActMode::kInt8 && !w.encoding.is_quantized()) {
     return Status(ErrorCode::kUnsupported, "linear: act mode int8 needs int8/int4 weights, got " +
                                                detail::value_type_name(w.encoding.value_type));
@@ -271,17 +345,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     sa.x = x;
     sa.bias = bias;
     sa.y = y;
-    const int64_t blocks = (m + detail::kLinearRowGrain - 1) / detail::kLinearRowGrain;
-    const int slots = worker_slots(ctx.num_threads(), blocks, m, k, n);
-    const size_t slot_bytes = detail::align64(static_cast<size_t>(n) * 4);
-    float* acc = reinterpret_cast<float*>(ctx.scratch(slot_bytes * static_cast<size_t>(slots)));
-    parallel_for(slots, 1, slots, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t m0 = blocks * t / slots * detail::kLinearRowGrain;
-        const int64_t m1 = std::min(m, blocks * (t + 1) / slots * detail::kLinearRowGrain);
-        if (m0 < m1) detail::sparse_linear_rows(sa, m0, m1, acc + slot_bytes / 4 * static_cast<size_t>(t));
-      }
-    });
+    detail::run_sparse(ctx, sa, *isa, mode == ActMode::kInt8);
     return Status();
   }
   const detail::LinearKernels& kern = detail::linear_kernels(*isa);

@@ -42,6 +42,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
   m->file_ = std::move(file);
   m->options_ = options;
   m->ctx_.set_num_threads(options.num_threads);
+  m->ctx_.set_check_sparse_contents(false);  // ModelFile::open validated every tensor
   const ModelHeader& h = m->file_->header();
   auto err = [&](const Status& s) { return s.with_context(path); };
 

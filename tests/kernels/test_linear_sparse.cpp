@@ -92,7 +92,10 @@ std::vector<uint8_t> make_mask(const Encoding& e, int64_t rows, int64_t cols, ui
 
 TEST_CASE("sparse linear matches the fp64 product of the decoded weights", "[linear][sparse]") {
   uint64_t seed = 70000;
-  const std::vector<std::array<int64_t, 3>> shapes = {{1, 1, 1}, {7, 37, 3}, {33, 130, 1}, {20, 67, 6}, {17, 256, 2}};
+  // N = 1 (GEMV paths), N = 2..33 (transposed tiles of 8/16/32 with partial tiles), K below and
+  // above one 64-column mask word, not a multiple of 8, 32 or the N:M group.
+  const std::vector<std::array<int64_t, 3>> shapes = {{1, 1, 1},   {7, 37, 3},   {33, 130, 1}, {20, 67, 6},
+                                                      {17, 256, 2}, {9, 129, 17}, {5, 520, 33}, {3, 200, 9}};
   for (Isa isa : runnable_isas()) {
     ScopedIsaOverride force(isa);
     LinearContext ctx(2);
@@ -110,7 +113,7 @@ TEST_CASE("sparse linear matches the fp64 product of the decoded weights", "[lin
         const std::vector<float> x = test::gaussian(static_cast<size_t>(n * k), seed + 2);
         const std::vector<float> bias = test::gaussian(static_cast<size_t>(m), seed + 3);
         std::vector<float> y(static_cast<size_t>(n * m), -7.0f);
-        REQUIRE(linear(ctx, x.data(), n, em->view(), bias.data(), y.data()).ok());
+        REQUIRE(linear(ctx, x.data(), n, em->view(), bias.data(), y.data(), ActMode::kFp32).ok());
         for (int64_t i = 0; i < n; ++i) {
           for (int64_t r = 0; r < m; ++r) {
             double ref = bias[static_cast<size_t>(r)], abs_sum = std::fabs(bias[static_cast<size_t>(r)]);
@@ -125,8 +128,32 @@ TEST_CASE("sparse linear matches the fp64 product of the decoded weights", "[lin
         // Thread-count independence.
         LinearContext one(1);
         std::vector<float> y1(y.size());
-        REQUIRE(linear(one, x.data(), n, em->view(), bias.data(), y1.data()).ok());
+        REQUIRE(linear(one, x.data(), n, em->view(), bias.data(), y1.data(), ActMode::kFp32).ok());
         REQUIRE(std::memcmp(y.data(), y1.data(), y.size() * 4) == 0);
+        if (sc.enc.is_quantized()) {
+          // int8 mode: within the activation-rounding bound of docs/KERNELS.md,
+          // 1/2 * s * sum_k |w_k| + 1e-5 * (sum_k |w_k x_k| + |b|), s = max|x| / 127 per row of X.
+          REQUIRE(linear(ctx, x.data(), n, em->view(), bias.data(), y.data(), ActMode::kInt8).ok());
+          REQUIRE(linear(one, x.data(), n, em->view(), bias.data(), y1.data(), ActMode::kInt8).ok());
+          REQUIRE(std::memcmp(y.data(), y1.data(), y.size() * 4) == 0);
+          for (int64_t i = 0; i < n; ++i) {
+            double amax = 0;
+            for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(static_cast<double>(x[static_cast<size_t>(i * k + c)])));
+            const double s = amax / 127.0;
+            for (int64_t r = 0; r < m; ++r) {
+              double ref = bias[static_cast<size_t>(r)], abs_sum = std::fabs(bias[static_cast<size_t>(r)]), wsum = 0;
+              for (int64_t c = 0; c < k; ++c) {
+                const double wv = dense[static_cast<size_t>(r * k + c)];
+                const double p = wv * x[static_cast<size_t>(i * k + c)];
+                ref += p;
+                abs_sum += std::fabs(p);
+                wsum += std::fabs(wv);
+              }
+              INFO("int8 mode, output (" << i << ", " << r << ")");
+              REQUIRE(std::fabs(y[static_cast<size_t>(i * m + r)] - ref) <= 0.5 * s * wsum + 1e-5 * abs_sum);
+            }
+          }
+        }
         // Gather equals the decoded rows exactly.
         const std::vector<int64_t> rows = {m - 1, 0};
         std::vector<float> out(rows.size() * static_cast<size_t>(k));
@@ -140,20 +167,40 @@ TEST_CASE("sparse linear matches the fp64 product of the decoded weights", "[lin
   }
 }
 
-TEST_CASE("sparse linear rejects int8 activations and corrupt weights", "[linear][sparse]") {
+TEST_CASE("sparse linear rejects int8 activations on f32 values and corrupt weights", "[linear][sparse]") {
   const std::vector<float> w = test::gaussian(8 * 40, 5);
+  Encoding ef = sparse_enc(SparseFormat::kCsr, ValueType::kF32);
+  Result<EncodedMatrix> emf = encode_sparse(w.data(), 8, 40, ef, nullptr, "w");
+  REQUIRE(emf.ok());
   Encoding e = sparse_enc(SparseFormat::kCsr, ValueType::kInt8, Granularity::kChannel);
   Result<EncodedMatrix> em = encode_sparse(w.data(), 8, 40, e, nullptr, "w");
   REQUIRE(em.ok());
   const std::vector<float> x = test::gaussian(40, 6);
   std::vector<float> y(8);
   LinearContext ctx;
-  REQUIRE(default_act_mode(e) == ActMode::kFp32);
-  REQUIRE(linear(ctx, x.data(), 1, em->view(), nullptr, y.data()).ok());
-  REQUIRE(linear(ctx, x.data(), 1, em->view(), nullptr, y.data(), ActMode::kInt8).code() == ErrorCode::kUnsupported);
+  REQUIRE(default_act_mode(ef) == ActMode::kFp32);
+  REQUIRE(default_act_mode(e) == ActMode::kFp32);  // CSR/BSR int8 values: fp32 is faster
+  REQUIRE(default_act_mode(sparse_enc(SparseFormat::kBitmask, ValueType::kInt8, Granularity::kGroup, 32)) == ActMode::kInt8);
+  REQUIRE(default_act_mode(sparse_enc(SparseFormat::kNM, ValueType::kInt4, Granularity::kGroup, 32)) == ActMode::kInt8);
+  REQUIRE(linear(ctx, x.data(), 1, emf->view(), nullptr, y.data()).ok());
+  REQUIRE(linear(ctx, x.data(), 1, emf->view(), nullptr, y.data(), ActMode::kInt8).code() == ErrorCode::kUnsupported);
+  REQUIRE(linear(ctx, x.data(), 1, em->view(), nullptr, y.data(), ActMode::kInt8).ok());
   EncodedMatrixView v = em->view();
   v.segments[static_cast<size_t>(SegmentRole::kColIdx)].nbytes -= 2;
   const Status st = linear(ctx, x.data(), 1, v, nullptr, y.data());
   INFO(st.to_string());
   REQUIRE(!st.ok());
+  // Without the content check, segment sizes are still checked exactly.
+  LinearContext trusting;
+  trusting.set_check_sparse_contents(false);
+  REQUIRE(linear(trusting, x.data(), 1, em->view(), nullptr, y.data()).ok());
+  const Status st2 = linear(trusting, x.data(), 1, v, nullptr, y.data());
+  INFO(st2.to_string());
+  REQUIRE(st2.code() == ErrorCode::kInvalidFormat);
+  // With it, a column index out of range inside a correctly sized segment is reported.
+  EncodedMatrix bad = std::move(*em);
+  bad.segment(SegmentRole::kColIdx).as<uint16_t>()[0] = 40;
+  const Status st3 = linear(ctx, x.data(), 1, bad.view(), nullptr, y.data());
+  INFO(st3.to_string());
+  REQUIRE(!st3.ok());
 }

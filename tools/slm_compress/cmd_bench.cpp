@@ -97,6 +97,7 @@ int run_bench(const BenchArgs& a) {
   if (a.path.empty() == a.shape.empty()) return fail_usage("bench: give a .slm FILE or --shape MxK --encoding SCHEME");
   if (a.batch < 1) return fail_usage("--batch must be >= 1");
   LinearContext ctx(a.threads);
+  ctx.set_check_sparse_contents(false);  // ModelFile::open and encode_sparse give validated weights
   std::vector<Row> rows;
 
   if (!a.shape.empty()) {

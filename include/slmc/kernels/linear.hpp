@@ -9,7 +9,8 @@
 //   kInt8: each row of X is quantized on the fly to int8 with one scale s = max|x| / 127 (round to
 //          nearest even), and the weight codes are multiplied with integer dot products (W8A8,
 //          W4A8); the offset part of a code (int4's -8, asymmetric mins) uses exact fp32 sums of X.
-//   kAuto: kInt8 for dense int8/int4 weights, kFp32 otherwise (default_act_mode()).
+//   kAuto: kInt8 for int8/int4 weights stored dense, as bitmask or as N:M; kFp32 for float
+//          weights and for CSR/BSR (default_act_mode()).
 //
 // Results are bit-identical for any thread count: threads split the output rows, and every output
 // element is reduced in a fixed order.
@@ -33,7 +34,8 @@ enum class ActMode : uint8_t {
 /// "auto", "fp32" or "int8".
 const char* act_mode_name(ActMode mode) noexcept;
 
-/// The activation mode kAuto resolves to: kInt8 for dense int8/int4 weights, kFp32 otherwise.
+/// The activation mode kAuto resolves to: kInt8 for int8/int4 weights stored dense, bitmask or
+/// N:M; kFp32 for float weights and for CSR/BSR.
 ActMode default_act_mode(const Encoding& encoding) noexcept;
 
 /// Scratch memory and thread count for linear(). The scratch grows to the largest call seen and is
@@ -51,11 +53,21 @@ class LinearContext {
   /// Number of times the scratch had to grow (tests check steady state does not allocate).
   int64_t scratch_grows() const noexcept { return grows_; }
 
+  /// Sparse weights: whether linear() runs validate_sparse_matrix on every call (default on). Its
+  /// cost grows with the stored entries, like the product itself (about as long as a GEMV). Turn it
+  /// off for weights that passed validate_sparse_matrix already (ModelFile validates every tensor
+  /// when it opens a file; encode_sparse output is valid): linear() then checks only the encoding
+  /// and exact segment sizes, and corrupt indices inside correctly sized segments are undefined
+  /// behaviour.
+  bool check_sparse_contents() const noexcept { return check_sparse_; }
+  void set_check_sparse_contents(bool on) noexcept { check_sparse_ = on; }
+
   /// Internal: scratch of at least `bytes` bytes, 64-byte aligned, contents unspecified.
   uint8_t* scratch(size_t bytes);
 
  private:
   int num_threads_ = 1;
+  bool check_sparse_ = true;
   AlignedBuffer scratch_;
   int64_t grows_ = 0;
 };
@@ -64,8 +76,9 @@ class LinearContext {
 /// x: N*K floats, row-major (may be null when N*K == 0); bias: M floats or null; y: N*M floats,
 /// row-major, must not alias x (may be null when N*M == 0). `n` >= 0 is the number of rows of X.
 /// Validates the encoding, its segment sizes and the arguments; errors name the bad value.
-/// Sparse weights (CSR, BSR, N:M, bitmask; validate_sparse_matrix) run in fp32 mode with a portable
-/// row-wise kernel. Not supported (kUnsupported): kInt8 with float or sparse weights.
+/// Sparse weights (CSR, BSR, N:M, bitmask) are validated with validate_sparse_matrix unless the
+/// context says they were already (LinearContext::set_check_sparse_contents); int8 mode applies to
+/// their int8/int4 values. Not supported (kUnsupported): kInt8 with float weights.
 Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrixView& w, const float* bias,
               float* y, ActMode mode = ActMode::kAuto);
 

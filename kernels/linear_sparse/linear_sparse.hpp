@@ -1,0 +1,168 @@
+// Kernel family "linear_sparse": Y[N x M] = X[N x K] * W[M x K]^T (+ bias) on sparse weights
+// (CSR, BSR, N:M, bitmask; docs/LAYOUT.md "Sparse formats", slmc/sparse/layout.hpp).
+//
+// The front end (src/kernels/linear.cpp) validates the matrix (validate_sparse_matrix), prepares
+// the activations once per call and splits the output rows over threads in blocks of
+// kLinearRowGrain rows; each ISA's table computes the rows [m0, m1) for all N rows of X.
+//   fp32 mode: x as given, plus (N > 1) xt: X transposed into tiles of `tile` rows (8, 16 or 32):
+//              tile t = xt + t * K * tile, element (k, i) at [k * tile + i % tile], zero for
+//              i >= N, so one stored weight meets `tile` activations in tile/8 vector loads.
+//   int8 mode: xq, each row of X quantized to int8 with one scale (as for dense weights), zero
+//              padded to kpad = sparse_xq_stride(K) columns.
+// Kernels only assert: every input here was validated.
+//
+// Determinism: every output is reduced in an order fixed by the weights alone (row splits never
+// change it), so results are bit-identical for any thread count.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "slmc/encoding.hpp"
+#include "slmc/layout.hpp"
+#include "slmc/sparse/layout.hpp"
+
+namespace slmc::detail {
+
+/// Activation rows per transposed tile (fp32 mode, N > 1): 8, 16 or 32.
+inline int64_t sparse_tile_for(int64_t n) noexcept { return n <= 8 ? 8 : (n <= 16 ? 16 : 32); }
+/// Row stride of xq in int8 mode: K rounded up to 64 plus 128 columns of zeros, so kernels may
+/// read whole 64-column windows (and N:M slot chunks, which can reach up to 66 columns past K).
+inline int64_t sparse_xq_stride(int64_t k) noexcept { return (k + 63) / 64 * 64 + 128; }
+
+struct SparseLinearArgs {
+  SparseLayout layout;
+  int64_t pointer_width = 4;  ///< bytes per row_ptr entry
+  const void* values = nullptr;
+  const void* scales = nullptr;
+  const void* row_ptr = nullptr;
+  const void* col_idx = nullptr;
+  const uint8_t* meta = nullptr;
+
+  int64_t n = 0;
+  const float* x = nullptr;       ///< [n][K]
+  const float* xt = nullptr;      ///< fp32 mode, n > 1: transposed tiles (see above)
+  int64_t tile = 0;               ///< rows per xt tile
+  const int8_t* xq = nullptr;     ///< int8 mode: [n][kpad]
+  const float* xscale = nullptr;  ///< int8 mode: [n]
+  int64_t kpad = 0;               ///< int8 mode: row stride of xq, sparse_xq_stride(K)
+
+  const float* bias = nullptr;  ///< [M] or null
+  float* y = nullptr;           ///< [n][M]
+
+  uint64_t pointer(int64_t i) const noexcept { return load_index(row_ptr, static_cast<uint64_t>(i), pointer_width); }
+  int64_t column(uint64_t p) const noexcept { return static_cast<int64_t>(load_index(col_idx, p, layout.col_index_bytes)); }
+  float scale(int64_t index) const noexcept {
+    return load_scale(scales, static_cast<uint64_t>(index), layout.encoding.scale_dtype);
+  }
+};
+
+struct SparseLinearKernels {
+  const char* isa;
+  /// fp32 activations: y[:, m0:m1) (bias included).
+  void (*fp32)(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
+  /// int8 activations (int8/int4 values only): y[:, m0:m1) (bias included).
+  void (*int8)(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
+  /// Scratch bytes one thread needs for a call with `a` (64-byte aligned slot).
+  size_t (*scratch_bytes)(const SparseLinearArgs& a);
+};
+
+const SparseLinearKernels& sparse_linear_kernels_scalar();
+const SparseLinearKernels& sparse_linear_kernels_avx2();
+const SparseLinearKernels& sparse_linear_kernels_neon();
+const SparseLinearKernels& sparse_linear_kernels_neon_dotprod();
+
+// ---- entry walkers shared by the ISA files and the row gather (plain C++) ----
+
+/// A stored entry: dense column, float weight for fp32 values, or the integer code (int4: u - 8)
+/// and its scale index for int8/int4 values.
+struct SparseEntry {
+  int64_t col;
+  float w;       ///< f32 values: the weight; quantized: code * scale
+  int32_t code;  ///< quantized values: signed code (int4: u - 8)
+  int64_t si;    ///< quantized values: scale index
+};
+
+namespace sparse_walk {
+
+template <typename Fn>
+inline void emit(const SparseLinearArgs& a, uint64_t index, int64_t row, int64_t col, Fn& fn) {
+  const SparseLayout& l = a.layout;
+  if (!l.quantized()) {
+    fn(SparseEntry{col, load_le<float>(a.values, index), 0, 0});
+    return;
+  }
+  const int32_t q = static_cast<const int8_t*>(a.values)[index];
+  const int64_t si = l.scale_index(row, col);
+  fn(SparseEntry{col, a.scale(si) * static_cast<float>(q), q, si});
+}
+
+}  // namespace sparse_walk
+
+/// Calls fn(SparseEntry) for every stored entry of row r in storage order (ascending columns; N:M
+/// slots beyond K are skipped; BSR edge padding beyond K is skipped, explicit zeros are not).
+template <typename Fn>
+inline void for_each_sparse_entry(const SparseLinearArgs& a, int64_t r, Fn&& fn) {
+  const SparseLayout& l = a.layout;
+  switch (l.encoding.format) {
+    case SparseFormat::kCsr: {
+      const uint64_t p1 = a.pointer(r + 1);
+      for (uint64_t p = a.pointer(r); p < p1; ++p) sparse_walk::emit(a, p, r, a.column(p), fn);
+      break;
+    }
+    case SparseFormat::kBsr: {
+      const int64_t br = l.block_rows, bc = l.block_cols, b = r / br, i = r % br;
+      const uint64_t p1 = a.pointer(b + 1);
+      for (uint64_t p = a.pointer(b); p < p1; ++p) {
+        const int64_t c0 = a.column(p) * bc;
+        for (int64_t j = 0; j < bc && c0 + j < l.cols; ++j) {
+          sparse_walk::emit(a, p * static_cast<uint64_t>(br * bc) + static_cast<uint64_t>(i * bc + j), r, c0 + j, fn);
+        }
+      }
+      break;
+    }
+    case SparseFormat::kBitmask: {
+      uint64_t p = a.pointer(r);
+      const uint8_t* meta = a.meta + l.meta_offset(r);
+      const int64_t words = (l.cols + 63) / 64;
+      for (int64_t wd = 0; wd < words; ++wd) {
+        uint64_t bits = load_le<uint64_t>(meta, static_cast<uint64_t>(wd));
+        while (bits) {
+          const int64_t col = wd * 64 + __builtin_ctzll(bits);
+          bits &= bits - 1;
+          sparse_walk::emit(a, p++, r, col, fn);
+        }
+      }
+      break;
+    }
+    case SparseFormat::kNM: {
+      const uint8_t* meta = a.meta + l.meta_offset(r);
+      const int bits = static_cast<int>(l.meta_bits);
+      const auto* values = static_cast<const uint8_t*>(a.values);
+      for (int64_t s = 0; s < l.slots; ++s) {
+        const int64_t col = (s / l.nm_n) * l.nm_m + nm_position(meta, s, bits);
+        if (col >= l.cols) continue;  // tail filler slots hold zero; x has no column there
+        if (!l.quantized()) {
+          fn(SparseEntry{col, load_le<float>(values, static_cast<uint64_t>(r * l.slots + s)), 0, 0});
+          continue;
+        }
+        int32_t code = read_code(l.nm_values, l.encoding.value_type, values, r, s);
+        if (l.encoding.value_type == ValueType::kInt4) code -= 8;
+        const int64_t si = l.scale_index(r, col);
+        fn(SparseEntry{col, a.scale(si) * static_cast<float>(code), code, si});
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+/// out[0:K) = dense row r (zeros where nothing is stored).
+inline void sparse_gather_row(const SparseLinearArgs& a, int64_t r, float* out) {
+  std::fill(out, out + a.layout.cols, 0.0f);
+  for_each_sparse_entry(a, r, [&](const SparseEntry& e) { out[e.col] = e.w; });
+}
+
+}  // namespace slmc::detail
