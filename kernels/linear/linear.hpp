@@ -62,6 +62,8 @@ struct LinearKernels {
 
 const LinearKernels& linear_kernels_scalar();
 const LinearKernels& linear_kernels_avx2();
+const LinearKernels& linear_kernels_neon();
+const LinearKernels& linear_kernels_neon_dotprod();
 
 // ---- helpers shared by the ISA files (plain C++) ----
 
