@@ -16,12 +16,13 @@
 //     (16 accumulators) runs fmla-by-lane with 4 consecutive activations of each row of X: one
 //     panel vector load serves 4 rows of X, no horizontal sums. Partial sums accumulate in Y.
 // int8 mode (quantized activations, integer dot products; exact int32 sums):
-//   P weight rows (P = R of an interleaved block, 4 plain rows, or 1) x NB rows of X (NB <= 4, 2 for
-//   P = 8): one int32x4 accumulator per (row, row of X) and int32 span (one scale group, or at most
-//   kSpanMax chunks for per-channel / per-tensor scales). At the end of a span four row accumulators
-//   are reduced with two addp into one vector of four row sums, converted once and multiplied with
-//   the four rows' scales in one fmla: output lanes are rows. Group sizes that are an odd number of
-//   16-element halves (g16, g48, ...) run the same code on half chunks.
+//   P weight rows (P = R of an interleaved block, 4 plain rows, or 1) x NB rows of X (kNbMax: the
+//   P * NB accumulators stay in registers): one int32x4 accumulator per (row, row of X) and int32
+//   span (one scale group, or at most kSpanMax chunks for per-channel / per-tensor scales). At the
+//   end of a span four row accumulators are reduced with two addp into one vector of four row sums,
+//   converted once and multiplied with the four rows' scales in one fmla: output lanes are rows.
+//   Group sizes that are an odd number of 16-element halves (g16, g48, ...) run the same code on
+//   half chunks.
 //   N >= 4 splits K into blocks of ~1024 (whole groups): the weights of a block (P rows x 1 KiB)
 //   stay in L1 while every row of X passes; Y holds sum_span d * isum until one final pass
 //   y = xscale * y + sum_g m_g xsum_g + bias. With N < 4 that formula is applied directly.
