@@ -28,6 +28,12 @@ struct QuantConfig {
   /// activation of each input channel over a calibration run). Not owned; read during quantize()
   /// only. Ignored (may be null) for the other searches.
   const float* importance = nullptr;
+  /// Optional: the K x K Gram matrix of the layer's inputs, mean(x x^T) over a calibration run
+  /// (row-major and symmetric; only the upper triangle is read; its diagonal is the mean squared
+  /// activation). When set, the codes are chosen with error compensation (GPTQ, docs/QUANT.md):
+  /// each row keeps whichever of the compensated and the plainly rounded result has the smaller
+  /// output error e^T G e (e = w - w_hat). Any search; not owned; read during quantize() only.
+  const float* gram = nullptr;
   int num_threads = 0;                        ///< <= 0: slmc::default_num_threads()
 };
 

@@ -20,6 +20,7 @@
 #include "slmc/parallel.hpp"
 #include "slmc/quant/config.hpp"
 #include "slmc/quant/detail/common.hpp"
+#include "slmc/quant/detail/gptq.hpp"
 #include "slmc/quant/detail/search.hpp"
 #include "slmc/quant/error_stats.hpp"
 #include "slmc/status.hpp"
@@ -265,6 +266,84 @@ inline void pack_row(const DenseQuantLayout& l, ValueType t, const int8_t* codes
   }
 }
 
+/// Adds the error of the reconstruction xh of x[0, n) to `acc`, with the lanes and flush points of
+/// quantize_span (used when the codes were chosen elsewhere, e.g. by error compensation).
+inline void accumulate_span(const float* x, const float* xh, int64_t n, RowAccumulator& acc) noexcept {
+  int64_t i = 0;
+  V8 vxx = acc.xx, vee = acc.ee, vamax = acc.amax, vzero = acc.zero;
+  for (; i + kLanes <= n; i += kLanes) {
+    const V8 xv = V8::load(x + i), hv = V8::load(xh + i);
+    const V8 err = xv - hv;
+    vxx = vxx + xv * xv;
+    vee = vee + err * err;
+    vamax = vmax(vamax, vabs(err));
+    vzero = vzero + vis_zero(hv);
+  }
+  acc.xx = vxx;
+  acc.ee = vee;
+  acc.amax = vamax;
+  acc.zero = vzero;
+  for (int j = 0; i < n; ++i, j = (j + 1) % kLanes) {
+    const float err = x[i] - xh[i];
+    acc.txx[j] += x[i] * x[i];
+    acc.tee[j] += err * err;
+    acc.tamax[j] = acc.tamax[j] > std::fabs(err) ? acc.tamax[j] : std::fabs(err);
+    acc.tzero[j] += xh[i] == 0.0f ? 1.0f : 0.0f;
+  }
+  acc.sums.count += n;
+  acc.pending += n;
+  if (acc.pending >= kBlock) acc.flush();
+}
+
+/// One row quantized for the Gram-matrix path: codes (stored values), reconstruction and the
+/// parameters of each group.
+struct RowCandidate {
+  std::vector<int8_t> codes;
+  std::vector<float> xh;
+  std::vector<GroupParams> params;
+  double gram_error = 0;  ///< e^T G e
+};
+
+/// Quantizes row x[0, K) into `c`. Without `u`: plain rounding, each group's parameters chosen
+/// on x (the codes quantize_span would give). With `u` (gram_inverse_factor): error compensation;
+/// the row is copied to `work` (K doubles) and each group's parameters are chosen on the
+/// compensated values (copied to `group`, group_size floats) when the quantizer reaches the
+/// group. Per-tensor parameters (`fixed`) are used as is. Returns the first group whose scale
+/// overflows, or -1.
+inline int64_t quantize_row_candidate(const float* x, const DenseQuantLayout& l, const QuantSpec& spec,
+                                      ScaleSearch search, bool weighted, const float* imp, const GroupParams& fixed,
+                                      float offset, const double* u, double* work, float* group, RowCandidate& c) {
+  const int64_t k = l.cols;
+  if (u) {
+    for (int64_t i = 0; i < k; ++i) work[i] = x[i];
+  }
+  for (int64_t g = 0; g < l.groups; ++g) {
+    const int64_t k0 = g * l.group_size, n = std::min(l.group_size, k - k0);
+    const float* src = x + k0;
+    if (u) {
+      for (int64_t i = 0; i < n; ++i) group[i] = static_cast<float>(work[k0 + i]);
+      src = group;
+    }
+    GroupParams p = fixed;
+    if (!l.per_tensor && !choose_params(OneSpan{src, imp ? imp + k0 : nullptr, n}, spec, search, weighted, p)) {
+      return g;
+    }
+    c.params[static_cast<size_t>(g)] = p;
+    const Inverse inv = inverse_of(p.d);
+    const float m = spec.symmetric ? 0.0f : p.m;
+    for (int64_t i = 0; i < n; ++i) {
+      // With compensation, the element as updated by the columns before it (in this group too).
+      const float v = u ? static_cast<float>(work[k0 + i]) : src[i];
+      const float q = code_of(v, p, inv, spec);
+      const float xh = p.d * q + m;
+      c.codes[static_cast<size_t>(k0 + i)] = static_cast<int8_t>(static_cast<int32_t>(q + offset));
+      c.xh[static_cast<size_t>(k0 + i)] = xh;
+      if (u) gptq_propagate(work, u, k, k0 + i, work[k0 + i] - static_cast<double>(xh));
+    }
+  }
+  return -1;
+}
+
 }  // namespace quant_detail
 
 /// Quantizes the row-major fp32 matrix w[rows x cols] (groups along cols) with `config`.
@@ -304,6 +383,18 @@ inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float*
       if (!std::isfinite(v) || v < 0) {
         return make_error(ErrorCode::kInvalidArgument, what + ": importance[" + std::to_string(k) + "] = " +
                                                            std::to_string(v) + " is not finite and >= 0");
+      }
+    }
+  }
+  if (config.gram != nullptr) {
+    for (int64_t i = 0; i < cols; ++i) {
+      for (int64_t j = i; j < cols; ++j) {
+        const float v = config.gram[i * cols + j];
+        if (!std::isfinite(v) || (i == j && v < 0)) {
+          return make_error(ErrorCode::kInvalidArgument, what + ": gram[" + std::to_string(i) + ", " + std::to_string(j) +
+                                                             "] = " + std::to_string(v) +
+                                                             (i == j ? " is not finite and >= 0" : " is not finite"));
+        }
       }
     }
   }
@@ -367,6 +458,13 @@ inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float*
     if (!e.symmetric) store_scale(mins, 0, e.scale_dtype, tensor_params.m);
   }
 
+  // Error compensation (config.gram): the factor of the damped inverse Gram matrix, shared by rows.
+  std::vector<double> gram_u;
+  if (config.gram != nullptr && !gram_inverse_factor(config.gram, cols, kGramDamping, gram_u)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      what + ": the Gram matrix is not positive semi-definite (even with damping)");
+  }
+
   std::vector<ErrorSums> row_sums(static_cast<size_t>(rows));
   constexpr int64_t kNonFiniteRow = -2;
   std::vector<int64_t> bad_group(static_cast<size_t>(rows), -1);
@@ -375,6 +473,19 @@ inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float*
   // (R = 4, 8) on one thread.
   parallel_for(rows, 8, threads, [&](int64_t rb, int64_t re) {
     std::vector<int8_t> codes(static_cast<size_t>(l.chunks * kChunk), static_cast<int8_t>(cr.pad));
+    RowCandidate plain, compensated;
+    std::vector<double> work, err;
+    std::vector<float> group;
+    if (!gram_u.empty()) {
+      for (RowCandidate* c : {&plain, &compensated}) {
+        c->codes.resize(static_cast<size_t>(cols));
+        c->xh.resize(static_cast<size_t>(cols));
+        c->params.resize(static_cast<size_t>(l.groups));
+      }
+      work.resize(static_cast<size_t>(cols));
+      err.resize(static_cast<size_t>(cols));
+      group.resize(static_cast<size_t>(l.group_size));
+    }
     for (int64_t r = rb; r < re; ++r) {
       const float* x = w + r * cols;
       if (!l.per_tensor && !all_finite(x, cols)) {
@@ -382,6 +493,41 @@ inline Result<EncodedMatrix> quantize(std::string_view tensor_name, const float*
         continue;
       }
       RowAccumulator acc;
+      if (!gram_u.empty()) {
+        // Both candidates, plain rounding and error compensation; the smaller e^T G e is kept
+        // (plain also when a compensated scale overflows the scale dtype).
+        const int64_t bad = quantize_row_candidate(x, l, spec, config.search, weighted, imp, tensor_params, offset,
+                                                   nullptr, nullptr, nullptr, plain);
+        if (bad >= 0) {
+          bad_group[static_cast<size_t>(r)] = bad;
+          continue;
+        }
+        const bool compensated_ok = quantize_row_candidate(x, l, spec, config.search, weighted, imp, tensor_params,
+                                                           offset, gram_u.data(), work.data(), group.data(),
+                                                           compensated) < 0;
+        for (RowCandidate* c : {&plain, &compensated}) {
+          for (int64_t k = 0; k < cols; ++k) {
+            err[static_cast<size_t>(k)] = static_cast<double>(x[k]) - static_cast<double>(c->xh[static_cast<size_t>(k)]);
+          }
+          c->gram_error = gram_error(config.gram, err.data(), cols);
+          if (!compensated_ok) break;
+        }
+        const RowCandidate& best = compensated_ok && compensated.gram_error < plain.gram_error ? compensated : plain;
+        for (int64_t g = 0; g < l.groups; ++g) {
+          const int64_t k0 = g * l.group_size, n = std::min(l.group_size, cols - k0);
+          if (!l.per_tensor) {
+            const int64_t si = l.scale_index(r, g);
+            store_scale(scales, si, e.scale_dtype, best.params[static_cast<size_t>(g)].d);
+            if (!e.symmetric) store_scale(mins, si, e.scale_dtype, best.params[static_cast<size_t>(g)].m);
+          }
+          accumulate_span(x + k0, best.xh.data() + k0, n, acc);
+        }
+        std::memcpy(codes.data(), best.codes.data(), static_cast<size_t>(cols));
+        acc.flush();
+        pack_row(l, e.value_type, codes.data(), r, values);
+        row_sums[static_cast<size_t>(r)] = acc.sums;
+        continue;
+      }
       for (int64_t g = 0; g < l.groups; ++g) {
         const int64_t k0 = g * l.group_size, n = std::min(l.group_size, cols - k0);
         GroupParams p = tensor_params;
