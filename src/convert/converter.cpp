@@ -60,6 +60,27 @@ Result<Calibration> parse_calibration_json(std::string_view text, const std::str
       e.mean_sq.push_back(static_cast<float>(d));
       ++index;
     }
+    if (t.contains("gram")) {
+      const nlohmann::json& g = t["gram"];
+      const size_t k = e.mean_sq.size();
+      if (!g.is_array() || g.size() != k * (k + 1) / 2) {
+        return err("tensor '" + name + "': gram must hold K (K + 1) / 2 = " + std::to_string(k * (k + 1) / 2) +
+                   " numbers (the upper triangle, row by row)");
+      }
+      e.gram.assign(k * k, 0.0f);
+      size_t at = 0;
+      for (size_t i = 0; i < k; ++i) {
+        for (size_t c = i; c < k; ++c, ++at) {
+          const nlohmann::json& v = g[at];
+          const double d = v.is_number() ? v.get<double>() : std::nan("");
+          if (!std::isfinite(d) || (c == i && d < 0)) {
+            return err("tensor '" + name + "': gram[" + std::to_string(i) + ", " + std::to_string(c) + "] = " +
+                       v.dump() + (c == i ? " (must be finite and >= 0)" : " (must be finite)"));
+          }
+          e.gram[i * k + c] = e.gram[c * k + i] = static_cast<float>(d);
+        }
+      }
+    }
     cal.tensors.emplace(name, std::move(e));
   }
   return cal;
@@ -80,6 +101,13 @@ std::string calibration_to_json(const Calibration& calibration) {
   nlohmann::ordered_json tensors = nlohmann::ordered_json::object();
   for (const auto& [name, e] : calibration.tensors) {
     tensors[name] = {{"mean_sq", e.mean_sq}, {"count", e.count}};
+    const size_t k = e.mean_sq.size();
+    if (!e.gram.empty() && e.gram.size() == k * k) {
+      std::vector<float> upper;
+      upper.reserve(k * (k + 1) / 2);
+      for (size_t i = 0; i < k; ++i) upper.insert(upper.end(), e.gram.begin() + i * k + i, e.gram.begin() + (i + 1) * k);
+      tensors[name]["gram"] = upper;
+    }
   }
   j["tensors"] = tensors;
   return j.dump();
@@ -172,6 +200,10 @@ Result<EncodedMatrix> encode_with_scheme(const std::string& name, const float* w
     if (e.is_quantized()) {
       QuantConfig qc = quant_config_from_encoding(e);
       qc.importance = importance;
+      // Error compensation needs every weight free to move: not for pruned matrices.
+      if (importance && !scheme.is_pruned() && cal->gram.size() == static_cast<size_t>(cols * cols)) {
+        qc.gram = cal->gram.data();
+      }
       qc.num_threads = num_threads;
       return quantize(name, src, rows, cols, qc);
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 namespace slmc {
@@ -164,6 +165,13 @@ namespace {
 struct CalibrationSums {
   std::map<std::string, std::vector<double>> sum_sq;
   std::map<std::string, double> rows;
+  // Gram matrices (upper triangles in K x K buffers) when requested.
+  bool gram = false;
+  std::map<std::string, std::vector<double>> sum_xx;
+  // The previous call's input and its X^T X: q/k/v (and gate/up) read the same input, so the
+  // product is computed once and added to each.
+  std::vector<float> last_x;
+  std::vector<double> last_xx;
 };
 void observe(void* user, const std::string& weight, const float* x, int64_t n, int64_t k) {
   auto* s = static_cast<CalibrationSums*>(user);
@@ -176,15 +184,36 @@ void observe(void* user, const std::string& weight, const float* x, int64_t n, i
     }
   }
   s->rows[weight] += static_cast<double>(n);
+  if (!s->gram || k > kMaxGramChannels) return;
+  const size_t kk = static_cast<size_t>(k) * static_cast<size_t>(k), nk = static_cast<size_t>(n * k);
+  const bool same = s->last_x.size() == nk && s->last_xx.size() == kk &&
+                    std::memcmp(s->last_x.data(), x, nk * sizeof(float)) == 0;
+  if (!same) {
+    s->last_x.assign(x, x + nk);
+    s->last_xx.assign(kk, 0.0);
+    for (int64_t r = 0; r < n; ++r) {
+      const float* xr = x + r * k;
+      for (int64_t i = 0; i < k; ++i) {
+        const double xi = xr[i];
+        if (xi == 0) continue;
+        double* row = s->last_xx.data() + i * k;
+        for (int64_t j = i; j < k; ++j) row[j] += xi * static_cast<double>(xr[j]);
+      }
+    }
+  }
+  std::vector<double>& g = s->sum_xx[weight];
+  g.resize(kk, 0.0);
+  for (size_t i = 0; i < kk; ++i) g[i] += s->last_xx[i];
 }
 }  // namespace
 
-Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window) {
+Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window, bool gram) {
   if (window < 2 || window > model.config().context) {
     return make_error(ErrorCode::kInvalidArgument, "window " + std::to_string(window) + " out of range");
   }
   if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "no calibration tokens");
   CalibrationSums sums;
+  sums.gram = gram;
   model.set_linear_observer(observe, &sums);
   std::vector<int32_t> input;
   Status status;
@@ -204,6 +233,14 @@ Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tok
     e.count = sums.rows[name];
     e.mean_sq.resize(acc.size());
     for (size_t j = 0; j < acc.size(); ++j) e.mean_sq[j] = static_cast<float>(acc[j] / e.count);
+    auto g = sums.sum_xx.find(name);
+    if (g != sums.sum_xx.end()) {
+      const size_t k = acc.size();
+      e.gram.resize(k * k);
+      for (size_t i = 0; i < k; ++i) {
+        for (size_t j = i; j < k; ++j) e.gram[i * k + j] = e.gram[j * k + i] = static_cast<float>(g->second[i * k + j] / e.count);
+      }
+    }
     cal.tensors.emplace(name, std::move(e));
   }
   return cal;

@@ -314,6 +314,35 @@ def test_real_stories260k_every_subcommand(c):
     c.run("export", c.path("s.slm"), "-o", c.path("s.safetensors"))
 
 
+def test_real_stories260k_calibrate_gram(c):
+    d = models_dir()
+    src = os.path.join(d, "stories260K", "stories260K.bin")
+    tok = os.path.join(d, "stories260K", "tok512.bin")
+    text = os.path.join(d, "tinystories-valid-excerpt", "tinystories_val.txt")
+    c.run("convert", src, "-o", c.path("s32.slm"), "--recipe", "fp32")
+    cal = c.path("cal.json")
+    r = c.json("calibrate", c.path("s32.slm"), "--tokenizer", tok, "--text", text, "--max-tokens", "2000",
+               "--gram", "-o", cal)
+    check(r["tensors"] == 35 and r["tokens"] == 2000, r)
+    with open(cal) as f:
+        stats = json.load(f)
+    down = stats["tensors"]["model.layers.0.mlp.down_proj.weight"]
+    check(len(down["mean_sq"]) == 172 and len(down["gram"]) == 172 * 173 // 2, len(down.get("gram", [])))
+    check(abs(down["gram"][0] - down["mean_sq"][0]) <= 1e-5 * down["mean_sq"][0], (down["gram"][0], down["mean_sq"][0]))
+    rule = "*_proj.weight=int4:search=weighted"
+    r = c.json("convert", src, "-o", c.path("w.slm"), "--recipe", "fp32", "--rule", rule, "--calibration", cal)
+    check(c.json("verify", c.path("w.slm"), "--source", src)["ok"], "verify")
+    e = c.json("eval", c.path("w.slm"), "--tokenizer", tok, "--text", text, "--max-tokens", "1000",
+               "--reference", c.path("s32.slm"), "--decode-tokens", "0")
+    check(e["tokens"] == 1000 and 0 < e["kl"] < 0.5 and e["top1_agreement"] > 0.7, e)
+    # A Gram matrix of the wrong size is an input error that names the tensor.
+    down["gram"] = down["gram"][:-1]
+    with open(cal, "w") as f:
+        json.dump(stats, f)
+    p = c.run("convert", src, "--rule", rule, "--calibration", cal, "--dry-run", expect=3)
+    check("down_proj" in p.stderr and "gram" in p.stderr, p.stderr)
+
+
 def test_real_gpt2_transposed_and_sparse(c):
     d = models_dir()
     src = os.path.join(d, "capp-gpt2-236K")

@@ -19,6 +19,7 @@ struct RunArgs {
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
+  bool gram = false;
 };
 
 Result<std::string> read_text(const std::string& path) {
@@ -144,7 +145,7 @@ int run_calibrate(const RunArgs& a) {
   auto text = read_text(a.text);
   if (!text.ok()) return fail(text.status());
   const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
-  auto cal = calibrate(**model, tokens, a.window);
+  auto cal = calibrate(**model, tokens, a.window, a.gram);
   if (!cal.ok()) return fail(cal.status());
   const std::string tmp = a.output + ".tmp";
   {
@@ -211,6 +212,9 @@ Command add_calibrate(CLI::App& app) {
   sub->add_option("--split", a->split, "calibration (first 20% of paragraphs), eval, all")->capture_default_str();
   sub->add_option("--window", a->window, "Tokens per window, BOS included")->capture_default_str();
   sub->add_option("--max-tokens", a->max_tokens, "Use at most this many tokens (0: all)")->capture_default_str();
+  sub->add_flag("--gram", a->gram, "Also record each layer's input Gram matrix (K*(K+1)/2 values, K <= " +
+                                       std::to_string(kMaxGramChannels) +
+                                       "): error-compensating search=weighted quantization");
   return {sub, [a] { return run_calibrate(*a); }};
 }
 

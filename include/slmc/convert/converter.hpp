@@ -21,10 +21,15 @@ namespace slmc {
 struct CalibrationEntry {
   std::vector<float> mean_sq;  ///< K values: mean of x_j^2 over the calibration tokens
   double count = 0;            ///< number of tokens
+  /// Optional (empty when absent): the K x K Gram matrix mean(x x^T), row-major and symmetric;
+  /// its diagonal is mean_sq. search=weighted uses it for error compensation (docs/QUANT.md).
+  std::vector<float> gram;
 };
 
 /// {"format": "slmc-calibration", "version": 1, "tensors": {"<weight name>": {"mean_sq": [...],
-/// "count": N}}}; keyed by the weight tensor's name.
+/// "count": N, "gram": [...]}}}; keyed by the weight tensor's name. "gram" is optional and holds
+/// the upper triangle of the Gram matrix row by row (K (K + 1) / 2 values: G[0][0..K), G[1][1..K),
+/// ...).
 struct Calibration {
   std::map<std::string, CalibrationEntry> tensors;
 };
@@ -34,7 +39,8 @@ std::string calibration_to_json(const Calibration& calibration);
 
 /// Compresses one fp32 matrix W[rows x cols] with a scheme. `calibration` (nullable) supplies the
 /// importance for search=weighted and the norms for prune=wanda (an error when those need it and
-/// it is null). The result's stats compare the decoded matrix with W (pruning + quantization).
+/// it is null); with a Gram matrix, dense unpruned search=weighted schemes also get error
+/// compensation. The result's stats compare the decoded matrix with W (pruning + quantization).
 Result<EncodedMatrix> encode_with_scheme(const std::string& name, const float* w, int64_t rows, int64_t cols,
                                          const Scheme& scheme, const CalibrationEntry* calibration,
                                          int num_threads = 0);

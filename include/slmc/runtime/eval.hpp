@@ -52,8 +52,14 @@ struct EvalResult {
 Result<EvalResult> evaluate(LlamaModel& model, LlamaModel* reference, const std::vector<int32_t>& tokens,
                             const EvalOptions& options);
 
+/// Layers with more input channels than this get no Gram matrix (K^2 values each).
+inline constexpr int64_t kMaxGramChannels = 2048;
+
 /// Per-input-channel mean squared activation of every linear layer over `tokens` (same windows),
-/// keyed by weight name: the calibration format of `convert --calibration`.
-Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window);
+/// keyed by weight name: the calibration format of `convert --calibration`. With `gram`, also the
+/// Gram matrix mean(x x^T) of every layer with K <= kMaxGramChannels (error compensation for
+/// search=weighted, docs/QUANT.md).
+Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window,
+                              bool gram = false);
 
 }  // namespace slmc
