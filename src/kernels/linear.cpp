@@ -26,7 +26,9 @@ const LinearKernels& linear_kernels(Isa isa) {
 }
 const SparseLinearKernels& sparse_kernels(Isa isa) {
   static const IsaTables<SparseLinearKernels> tables{&sparse_linear_kernels_scalar(),
-                                                     SLMC_IF_AVX2(&sparse_linear_kernels_avx2()), nullptr, nullptr};
+                                                     SLMC_IF_AVX2(&sparse_linear_kernels_avx2()),
+                                                     SLMC_IF_NEON(&sparse_linear_kernels_neon()),
+                                                     SLMC_IF_NEON_DOTPROD(&sparse_linear_kernels_neon_dotprod())};
   return tables.get(isa);
 }
 
