@@ -12,6 +12,9 @@ cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu
 cmake --build "$build" -j "$jobs"
 # Passive OpenMP waiting: spinning threads are very slow under user-mode emulation.
 export OMP_WAIT_POLICY=PASSIVE
+# Guest libc from the cross toolchain for binaries qemu starts outside ctest's emulator line (the
+# CLI tests): mixing it with the host's libc6:arm64 makes thread creation hang.
+export QEMU_SET_ENV=LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib
 status=0
 for cpu in max cortex-a53; do
   echo "== ctest under qemu-aarch64 -cpu $cpu"

@@ -53,4 +53,7 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 # The emulated CPU model comes from qemu's own QEMU_CPU environment variable at run time
 # (scripts/test-arm64.sh runs the suite with QEMU_CPU=max, which has dotprod, and cortex-a53,
 # which lacks it).
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu)
+# -E LD_LIBRARY_PATH: without it qemu resolves libc from the host's multiarch libc6:arm64 while the
+# loader comes from the cross toolchain's (two glibc builds mixed): thread creation then spins
+# forever, so every test that starts an OpenMP or std::thread worker hangs.
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64 -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib)
