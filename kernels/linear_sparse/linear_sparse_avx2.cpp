@@ -458,9 +458,11 @@ void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
   }
 }
 
-// Scale groups of a whole number of 32-column chunks (or one scale per row)?
+// Scale groups of a whole number of 32-column chunks, at most kSpanMax of them (int32 sums stay
+// exact), or one scale per row? Anything else runs the scalar kernel.
 bool chunked_scales(const SparseLayout& l) {
-  return !(l.encoding.granularity == Granularity::kGroup && l.scale_group < l.cols && l.scale_group % 32 != 0);
+  const bool grouped = l.encoding.granularity == Granularity::kGroup && l.scale_group < l.cols;
+  return !grouped || (l.scale_group % 32 == 0 && l.scale_group / 32 <= kSpanMax);
 }
 
 template <bool kF32>
