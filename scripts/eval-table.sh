@@ -13,8 +13,9 @@
 #   THREADS          threads for every command (default 1: speeds are single-core figures)
 #   MAX_TOKENS       tokens of the evaluation split to score (default 0 = all; e.g. 6000 for a
 #                    quick run)
-#   SPEED_RUNS       decode speed: the best of this many runs of 256 greedy steps from BOS
-#                    (default 7; one run is ~50 ms, so a busy machine shows in single runs)
+#   SPEED_RUNS       decode speed: the best of this many runs of 256 greedy steps from BOS per
+#                    file, in rounds over the files (default 21; one run takes ~50 ms, so a busy
+#                    machine shows in single runs)
 #
 # Quality is deterministic (the same file and figures for any THREADS). Quantized weights run
 # with the runtime's default int8 activations (ActMode auto), as `slm-compress eval` does.
@@ -29,7 +30,7 @@ slm=${SLM_COMPRESS:-build/tools/slm-compress}
 models=${SLMC_MODELS_DIR:-../shared/models}
 threads=${THREADS:-1}
 max_tokens=${MAX_TOKENS:-0}
-speed_runs=${SPEED_RUNS:-7}
+speed_runs=${SPEED_RUNS:-21}
 src="$models/stories260K/stories260K.bin"
 tok="$models/stories260K/tok512.bin"
 text="$models/tinystories-valid-excerpt/tinystories_val.txt"
@@ -68,11 +69,17 @@ for r in "${recipes[@]}"; do
   fi
   run "$slm" eval "$out/$name.slm" --tokenizer "$tok" --text "$text" --reference "$out/fp32.slm" \
     --max-tokens "$max_tokens" --decode-tokens 0 --threads "$threads" --json >"$out/$name.eval.json"
-  echo "+ $slm eval $out/$name.slm ... --max-tokens 1 --decode-tokens 256  (x$speed_runs)" >&2
-  for ((i = 0; i < speed_runs; ++i)); do
+  : >"$out/$name.speed.json"
+done
+
+# Decode speed in rounds over all files, so that a busy spell of the machine hits every file alike.
+echo "+ $slm eval FILE.slm ... --max-tokens 1 --decode-tokens 256  ($speed_runs rounds over the files)" >&2
+for ((i = 0; i < speed_runs; ++i)); do
+  for r in "${recipes[@]}"; do
+    name=${r%%|*}
     "$slm" eval "$out/$name.slm" --tokenizer "$tok" --text "$text" --max-tokens 1 --decode-tokens 256 \
-      --threads "$threads" --json
-  done >"$out/$name.speed.json"
+      --threads "$threads" --json >>"$out/$name.speed.json"
+  done
 done
 
 python3 - "$out" "$threads" "${recipes[@]}" <<'EOF'
