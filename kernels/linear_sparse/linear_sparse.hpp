@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "slmc/encoding.hpp"
 #include "slmc/layout.hpp"
@@ -158,6 +159,53 @@ inline void for_each_sparse_entry(const SparseLinearArgs& a, int64_t r, Fn&& fn)
       break;
   }
 }
+
+/// sum over the stored entries of row r of w * x[col] (any format, portable).
+inline float sparse_entry_dot(const SparseLinearArgs& a, int64_t r, const float* x) {
+  float s = 0.0f;
+  for_each_sparse_entry(a, r, [&](const SparseEntry& e) { s += e.w * x[e.col]; });
+  return s;
+}
+
+/// Codes of row r as a dense int8 row out[0:cols) (int4: u - 8), zeros where nothing is stored.
+inline void sparse_decode_scatter(const SparseLinearArgs& a, int64_t r, int8_t* out, int64_t cols) {
+  std::memset(out, 0, static_cast<size_t>(cols));
+  for_each_sparse_entry(a, r, [&](const SparseEntry& e) { out[e.col] = static_cast<int8_t>(e.code); });
+}
+
+/// Do the scale groups cover whole 32-column chunks (or is there one scale per row)? The SIMD
+/// decoded-row kernels need it; other groupings run the scalar kernel.
+inline bool sparse_scales_in_chunks(const SparseLayout& l) noexcept {
+  const bool grouped = l.encoding.granularity == Granularity::kGroup && l.scale_group < l.cols;
+  return !grouped || l.scale_group % 32 == 0;
+}
+
+/// Scratch of the SIMD decoded-row kernels: a decoded row (sparse_xq_stride(K) bytes, then 64
+/// spare), the row's scales, and what the scalar fallback needs.
+inline size_t sparse_decoded_scratch_bytes(const SparseLinearArgs& a) {
+  return static_cast<size_t>(sparse_xq_stride(a.layout.cols)) + 64 +
+         static_cast<size_t>(a.layout.scale_groups_per_row + 8) * 4 + sparse_linear_kernels_scalar().scratch_bytes(a);
+}
+
+/// 2:4 metadata byte (two groups of four columns) -> shuffle control for its 8 dense columns:
+/// column 4h + t takes slot 2h or 2h + 1 (relative to the byte's first slot) when that slot's
+/// position is t, else 0x80 (zero, also after adding a slot offset of at most 12). Read by the
+/// vpshufb / tbl decoders.
+struct Nm24ExpandTable {
+  uint8_t lane[256][8];
+};
+constexpr Nm24ExpandTable make_nm24_expand_table() noexcept {
+  Nm24ExpandTable t{};
+  for (int m = 0; m < 256; ++m) {
+    for (int j = 0; j < 8; ++j) {
+      const int h = j / 4, pos = j % 4;
+      const int pa = (m >> (4 * h)) & 3, pb = (m >> (4 * h + 2)) & 3;
+      t.lane[m][j] = pos == pa ? static_cast<uint8_t>(2 * h) : (pos == pb ? static_cast<uint8_t>(2 * h + 1) : 0x80);
+    }
+  }
+  return t;
+}
+inline constexpr Nm24ExpandTable kNm24Expand = make_nm24_expand_table();
 
 /// out[0:K) = dense row r (zeros where nothing is stored).
 inline void sparse_gather_row(const SparseLinearArgs& a, int64_t r, float* out) {

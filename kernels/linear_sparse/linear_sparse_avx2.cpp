@@ -57,24 +57,7 @@ constexpr Count8Table make_count8() {
   return t;
 }
 constexpr Count8Table kCount8 = make_count8();
-
-// 2:4 metadata byte -> vpshufb control for its 8 dense columns: column 4h + t takes slot 2h or 2h+1
-// (relative to the byte's first slot) when that slot's position is t, else 0x80 (zero).
-struct Nm24Table {
-  uint8_t lane[256][8];
-};
-constexpr Nm24Table make_nm24() {
-  Nm24Table t{};
-  for (int m = 0; m < 256; ++m) {
-    for (int j = 0; j < 8; ++j) {
-      const int h = j / 4, pos = j % 4;
-      const int pa = (m >> (4 * h)) & 3, pb = (m >> (4 * h + 2)) & 3;
-      t.lane[m][j] = pos == pa ? static_cast<uint8_t>(2 * h) : (pos == pb ? static_cast<uint8_t>(2 * h + 1) : 0x80);
-    }
-  }
-  return t;
-}
-constexpr Nm24Table kNm24 = make_nm24();
+// 2:4 decoding reads kNm24Expand (linear_sparse.hpp) as vpshufb controls.
 
 // ---- fp32 mode, N = 1 ----------------------------------------------------------------------------
 
@@ -184,12 +167,6 @@ float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
   return s;
 }
 
-float entry_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
-  float s = 0.0f;
-  for_each_sparse_entry(a, r, [&](const SparseEntry& e) { s += e.w * x[e.col]; });
-  return s;
-}
-
 float row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
   const SparseLayout& l = a.layout;
   const bool q = l.quantized();
@@ -200,7 +177,7 @@ float row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
     case SparseFormat::kBitmask:
       return q ? bitmask_row_f32<int8_t>(a, r, x) : bitmask_row_f32<float>(a, r, x);
     default:
-      return entry_row_f32(a, r, x);
+      return sparse_entry_dot(a, r, x);
   }
 }
 
@@ -333,8 +310,8 @@ struct Nm24Chunks {
     }
     const uint8_t* m = meta + 8 * sc + 4 * h;
     const __m256i ctrl = _mm256_add_epi8(
-        _mm256_setr_epi64x(static_cast<long long>(load_u64(kNm24.lane[m[0]])), static_cast<long long>(load_u64(kNm24.lane[m[1]])),
-                           static_cast<long long>(load_u64(kNm24.lane[m[2]])), static_cast<long long>(load_u64(kNm24.lane[m[3]]))),
+        _mm256_setr_epi64x(static_cast<long long>(load_u64(kNm24Expand.lane[m[0]])), static_cast<long long>(load_u64(kNm24Expand.lane[m[1]])),
+                           static_cast<long long>(load_u64(kNm24Expand.lane[m[2]])), static_cast<long long>(load_u64(kNm24Expand.lane[m[3]]))),
         _mm256_setr_epi64x(0, 0x0404040404040404ll, 0x0808080808080808ll, 0x0c0c0c0c0c0c0c0cll));
     return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(codes), ctrl);
   }
@@ -345,11 +322,6 @@ struct BufferChunks {
   const int8_t* w;
   __m256i next(int64_t c) const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 32 * c)); }
 };
-
-void decode_scatter(const SparseLinearArgs& a, int64_t r, int8_t* out, int64_t cols) {
-  std::memset(out, 0, static_cast<size_t>(cols));
-  for_each_sparse_entry(a, r, [&](const SparseEntry& e) { out[e.col] = static_cast<int8_t>(e.code); });
-}
 
 inline __m256i dot32(__m256i wv, __m256i xv) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv)), _mm256_set1_epi16(1));
@@ -386,11 +358,6 @@ void row_scales(const SparseLinearArgs& a, int64_t r, int64_t groups, float* ds)
   }
 }
 
-size_t scratch_bytes(const SparseLinearArgs& a) {
-  // Decoded row (sparse_xq_stride(K) bytes) + the row's scales + the scalar kernel's needs.
-  return static_cast<size_t>(sparse_xq_stride(a.layout.cols)) + 64 + static_cast<size_t>(a.layout.scale_groups_per_row + 8) * 4 +
-         sparse_linear_kernels_scalar().scratch_bytes(a);
-}
 
 // fp32 mode on decoded codes: sum_g d_g * sum_{k in g} code_k * x_k, 32 columns per step; the
 // columns of a last partial chunk scalar (x has exactly K floats).
@@ -447,7 +414,7 @@ void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
       }
       for (int64_t c = 0; c < chunks; ++c) _mm256_store_si256(reinterpret_cast<__m256i*>(wrow + 32 * c), dec.next(c));
     } else {
-      decode_scatter(a, r, wrow, chunks * 32);
+      sparse_decode_scatter(a, r, wrow, chunks * 32);
     }
     if constexpr (kF32) {
       for (int64_t i = 0; i < a.n; ++i) finish(i, dot_codes_f32(wrow, a.x + i * k, k, span, grouped ? ds : nullptr));
@@ -461,8 +428,7 @@ void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
 // Scale groups of a whole number of 32-column chunks, at most kSpanMax of them (int32 sums stay
 // exact), or one scale per row? Anything else runs the scalar kernel.
 bool chunked_scales(const SparseLayout& l) {
-  const bool grouped = l.encoding.granularity == Granularity::kGroup && l.scale_group < l.cols;
-  return !grouped || (l.scale_group % 32 == 0 && l.scale_group / 32 <= kSpanMax);
+  return sparse_scales_in_chunks(l) && !(l.encoding.granularity == Granularity::kGroup && l.scale_group / 32 > kSpanMax);
 }
 
 template <bool kF32>
@@ -488,7 +454,7 @@ void int8_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
 }  // namespace
 
 const SparseLinearKernels& sparse_linear_kernels_avx2() {
-  static const SparseLinearKernels k{"avx2", fp32_rows, int8_rows, scratch_bytes};
+  static const SparseLinearKernels k{"avx2", fp32_rows, int8_rows, sparse_decoded_scratch_bytes};
   return k;
 }
 

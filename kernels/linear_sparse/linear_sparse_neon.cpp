@@ -9,7 +9,7 @@ static_assert(!SLMC_SPARSE_SDOT, "linear_sparse_neon.cpp must be compiled withou
 namespace slmc::detail {
 namespace {
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built.
-constexpr SparseLinearKernels kNeonSparseLinear{"neon", fp32_rows, int8_rows, scratch_bytes};
+constexpr SparseLinearKernels kNeonSparseLinear{"neon", fp32_rows, int8_rows, sparse_decoded_scratch_bytes};
 }  // namespace
 
 const SparseLinearKernels& sparse_linear_kernels_neon() { return kNeonSparseLinear; }

@@ -9,7 +9,7 @@ namespace slmc::detail {
 namespace {
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built,
 // including CPUs without dotprod, so it must not execute any ARMv8.2 instruction itself.
-constexpr SparseLinearKernels kNeonDotprodSparseLinear{"neon_dotprod", fp32_rows, int8_rows, scratch_bytes};
+constexpr SparseLinearKernels kNeonDotprodSparseLinear{"neon_dotprod", fp32_rows, int8_rows, sparse_decoded_scratch_bytes};
 }  // namespace
 
 const SparseLinearKernels& sparse_linear_kernels_neon_dotprod() { return kNeonDotprodSparseLinear; }

@@ -76,24 +76,7 @@ constexpr F32ExpandTable make_f32_expand() {
 }
 constexpr F32ExpandTable kF32Expand = make_f32_expand();
 
-// 2:4 metadata byte -> tbl control for its 8 dense columns: column 4h + t takes slot 2h or 2h+1
-// (relative to the byte's first slot) when that slot's position is t, else 0x80 (zero, also after
-// adding a slot offset of at most 12).
-struct Nm24Table {
-  uint8_t lane[256][8];
-};
-constexpr Nm24Table make_nm24() {
-  Nm24Table t{};
-  for (int m = 0; m < 256; ++m) {
-    for (int j = 0; j < 8; ++j) {
-      const int h = j / 4, pos = j % 4;
-      const int pa = (m >> (4 * h)) & 3, pb = (m >> (4 * h + 2)) & 3;
-      t.lane[m][j] = pos == pa ? static_cast<uint8_t>(2 * h) : (pos == pb ? static_cast<uint8_t>(2 * h + 1) : 0x80);
-    }
-  }
-  return t;
-}
-constexpr Nm24Table kNm24 = make_nm24();
+// 2:4 decoding reads kNm24Expand (linear_sparse.hpp) as tbl controls.
 
 // ---- fp32 mode, N = 1 ----------------------------------------------------------------------------
 
@@ -243,12 +226,6 @@ float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
   return s;
 }
 
-float entry_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
-  float s = 0.0f;
-  for_each_sparse_entry(a, r, [&](const SparseEntry& e) { s += e.w * x[e.col]; });
-  return s;
-}
-
 float row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
   const SparseLayout& l = a.layout;
   const bool q = l.quantized();
@@ -259,7 +236,7 @@ float row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
     case SparseFormat::kBitmask:
       return q ? bitmask_row_f32<int8_t>(a, r, x) : bitmask_row_f32<float>(a, r, x);
     default:
-      return entry_row_f32(a, r, x);
+      return sparse_entry_dot(a, r, x);
   }
 }
 
@@ -387,9 +364,9 @@ struct Nm24Chunks {
       codes = vsubq_s8(vreinterpretq_s8_u8(u), vdupq_n_s8(8));
     }
     const uint8_t* m = meta + 4 * c;
-    const uint8x16_t c01 = vaddq_u8(vcombine_u8(vld1_u8(kNm24.lane[m[0]]), vld1_u8(kNm24.lane[m[1]])),
+    const uint8x16_t c01 = vaddq_u8(vcombine_u8(vld1_u8(kNm24Expand.lane[m[0]]), vld1_u8(kNm24Expand.lane[m[1]])),
                                     vcombine_u8(vdup_n_u8(0), vdup_n_u8(4)));
-    const uint8x16_t c23 = vaddq_u8(vcombine_u8(vld1_u8(kNm24.lane[m[2]]), vld1_u8(kNm24.lane[m[3]])),
+    const uint8x16_t c23 = vaddq_u8(vcombine_u8(vld1_u8(kNm24Expand.lane[m[2]]), vld1_u8(kNm24Expand.lane[m[3]])),
                                     vcombine_u8(vdup_n_u8(8), vdup_n_u8(12)));
     I8x32 out;
     out.lo = vqtbl1q_s8(codes, c01);
@@ -408,11 +385,6 @@ struct BufferChunks {
     return out;
   }
 };
-
-void decode_scatter(const SparseLinearArgs& a, int64_t r, int8_t* out, int64_t cols) {
-  std::memset(out, 0, static_cast<size_t>(cols));
-  for_each_sparse_entry(a, r, [&](const SparseEntry& e) { out[e.col] = static_cast<int8_t>(e.code); });
-}
 
 // acc + the products of 16 code pairs, four int32 lanes (each lane 4 products).
 inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t x) {
@@ -461,11 +433,6 @@ void row_scales(const SparseLinearArgs& a, int64_t r, int64_t groups, float* ds)
   }
 }
 
-size_t scratch_bytes(const SparseLinearArgs& a) {
-  // Decoded row (sparse_xq_stride(K) bytes) + the row's scales + the scalar kernel's needs.
-  return static_cast<size_t>(sparse_xq_stride(a.layout.cols)) + 64 + static_cast<size_t>(a.layout.scale_groups_per_row + 8) * 4 +
-         sparse_linear_kernels_scalar().scratch_bytes(a);
-}
 
 // fp32 mode on decoded codes: sum_g d_g * sum_{k in g} code_k * x_k, 32 columns per step (four
 // accumulator chains); the columns of a last partial chunk scalar (x has exactly K floats).
@@ -531,7 +498,7 @@ void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
         vst1q_s8(wrow + 32 * c + 16, q.hi);
       }
     } else {
-      decode_scatter(a, r, wrow, chunks * 32);
+      sparse_decode_scatter(a, r, wrow, chunks * 32);
     }
     if constexpr (kF32) {
       for (int64_t i = 0; i < a.n; ++i) finish(i, dot_codes_f32(wrow, a.x + i * k, k, span, grouped ? ds : nullptr));
@@ -543,9 +510,7 @@ void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
 }
 
 // Scale groups of a whole number of 32-column chunks (or one scale per row)?
-bool chunked_scales(const SparseLayout& l) {
-  return !(l.encoding.granularity == Granularity::kGroup && l.scale_group < l.cols && l.scale_group % 32 != 0);
-}
+bool chunked_scales(const SparseLayout& l) { return sparse_scales_in_chunks(l); }
 
 template <bool kF32>
 void decoded_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
