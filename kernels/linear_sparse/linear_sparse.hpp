@@ -160,6 +160,10 @@ inline void for_each_sparse_entry(const SparseLinearArgs& a, int64_t r, Fn&& fn)
   }
 }
 
+// Internal linkage: these are called from files compiled with different ISA flags (neon and
+// neon_dotprod, avx2); a shared weak copy could be one compiled for the wrong CPU.
+namespace {
+
 /// sum over the stored entries of row r of w * x[col] (any format, portable).
 inline float sparse_entry_dot(const SparseLinearArgs& a, int64_t r, const float* x) {
   float s = 0.0f;
@@ -186,6 +190,8 @@ inline size_t sparse_decoded_scratch_bytes(const SparseLinearArgs& a) {
   return static_cast<size_t>(sparse_xq_stride(a.layout.cols)) + 64 +
          static_cast<size_t>(a.layout.scale_groups_per_row + 8) * 4 + sparse_linear_kernels_scalar().scratch_bytes(a);
 }
+
+}  // namespace
 
 /// 2:4 metadata byte (two groups of four columns) -> shuffle control for its 8 dense columns:
 /// column 4h + t takes slot 2h or 2h + 1 (relative to the byte's first slot) when that slot's
