@@ -331,7 +331,11 @@ flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::KeyValue>>> buil
     flatbuffers::FlatBufferBuilder& b, const Metadata& m) {
   std::vector<flatbuffers::Offset<fb::KeyValue>> v;
   for (const auto& [k, val] : m) {  // std::map: sorted by key
-    v.push_back(fb::CreateKeyValue(b, b.CreateString(k), static_cast<fb::MetaKind>(val.kind), b.CreateString(val.text)));
+    // Children first, one statement each: the order of evaluation of function arguments is unspecified
+    // (GCC evaluates them in a different order on x86-64 and aarch64), and it decides the bytes.
+    const auto key = b.CreateString(k);
+    const auto text = b.CreateString(val.text);
+    v.push_back(fb::CreateKeyValue(b, key, static_cast<fb::MetaKind>(val.kind), text));
   }
   return b.CreateVector(v);
 }
@@ -408,12 +412,16 @@ Status ModelFileWriter::finish() {
   }
   std::vector<flatbuffers::Offset<fb::SourceFile>> sources;
   for (const auto& s : w.header.sources) {
-    sources.push_back(fb::CreateSourceFile(b, b.CreateString(s.name), b.CreateString(s.sha256), s.size,
-                                           b.CreateString(std::string(source_format_name(s.format)))));
+    const auto name = b.CreateString(s.name);  // one statement each: see build_kvs
+    const auto sha = b.CreateString(s.sha256);
+    const auto format = b.CreateString(std::string(source_format_name(s.format)));
+    sources.push_back(fb::CreateSourceFile(b, name, sha, s.size, format));
   }
   std::vector<flatbuffers::Offset<fb::EncodingUse>> use_vec;
   for (const auto& [name, u] : uses) {
-    use_vec.push_back(fb::CreateEncodingUse(b, b.CreateString(name), build_encoding(b, u.first), u.second));
+    const auto name_off = b.CreateString(name);  // one statement each: see build_kvs
+    const auto enc = build_encoding(b, u.first);
+    use_vec.push_back(fb::CreateEncodingUse(b, name_off, enc, u.second));
   }
   std::vector<uint8_t> layout_vec(layouts.begin(), layouts.end());
   auto producer = b.CreateString(w.header.producer);
