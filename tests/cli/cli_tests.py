@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""End-to-end tests of the slm-compress command line: cli_tests.py BINARY TEST_NAME.
+"""End-to-end tests of the slm-compress command line: cli_tests.py BINARY TEST_NAME [EMULATOR...].
+
+A cross build runs the binary behind its emulator (the trailing arguments, e.g. qemu-aarch64 -L
+/usr/aarch64-linux-gnu), and every timeout is multiplied by SLMC_CLI_TIMEOUT_SCALE (emulation is
+10-50x slower).
 
 Each test_* function gets a Ctx (the binary, a fresh temporary directory) and raises
 AssertionError on failure or Skip when the real models are absent (exit code 77, which ctest
@@ -18,16 +22,21 @@ class Skip(Exception):
     pass
 
 
+TIMEOUT_SCALE = float(os.environ.get("SLMC_CLI_TIMEOUT_SCALE", "1"))
+
+
 class Ctx:
-    def __init__(self, binary, tmp):
+    def __init__(self, binary, emulator, tmp):
         self.binary = binary
+        self.cmd = [*emulator, binary]  # what to run: the binary, behind its emulator if any
         self.tmp = tmp
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
 
     def run(self, *args, expect=0):
-        p = subprocess.run([self.binary, *args], capture_output=True, text=True, timeout=240)
+        p = subprocess.run([*self.cmd, *args], capture_output=True, text=True,
+                           timeout=240 * TIMEOUT_SCALE)
         if expect is not None and p.returncode != expect:
             raise AssertionError(f"{' '.join(args)}: exit {p.returncode}, expected {expect}\n"
                                  f"stdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
@@ -285,10 +294,10 @@ def test_info_and_isa_override(c):
     j = c.json("info")
     check("scalar" in j["isa"]["compiled"] and j["isa"]["active"] in j["isa"]["runnable"], j)
     env = dict(os.environ, SLMC_ISA="scalar")
-    p = subprocess.run([c.binary, "info", "--json"], capture_output=True, text=True, env=env)
+    p = subprocess.run([*c.cmd, "info", "--json"], capture_output=True, text=True, env=env)
     check(p.returncode == 0 and json.loads(p.stdout)["isa"]["active"] == "scalar", p.stdout)
     env["SLMC_ISA"] = "avx9000"
-    p = subprocess.run([c.binary, "info"], capture_output=True, text=True, env=env)
+    p = subprocess.run([*c.cmd, "info"], capture_output=True, text=True, env=env)
     check(p.returncode == 2 and "valid" in p.stderr, p.stderr)
     p = c.run("--help")
     check("Exit codes" in p.stdout, p.stdout)
@@ -356,14 +365,14 @@ def test_real_gpt2_transposed_and_sparse(c):
 
 
 def main():
-    binary, name = sys.argv[1], sys.argv[2]
+    binary, name, emulator = sys.argv[1], sys.argv[2], sys.argv[3:]
     fn = globals().get(name)
     if fn is None or not name.startswith("test_"):
         print(f"unknown test {name}")
         return 2
     tmp = tempfile.mkdtemp(prefix="slmc-cli-")
     try:
-        fn(Ctx(binary, tmp))
+        fn(Ctx(binary, emulator, tmp))
     except Skip as e:
         print(f"SKIPPED: {e}")
         return SKIP_CODE
