@@ -29,6 +29,12 @@ function(slmc_add_kernel_isa isa)
     "${PROJECT_SOURCE_DIR}/include" "${PROJECT_BINARY_DIR}/include" "${PROJECT_SOURCE_DIR}/kernels"
     "${PROJECT_SOURCE_DIR}/src" "${SLMC_XSIMD_INCLUDE_DIR}")
   target_compile_options(${_lib} PRIVATE ${SLMC_ISA_FLAGS_${isa}})
+  if(NOT isa STREQUAL "scalar")
+    # Never -O0 or -Os (Debug, MinSizeRel, no build type): there, inline helpers from shared headers
+    # stay out of line as weak functions compiled with this ISA's flags, which the linker may hand
+    # to the scalar path (cmake/check_isa_objects.cmake tests that none is left). Release keeps -O3.
+    target_compile_options(${_lib} PRIVATE $<$<NOT:$<CONFIG:Release>>:-O2>)
+  endif()
   target_compile_features(${_lib} PRIVATE cxx_std_17)
   if(SLMC_OPENMP)
     target_link_libraries(${_lib} PRIVATE OpenMP::OpenMP_CXX)
