@@ -10,6 +10,7 @@
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/quantize.hpp"
 #include "support/models.hpp"
+#include "support/quant.hpp"
 #include "support/simple_models.hpp"
 
 using namespace slmc;
@@ -97,21 +98,14 @@ Totals run_scheme(const std::vector<test::NamedMatrix>& ms, const QuantConfig& c
   return t;
 }
 
-QuantConfig cfg(ValueType vt, Granularity g, int gs, bool sym, ScaleSearch s) {
-  QuantConfig c;
-  c.value_type = vt;
-  c.granularity = g;
-  c.group_size = gs;
-  c.symmetric = sym;
-  c.search = s;
-  return c;
-}
-
 void table_and_checks(const char* model, const std::vector<test::NamedMatrix>& ms) {
   REQUIRE(!ms.empty());
   const auto I8 = ValueType::kInt8, I4 = ValueType::kInt4;
   const auto CH = Granularity::kChannel, GR = Granularity::kGroup;
   const auto ABS = ScaleSearch::kAbsmax, MSE = ScaleSearch::kMse;
+  const auto cfg = [](ValueType vt, Granularity g, int gs, bool sym, ScaleSearch s) {
+    return test::make_cfg(vt, g, gs, sym, s);
+  };
   const std::vector<QuantConfig> schemes = {
       cfg(I8, CH, 0, true, ABS),  cfg(I8, CH, 0, true, MSE),  cfg(I8, GR, 32, true, ABS),
       cfg(I8, GR, 32, true, MSE), cfg(I8, CH, 0, false, ABS), cfg(I8, CH, 0, false, MSE),

@@ -12,36 +12,15 @@
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/error_stats.hpp"
 #include "slmc/quant/quantize.hpp"
+#include "support/quant.hpp"
 #include "support/random.hpp"
 
 using namespace slmc;
+using test::dequant;
+using test::make_cfg;
+using test::same_bytes;
 
 namespace {
-
-QuantConfig make_cfg(ValueType vt, Granularity g, int gs, bool sym, ScaleSearch s) {
-  QuantConfig c;
-  c.value_type = vt;
-  c.granularity = g;
-  c.group_size = gs;
-  c.symmetric = sym;
-  c.search = s;
-  return c;
-}
-
-std::vector<float> dequant(const EncodedMatrix& e) {
-  std::vector<float> out(static_cast<size_t>(e.rows * e.cols));
-  REQUIRE(dequantize(e.view(), out.data()).ok());
-  return out;
-}
-
-bool same_bytes(const EncodedMatrix& a, const EncodedMatrix& b) {
-  for (size_t i = 0; i < a.segments.size(); ++i) {
-    if (a.segments[i].size() != b.segments[i].size()) return false;
-    if (a.segments[i].size() && std::memcmp(a.segments[i].data(), b.segments[i].data(), a.segments[i].size()) != 0)
-      return false;
-  }
-  return true;
-}
 
 /// Inputs with correlated channels (each channel mixes its neighbours) and unequal scales, as
 /// the activations of a real layer: x_k = s_k (z_k + 0.7 z_{k-1} + 0.4 z_{k-2}).

@@ -11,40 +11,15 @@
 #include "slmc/cpu.hpp"
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/quantize.hpp"
+#include "support/quant.hpp"
 #include "support/random.hpp"
 
 using namespace slmc;
+using test::dequant;
+using test::make_cfg;
+using test::same_bytes;
 
 namespace {
-
-QuantConfig make_cfg(ValueType vt, Granularity g, int gs, bool sym, ScaleSearch s = ScaleSearch::kAbsmax,
-                     DType sd = DType::kF16, RowLayout rl = RowLayout::kRows) {
-  QuantConfig c;
-  c.value_type = vt;
-  c.granularity = g;
-  c.group_size = gs;
-  c.symmetric = sym;
-  c.search = s;
-  c.scale_dtype = sd;
-  c.layout = rl;
-  return c;
-}
-
-std::vector<float> dequant(const EncodedMatrix& e) {
-  std::vector<float> out(static_cast<size_t>(e.rows * e.cols));
-  const Status s = dequantize(e.view(), out.data());
-  REQUIRE(s.ok());
-  return out;
-}
-
-bool same_bytes(const EncodedMatrix& a, const EncodedMatrix& b) {
-  for (size_t i = 0; i < a.segments.size(); ++i) {
-    if (a.segments[i].size() != b.segments[i].size()) return false;
-    if (a.segments[i].size() && std::memcmp(a.segments[i].data(), b.segments[i].data(), a.segments[i].size()) != 0)
-      return false;
-  }
-  return true;
-}
 
 /// Test matrices: name and data of rows x cols.
 struct Case {
