@@ -257,59 +257,16 @@ struct TileAcc {
     SLMC_SPARSE_NEON_UNROLL
     for (int j = 0; j < T / 4; ++j) v[j] = vfmaq_n_f32(v[j], vld1q_f32(xt + 4 * j), w);
   }
+  void store(float* out) const {
+    SLMC_SPARSE_NEON_UNROLL
+    for (int j = 0; j < T / 4; ++j) vst1q_f32(out + 4 * j, v[j]);
+  }
 };
 
-template <int T>
-void tiles_f32(const SparseLinearArgs& a, int64_t m0, int64_t m1) {
-  const SparseLayout& l = a.layout;
-  const int64_t k = l.cols, m = l.rows, tiles = (a.n + T - 1) / T;
-  const bool csr_f32 = l.encoding.format == SparseFormat::kCsr && !l.quantized();
-  alignas(16) float out[T];
-  for (int64_t r = m0; r < m1; ++r) {
-    const float b = a.bias ? a.bias[r] : 0.0f;
-    for (int64_t t = 0; t < tiles; ++t) {
-      const float* xt = a.xt + t * k * T;
-      TileAcc<T> acc;
-      acc.zero();
-      if (csr_f32) {
-        const auto* v = static_cast<const float*>(a.values);
-        const uint64_t p1 = a.pointer(r + 1);
-        if (l.col_index_bytes == 2) {
-          const auto* idx = static_cast<const uint16_t*>(a.col_idx);
-          for (uint64_t p = a.pointer(r); p < p1; ++p) acc.fma(v[p], xt + int64_t{idx[p]} * T);
-        } else {
-          const auto* idx = static_cast<const uint32_t*>(a.col_idx);
-          for (uint64_t p = a.pointer(r); p < p1; ++p) acc.fma(v[p], xt + int64_t{idx[p]} * T);
-        }
-      } else {
-        for_each_sparse_entry(a, r, [&](const SparseEntry& e) { acc.fma(e.w, xt + e.col * T); });
-      }
-      SLMC_SPARSE_NEON_UNROLL
-      for (int j = 0; j < T / 4; ++j) vst1q_f32(out + 4 * j, acc.v[j]);
-      const int64_t i1 = std::min<int64_t>(T, a.n - t * T);
-      for (int64_t i = 0; i < i1; ++i) a.y[(t * T + i) * m + r] = out[i] + b;
-    }
-  }
-}
-
 void fp32_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  const SparseLayout& l = a.layout;
-  // Quantized N:M (and bitmask with several rows of X): decode each row's codes once, then one
-  // vectorized dot per row of X (the entry walker would read every code through the layout).
-  if (l.quantized() && chunked_scales(l) &&
-      (l.encoding.format == SparseFormat::kNM || (l.encoding.format == SparseFormat::kBitmask && a.n > 1))) {
-    decoded_rows<true>(a, m0, m1, scratch);
-    return;
-  }
-  if (a.n == 1) {
-    for (int64_t r = m0; r < m1; ++r) a.y[r] = row_f32(a, r, a.x) + (a.bias ? a.bias[r] : 0.0f);
-    return;
-  }
-  switch (a.tile) {
-    case 8: tiles_f32<8>(a, m0, m1); break;
-    case 16: tiles_f32<16>(a, m0, m1); break;
-    default: tiles_f32<32>(a, m0, m1); break;
-  }
+  const auto row_dot = [](const SparseLinearArgs& s, int64_t r, const float* x) { return row_f32(s, r, x); };
+  sparse_fp32_rows<TileAcc>(a, m0, m1, chunked_scales(a.layout), row_dot,
+                            [&] { decoded_rows<true>(a, m0, m1, scratch); });
 }
 
 // ---- int8 mode -----------------------------------------------------------------------------------
