@@ -301,6 +301,94 @@ float dot_i8(Chunks& w, const int8_t* x, int64_t chunks, int64_t span, const flo
   return hsum(facc);
 }
 
+// ---- 2:4 GEMV in int8 mode: select the activations instead of expanding the weights ----------------
+//
+// Expanding a row's 2:4 codes to dense columns (Nm24Chunks) spends a table lookup per meta byte and
+// multiplies the zeros too. At N = 1 the activations are shared by every row, so here they are
+// selected instead: per 64 dense columns (32 slots, one 32-byte code record, 8 meta bytes) the
+// shuffle controls come from the meta bits by arithmetic (no table), two vpshufb pick each slot's
+// activation and one vpmaddubsw pair multiplies only the stored codes.
+
+// x rearranged for the selection, per 64 columns: [0,16) [32,48) [16,32) [48,64), so that one
+// 32-byte load gives the low 16 columns of each 32-column half (lanes) and the next one the high.
+void nm24_swizzle_x(const int8_t* x, int64_t steps, int8_t* xs) {
+  for (int64_t s = 0; s < steps; ++s) {
+    const int8_t* src = x + 64 * s;
+    int8_t* dst = xs + 64 * s;
+    std::memcpy(dst, src, 16);
+    std::memcpy(dst + 16, src + 32, 16);
+    std::memcpy(dst + 32, src + 16, 16);
+    std::memcpy(dst + 48, src + 48, 16);
+  }
+}
+
+struct Nm24Select {
+  const uint8_t* values;
+  int64_t base = 0, stride = 0;  ///< slot chunk record s at values + base + s * stride
+  const uint8_t* meta;
+  const int8_t* xs;
+  bool int4;
+  Nm24Select(const SparseLinearArgs& a, int64_t r, const int8_t* swizzled)
+      : values(static_cast<const uint8_t*>(a.values)),
+        meta(a.meta + a.layout.meta_offset(r)),
+        xs(swizzled),
+        int4(a.layout.encoding.value_type == ValueType::kInt4) {
+    const DenseQuantLayout& vl = a.layout.nm_values;
+    base = vl.chunk_offset(r, 0);
+    stride = vl.chunks > 1 ? vl.chunk_offset(r, 1) - base : 0;
+  }
+  // int32 partial sums (lanes 0-3: columns [64s, 64s+32), lanes 4-7: [64s+32, 64s+64)).
+  __m256i step(int64_t s) const {
+    const uint8_t* rec = values + base + s * stride;
+    __m256i w;
+    if (!int4) {
+      w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec));
+    } else {  // int4 record: slot i in the low nibble of byte i, slot 16 + i in the high one
+      const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec)));
+      const __m256i u = _mm256_and_si256(_mm256_srlv_epi32(b, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)),
+                                         _mm256_set1_epi8(15));
+      w = _mm256_sub_epi8(u, _mm256_set1_epi8(8));
+    }
+    // Meta byte i holds the 2-bit positions of slots 4i..4i+3: spread them to one byte per slot.
+    __m256i t = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(meta + 8 * s)));
+    t = _mm256_and_si256(_mm256_or_si256(t, _mm256_slli_epi32(t, 12)), _mm256_set1_epi32(0x000F000F));
+    t = _mm256_and_si256(_mm256_or_si256(t, _mm256_slli_epi32(t, 6)), _mm256_set1_epi32(0x03030303));
+    // Slot j of a lane belongs to group j / 2: column 4 (j / 2 % 4) + position within its 16.
+    const __m256i ctrl = _mm256_add_epi8(t, _mm256_set1_epi64x(0x0c0c080804040000ll));
+    const __m256i* xp = reinterpret_cast<const __m256i*>(xs + 64 * s);
+    const __m256i lo = _mm256_shuffle_epi8(_mm256_load_si256(xp), ctrl);      // slots 0-7: columns 0-15
+    const __m256i hi = _mm256_shuffle_epi8(_mm256_load_si256(xp + 1), ctrl);  // slots 8-15: columns 16-31
+    return dot32(w, _mm256_blend_epi32(lo, hi, 0xCC));
+  }
+};
+
+// One row of a 2:4 GEMV in int8 mode, as dot_i8 would return it; false when the scale groups do
+// not fit whole steps of 64 columns (odd spans above 1: the caller decodes instead).
+bool nm24_gemv_row(const Nm24Select& w, int64_t chunks, int64_t span, const float* ds, float* out) {
+  const int64_t steps = (chunks + 1) / 2;
+  __m256 facc = _mm256_setzero_ps();
+  if (ds == nullptr || span % 2 == 0) {  // whole scale groups (or one scale) per run of steps
+    const int64_t run = ds == nullptr ? kSpanMax / 2 : span / 2;
+    for (int64_t s0 = 0, g = 0; s0 < steps; s0 += run, ++g) {
+      const int64_t s1 = std::min(steps, s0 + run);
+      __m256i isum = _mm256_setzero_si256();
+      for (int64_t s = s0; s < s1; ++s) isum = _mm256_add_epi32(isum, w.step(s));
+      const __m256 f = _mm256_cvtepi32_ps(isum);
+      facc = ds ? _mm256_fmadd_ps(f, _mm256_set1_ps(ds[g]), facc) : _mm256_add_ps(facc, f);
+    }
+  } else if (span == 1) {  // a scale per 32 columns: one per lane
+    for (int64_t s = 0; s < steps; ++s) {
+      const float d1 = 2 * s + 1 < chunks ? ds[2 * s + 1] : 0.0f;
+      const __m256 d = _mm256_setr_m128(_mm_set1_ps(ds[2 * s]), _mm_set1_ps(d1));
+      facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s)), d, facc);
+    }
+  } else {
+    return false;
+  }
+  *out = hsum(facc);
+  return true;
+}
+
 // The row's scales, one per scale group (F16C for fp16).
 void row_scales(const SparseLinearArgs& a, int64_t r, int64_t groups, float* ds) {
   const SparseLayout& l = a.layout;
@@ -355,6 +443,12 @@ void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
   const int64_t chunks = (k + 31) / 32;
   const int64_t span = grouped ? l.scale_group / 32 : kSpanMax;
   const int64_t groups = grouped ? l.scale_groups_per_row : 1;
+  // 2:4 GEMV selects from swizzled activations, kept where the decoded row would go.
+  const int8_t* xs = nullptr;
+  if (D == Decoder::kNm24 && !kF32 && a.n == 1) {
+    nm24_swizzle_x(a.xq, (chunks + 1) / 2, wrow);
+    xs = wrow;
+  }
   for (int64_t r = m0; r < m1; ++r) {
     row_scales(a, r, groups, ds);
     const float b = a.bias ? a.bias[r] : 0.0f;
@@ -364,6 +458,13 @@ void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
     };
     if constexpr (D != Decoder::kScatter) {
       using Chunks = std::conditional_t<D == Decoder::kBitmask, BitmaskChunks, Nm24Chunks>;
+      if constexpr (D == Decoder::kNm24 && !kF32) {
+        float sum;
+        if (a.n == 1 && nm24_gemv_row(Nm24Select(a, r, xs), chunks, span, grouped ? ds : nullptr, &sum)) {
+          finish(0, sum);
+          continue;
+        }
+      }
       Chunks dec(a, r);
       if (!kF32 && a.n == 1) {  // GEMV: decode and multiply in registers
         finish(0, dot_i8(dec, a.xq, chunks, span, grouped ? ds : nullptr));

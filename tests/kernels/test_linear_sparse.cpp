@@ -62,6 +62,16 @@ std::vector<SparseCase> sparse_cases() {
       }
     }
   }
+  // 2:4 scale groupings the int8 GEMV handles in different ways: one scale per row, groups of two
+  // 32-column chunks, and groups of three (an odd span: the expanding decoder).
+  for (ValueType vt : {ValueType::kInt8, ValueType::kInt4}) {
+    for (auto [g, gs] : {std::pair{Granularity::kChannel, 0}, {Granularity::kGroup, 64}, {Granularity::kGroup, 96}}) {
+      Encoding e = sparse_enc(SparseFormat::kNM, vt, g, gs);
+      e.nm_n = 2;
+      e.nm_m = 4;
+      out.push_back({"nm2of4_vt" + std::to_string(static_cast<int>(vt)) + "_g" + std::to_string(gs), e});
+    }
+  }
   return out;
 }
 
