@@ -129,7 +129,13 @@ TEST_CASE("slm writer peak memory stays near one tensor", "[format][large]") {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const uint64_t peak = peak_rss_bytes();
+  // Under AddressSanitizer freed blocks wait in its quarantine (256 MiB by default) and shadow
+  // memory adds an eighth: a looser bound (measured 325 MiB), still far below the 1 GiB written.
+#if defined(__SANITIZE_ADDRESS__)
+  const uint64_t limit = tensor_bytes + (uint64_t{320} << 20);
+#else
   const uint64_t limit = 2 * tensor_bytes + (uint64_t{64} << 20);
+#endif
   std::printf("writer memory: %d x %llu MiB in %.2f s, peak RSS %llu MiB (baseline %llu MiB, getrusage %llu MiB), "
               "limit %llu MiB\n",
               n_tensors, static_cast<unsigned long long>(tensor_bytes >> 20), secs,
