@@ -377,11 +377,19 @@ bool nm24_gemv_row(const Nm24Select& w, int64_t chunks, int64_t span, const floa
       facc = ds ? _mm256_fmadd_ps(f, _mm256_set1_ps(ds[g]), facc) : _mm256_add_ps(facc, f);
     }
   } else if (span == 1) {  // a scale per 32 columns: one per lane
-    for (int64_t s = 0; s < steps; ++s) {
+    // Two accumulators: one FMA chain would bound each step by the FMA latency.
+    auto lane_scales = [&](int64_t s) {
       const float d1 = 2 * s + 1 < chunks ? ds[2 * s + 1] : 0.0f;
-      const __m256 d = _mm256_setr_m128(_mm_set1_ps(ds[2 * s]), _mm_set1_ps(d1));
-      facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s)), d, facc);
+      return _mm256_setr_m128(_mm_set1_ps(ds[2 * s]), _mm_set1_ps(d1));
+    };
+    __m256 facc1 = _mm256_setzero_ps();
+    int64_t s = 0;
+    for (; s + 2 <= steps; s += 2) {
+      facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s)), lane_scales(s), facc);
+      facc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s + 1)), lane_scales(s + 1), facc1);
     }
+    if (s < steps) facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s)), lane_scales(s), facc);
+    facc = _mm256_add_ps(facc, facc1);
   } else {
     return false;
   }
@@ -396,7 +404,13 @@ void row_scales(const SparseLinearArgs& a, int64_t r, int64_t groups, float* ds)
   const int64_t stride = groups > 1 ? l.scale_index(r, l.scale_group) - base : 0;
   if (l.encoding.scale_dtype == DType::kF16) {
     const auto* p = static_cast<const uint16_t*>(a.scales) + base;
-    for (int64_t g = 0; g < groups; ++g) ds[g] = _cvtsh_ss(p[g * stride]);
+    int64_t g = 0;
+    if (stride == 1) {  // plain rows: eight conversions per instruction
+      for (; g + 8 <= groups; g += 8) {
+        _mm256_storeu_ps(ds + g, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + g))));
+      }
+    }
+    for (; g < groups; ++g) ds[g] = _cvtsh_ss(p[g * stride]);
   } else {
     const auto* p = static_cast<const float*>(a.scales) + base;
     for (int64_t g = 0; g < groups; ++g) ds[g] = p[g * stride];
