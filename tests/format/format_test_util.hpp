@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "slmc/encoding.hpp"
+#include "slmc/format/model_file.hpp"
 #include "slmc/half.hpp"
 #include "slmc/layout.hpp"
 #include "support/random.hpp"
@@ -97,6 +99,14 @@ inline EncodedMatrix quantize_for_test(const float* w, int64_t rows, int64_t col
   m.segment(SegmentRole::kMins) = std::move(mins);
   m.stats.bits_per_weight = 8.0 * static_cast<double>(m.total_bytes()) / static_cast<double>(rows * cols);
   return m;
+}
+
+/// A TensorInfo with just a name and a shape.
+inline TensorInfo info_of(const std::string& name, Shape shape) {
+  TensorInfo info;
+  info.name = name;
+  info.shape = std::move(shape);
+  return info;
 }
 
 inline Encoding quant_encoding(ValueType vt, Granularity g, int32_t group, bool sym, DType sdt, RowLayout layout) {

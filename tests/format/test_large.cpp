@@ -11,20 +11,15 @@
 #include <cstring>
 #include <fstream>
 
+#include "format/format_test_util.hpp"
 #include "io/io_test_util.hpp"
 #include "slmc/format/model_file.hpp"
 #include "slmc/io/hash.hpp"
 
 using namespace slmc;
+using slmc::test::info_of;
 
 namespace {
-
-TensorInfo info_of(const std::string& name, Shape shape) {
-  TensorInfo info;
-  info.name = name;
-  info.shape = std::move(shape);
-  return info;
-}
 
 /// Peak resident set in bytes: /proc VmHWM (resettable), else getrusage.
 uint64_t peak_rss_bytes() {

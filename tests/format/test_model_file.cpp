@@ -18,16 +18,10 @@
 #include "slmc/version.hpp"
 
 using namespace slmc;
+using slmc::test::info_of;
 using slmc::test::TempDir;
 
 namespace {
-
-TensorInfo info_of(const std::string& name, Shape shape) {
-  TensorInfo info;
-  info.name = name;
-  info.shape = std::move(shape);
-  return info;
-}
 
 std::vector<std::string> list_dir(const std::string& dir) {
   std::vector<std::string> names;

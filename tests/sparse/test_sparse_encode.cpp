@@ -10,9 +10,11 @@
 #include "slmc/sparse/encode.hpp"
 #include "slmc/sparse/layout.hpp"
 #include "slmc/sparse/validate.hpp"
+#include "sparse/sparse_test_util.hpp"
 #include "support/random.hpp"
 
 using namespace slmc;
+using slmc::test::decode;
 
 namespace {
 
@@ -66,14 +68,6 @@ std::vector<uint8_t> random_nm_mask(int64_t rows, int64_t cols, int n, int m, ui
 std::vector<float> masked(const std::vector<float>& w, const std::vector<uint8_t>& mask) {
   std::vector<float> out(w.size());
   for (size_t i = 0; i < w.size(); ++i) out[i] = mask[i] ? w[i] : 0.0f;
-  return out;
-}
-
-std::vector<float> decode(const EncodedMatrix& em) {
-  std::vector<float> out(static_cast<size_t>(em.rows * em.cols), -1.0f);
-  Status s = decode_sparse(em.view(), out.data());
-  INFO(s.to_string());
-  REQUIRE(s.ok());
   return out;
 }
 

@@ -9,17 +9,13 @@
 #include "slmc/quant/quantize.hpp"
 #include "slmc/sparse/encode.hpp"
 #include "slmc/sparse/layout.hpp"
+#include "sparse/sparse_test_util.hpp"
 #include "support/random.hpp"
 
 using namespace slmc;
+using slmc::test::decode;
 
 namespace {
-
-std::vector<float> decode(const EncodedMatrix& em) {
-  std::vector<float> out(static_cast<size_t>(em.rows * em.cols));
-  REQUIRE(decode_sparse(em.view(), out.data()).ok());
-  return out;
-}
 
 /// Sum over group [c0, c1) of row r of imp[c] * (a - b)^2 (imp null: 1).
 double group_err(const std::vector<float>& a, const std::vector<float>& b, int64_t cols, int64_t r, int64_t c0,
