@@ -11,6 +11,7 @@
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/quantize.hpp"
 #include "slmc/quant/validate.hpp"
+#include "support/quant.hpp"
 #include "support/random.hpp"
 
 using namespace slmc;
@@ -20,13 +21,7 @@ namespace {
 EncodedMatrix make(ValueType vt, bool sym, Granularity g = Granularity::kGroup, int gs = 32,
                    DType sd = DType::kF16, RowLayout rl = RowLayout::kRows) {
   const auto w = test::gaussian(13 * 70, 3);
-  QuantConfig c;
-  c.value_type = vt;
-  c.symmetric = sym;
-  c.granularity = g;
-  c.group_size = gs;
-  c.scale_dtype = sd;
-  c.layout = rl;
+  const QuantConfig c = test::make_cfg(vt, g, gs, sym, ScaleSearch::kMse, sd, rl);
   auto r = quantize("t", w.data(), 13, 70, c);
   REQUIRE(r.ok());
   return std::move(r).value();
