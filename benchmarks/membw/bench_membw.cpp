@@ -4,8 +4,9 @@
 //                                 (far apart), reported as "membw" in the kernel issue's targets
 //   membw/rows4/<MiB>/omp:<T>     four adjacent rows of 8 KiB read in lock step, then the next four:
 //                                 exactly a GEMV's access pattern over a row-major int8 matrix with
-//                                 K = 8192 (measured 30-45% faster than streams4 on the Zen 3
-//                                 reference machine: the better roofline for GEMV)
+//                                 K = 8192 (a best-of-7 standalone loop of this shape read 18.5 GB/s
+//                                 against 15 for one stream; medians here have been within noise of
+//                                 streams4 — compare both)
 // The buffer is far larger than L3 (16 MiB) unless a small size is asked for.
 #include <benchmark/benchmark.h>
 

@@ -185,10 +185,10 @@ inline bool sparse_scales_in_chunks(const SparseLayout& l) noexcept {
 }
 
 /// Scratch of the SIMD decoded-row kernels: a decoded row (sparse_xq_stride(K) bytes, then 64
-/// spare), the scales of two rows, and what the scalar fallback needs.
+/// spare), the row's scales, and what the scalar fallback needs.
 inline size_t sparse_decoded_scratch_bytes(const SparseLinearArgs& a) {
   return static_cast<size_t>(sparse_xq_stride(a.layout.cols)) + 64 +
-         static_cast<size_t>(a.layout.scale_groups_per_row + 8) * 8 + sparse_linear_kernels_scalar().scratch_bytes(a);
+         static_cast<size_t>(a.layout.scale_groups_per_row + 8) * 4 + sparse_linear_kernels_scalar().scratch_bytes(a);
 }
 
 /// fp32 mode, N > 1, on the transposed activation tiles of T rows: each stored weight of row r

@@ -362,48 +362,39 @@ struct Nm24Select {
   }
 };
 
-// Can nm24_gemv_rows handle this grouping? One scale per row (ds null), groups of an even number
-// of 32-column chunks (whole 64-column steps), or 32-column groups (one scale per lane). Other
-// spans (96, 160, ... columns) keep the expanding decoder.
-inline bool nm24_select_fits(bool grouped, int64_t span) { return !grouped || span % 2 == 0 || span == 1; }
-
-// R rows of a 2:4 GEMV in int8 mode, each as dot_i8 would return it. The rows' steps interleave:
-// R independent streams and dependency chains in flight (one row alone leaves the core waiting).
-template <int R>
-void nm24_gemv_rows(const Nm24Select* w, int64_t chunks, int64_t span, const float* const* ds, float* out) {
+// One row of a 2:4 GEMV in int8 mode, as dot_i8 would return it; false when the scale groups do
+// not fit whole steps of 64 columns (odd spans above 1: the caller decodes instead).
+bool nm24_gemv_row(const Nm24Select& w, int64_t chunks, int64_t span, const float* ds, float* out) {
   const int64_t steps = (chunks + 1) / 2;
-  __m256 facc[R][2];
-  for (int q = 0; q < R; ++q) facc[q][0] = facc[q][1] = _mm256_setzero_ps();
-  if (ds[0] == nullptr || span % 2 == 0) {  // whole scale groups (or one scale) per run of steps
-    const int64_t run = ds[0] == nullptr ? kSpanMax / 2 : span / 2;
+  __m256 facc = _mm256_setzero_ps();
+  if (ds == nullptr || span % 2 == 0) {  // whole scale groups (or one scale) per run of steps
+    const int64_t run = ds == nullptr ? kSpanMax / 2 : span / 2;
     for (int64_t s0 = 0, g = 0; s0 < steps; s0 += run, ++g) {
       const int64_t s1 = std::min(steps, s0 + run);
-      __m256i isum[R];
-      for (int q = 0; q < R; ++q) isum[q] = _mm256_setzero_si256();
-      for (int64_t s = s0; s < s1; ++s) {
-        SLMC_UNROLL
-        for (int q = 0; q < R; ++q) isum[q] = _mm256_add_epi32(isum[q], w[q].step(s));
-      }
-      SLMC_UNROLL
-      for (int q = 0; q < R; ++q) {
-        const __m256 f = _mm256_cvtepi32_ps(isum[q]);
-        facc[q][0] = ds[q] ? _mm256_fmadd_ps(f, _mm256_set1_ps(ds[q][g]), facc[q][0]) : _mm256_add_ps(facc[q][0], f);
-      }
+      __m256i isum = _mm256_setzero_si256();
+      for (int64_t s = s0; s < s1; ++s) isum = _mm256_add_epi32(isum, w.step(s));
+      const __m256 f = _mm256_cvtepi32_ps(isum);
+      facc = ds ? _mm256_fmadd_ps(f, _mm256_set1_ps(ds[g]), facc) : _mm256_add_ps(facc, f);
     }
-  } else {  // span == 1: a scale per 32 columns, one per lane; two FMA chains per row
-    auto lane_scales = [&](const float* d, int64_t s) {
-      const float d1 = 2 * s + 1 < chunks ? d[2 * s + 1] : 0.0f;
-      return _mm256_setr_m128(_mm_set1_ps(d[2 * s]), _mm_set1_ps(d1));
+  } else if (span == 1) {  // a scale per 32 columns: one per lane
+    // Two accumulators: one FMA chain would bound each step by the FMA latency.
+    auto lane_scales = [&](int64_t s) {
+      const float d1 = 2 * s + 1 < chunks ? ds[2 * s + 1] : 0.0f;
+      return _mm256_setr_m128(_mm_set1_ps(ds[2 * s]), _mm_set1_ps(d1));
     };
-    for (int64_t s = 0; s < steps; ++s) {
-      SLMC_UNROLL
-      for (int q = 0; q < R; ++q) {
-        __m256& acc = facc[q][s & 1];
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w[q].step(s)), lane_scales(ds[q], s), acc);
-      }
+    __m256 facc1 = _mm256_setzero_ps();
+    int64_t s = 0;
+    for (; s + 2 <= steps; s += 2) {
+      facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s)), lane_scales(s), facc);
+      facc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s + 1)), lane_scales(s + 1), facc1);
     }
+    if (s < steps) facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s)), lane_scales(s), facc);
+    facc = _mm256_add_ps(facc, facc1);
+  } else {
+    return false;
   }
-  for (int q = 0; q < R; ++q) out[q] = hsum(_mm256_add_ps(facc[q][0], facc[q][1]));
+  *out = hsum(facc);
+  return true;
 }
 
 // The row's scales, one per scale group (F16C for fp16).
@@ -466,33 +457,13 @@ void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
   const int64_t chunks = (k + 31) / 32;
   const int64_t span = grouped ? l.scale_group / 32 : kSpanMax;
   const int64_t groups = grouped ? l.scale_groups_per_row : 1;
-  int64_t r = m0;
-  if constexpr (D == Decoder::kNm24 && !kF32) {
-    // 2:4 GEMV: select from swizzled activations (kept where the decoded row would go), two rows
-    // at a time. Pairs start at m0, a multiple of kLinearRowGrain: the same for any thread count.
-    if (a.n == 1 && nm24_select_fits(grouped, span)) {
-      nm24_swizzle_x(a.xq, (chunks + 1) / 2, wrow);
-      float* ds2 = ds + groups + 8;
-      auto run = [&](auto rows) {
-        constexpr int R = decltype(rows)::value;
-        const Nm24Select w[2] = {Nm24Select(a, r, wrow), Nm24Select(a, R > 1 ? r + 1 : r, wrow)};
-        row_scales(a, r, groups, ds);
-        if (R > 1) row_scales(a, r + 1, groups, ds2);
-        const float* d[2] = {grouped ? ds : nullptr, grouped ? ds2 : nullptr};
-        float out[2];
-        nm24_gemv_rows<R>(w, chunks, span, d, out);
-        for (int q = 0; q < R; ++q) {
-          const float v = grouped ? out[q] : (q == 0 ? ds[0] : ds2[0]) * out[q];
-          a.y[r + q] = a.xscale[0] * v + (a.bias ? a.bias[r + q] : 0.0f);
-        }
-        r += R;
-      };
-      while (r + 2 <= m1) run(std::integral_constant<int, 2>{});
-      if (r < m1) run(std::integral_constant<int, 1>{});
-      return;
-    }
+  // 2:4 GEMV selects from swizzled activations, kept where the decoded row would go.
+  const int8_t* xs = nullptr;
+  if (D == Decoder::kNm24 && !kF32 && a.n == 1) {
+    nm24_swizzle_x(a.xq, (chunks + 1) / 2, wrow);
+    xs = wrow;
   }
-  for (; r < m1; ++r) {
+  for (int64_t r = m0; r < m1; ++r) {
     row_scales(a, r, groups, ds);
     const float b = a.bias ? a.bias[r] : 0.0f;
     auto finish = [&](int64_t i, float s) {
@@ -501,6 +472,13 @@ void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
     };
     if constexpr (D != Decoder::kScatter) {
       using Chunks = std::conditional_t<D == Decoder::kBitmask, BitmaskChunks, Nm24Chunks>;
+      if constexpr (D == Decoder::kNm24 && !kF32) {
+        float sum;
+        if (a.n == 1 && nm24_gemv_row(Nm24Select(a, r, xs), chunks, span, grouped ? ds : nullptr, &sum)) {
+          finish(0, sum);
+          continue;
+        }
+      }
       Chunks dec(a, r);
       if (!kF32 && a.n == 1) {  // GEMV: decode and multiply in registers
         finish(0, dot_i8(dec, a.xq, chunks, span, grouped ? ds : nullptr));
