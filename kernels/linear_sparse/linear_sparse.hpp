@@ -171,6 +171,22 @@ inline float sparse_entry_dot(const SparseLinearArgs& a, int64_t r, const float*
   return s;
 }
 
+/// Bitmask row r, the columns of mask byte m from col0 on, scalar (the last partial byte of a
+/// row): sum of scale * value * x[col] over the set bits, values read from v in order.
+template <typename Val>
+inline float sparse_bitmask_tail(const SparseLinearArgs& a, int64_t r, unsigned m, int64_t col0, const Val* v,
+                                 const float* x) {
+  const SparseLayout& l = a.layout;
+  float t = 0.0f;
+  while (m) {
+    const int64_t col = col0 + __builtin_ctz(m);
+    m &= m - 1;
+    t += (l.quantized() ? a.scale(l.scale_index(r, col)) : 1.0f) * static_cast<float>(*v) * x[col];
+    ++v;
+  }
+  return t;
+}
+
 /// Codes of row r as a dense int8 row out[0:cols) (int4: u - 8), zeros where nothing is stored.
 inline void sparse_decode_scatter(const SparseLinearArgs& a, int64_t r, int8_t* out, int64_t cols) {
   std::memset(out, 0, static_cast<size_t>(cols));

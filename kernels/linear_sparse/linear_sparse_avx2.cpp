@@ -153,17 +153,7 @@ float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
     s += d * hsum(acc);
   }
   // Columns [8 * k8, K): fewer than 8, scalar.
-  if (k8 * 8 < l.cols) {
-    unsigned m = meta[k8];
-    float t = 0.0f;
-    while (m) {
-      const int64_t col = k8 * 8 + __builtin_ctz(m);
-      m &= m - 1;
-      t += (l.quantized() ? a.scale(l.scale_index(r, col)) : 1.0f) * val1(v) * x[col];
-      ++v;
-    }
-    s += t;
-  }
+  if (k8 * 8 < l.cols) s += sparse_bitmask_tail(a, r, meta[k8], k8 * 8, v, x);
   return s;
 }
 

@@ -165,6 +165,16 @@ inline int8x16_t expand16(const uint8_t*& v, unsigned m0, unsigned m1) {
 
 // One bitmask row: f32 values one mask byte (8 columns) per step, int8 values two; the last partial
 // byte of K scalar.
+// a0..a3 += the 16 codes of q (as floats) times x[0:16), four columns each.
+inline void fma_codes16(int8x16_t q, const float* x, float32x4_t& a0, float32x4_t& a1, float32x4_t& a2,
+                        float32x4_t& a3) {
+  const int16x8_t h0 = vmovl_s8(vget_low_s8(q)), h1 = vmovl_high_s8(q);
+  a0 = vfmaq_f32(a0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h0))), vld1q_f32(x));
+  a1 = vfmaq_f32(a1, vcvtq_f32_s32(vmovl_high_s16(h0)), vld1q_f32(x + 4));
+  a2 = vfmaq_f32(a2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h1))), vld1q_f32(x + 8));
+  a3 = vfmaq_f32(a3, vcvtq_f32_s32(vmovl_high_s16(h1)), vld1q_f32(x + 12));
+}
+
 template <typename Val>
 float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
   const SparseLayout& l = a.layout;
@@ -190,13 +200,7 @@ float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
       }
     } else {
       for (; b + 2 <= be; b += 2) {
-        const int8x16_t q = expand16(v, meta[b], meta[b + 1]);
-        const int16x8_t h0 = vmovl_s8(vget_low_s8(q)), h1 = vmovl_high_s8(q);
-        const float* xb = x + 8 * b;
-        acc0 = vfmaq_f32(acc0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h0))), vld1q_f32(xb));
-        acc1 = vfmaq_f32(acc1, vcvtq_f32_s32(vmovl_high_s16(h0)), vld1q_f32(xb + 4));
-        acc2 = vfmaq_f32(acc2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h1))), vld1q_f32(xb + 8));
-        acc3 = vfmaq_f32(acc3, vcvtq_f32_s32(vmovl_high_s16(h1)), vld1q_f32(xb + 12));
+        fma_codes16(expand16(v, meta[b], meta[b + 1]), x + 8 * b, acc0, acc1, acc2, acc3);
       }
       if (b < be) {  // an odd mask byte at the end of the run: one 8-byte tbl
         const unsigned m = meta[b];
@@ -212,16 +216,7 @@ float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
   }
   // Columns [8 * k8, K): fewer than 8, scalar.
   if (k8 * 8 < l.cols) {
-    unsigned m = meta[k8];
-    const auto* vv = reinterpret_cast<const Val*>(v);
-    float t = 0.0f;
-    while (m) {
-      const int64_t col = k8 * 8 + __builtin_ctz(m);
-      m &= m - 1;
-      t += (l.quantized() ? a.scale(l.scale_index(r, col)) : 1.0f) * val1(vv) * x[col];
-      ++vv;
-    }
-    s += t;
+    s += sparse_bitmask_tail(a, r, meta[k8], k8 * 8, reinterpret_cast<const Val*>(v), x);
   }
   return s;
 }
@@ -400,18 +395,8 @@ float dot_codes_f32(const int8_t* w, const float* x, int64_t k, int64_t span, co
     const int64_t c1 = std::min(full, c0 + span);
     float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     for (int64_t c = c0; c < c1; ++c) {
-      const int8x16_t q0 = vld1q_s8(w + 32 * c), q1 = vld1q_s8(w + 32 * c + 16);
-      const int16x8_t h0 = vmovl_s8(vget_low_s8(q0)), h1 = vmovl_high_s8(q0);
-      const int16x8_t h2 = vmovl_s8(vget_low_s8(q1)), h3 = vmovl_high_s8(q1);
-      const float* xc = x + 32 * c;
-      acc0 = vfmaq_f32(acc0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h0))), vld1q_f32(xc));
-      acc1 = vfmaq_f32(acc1, vcvtq_f32_s32(vmovl_high_s16(h0)), vld1q_f32(xc + 4));
-      acc2 = vfmaq_f32(acc2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h1))), vld1q_f32(xc + 8));
-      acc3 = vfmaq_f32(acc3, vcvtq_f32_s32(vmovl_high_s16(h1)), vld1q_f32(xc + 12));
-      acc0 = vfmaq_f32(acc0, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h2))), vld1q_f32(xc + 16));
-      acc1 = vfmaq_f32(acc1, vcvtq_f32_s32(vmovl_high_s16(h2)), vld1q_f32(xc + 20));
-      acc2 = vfmaq_f32(acc2, vcvtq_f32_s32(vmovl_s16(vget_low_s16(h3))), vld1q_f32(xc + 24));
-      acc3 = vfmaq_f32(acc3, vcvtq_f32_s32(vmovl_high_s16(h3)), vld1q_f32(xc + 28));
+      fma_codes16(vld1q_s8(w + 32 * c), x + 32 * c, acc0, acc1, acc2, acc3);
+      fma_codes16(vld1q_s8(w + 32 * c + 16), x + 32 * c + 16, acc0, acc1, acc2, acc3);
     }
     float part = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
     if (c1 < std::min(chunks, c0 + span)) {  // the partial last chunk

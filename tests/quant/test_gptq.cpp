@@ -65,12 +65,6 @@ std::vector<double> row_output_errors(const std::vector<float>& w, const std::ve
   return out;
 }
 
-double sum(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("error compensation lowers the output error and is never worse per row", "[quant][gptq]") {
@@ -106,9 +100,9 @@ TEST_CASE("error compensation lowers the output error and is never worse per row
     const auto wp = dequant(*plain), wc = dequant(*comp);
     const auto ep = row_output_errors(w, wp, rows, cols, in.gram);
     const auto ec = row_output_errors(w, wc, rows, cols, in.gram);
-    INFO(scheme_name(c) << ": e^T G e plain " << sum(ep) << ", compensated " << sum(ec));
+    INFO(scheme_name(c) << ": e^T G e plain " << test::sum(ep) << ", compensated " << test::sum(ec));
     for (size_t r = 0; r < ep.size(); ++r) REQUIRE(ec[r] <= ep[r] * (1 + 1e-9));
-    CHECK(sum(ec) < sc.gain * sum(ep));
+    CHECK(test::sum(ec) < sc.gain * test::sum(ep));
     // The recorded statistics describe the stored result against the original weights.
     const ErrorStats st = compute_error_stats(w.data(), wc.data(), rows * cols, comp->total_bytes());
     CHECK(comp->stats.rel_error == Approx(st.rel_error).epsilon(1e-5));

@@ -115,12 +115,6 @@ std::vector<double> group_errors(const std::vector<float>& w, const std::vector<
   return e;
 }
 
-double total(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("absmax round trip stays within half a step on every distribution", "[quant]") {
@@ -374,8 +368,8 @@ TEST_CASE("weighted search reduces the importance weighted error", "[quant]") {
         const auto e_mse = group_errors(w, dequant(*m), rows, cols, eff, imp.data());
         const auto e_w = group_errors(w, dequant(*ww), rows, cols, eff, imp.data());
         const auto e_a = group_errors(w, dequant(*a), rows, cols, eff, imp.data());
-        INFO(int(vt) << " sym " << sym << " gs " << gs << ": weighted " << total(e_w) << " mse " << total(e_mse));
-        CHECK(total(e_w) < 0.97 * total(e_mse));
+        INFO(int(vt) << " sym " << sym << " gs " << gs << ": weighted " << test::sum(e_w) << " mse " << test::sum(e_mse));
+        CHECK(test::sum(e_w) < 0.97 * test::sum(e_mse));
         for (size_t i = 0; i < e_a.size(); ++i) REQUIRE(e_w[i] <= e_a[i] * (1 + 1e-12));
       }
     }

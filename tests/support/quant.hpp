@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "slmc/quant/dequantize.hpp"
@@ -31,6 +32,9 @@ inline std::vector<float> dequant(const EncodedMatrix& e) {
   REQUIRE(s.ok());
   return out;
 }
+
+/// Sum of the per-row (or per-group) errors the tests compare.
+inline double sum(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
 
 /// Every segment of a and b holds the same bytes.
 inline bool same_bytes(const EncodedMatrix& a, const EncodedMatrix& b) {
