@@ -312,6 +312,12 @@ void nm24_swizzle_x(const int8_t* x, int64_t steps, int8_t* xs) {
   }
 }
 
+// Software prefetch distance of the 2:4 GEMV, in 64-column steps (1 KiB ahead in plain int8
+// records, 256 B in meta). Each step's loads head a ~30-cycle decode/select/multiply chain, so the
+// out-of-order window covers only a few steps: without prefetch a DRAM-resident row waits on its
+// streams. Measured at 8192^2 (fastest of 15 interleaved runs): 4.43 -> 3.87 ms.
+constexpr int64_t kNm24PrefetchSteps = 32;
+
 struct Nm24Select {
   const uint8_t* values;
   int64_t base = 0, stride = 0;  ///< slot chunk record s at values + base + s * stride
@@ -330,6 +336,8 @@ struct Nm24Select {
   // int32 partial sums (lanes 0-3: columns [64s, 64s+32), lanes 4-7: [64s+32, 64s+64)).
   __m256i step(int64_t s) const {
     const uint8_t* rec = values + base + s * stride;
+    _mm_prefetch(reinterpret_cast<const char*>(rec + kNm24PrefetchSteps * stride), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(meta + 8 * (s + kNm24PrefetchSteps)), _MM_HINT_T0);
     __m256i w;
     if (!int4) {
       w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec));
@@ -374,6 +382,17 @@ bool nm24_gemv_row(const Nm24Select& w, int64_t chunks, int64_t span, const floa
     };
     __m256 facc1 = _mm256_setzero_ps();
     int64_t s = 0;
+    // Four steps per load of eight scales, each lane's pair spread by one permute (three µops less
+    // per step than two broadcasts and an insert).
+    const __m256i sel0 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), sel1 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+    const __m256i sel2 = _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), sel3 = _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7);
+    for (; s + 4 <= steps && 2 * s + 8 <= chunks; s += 4) {
+      const __m256 d = _mm256_loadu_ps(ds + 2 * s);
+      facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s)), _mm256_permutevar8x32_ps(d, sel0), facc);
+      facc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s + 1)), _mm256_permutevar8x32_ps(d, sel1), facc1);
+      facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s + 2)), _mm256_permutevar8x32_ps(d, sel2), facc);
+      facc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s + 3)), _mm256_permutevar8x32_ps(d, sel3), facc1);
+    }
     for (; s + 2 <= steps; s += 2) {
       facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s)), lane_scales(s), facc);
       facc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(w.step(s + 1)), lane_scales(s + 1), facc1);

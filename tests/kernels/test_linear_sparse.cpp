@@ -103,9 +103,11 @@ std::vector<uint8_t> make_mask(const Encoding& e, int64_t rows, int64_t cols, ui
 TEST_CASE("sparse linear matches the fp64 product of the decoded weights", "[linear][sparse]") {
   uint64_t seed = 70000;
   // N = 1 (GEMV paths), N = 2..33 (transposed tiles of 8/16/32 with partial tiles), K below and
-  // above one 64-column mask word, not a multiple of 8, 32 or the N:M group.
-  const std::vector<std::array<int64_t, 3>> shapes = {{1, 1, 1},   {7, 37, 3},   {33, 130, 1}, {20, 67, 6},
-                                                      {17, 256, 2}, {9, 129, 17}, {5, 520, 33}, {3, 200, 9}};
+  // above one 64-column mask word, not a multiple of 8, 32 or the N:M group; GEMV rows long enough
+  // for the unrolled 2:4 loops (four 64-column steps per scale load) and their tails.
+  const std::vector<std::array<int64_t, 3>> shapes = {{1, 1, 1},    {7, 37, 3},   {33, 130, 1}, {20, 67, 6},
+                                                      {17, 256, 2},  {9, 129, 17}, {5, 520, 33}, {3, 200, 9},
+                                                      {5, 600, 1},   {2, 1024, 1}};
   for (Isa isa : runnable_isas()) {
     ScopedIsaOverride force(isa);
     LinearContext ctx(2);
