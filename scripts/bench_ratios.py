@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Same-run kernel ratios on a shared, noisy machine.
+
+Runs slmc_bench ROUNDS times over the same filter (each round: --benchmark_repetitions=REPS), so
+that every case is sampled throughout the run rather than in one burst, then prints per case the
+fastest and the median repetition (real time) and the requested ratios for both statistics.
+
+Other tenants of a machine only ever add time: the fastest repetition is what the code can do, the
+median what a user will typically see. Quote both; a ratio that holds only for one is not settled.
+
+  scripts/bench_ratios.py --bench build/benchmarks/slmc_bench --rounds 5 \\
+      --filter '^linear/(int8_channel_sym_f32s_r1|nm2of4_int8_s50)/int8/8192x8192/n:1/omp:1/' \\
+      --ratio '2:4 vs dense=linear/int8_channel_sym_f32s_r1/int8/8192x8192/n:1/omp:1:linear/nm2of4_int8_s50/int8/8192x8192/n:1/omp:1'
+
+A ratio is NAME=BASE:CASE and prints time(BASE) / time(CASE), i.e. how many times faster CASE is.
+Exit status: 0, or 2 on a bad argument, a failed benchmark run or a ratio naming an absent case.
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+
+def run_round(bench, flt, reps):
+    cmd = [bench, f"--benchmark_filter={flt}", f"--benchmark_repetitions={reps}", "--benchmark_format=json"]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"bench_ratios: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    out = json.loads(proc.stdout)
+    times = {}
+    for b in out["benchmarks"]:
+        if b.get("run_type") != "iteration":
+            continue
+        if b.get("error_occurred"):
+            sys.exit(f"bench_ratios: {b['run_name']}: {b.get('error_message', 'error')}")
+        name = b["run_name"].removesuffix("/real_time")
+        scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
+        times.setdefault(name, []).append(b["real_time"] * scale)
+    return out.get("context", {}), times
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", default="build/benchmarks/slmc_bench")
+    ap.add_argument("--filter", required=True)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--repetitions", type=int, default=3)
+    ap.add_argument("--ratio", action="append", default=[], help="NAME=BASE_CASE:CASE (case names without /real_time)")
+    ap.add_argument("--json", help="write the per-case samples and statistics here")
+    args = ap.parse_args()
+    if args.rounds < 1 or args.repetitions < 1:
+        ap.error("--rounds and --repetitions must be at least 1")
+    ratios = []
+    for spec in args.ratio:
+        name, sep, pair = spec.partition("=")
+        base = case = ""
+        # Case names contain ':' (n:1, omp:1): split BASE:CASE at the ':' that starts "linear/",
+        # "baseline/" or "membw/".
+        for prefix in ("linear/", "baseline/", "membw/"):
+            i = pair.find(":" + prefix, 1)
+            if i > 0:
+                base, case = pair[:i], pair[i + 1:]
+                break
+        if not sep or not base or not case:
+            ap.error(f"--ratio {spec!r}: expected NAME=BASE_CASE:CASE")
+        ratios.append((name, base, case))
+
+    samples, context = {}, {}
+    for _ in range(args.rounds):
+        context, times = run_round(args.bench, args.filter, args.repetitions)
+        for k, v in times.items():
+            samples.setdefault(k, []).extend(v)
+    if not samples:
+        sys.exit(f"bench_ratios: no case matches {args.filter!r}")
+
+    stats = {k: {"min_ms": min(v), "median_ms": statistics.median(v), "n": len(v)} for k, v in samples.items()}
+    print(f"# {context.get('cpu_brand', '?')} | slmc {context.get('slmc_version', '?')} | isa {context.get('slmc_isa', '?')} | "
+          f"{args.rounds} rounds x {args.repetitions} repetitions, real time")
+    width = max(len(k) for k in stats)
+    print(f"{'case':{width}}  {'min ms':>10}  {'median ms':>10}  n")
+    for k in sorted(stats):
+        s = stats[k]
+        print(f"{k:{width}}  {s['min_ms']:10.4g}  {s['median_ms']:10.4g}  {s['n']}")
+    results = []
+    for name, base, case in ratios:
+        for c in (base, case):
+            if c not in stats:
+                sys.exit(f"bench_ratios: ratio {name!r}: no case {c!r} in this run")
+        r_min = stats[base]["min_ms"] / stats[case]["min_ms"]
+        r_med = stats[base]["median_ms"] / stats[case]["median_ms"]
+        results.append({"name": name, "base": base, "case": case, "ratio_min": r_min, "ratio_median": r_med})
+        print(f"ratio {name}: {r_min:.2f}x (fastest)  {r_med:.2f}x (median)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"context": context, "samples_ms": samples, "stats": stats, "ratios": results}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
