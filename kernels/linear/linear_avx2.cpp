@@ -827,18 +827,18 @@ bool i8_fast_path(const LinearArgs& a) {
 // activation halves broadcast to both lanes, one vpmaddubsw pair, one vpmaddwd, one cvt and one
 // FMA serve two rows. int16 sums hold 4 chunks (4 * 2 * 2 * 15 * 127 < 32767).
 template <int P, int kSpan>
-void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) {
+void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* /*buf*/, float* out) {
   static_assert(P == 4 || P == 8, "pairs of interleaved rows");
   constexpr int kPairs = P / 2;
   const DenseQuantLayout& l = a.layout;
   const bool grouped = l.groups > 1 || l.group_size < a.k;
   const int64_t span = kSpan > 0 ? kSpan : (grouped ? l.group_size / kChunk : kSpanMax);
   const int8_t* xq = a.xq + i * a.kpad;
+  const float* xs = a.xsum + i * l.groups;
   RowStream s[P];
   SLMC_UNROLL
   for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
-  const RowScales sc = row_scales<P>(a, s, buf);
-  SLMC_DCHECK(s[0].wstride == P * 16 && sc.sstride == P && sc.off[1] == 1, "interleaved block");
+  SLMC_DCHECK(s[0].wstride == P * 16 && s[0].sstride == P && s[1].s0 == s[0].s0 + 1, "interleaved block");
   const uint8_t* blk = s[0].w;
   constexpr int64_t kStride = P * 16;
   const __m256i ones = _mm256_set1_epi16(1);
@@ -858,13 +858,31 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float*
   auto xhalf = [&](int64_t c, int h) {
     return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(xq + c * kChunk + 16 * h)));
   };
-  auto pair_scale = [&](int q, int64_t g) {
-    const __m128 two = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(sc.d + g * P + 2 * q)));
-    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(two), pair_idx);
+  // The P rows of a group keep their scales (and mins) side by side: one load (and one F16C
+  // conversion) per group gives all of them, read straight from the weights rather than converted
+  // into a buffer first; the offset term sum_g m_g * xsum_g accumulates in the same pass.
+  const bool sym4 = a.symmetric;
+  auto group_vec = [&](const void* src, int64_t g) -> __m256 {
+    const int64_t at = s[0].s0 + g * P;
+    if (a.scales_f16) {
+      const auto* h = static_cast<const uint16_t*>(src) + at;
+      if (P == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
+      return _mm256_zextps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(h))));
+    }
+    const float* f = static_cast<const float*>(src) + at;
+    return P == 8 ? _mm256_loadu_ps(f) : _mm256_zextps128_ps256(_mm_loadu_ps(f));
+  };
+  __m256 dv = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
+  auto pair_scale = [&](int q, int64_t) {
+    return _mm256_permutevar8x32_ps(dv, _mm256_add_epi32(pair_idx, _mm256_set1_epi32(2 * q)));
   };
   int64_t g = 0;
   for (int64_t c0 = 0; c0 < l.chunks; c0 += span, g += grouped ? 1 : 0) {
     const int64_t c1 = std::min(l.chunks, c0 + span);
+    dv = group_vec(a.scales, g);
+    if (grouped || c0 == 0) {  // per-channel scales: one group, however many spans
+      offset = _mm256_fmadd_ps(sym4 ? dv : group_vec(a.mins, g), _mm256_broadcast_ss(xs + g), offset);
+    }
     if (span <= 4) {
       if (c1 - c0 == 1) {
         const __m256i xlo = xhalf(c0, 0), xhi = xhalf(c0, 1);
@@ -899,10 +917,8 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* buf, float*
     }
   }
   // Offset term as in gemv_i8.
-  const float* xs = a.xsum + i * l.groups;
-  const bool sym4 = a.symmetric;
-  float mt[8] = {};
-  offset_terms<P>(sc, sym4, xs, l.groups, mt);
+  alignas(32) float mt[8];
+  _mm256_store_ps(mt, offset);
   SLMC_UNROLL
   for (int q = 0; q < kPairs; ++q) {
     const __m128 lo = _mm256_castps256_ps128(facc[q]), hi = _mm256_extractf128_ps(facc[q], 1);
