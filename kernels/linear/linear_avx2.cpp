@@ -968,10 +968,14 @@ void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   const bool int4 = a.vt == ValueType::kInt4;
   if (a.n >= kGemmMinN) return int4 ? gemm_i8<true>(a, m0, m1, scratch) : gemm_i8<false>(a, m0, m1, scratch);
   const bool grouped = a.layout.groups > 1 || a.layout.group_size < a.k;
-  if (!int4) return gemv_i8_rows<false, 0>(a, m0, m1, scratch);
-  if (grouped && a.layout.group_size == 32) return gemv_i8_rows<true, 1>(a, m0, m1, scratch);
-  if (grouped && a.layout.group_size == 128) return gemv_i8_rows<true, 4>(a, m0, m1, scratch);
-  return gemv_i8_rows<true, 0>(a, m0, m1, scratch);
+  // The common group sizes get their span as a constant: the per-group loops then unroll.
+  if (grouped && a.layout.group_size == 32) {
+    return int4 ? gemv_i8_rows<true, 1>(a, m0, m1, scratch) : gemv_i8_rows<false, 1>(a, m0, m1, scratch);
+  }
+  if (grouped && a.layout.group_size == 128) {
+    return int4 ? gemv_i8_rows<true, 4>(a, m0, m1, scratch) : gemv_i8_rows<false, 4>(a, m0, m1, scratch);
+  }
+  return int4 ? gemv_i8_rows<true, 0>(a, m0, m1, scratch) : gemv_i8_rows<false, 0>(a, m0, m1, scratch);
 }
 
 size_t scratch_bytes(const LinearArgs& a) {
