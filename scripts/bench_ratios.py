@@ -13,6 +13,8 @@ median what a user will typically see. Quote both; a ratio that holds only for o
       --ratio '2:4 vs dense=linear/int8_channel_sym_f32s_r1/int8/8192x8192/n:1/omp:1:linear/nm2of4_int8_s50/int8/8192x8192/n:1/omp:1'
 
 A ratio is NAME=BASE:CASE and prints time(BASE) / time(CASE), i.e. how many times faster CASE is.
+A fraction (--fraction NAME=ROOFLINE:CASE) prints GB/s(CASE) / GB/s(ROOFLINE), each case's GB/s
+being its bytes per iteration (weight_GBps or GBps counter x time) over the statistic's time.
 Exit status: 0, or 2 on a bad argument, a failed benchmark run or a ratio naming an absent case.
 """
 import argparse
@@ -28,7 +30,7 @@ def run_round(bench, flt, reps):
     if proc.returncode != 0:
         sys.exit(f"bench_ratios: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     out = json.loads(proc.stdout)
-    times = {}
+    times, nbytes = {}, {}
     for b in out["benchmarks"]:
         if b.get("run_type") != "iteration":
             continue
@@ -36,8 +38,12 @@ def run_round(bench, flt, reps):
             sys.exit(f"bench_ratios: {b['run_name']}: {b.get('error_message', 'error')}")
         name = b["run_name"].removesuffix("/real_time")
         scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
-        times.setdefault(name, []).append(b["real_time"] * scale)
-    return out.get("context", {}), times
+        t_ms = b["real_time"] * scale
+        times.setdefault(name, []).append(t_ms)
+        rate = b.get("weight_GBps", b.get("GBps"))
+        if rate is not None:
+            nbytes[name] = rate * 1e9 * t_ms / 1e3
+    return out.get("context", {}), times, nbytes
 
 
 def main():
@@ -47,41 +53,53 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repetitions", type=int, default=3)
     ap.add_argument("--ratio", action="append", default=[], help="NAME=BASE_CASE:CASE (case names without /real_time)")
+    ap.add_argument("--fraction", action="append", default=[], help="NAME=ROOFLINE_CASE:CASE (GB/s ratio)")
     ap.add_argument("--json", help="write the per-case samples and statistics here")
     args = ap.parse_args()
     if args.rounds < 1 or args.repetitions < 1:
         ap.error("--rounds and --repetitions must be at least 1")
-    ratios = []
-    for spec in args.ratio:
-        name, sep, pair = spec.partition("=")
-        base = case = ""
-        # Case names contain ':' (n:1, omp:1): split BASE:CASE at the ':' that starts "linear/",
-        # "baseline/" or "membw/".
-        for prefix in ("linear/", "baseline/", "membw/"):
-            i = pair.find(":" + prefix, 1)
-            if i > 0:
-                base, case = pair[:i], pair[i + 1:]
-                break
-        if not sep or not base or not case:
-            ap.error(f"--ratio {spec!r}: expected NAME=BASE_CASE:CASE")
-        ratios.append((name, base, case))
+    def parse_pairs(specs, opt):
+        pairs = []
+        for spec in specs:
+            name, sep, pair = spec.partition("=")
+            base = case = ""
+            # Case names contain ':' (n:1, omp:1): split BASE:CASE at the ':' that starts
+            # "linear/", "baseline/" or "membw/".
+            for prefix in ("linear/", "baseline/", "membw/"):
+                i = pair.find(":" + prefix, 1)
+                if i > 0:
+                    base, case = pair[:i], pair[i + 1:]
+                    break
+            if not sep or not base or not case:
+                ap.error(f"{opt} {spec!r}: expected NAME=BASE_CASE:CASE")
+            pairs.append((name, base, case))
+        return pairs
 
-    samples, context = {}, {}
+    ratios = parse_pairs(args.ratio, "--ratio")
+    fractions = parse_pairs(args.fraction, "--fraction")
+
+    samples, context, nbytes = {}, {}, {}
     for _ in range(args.rounds):
-        context, times = run_round(args.bench, args.filter, args.repetitions)
+        context, times, nb = run_round(args.bench, args.filter, args.repetitions)
+        nbytes.update(nb)
         for k, v in times.items():
             samples.setdefault(k, []).extend(v)
     if not samples:
         sys.exit(f"bench_ratios: no case matches {args.filter!r}")
 
     stats = {k: {"min_ms": min(v), "median_ms": statistics.median(v), "n": len(v)} for k, v in samples.items()}
+    for k, s in stats.items():
+        if k in nbytes:
+            s["GBps_fastest"] = nbytes[k] / s["min_ms"] / 1e6
+            s["GBps_median"] = nbytes[k] / s["median_ms"] / 1e6
     print(f"# {context.get('cpu_brand', '?')} | slmc {context.get('slmc_version', '?')} | isa {context.get('slmc_isa', '?')} | "
           f"{args.rounds} rounds x {args.repetitions} repetitions, real time")
     width = max(len(k) for k in stats)
-    print(f"{'case':{width}}  {'min ms':>10}  {'median ms':>10}  n")
+    print(f"{'case':{width}}  {'min ms':>10}  {'median ms':>10}  {'GB/s':>13}  n")
     for k in sorted(stats):
         s = stats[k]
-        print(f"{k:{width}}  {s['min_ms']:10.4g}  {s['median_ms']:10.4g}  {s['n']}")
+        gbps = f"{s['GBps_fastest']:6.2f} {s['GBps_median']:6.2f}" if "GBps_fastest" in s else ""
+        print(f"{k:{width}}  {s['min_ms']:10.4g}  {s['median_ms']:10.4g}  {gbps:>13}  {s['n']}")
     results = []
     for name, base, case in ratios:
         for c in (base, case):
@@ -91,6 +109,14 @@ def main():
         r_med = stats[base]["median_ms"] / stats[case]["median_ms"]
         results.append({"name": name, "base": base, "case": case, "ratio_min": r_min, "ratio_median": r_med})
         print(f"ratio {name}: {r_min:.2f}x (fastest)  {r_med:.2f}x (median)")
+    for name, roof, case in fractions:
+        for c in (roof, case):
+            if c not in stats or "GBps_fastest" not in stats[c]:
+                sys.exit(f"bench_ratios: fraction {name!r}: no case {c!r} with a GB/s counter in this run")
+        f_min = stats[case]["GBps_fastest"] / stats[roof]["GBps_fastest"]
+        f_med = stats[case]["GBps_median"] / stats[roof]["GBps_median"]
+        results.append({"name": name, "roofline": roof, "case": case, "fraction_min": f_min, "fraction_median": f_med})
+        print(f"fraction {name}: {100 * f_min:.0f}% (fastest)  {100 * f_med:.0f}% (median)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"context": context, "samples_ms": samples, "stats": stats, "ratios": results}, f, indent=1)
