@@ -2,6 +2,7 @@
 #   make demo       install, build (Release), run the main job on the built-in default
 #   make test       install, build, run the whole test suite through ctest
 #   make bench      run slmc_bench (BENCH_FILTER=regex to select cases)
+#   make bench-targets  the kernel targets as same-run ratios (scripts/bench-targets.sh, ~7 min)
 #   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make noomp      build and test with SLMC_OPENMP=OFF
 #   make fuzz-smoke clang libFuzzer builds of every fuzz target (build-fuzz/), FUZZ_SECONDS each (60)
@@ -17,7 +18,7 @@ SLM := $(BUILD_DIR)/tools/slm-compress
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup configure build demo test bench asan noomp test-arm64 fuzz-smoke clean
+.PHONY: setup configure build demo test bench bench-targets asan noomp test-arm64 fuzz-smoke clean
 
 setup:
 	@bash scripts/setup.sh
@@ -38,6 +39,9 @@ test: build
 
 bench: build
 	@$(BUILD_DIR)/benchmarks/slmc_bench --benchmark_filter='$(BENCH_FILTER)'
+
+bench-targets: build
+	@bash scripts/bench-targets.sh $(BUILD_DIR)/benchmarks/slmc_bench
 
 asan:
 	@$(MAKE) --no-print-directory test BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo \

@@ -19,23 +19,34 @@ Exit status: 0, or 2 on a bad argument, a failed benchmark run or a ratio naming
 """
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
 
 
+def die(msg):
+    print(f"bench_ratios: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 def run_round(bench, flt, reps):
     cmd = [bench, f"--benchmark_filter={flt}", f"--benchmark_repetitions={reps}", "--benchmark_format=json"]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except OSError as e:
+        die(f"cannot run {bench}: {e.strerror} (build it: cmake --build build --target slmc_bench)")
     if proc.returncode != 0:
-        sys.exit(f"bench_ratios: {' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+        die(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    if not proc.stdout.strip():
+        die(f"no case matches {flt!r} ({proc.stderr.strip()[-200:]})")
     out = json.loads(proc.stdout)
     times, nbytes = {}, {}
     for b in out["benchmarks"]:
         if b.get("run_type") != "iteration":
             continue
         if b.get("error_occurred"):
-            sys.exit(f"bench_ratios: {b['run_name']}: {b.get('error_message', 'error')}")
+            die(f"{b['run_name']}: {b.get('error_message', 'error')}")
         name = b["run_name"].removesuffix("/real_time")
         scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
         t_ms = b["real_time"] * scale
@@ -61,18 +72,12 @@ def main():
     def parse_pairs(specs, opt):
         pairs = []
         for spec in specs:
-            name, sep, pair = spec.partition("=")
-            base = case = ""
-            # Case names contain ':' (n:1, omp:1): split BASE:CASE at the ':' that starts
-            # "linear/", "baseline/" or "membw/".
-            for prefix in ("linear/", "baseline/", "membw/"):
-                i = pair.find(":" + prefix, 1)
-                if i > 0:
-                    base, case = pair[:i], pair[i + 1:]
-                    break
-            if not sep or not base or not case:
+            # NAME may contain '=' and case names contain ':' (n:1, omp:1): split at the '=' and the
+            # ':' that start a case name.
+            m = re.match(r"^(.+)=((?:linear|baseline|membw)/.+?):((?:linear|baseline|membw)/.+)$", spec)
+            if not m:
                 ap.error(f"{opt} {spec!r}: expected NAME=BASE_CASE:CASE")
-            pairs.append((name, base, case))
+            pairs.append(m.groups())
         return pairs
 
     ratios = parse_pairs(args.ratio, "--ratio")
@@ -85,7 +90,7 @@ def main():
         for k, v in times.items():
             samples.setdefault(k, []).extend(v)
     if not samples:
-        sys.exit(f"bench_ratios: no case matches {args.filter!r}")
+        die(f"no case matches {args.filter!r}")
 
     stats = {k: {"min_ms": min(v), "median_ms": statistics.median(v), "n": len(v)} for k, v in samples.items()}
     for k, s in stats.items():
@@ -104,7 +109,7 @@ def main():
     for name, base, case in ratios:
         for c in (base, case):
             if c not in stats:
-                sys.exit(f"bench_ratios: ratio {name!r}: no case {c!r} in this run")
+                die(f"ratio {name!r}: no case {c!r} in this run")
         r_min = stats[base]["min_ms"] / stats[case]["min_ms"]
         r_med = stats[base]["median_ms"] / stats[case]["median_ms"]
         results.append({"name": name, "base": base, "case": case, "ratio_min": r_min, "ratio_median": r_med})
@@ -112,7 +117,7 @@ def main():
     for name, roof, case in fractions:
         for c in (roof, case):
             if c not in stats or "GBps_fastest" not in stats[c]:
-                sys.exit(f"bench_ratios: fraction {name!r}: no case {c!r} with a GB/s counter in this run")
+                die(f"fraction {name!r}: no case {c!r} with a GB/s counter in this run")
         f_min = stats[case]["GBps_fastest"] / stats[roof]["GBps_fastest"]
         f_med = stats[case]["GBps_median"] / stats[roof]["GBps_median"]
         results.append({"name": name, "roofline": roof, "case": case, "fraction_min": f_min, "fraction_median": f_med})
