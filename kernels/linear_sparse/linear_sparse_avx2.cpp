@@ -312,11 +312,13 @@ void nm24_swizzle_x(const int8_t* x, int64_t steps, int8_t* xs) {
   }
 }
 
-// Software prefetch distance of the 2:4 GEMV, in 64-column steps (1 KiB ahead in plain int8
-// records, 256 B in meta). Each step's loads head a ~30-cycle decode/select/multiply chain, so the
+// Software prefetch distance of the 2:4 GEMV, in 64-column steps (4 KiB ahead in plain int8
+// records, 1 KiB in meta). Each step's loads head a ~30-cycle decode/select/multiply chain, so the
 // out-of-order window covers only a few steps: without prefetch a DRAM-resident row waits on its
-// streams. Measured at 8192^2 (fastest of 15 interleaved runs): 4.43 -> 3.87 ms.
-constexpr int64_t kNm24PrefetchSteps = 32;
+// streams. Measured at 8192^2, 15 interleaved runs per binary: none 4.43 ms fastest, 32 steps
+// 3.87; 128 steps against 32 in two later rounds: fastest 3.58 / 3.82 vs 3.83 / 3.99 ms, median
+// 4.35 / 4.97 vs 5.04 / 5.13 (64 and 256 in between).
+constexpr int64_t kNm24PrefetchSteps = 128;
 
 struct Nm24Select {
   const uint8_t* values;
