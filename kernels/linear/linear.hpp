@@ -58,7 +58,14 @@ struct LinearKernels {
   size_t (*scratch_bytes)(const LinearArgs& a);
   /// out[i][0:k) = dequantized row rows[i], i in [0, count).
   void (*gather)(const LinearArgs& a, const int64_t* rows, int64_t count, float* out);
+  /// int8 mode: one row of activations to codes xq[0:kpad) (round half to even of
+  /// x * 127 / max|x|, zero beyond k; NaN inputs give 0) and returns the scale max|x| / 127.
+  /// Bit-identical to quantize_x_scalar in every ISA.
+  float (*quantize_x)(const float* x, int64_t k, int64_t kpad, int8_t* xq);
 };
+
+/// The reference activation quantizer (linear_scalar.cpp), also the NEON tables' entry.
+float quantize_x_scalar(const float* x, int64_t k, int64_t kpad, int8_t* xq);
 
 const LinearKernels& linear_kernels_scalar();
 const LinearKernels& linear_kernels_avx2();

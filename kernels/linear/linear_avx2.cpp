@@ -17,6 +17,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "linear/linear.hpp"
@@ -978,6 +979,53 @@ void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   return int4 ? gemv_i8_rows<true, 0>(a, m0, m1, scratch) : gemv_i8_rows<false, 0>(a, m0, m1, scratch);
 }
 
+// int8-mode activations: quantize_x_scalar's operations on eight lanes, bit-identical to it (a
+// maximum is exact in any order; each code is the same multiply, clamp and two additions). A tail
+// of k % 32 values goes through a zero-padded copy (zeros change neither the maximum nor a code).
+float quantize_x(const float* x, int64_t k, int64_t kpad, int8_t* xq) {
+  const int64_t full = k / 32 * 32;
+  alignas(32) float tail[32] = {};
+  std::memcpy(tail, x + full, static_cast<size_t>(k - full) * 4);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 mx[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  // max_ps returns its second operand when either is NaN: a NaN input never replaces the maximum.
+  auto amax32 = [&](const float* p) {
+    SLMC_UNROLL
+    for (int j = 0; j < 4; ++j) mx[j] = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(p + 8 * j), abs_mask), mx[j]);
+  };
+  for (int64_t c = 0; c < full; c += 32) amax32(x + c);
+  amax32(tail);
+  const __m256 m = _mm256_max_ps(_mm256_max_ps(mx[0], mx[1]), _mm256_max_ps(mx[2], mx[3]));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  const float amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+  const float scale = amax / 127.0f;
+  const float inv = amax > 0.0f && std::isfinite(amax) ? 127.0f / amax : 0.0f;
+  const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  auto codes8 = [&](const float* p) {
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(p), vinv);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN (or inf * 0) -> 0
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    return _mm256_cvtps_epi32(_mm256_sub_ps(_mm256_add_ps(v, magic), magic));
+  };
+  auto codes32 = [&](const float* p, int8_t* dst) {
+    const __m256i ab = _mm256_packs_epi32(codes8(p), codes8(p + 8));
+    const __m256i cd = _mm256_packs_epi32(codes8(p + 16), codes8(p + 24));
+    const __m256i bytes = _mm256_packs_epi16(ab, cd);  // dwords a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 ...
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  };
+  for (int64_t c = 0; c < full; c += 32) codes32(x + c, xq + c);
+  if (full < k) {
+    alignas(32) int8_t t[32];
+    codes32(tail, t);
+    std::memcpy(xq + full, t, static_cast<size_t>(k - full));
+  }
+  std::memset(xq + k, 0, static_cast<size_t>(kpad - k));
+  return scale;
+}
+
 size_t scratch_bytes(const LinearArgs& a) {
   const int64_t ntiles_f32 = (a.n + kNrF32 - 1) / kNrF32, ntiles_i8 = (a.n + kNrI8 - 1) / kNrI8;
   const size_t f32 = static_cast<size_t>(kKcF32 * kMr * 4 + kNrF32 * kMr * 4 + ntiles_f32 * kKcF32 * kNrF32 * 4);
@@ -995,7 +1043,7 @@ size_t scratch_bytes(const LinearArgs& a) {
 }  // namespace
 
 const LinearKernels& linear_kernels_avx2() {
-  static const LinearKernels k{"avx2", fp32, int8, scratch_bytes, linear_kernels_scalar().gather};
+  static const LinearKernels k{"avx2", fp32, int8, scratch_bytes, linear_kernels_scalar().gather, quantize_x};
   return k;
 }
 

@@ -3,7 +3,10 @@
 //   y = sum_g [ d_g * S_g + m_g * X_g ] (+ bias)
 // where S_g = sum_{k in g} c_k * x_k (fp32 mode: float x; int8 mode: integer xq, times xscale) and
 // X_g = sum_{k in g} x_k is the exact fp32 group sum prepared by the front end.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "linear/linear.hpp"
 
@@ -120,8 +123,26 @@ void gather(const LinearArgs& a, const int64_t* rows, int64_t count, float* out)
 
 }  // namespace
 
+// Round to nearest even for |v| < 2^22 with the default rounding mode: adding and subtracting
+// 1.5 * 2^23 leaves the integer part (the SIMD quantizers do the same two additions).
+float quantize_x_scalar(const float* x, int64_t k, int64_t kpad, int8_t* xq) {
+  constexpr float kMagic = 12582912.0f;
+  float amax = 0.0f;
+  for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(x[c]));  // NaN never wins
+  const float scale = amax / 127.0f;
+  const float inv = amax > 0.0f && std::isfinite(amax) ? 127.0f / amax : 0.0f;
+  for (int64_t c = 0; c < k; ++c) {
+    float v = x[c] * inv;
+    if (!(v == v)) v = 0.0f;  // NaN input (or inf * 0): any code is fine, UB is not
+    v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+    xq[c] = static_cast<int8_t>((v + kMagic) - kMagic);
+  }
+  std::memset(xq + k, 0, static_cast<size_t>(kpad - k));
+  return scale;
+}
+
 const LinearKernels& linear_kernels_scalar() {
-  static const LinearKernels k{"scalar", fp32, int8, scratch_bytes, gather};
+  static const LinearKernels k{"scalar", fp32, int8, scratch_bytes, gather, quantize_x_scalar};
   return k;
 }
 

@@ -93,28 +93,6 @@ LinearArgs weight_args(const EncodedMatrixView& w) {
 
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
-// Round to nearest even for |v| < 2^22 with the default rounding mode: adding and subtracting
-// 1.5 * 2^23 leaves the integer part. Vectorizes, unlike nearbyint.
-inline float round_even(float v) {
-  const float magic = 12582912.0f;
-  return (v + magic) - magic;
-}
-
-// Quantizes one row of x (k floats) to xq (kpad codes, zero beyond k); returns the scale.
-float quantize_row(const float* x, int64_t k, int64_t kpad, int8_t* xq) {
-  float amax = 0.0f;
-  for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(x[c]));
-  const float scale = amax / 127.0f;
-  const float inv = amax > 0.0f && std::isfinite(amax) ? 127.0f / amax : 0.0f;
-  for (int64_t c = 0; c < k; ++c) {
-    float v = x[c] * inv;
-    v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
-    if (!(v == v)) v = 0.0f;  // NaN input: any code is fine, UB is not
-    xq[c] = static_cast<int8_t>(round_even(v));
-  }
-  std::memset(xq + k, 0, static_cast<size_t>(kpad - k));
-  return scale;
-}
 // Validates sparse weights and fills the sparse kernel arguments.
 // `contents`: run validate_sparse_matrix (O(stored entries)); otherwise only the O(1) checks of
 // the encoding and of every segment's exact size, for weights validated before (LinearContext).
@@ -210,8 +188,9 @@ void run_sparse(LinearContext& ctx, SparseLinearArgs& sa, Isa isa, bool int8) {
   if (int8) {
     auto* xq = reinterpret_cast<int8_t*>(scratch);
     auto* xscale = reinterpret_cast<float*>(scratch + align64(static_cast<size_t>(n * sa.kpad)));
+    const auto quantize_x = linear_kernels(isa).quantize_x;  // the same activation codes as dense weights
     parallel_for(n, 1, ctx.num_threads(), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) xscale[i] = quantize_row(sa.x + i * k, k, sa.kpad, xq + i * sa.kpad);
+      for (int64_t i = b; i < e; ++i) xscale[i] = quantize_x(sa.x + i * k, k, sa.kpad, xq + i * sa.kpad);
     });
     sa.xq = xq;
     sa.xscale = xscale;
@@ -391,7 +370,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
           std::memcpy(xpad + i * kpad, xr, static_cast<size_t>(k) * 4);
           std::fill(xpad + i * kpad + k, xpad + (i + 1) * kpad, 0.0f);
         }
-        if (xq) xscale[i] = detail::quantize_row(xr, k, kpad, xq + i * kpad);
+        if (xq) xscale[i] = kern.quantize_x(xr, k, kpad, xq + i * kpad);
         for (int64_t g = 0; g < groups; ++g) {
           const int64_t c0 = g * gs, c1 = std::min(k, (g + 1) * gs);
           if (sym_int4) {

@@ -342,3 +342,79 @@ TEST_CASE("linear on long rows crosses K blocks and int32 spans", "[linear]") {
     }
   }
 }
+
+TEST_CASE("int8 activations get the same codes and scale in every ISA", "[linear]") {
+  // W = the identity in int8 codes with per-channel scale 1: y_r = xscale * xq_r exactly on every
+  // path (GEMV and GEMM), so comparing the outputs bit for bit compares the activation codes.
+  auto identity = [](int64_t k) {
+    Encoding e;
+    e.value_type = ValueType::kInt8;
+    e.granularity = Granularity::kChannel;
+    e.scale_dtype = DType::kF32;
+    EncodedMatrix w;
+    w.rows = w.cols = k;
+    w.encoding = e;
+    const DenseQuantLayout l(k, k, e);
+    w.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(l.values_bytes()));
+    std::memset(w.segment(SegmentRole::kValues).data(), 0, static_cast<size_t>(l.values_bytes()));
+    for (int64_t r = 0; r < k; ++r) w.segment(SegmentRole::kValues).data()[l.chunk_offset(r, r / 32) + r % 32] = 1;
+    w.segment(SegmentRole::kScales) = AlignedBuffer(static_cast<size_t>(l.scale_count()) * 4);
+    for (int64_t i = 0; i < l.scale_count(); ++i) w.segment(SegmentRole::kScales).as<float>()[i] = 1.0f;
+    return w;
+  };
+  uint64_t seed = 90000;
+  for (int64_t k : {1, 7, 31, 32, 33, 65, 100, 257}) {
+    const EncodedMatrix w = identity(k);
+    for (int variant = 0; variant < 5; ++variant) {
+      for (int64_t n : {1, 5}) {
+        std::vector<float> x = test::gaussian(static_cast<size_t>(n * k), ++seed);
+        for (int64_t i = 0; i < n; ++i) {
+          float* row = x.data() + i * k;
+          if (variant == 1) {  // max |x| = 127, so x * 127 / max = x: half-way values round to even
+            for (int64_t c = 0; c < k; ++c) row[c] = (c % 2 ? -1.0f : 1.0f) * (static_cast<float>(c % 120) + 0.5f);
+            row[k - 1] = 127.0f;
+          } else if (variant == 2) {  // NaN inputs give code 0 and never become the maximum
+            row[static_cast<size_t>(i) % static_cast<size_t>(k)] = std::nanf("");
+          } else if (variant == 3) {  // an all-zero row: scale 0, codes 0
+            std::fill(row, row + k, 0.0f);
+          } else if (variant == 4) {  // an infinite maximum: inverse scale 0, codes 0
+            row[k / 2] = -INFINITY;
+          }
+        }
+        // Expected outputs from the quantizer's definition (scale max|x| / 127 over non-NaN x;
+        // code = round half to even of x * 127 / max, clamped, NaN -> 0), in the same float
+        // operations, so SIMD outputs must match them bit for bit.
+        std::vector<float> want(static_cast<size_t>(n * k));
+        for (int64_t i = 0; i < n; ++i) {
+          const float* row = x.data() + i * k;
+          float amax = 0.0f;
+          for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
+          const float inv = amax > 0.0f && std::isfinite(amax) ? 127.0f / amax : 0.0f;
+          for (int64_t c = 0; c < k; ++c) {
+            float v = row[c] * inv;
+            v = std::isnan(v) ? 0.0f : std::min(127.0f, std::max(-127.0f, v));
+            want[static_cast<size_t>(i * k + c)] = amax / 127.0f * static_cast<float>(static_cast<int>(std::nearbyint(v)));
+          }
+        }
+        for (Isa isa : runnable_isas()) {
+          // The scalar kernel adds m_g * xsum_g even for symmetric int8 (m = 0), so a NaN input
+          // makes its whole row NaN there; the SIMD kernels skip that zero term.
+          if (isa == Isa::kScalar && variant == 2) continue;
+          ScopedIsaOverride force(isa);
+          LinearContext ctx(2);
+          std::vector<float> y(want.size(), -1.0f);
+          REQUIRE(linear(ctx, x.data(), n, w.view(), nullptr, y.data(), ActMode::kInt8).ok());
+          for (size_t j = 0; j < y.size(); ++j) {
+            INFO(isa_name(isa) << " k=" << k << " n=" << n << " variant " << variant << " at " << j << ": x = "
+                               << x[j] << ", y = " << y[j] << ", want " << want[j]);
+            if (std::isnan(want[j])) {
+              REQUIRE(std::isnan(y[j]));
+            } else {
+              REQUIRE(std::memcmp(&y[j], &want[j], 4) == 0);
+            }
+          }
+        }
+      }
+    }
+  }
+}
