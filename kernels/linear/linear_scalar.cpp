@@ -66,6 +66,9 @@ void quantized_fp32(const LinearArgs& a, int64_t m0, int64_t m1) {
 // int8 mode: y = sum_g [ d_g * xscale * sum_{k in g} c_k xq_k + m_g * xsum_g ], integer inner sums.
 void quantized_int8(const LinearArgs& a, int64_t m0, int64_t m1) {
   const DenseQuantLayout& l = a.layout;
+  // Symmetric int8 has no offset (m = 0): the term is skipped, as in the SIMD kernels, so a NaN
+  // or infinite activation (quantized to code 0) gives the same output in every ISA.
+  const bool has_m = !a.symmetric || a.vt == ValueType::kInt4;
   int32_t codes[32];
   for (int64_t i = 0; i < a.n; ++i) {
     const float* xs = a.xsum + i * l.groups;
@@ -82,7 +85,7 @@ void quantized_int8(const LinearArgs& a, int64_t m0, int64_t m1) {
           if (c == k0 || c % kChunk == 0) load_chunk_codes(a, r, c / kChunk, codes);
           isum += static_cast<int64_t>(codes[c % kChunk]) * xq[c];
         }
-        acc += d * (static_cast<float>(isum) * a.xscale[i]) + mn * xs[g];
+        acc += d * (static_cast<float>(isum) * a.xscale[i]) + (has_m ? mn * xs[g] : 0.0f);
       }
       a.y[i * a.m + r] = acc + (a.bias ? a.bias[r] : 0.0f);
     }
