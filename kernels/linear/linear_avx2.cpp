@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C linear kernels. Design notes in docs/KERNELS.md; in short:
 //
-// GEMV (N < kGemmMinN, one weight pass per row of X), four rows in flight:
+// GEMV (N < kGemmMinN, or < kGemmMinNInt4Pairs for interleaved int4 g32 in int8 mode; one weight
+// pass per row of X), four rows in flight:
 //   int8 mode: int8 codes  -> vpmaddubsw(|w|, sign(x, w)) + vpmaddwd, int32 per scale span;
 //              int4 nibbles -> one broadcast load, vpsrlvd + vpand give 32 codes u in element order,
 //              vpmaddubsw(u, x) summed in int16 over up to 8 chunks (|u| <= 15: 8 * 2 * 15 * 127
@@ -32,6 +33,13 @@ namespace slmc::detail {
 namespace {
 
 constexpr int64_t kGemmMinN = 4;  // N at which repacking weights pays off
+// int4 g32 weights in interleaved blocks, int8 mode: the GEMM's nibble unpacking and transposes
+// cost more per weight than the row-pair GEMV, which then wins up to N = 8. Session 4, ms per call,
+// one weight pass per row of X vs the GEMM: 8192^2 N = 4 / 6 / 8: 12.8 / 24.3 / 31.6 vs 34.7 /
+// 38.1 / 42.3; slmc_bench N = 8 (fastest of 6): 2048x8192 3.50 vs 7.13, 4096^2 3.55 vs 6.41, 8192^2
+// 28.3 vs 35.1 (2 threads 15.2 vs 19.2). Not for plain int4 rows (8192^2 N = 8: 53 vs 36 ms) nor
+// g128 (8192^2: 27 vs 21 ms), nor int8 weights (8192^2 N = 4: GEMM 22.9 vs 30.6 ms).
+constexpr int64_t kGemmMinNInt4Pairs = 9;
 // Software prefetch distance in chunk steps of a row stream (1 KiB ahead on plain int8 rows, 8 KiB on
 // 8-row interleaved int8 blocks): measured better than 0, 4 or 12 on the DRAM-resident GEMV.
 constexpr int64_t kPrefetchChunks = 32;
@@ -979,7 +987,11 @@ void gemv_i8_rows(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch)
 void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   if (!i8_fast_path(a)) return linear_kernels_scalar().int8(a, m0, m1, scratch);
   const bool int4 = a.vt == ValueType::kInt4;
-  if (a.n >= kGemmMinN) return int4 ? gemm_i8<true>(a, m0, m1, scratch) : gemm_i8<false>(a, m0, m1, scratch);
+  const bool pairs_g32 = int4 && a.layout.interleave > 1 && !a.layout.per_tensor && a.layout.groups > 1 &&
+                         a.layout.group_size == 32;
+  if (a.n >= (pairs_g32 ? kGemmMinNInt4Pairs : kGemmMinN)) {
+    return int4 ? gemm_i8<true>(a, m0, m1, scratch) : gemm_i8<false>(a, m0, m1, scratch);
+  }
   const bool grouped = a.layout.groups > 1 || a.layout.group_size < a.k;
   // The common group sizes get their span as a constant: the per-group loops then unroll.
   if (grouped && a.layout.group_size == 32) {
