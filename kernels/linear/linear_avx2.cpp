@@ -888,7 +888,7 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* /*buf*/, fl
     return P == 8 ? _mm256_loadu_ps(f) : _mm256_zextps128_ps256(_mm_loadu_ps(f));
   };
   __m256 dv = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
-  auto pair_scale = [&](int q, int64_t) {
+  auto pair_scale = [&](int q) {
     return _mm256_permutevar8x32_ps(dv, _mm256_add_epi32(pair_idx, _mm256_set1_epi32(2 * q)));
   };
   int64_t g = 0;
@@ -904,14 +904,14 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* /*buf*/, fl
         SLMC_UNROLL
         for (int q = 0; q < kPairs; ++q) {
           const __m256i isum = _mm256_madd_epi16(pair_i16(q, c0, xlo, xhi), ones);
-          facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), pair_scale(q, g), facc[q]);
+          facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), pair_scale(q), facc[q]);
         }
       } else {
         SLMC_UNROLL
         for (int q = 0; q < kPairs; ++q) {
           __m256i i16 = pair_i16(q, c0, xhalf(c0, 0), xhalf(c0, 1));
           for (int64_t c = c0 + 1; c < c1; ++c) i16 = _mm256_add_epi16(i16, pair_i16(q, c, xhalf(c, 0), xhalf(c, 1)));
-          facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16, ones)), pair_scale(q, g), facc[q]);
+          facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16, ones)), pair_scale(q), facc[q]);
         }
       }
     } else {
@@ -928,10 +928,10 @@ void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* /*buf*/, fl
         }
       }
       SLMC_UNROLL
-      for (int q = 0; q < kPairs; ++q) facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[q]), pair_scale(q, g), facc[q]);
+      for (int q = 0; q < kPairs; ++q) facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[q]), pair_scale(q), facc[q]);
     }
   }
-  // Offset term as in gemv_i8.
+  // The offset term accumulated above, one lane per row.
   alignas(32) float mt[8];
   _mm256_store_ps(mt, offset);
   SLMC_UNROLL
