@@ -1,12 +1,13 @@
 // AVX2 + FMA + F16C linear kernels. Design notes in docs/KERNELS.md; in short:
 //
-// GEMV (N < kGemmMinN, or < kGemmMinNInt4Pairs for interleaved int4 g32 in int8 mode; one weight
-// pass per row of X), four rows in flight:
+// GEMV (N < kGemmMinN; one weight pass per row of X), four rows in flight:
 //   int8 mode: int8 codes  -> vpmaddubsw(|w|, sign(x, w)) + vpmaddwd, int32 per scale span;
 //              int4 nibbles -> one broadcast load, vpsrlvd + vpand give 32 codes u in element order,
 //              vpmaddubsw(u, x) summed in int16 over up to 8 chunks (|u| <= 15: 8 * 2 * 15 * 127
 //              < 32767), then one vpmaddwd; one cvt + FMA with the scale per group.
 //   fp32 mode: codes -> floats -> w = d*c + m -> FMA with x.
+// int4 in interleaved blocks, int8 mode (every N with g32 scales, N < kGemmMinNInt4Pairs with
+//   others): row pairs from one 32-byte load, up to 8 rows of X per weight pass (PairsGemv).
 // GEMM (N >= kGemmMinN): 16 output rows at a time; the weights of a K block are repacked into an
 //   L1/L2-resident panel once and reused for every row of X:
 //   fp32 mode: panel [k][16 rows] fp32, outer-product micro-kernel 16 x 6 (12 accumulators).
@@ -33,13 +34,16 @@ namespace slmc::detail {
 namespace {
 
 constexpr int64_t kGemmMinN = 4;  // N at which repacking weights pays off
-// int4 g32 weights in interleaved blocks, int8 mode: the GEMM's nibble unpacking and transposes
-// cost more per weight than the row-pair GEMV, which then wins up to N = 8. Session 4, ms per call,
-// one weight pass per row of X vs the GEMM: 8192^2 N = 4 / 6 / 8: 12.8 / 24.3 / 31.6 vs 34.7 /
-// 38.1 / 42.3; slmc_bench N = 8 (fastest of 6): 2048x8192 3.50 vs 7.13, 4096^2 3.55 vs 6.41, 8192^2
-// 28.3 vs 35.1 (2 threads 15.2 vs 19.2). Not for plain int4 rows (8192^2 N = 8: 53 vs 36 ms) nor
-// g128 (8192^2: 27 vs 21 ms), nor int8 weights (8192^2 N = 4: GEMM 22.9 vs 30.6 ms).
-constexpr int64_t kGemmMinNInt4Pairs = 9;
+// int4 weights in interleaved blocks, int8 mode: the row-pair GEMV serves 8 rows of X per weight
+// pass (PairsGemv), with fewer instructions per product than the GEMM's nibble unpacking and
+// transposes. Session 5, slmc_bench fastest of 6 interleaved runs, GEMV vs GEMM, ms:
+//   g32: 4096^2 N = 32 / 128: 11.4 / 42.7 vs 17.2 / 60.4; 8192^2 N = 32 / 128: 54.3 / 185 vs 76.1 /
+//        262; 2 threads 4096^2 N = 128: 25.3 vs 33.0 -> the GEMV for every N;
+//   g128 (the GEMM sums 4 chunks in int16 before converting): 4096^2 N = 8 / 16 / 24 / 32 / 128:
+//        2.7 / 5.7 / 12.8 / 10.9 / 48.6 vs 5.6 / 9.3 / 11.8 / 9.5 / 35.5; per-channel scales
+//        N = 12 / 16 / 24: 3.8 / 5.5 / 10.5 vs 6.6 / 5.9 / 7.2 -> the GEMV up to N = 16.
+// Plain int4 rows and int8 weights keep the GEMM from kGemmMinN.
+constexpr int64_t kGemmMinNInt4Pairs = 17;
 // Software prefetch distance in chunk steps of a row stream (1 KiB ahead on plain int8 rows, 8 KiB on
 // 8-row interleaved int8 blocks): measured better than 0, 4 or 12 on the DRAM-resident GEMV.
 constexpr int64_t kPrefetchChunks = 32;
@@ -841,155 +845,299 @@ bool i8_fast_path(const LinearArgs& a) {
 // lane) and of row 2q+1 (high lane), hi = (v >> 4) & 15 elements 16..31: multiplied with the
 // activation halves broadcast to both lanes, one vpmaddubsw pair, one vpmaddwd, one cvt and one
 // FMA serve two rows. int16 sums hold 4 chunks (4 * 2 * 2 * 15 * 127 < 32767).
-template <int P, int kSpan>
-void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i, float* /*buf*/, float* out) {
-  static_assert(P == 4 || P == 8, "pairs of interleaved rows");
-  constexpr int kPairs = P / 2;
-  const DenseQuantLayout& l = a.layout;
-  const bool grouped = l.groups > 1 || l.group_size < a.k;
-  const int64_t span = kSpan > 0 ? kSpan : (grouped ? l.group_size / kChunk : kSpanMax);
-  const int8_t* xq = a.xq + i * a.kpad;
-  const float* xs = a.xsum + i * l.groups;
-  RowStream s[P];
-  SLMC_UNROLL
-  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
-  SLMC_DCHECK(s[0].wstride == P * 16 && s[0].sstride == P && s[1].s0 == s[0].s0 + 1, "interleaved block");
-  const uint8_t* blk = s[0].w;
-  constexpr int64_t kStride = P * 16;
-  const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i nib = _mm256_set1_epi8(15);
-  const __m256i pair_idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  __m256 facc[kPairs];
-  SLMC_UNROLL
-  for (int q = 0; q < kPairs; ++q) facc[q] = _mm256_setzero_ps();
-  auto pair_i16 = [&](int q, int64_t c, __m256i xlo, __m256i xhi) {
-    const uint8_t* wp = blk + c * kStride + q * 32;
-    if (q % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * kStride), _MM_HINT_T0);
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
-    const __m256i lo = _mm256_and_si256(v, nib);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
-    return _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
-  };
-  auto xhalf = [&](int64_t c, int h) {
-    return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(xq + c * kChunk + 16 * h)));
-  };
+//
+// NX rows of X (1..kMaxNX) share each unpacked weight register: the block is read from memory once
+// for all of them. Accumulators are fp32 per (pair, row of X), plus int16 group sums per row of X
+// and, for spans longer than 4 chunks, int32 span sums per (pair, row of X); when they would not fit
+// the 16 ymm registers, the block is taken in passes over kQ pairs x kJ rows of X (later passes read
+// the block from L1/L2). Every (pair, row of X) sees the same operations in the same order for any
+// NX, so a row of X gets the same bits whatever other rows share the call.
+constexpr int kMaxNX = 8;
+
+template <int P, int kSpan, int NX>
+struct PairsPlan {
+  static constexpr int kPairs = P / 2;
+  // One row of X: all pairs in one pass (as many accumulators as pairs). More rows: int16 group
+  // sums per row of X must stay in registers next to the fp32 accumulators, so longer spans
+  // take fewer rows per pass.
+  static constexpr int kJ = kSpan == 1 ? std::min(NX, 8) : kSpan == 4 ? std::min(NX, 3) : std::min(NX, 2);
+  static constexpr int kQ = NX == 1 ? kPairs : kSpan == 1 ? std::min(kPairs, std::max(1, 8 / kJ)) : 1;
+};
+
+template <int P, int kSpan, int NX>
+class PairsGemv {
+ public:
+  static constexpr int kPairs = P / 2;
+  static constexpr int64_t kStride = P * 16;
+
+  PairsGemv(const LinearArgs& a, int64_t r, int64_t i0) : a_(a), l_(a.layout), i0_(i0) {
+    grouped_ = l_.groups > 1 || l_.group_size < a.k;
+    span_ = kSpan > 0 ? kSpan : (grouped_ ? l_.group_size / kChunk : kSpanMax);
+    RowStream s0 = row_stream(a, r);
+    SLMC_DCHECK(s0.wstride == kStride && s0.sstride == P && row_stream(a, r + 1).s0 == s0.s0 + 1, "interleaved block");
+    blk_ = s0.w;
+    s0_ = s0.s0;
+  }
+
+  // out[j * M + p] = y of row r + p for row i0 + j of X.
+  void run(float* out) {
+    alignas(32) float mt[NX][8] = {};  // P = 4 leaves lanes 4..7 zero
+    alignas(32) float dot[NX][8] = {};
+    if constexpr (NX == 1) {
+      passes<0>(dot, mt);
+    } else {
+      offsets(mt);
+      passes<0>(dot, mt);
+    }
+    // y = xscale * dot + offset as one explicit FMA (plain C++ would leave the contraction to the
+    // compiler, which may choose differently per instantiation); -8 * mt is exact.
+    const __m256 m8 = _mm256_set1_ps(a_.symmetric ? -8.0f : 1.0f);
+    for (int j = 0; j < NX; ++j) {
+      const __m256 xs = _mm256_set1_ps(a_.xscale[i0_ + j]);
+      const __m256 y = _mm256_fmadd_ps(xs, _mm256_load_ps(dot[j]), _mm256_mul_ps(m8, _mm256_load_ps(mt[j])));
+      if (P == 8) {
+        _mm256_storeu_ps(out + j * a_.m, y);
+      } else {
+        _mm_storeu_ps(out + j * a_.m, _mm256_castps256_ps128(y));
+      }
+    }
+  }
+
+ private:
   // The P rows of a group keep their scales (and mins) side by side: one load (and one F16C
-  // conversion) per group gives all of them, read straight from the weights rather than converted
-  // into a buffer first; the offset term sum_g m_g * xsum_g accumulates in the same pass.
-  const bool sym4 = a.symmetric;
-  auto group_vec = [&](const void* src, int64_t g) -> __m256 {
-    const int64_t at = s[0].s0 + g * P;
-    if (a.scales_f16) {
+  // conversion) per group gives all of them, read straight from the weights.
+  __m256 group_vec(const void* src, int64_t g) const {
+    const int64_t at = s0_ + g * P;
+    if (a_.scales_f16) {
       const auto* h = static_cast<const uint16_t*>(src) + at;
       if (P == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
       return _mm256_zextps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(h))));
     }
     const float* f = static_cast<const float*>(src) + at;
     return P == 8 ? _mm256_loadu_ps(f) : _mm256_zextps128_ps256(_mm_loadu_ps(f));
-  };
-  __m256 dv = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
-  auto pair_scale = [&](int q) {
-    return _mm256_permutevar8x32_ps(dv, _mm256_add_epi32(pair_idx, _mm256_set1_epi32(2 * q)));
-  };
-  int64_t g = 0;
-  for (int64_t c0 = 0; c0 < l.chunks; c0 += span, g += grouped ? 1 : 0) {
-    const int64_t c1 = std::min(l.chunks, c0 + span);
-    dv = group_vec(a.scales, g);
-    if (grouped || c0 == 0) {  // per-channel scales: one group, however many spans
-      offset = _mm256_fmadd_ps(sym4 ? dv : group_vec(a.mins, g), _mm256_broadcast_ss(xs + g), offset);
+  }
+  // Offset term sum_g m_g * xsum_g per row (m = the scales for symmetric int4, scaled by -8 in run).
+  __m256 offset_vec(int64_t g) const { return a_.symmetric ? group_vec(a_.scales, g) : group_vec(a_.mins, g); }
+  __m256 offset_step(__m256 acc, __m256 m, int64_t g, int64_t j) const {
+    return _mm256_fmadd_ps(m, _mm256_broadcast_ss(a_.xsum + (i0_ + j) * l_.groups + g), acc);
+  }
+  void offsets(float (*mt)[8]) const {
+    __m256 acc[NX];
+    SLMC_UNROLL
+    for (int j = 0; j < NX; ++j) acc[j] = _mm256_setzero_ps();
+    const int64_t groups = grouped_ ? l_.groups : 1;
+    for (int64_t g = 0; g < groups; ++g) {
+      const __m256 m = offset_vec(g);
+      SLMC_UNROLL
+      for (int j = 0; j < NX; ++j) acc[j] = offset_step(acc[j], m, g, j);
     }
-    if (span <= 4) {
-      if (c1 - c0 == 1) {
-        const __m256i xlo = xhalf(c0, 0), xhi = xhalf(c0, 1);
+    SLMC_UNROLL
+    for (int j = 0; j < NX; ++j) _mm256_store_ps(mt[j], acc[j]);
+  }
+
+  template <int Q0>
+  void passes(float (*dot)[8], float (*mt)[8]) {
+    using Plan = PairsPlan<P, kSpan, NX>;
+    constexpr int kQ = std::min(Plan::kQ, kPairs - Q0);
+    int j0 = 0;
+    for (; j0 + Plan::kJ <= NX; j0 += Plan::kJ) pass<Q0, kQ, Plan::kJ>(j0, dot, mt);
+    if constexpr (NX % Plan::kJ != 0) pass<Q0, kQ, NX % Plan::kJ>(j0, dot, mt);
+    if constexpr (Q0 + kQ < kPairs) passes<Q0 + kQ>(dot, mt);
+  }
+
+  // Pairs [Q0, Q0 + NQ) for rows [j0, j0 + NJ) of X over the whole row.
+  template <int Q0, int NQ, int NJ>
+  void pass(int j0, float (*dot)[8], float (*mt)[8]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i nib = _mm256_set1_epi8(15);
+    const bool first = Q0 == 0 && j0 == 0;
+    const int8_t* xq = a_.xq + (i0_ + j0) * a_.kpad;
+    const int64_t kpad = a_.kpad;
+    auto xhalf = [&](int j, int64_t c, int h) {
+      return _mm256_broadcastsi128_si256(
+          _mm_load_si128(reinterpret_cast<const __m128i*>(xq + j * kpad + c * kChunk + 16 * h)));
+    };
+    // The 32 bytes of pair q in chunk c (prefetching ahead in the first pass).
+    auto load_pair = [&](int q, int64_t c) {
+      const uint8_t* wp = blk_ + c * kStride + q * 32;
+      if (first) {
+        if (NQ == kPairs) {
+          if (q % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * kStride), _MM_HINT_T0);
+        } else if (q == 0) {
+          SLMC_UNROLL
+          for (int line = 0; line < kStride / 64; ++line) {
+            _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * kStride + 64 * line), _MM_HINT_T0);
+          }
+        }
+      }
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+    };
+    // i16[j] (+)= products of pair q's chunk c with row j of X.
+    auto chunk = [&](int q, int64_t c, __m256i* i16, bool add) {
+      const __m256i v = load_pair(q, c);
+      const __m256i lo = _mm256_and_si256(v, nib);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+      SLMC_UNROLL
+      for (int j = 0; j < NJ; ++j) {
+        const __m256i t = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xhalf(j, c, 0)), _mm256_maddubs_epi16(hi, xhalf(j, c, 1)));
+        i16[j] = add ? _mm256_add_epi16(i16[j], t) : t;
+      }
+    };
+    auto pair_scale = [&](__m256 dv, int q) {
+      return _mm256_permutevar8x32_ps(dv, _mm256_setr_epi32(2 * q, 2 * q, 2 * q, 2 * q, 2 * q + 1, 2 * q + 1,
+                                                            2 * q + 1, 2 * q + 1));
+    };
+    __m256 facc[NQ][NJ];
+    SLMC_UNROLL
+    for (int q = 0; q < NQ; ++q) {
+      SLMC_UNROLL
+      for (int j = 0; j < NJ; ++j) facc[q][j] = _mm256_setzero_ps();
+    }
+    __m256 offset = _mm256_setzero_ps();  // NX == 1: the offset term in the same pass
+    const int64_t span = span_;
+    int64_t g = 0;
+    for (int64_t c0 = 0; c0 < l_.chunks; c0 += span, g += grouped_ ? 1 : 0) {
+      const int64_t c1 = std::min(l_.chunks, c0 + span);
+      const __m256 dv = group_vec(a_.scales, g);
+      if constexpr (NX == 1) {
+        if (grouped_ || c0 == 0) offset = offset_step(offset, a_.symmetric ? dv : group_vec(a_.mins, g), g, 0);
+      }
+      if (kSpan == 1) {
+        // One chunk per group: each row's products go straight into its accumulator.
         SLMC_UNROLL
-        for (int q = 0; q < kPairs; ++q) {
-          const __m256i isum = _mm256_madd_epi16(pair_i16(q, c0, xlo, xhi), ones);
-          facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), pair_scale(q), facc[q]);
+        for (int q = 0; q < NQ; ++q) {
+          const __m256i v = load_pair(Q0 + q, c0);
+          const __m256i lo = _mm256_and_si256(v, nib);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+          const __m256 ps = pair_scale(dv, Q0 + q);
+          SLMC_UNROLL
+          for (int j = 0; j < NJ; ++j) {
+            const __m256i t = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xhalf(j, c0, 0)), _mm256_maddubs_epi16(hi, xhalf(j, c0, 1)));
+            facc[q][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(t, ones)), ps, facc[q][j]);
+          }
+        }
+      } else if (span <= 4) {
+        SLMC_UNROLL
+        for (int q = 0; q < NQ; ++q) {
+          __m256i i16[NJ];
+          chunk(Q0 + q, c0, i16, false);
+          for (int64_t c = c0 + 1; c < c1; ++c) chunk(Q0 + q, c, i16, true);
+          const __m256 ps = pair_scale(dv, Q0 + q);
+          SLMC_UNROLL
+          for (int j = 0; j < NJ; ++j) {
+            facc[q][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16[j], ones)), ps, facc[q][j]);
+          }
         }
       } else {
+        __m256i iacc[NQ][NJ];
         SLMC_UNROLL
-        for (int q = 0; q < kPairs; ++q) {
-          __m256i i16 = pair_i16(q, c0, xhalf(c0, 0), xhalf(c0, 1));
-          for (int64_t c = c0 + 1; c < c1; ++c) i16 = _mm256_add_epi16(i16, pair_i16(q, c, xhalf(c, 0), xhalf(c, 1)));
-          facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16, ones)), pair_scale(q), facc[q]);
+        for (int q = 0; q < NQ; ++q) {
+          SLMC_UNROLL
+          for (int j = 0; j < NJ; ++j) iacc[q][j] = _mm256_setzero_si256();
+        }
+        for (int64_t cc = c0; cc < c1; cc += 4) {
+          const int64_t ce = std::min(c1, cc + 4);
+          SLMC_UNROLL
+          for (int q = 0; q < NQ; ++q) {
+            __m256i i16[NJ];
+            chunk(Q0 + q, cc, i16, false);
+            for (int64_t c = cc + 1; c < ce; ++c) chunk(Q0 + q, c, i16, true);
+            SLMC_UNROLL
+            for (int j = 0; j < NJ; ++j) iacc[q][j] = _mm256_add_epi32(iacc[q][j], _mm256_madd_epi16(i16[j], ones));
+          }
+        }
+        SLMC_UNROLL
+        for (int q = 0; q < NQ; ++q) {
+          const __m256 ps = pair_scale(dv, Q0 + q);
+          SLMC_UNROLL
+          for (int j = 0; j < NJ; ++j) facc[q][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[q][j]), ps, facc[q][j]);
         }
       }
-    } else {
-      __m256i iacc[kPairs];
+    }
+    if constexpr (NX == 1) _mm256_store_ps(mt[0], offset);
+    SLMC_UNROLL
+    for (int q = 0; q < NQ; ++q) {
       SLMC_UNROLL
-      for (int q = 0; q < kPairs; ++q) iacc[q] = _mm256_setzero_si256();
-      for (int64_t cc = c0; cc < c1; cc += 4) {
-        const int64_t ce = std::min(c1, cc + 4);
+      for (int j = 0; j < NJ; ++j) {
         SLMC_UNROLL
-        for (int q = 0; q < kPairs; ++q) {
-          __m256i i16 = pair_i16(q, cc, xhalf(cc, 0), xhalf(cc, 1));
-          for (int64_t c = cc + 1; c < ce; ++c) i16 = _mm256_add_epi16(i16, pair_i16(q, c, xhalf(c, 0), xhalf(c, 1)));
-          iacc[q] = _mm256_add_epi32(iacc[q], _mm256_madd_epi16(i16, ones));
+        for (int h = 0; h < 2; ++h) {
+          __m128 v = h == 0 ? _mm256_castps256_ps128(facc[q][j]) : _mm256_extractf128_ps(facc[q][j], 1);
+          v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+          v = _mm_add_ss(v, _mm_movehdup_ps(v));
+          dot[j0 + j][2 * (Q0 + q) + h] = _mm_cvtss_f32(v);
         }
       }
-      SLMC_UNROLL
-      for (int q = 0; q < kPairs; ++q) facc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[q]), pair_scale(q), facc[q]);
     }
   }
-  // The offset term accumulated above, one lane per row.
-  alignas(32) float mt[8];
-  _mm256_store_ps(mt, offset);
-  SLMC_UNROLL
-  for (int q = 0; q < kPairs; ++q) {
-    const __m128 lo = _mm256_castps256_ps128(facc[q]), hi = _mm256_extractf128_ps(facc[q], 1);
-    float part[2];
-    SLMC_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      __m128 v = h == 0 ? lo : hi;
-      v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-      v = _mm_add_ss(v, _mm_movehdup_ps(v));
-      part[h] = _mm_cvtss_f32(v);
-    }
-    SLMC_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      const int p = 2 * q + h;
-      out[p] = a.xscale[i] * part[h] + (sym4 ? -8.0f * mt[p] : mt[p]);
-    }
+
+  const LinearArgs& a_;
+  const DenseQuantLayout& l_;
+  int64_t i0_;
+  bool grouped_ = false;
+  int64_t span_ = 0;
+  const uint8_t* blk_ = nullptr;
+  int64_t s0_ = 0;
+};
+
+template <int P, int kSpan>
+void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* out) {
+  switch (nx) {
+    case 1: return PairsGemv<P, kSpan, 1>(a, r, i0).run(out);
+    case 2: return PairsGemv<P, kSpan, 2>(a, r, i0).run(out);
+    case 3: return PairsGemv<P, kSpan, 3>(a, r, i0).run(out);
+    case 4: return PairsGemv<P, kSpan, 4>(a, r, i0).run(out);
+    case 5: return PairsGemv<P, kSpan, 5>(a, r, i0).run(out);
+    case 6: return PairsGemv<P, kSpan, 6>(a, r, i0).run(out);
+    case 7: return PairsGemv<P, kSpan, 7>(a, r, i0).run(out);
+    default: return PairsGemv<P, kSpan, 8>(a, r, i0).run(out);
   }
 }
 
 template <bool kInt4, int kSpan>
 void gemv_i8_rows(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   float* buf = reinterpret_cast<float*>(scratch);
-  for (int64_t i = 0; i < a.n; ++i) {
-    float* y = a.y + i * a.m;
+  // Per-tensor scales have no per-row layout to pair: the generic path handles them.
+  const bool pair_layout = kInt4 && !a.layout.per_tensor && (a.layout.interleave == 4 || a.layout.interleave == 8);
+  for (int64_t i0 = 0; i0 < a.n;) {
+    // Interleaved int4 blocks serve up to kMaxNX rows of X per weight pass; the rest one row.
+    const int nx = pair_layout ? static_cast<int>(std::min<int64_t>(kMaxNX, a.n - i0)) : 1;
     for_row_groups(a, m0, m1, [&](int64_t r, int p) {
-      // Per-tensor scales have no per-row layout to pair: the generic path handles them.
-      const bool pairs = kInt4 && !a.layout.per_tensor && r < a.layout.interleaved_rows && p == a.layout.interleave;
-      if (pairs && p == 8) {
-        gemv_i4_pairs<8, kSpan>(a, r, i, buf, y + r);
-      } else if (pairs && p == 4) {
-        gemv_i4_pairs<4, kSpan>(a, r, i, buf, y + r);
-      } else if (p == 8 && !kInt4 && a.layout.groups == 1 && a.k <= kShortRowK) {
-        // Short int8 rows, one scale per row: two 4-row halves of the block. Eight int32
-        // accumulators spill in the 8-row loop, four do not; the block (<= 8 KiB) is still in L1
-        // for the second half.
-        gemv_i8<kInt4, 4, kSpan>(a, r, i, buf, y + r);
-        gemv_i8<kInt4, 4, kSpan>(a, r + 4, i, buf, y + r + 4);
-      } else if (p == 8) {
-        gemv_i8<kInt4, 8, kSpan>(a, r, i, buf, y + r);
-      } else if (p == 4) {
-        gemv_i8<kInt4, 4, kSpan>(a, r, i, buf, y + r);
-      } else {
-        gemv_i8<kInt4, 1, kSpan>(a, r, i, buf, y + r);
+      if (pair_layout && r < a.layout.interleaved_rows && p == a.layout.interleave) {
+        float* out = a.y + i0 * a.m + r;
+        return p == 8 ? gemv_i4_pairs<8, kSpan>(a, r, i0, nx, out) : gemv_i4_pairs<4, kSpan>(a, r, i0, nx, out);
+      }
+      for (int64_t i = i0; i < i0 + nx; ++i) {
+        float* y = a.y + i * a.m;
+        if (p == 8 && !kInt4 && a.layout.groups == 1 && a.k <= kShortRowK) {
+          // Short int8 rows, one scale per row: two 4-row halves of the block. Eight int32
+          // accumulators spill in the 8-row loop, four do not; the block (<= 8 KiB) is still in L1
+          // for the second half.
+          gemv_i8<kInt4, 4, kSpan>(a, r, i, buf, y + r);
+          gemv_i8<kInt4, 4, kSpan>(a, r + 4, i, buf, y + r + 4);
+        } else if (p == 8) {
+          gemv_i8<kInt4, 8, kSpan>(a, r, i, buf, y + r);
+        } else if (p == 4) {
+          gemv_i8<kInt4, 4, kSpan>(a, r, i, buf, y + r);
+        } else {
+          gemv_i8<kInt4, 1, kSpan>(a, r, i, buf, y + r);
+        }
       }
     });
-    if (a.bias)
-      for (int64_t r = m0; r < m1; ++r) y[r] += a.bias[r];
+    if (a.bias) {
+      for (int64_t i = i0; i < i0 + nx; ++i)
+        for (int64_t r = m0; r < m1; ++r) a.y[i * a.m + r] += a.bias[r];
+    }
+    i0 += nx;
   }
 }
 
 void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   if (!i8_fast_path(a)) return linear_kernels_scalar().int8(a, m0, m1, scratch);
   const bool int4 = a.vt == ValueType::kInt4;
-  const bool pairs_g32 = int4 && a.layout.interleave > 1 && !a.layout.per_tensor && a.layout.groups > 1 &&
-                         a.layout.group_size == 32;
-  if (a.n >= (pairs_g32 ? kGemmMinNInt4Pairs : kGemmMinN)) {
+  const bool pairs = int4 && a.layout.interleave > 1 && !a.layout.per_tensor;
+  const bool g32 = a.layout.groups > 1 && a.layout.group_size == 32;
+  const bool gemm = pairs ? !g32 && a.n >= kGemmMinNInt4Pairs : a.n >= kGemmMinN;
+  if (gemm) {
     return int4 ? gemm_i8<true>(a, m0, m1, scratch) : gemm_i8<false>(a, m0, m1, scratch);
   }
   const bool grouped = a.layout.groups > 1 || a.layout.group_size < a.k;

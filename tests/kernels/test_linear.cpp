@@ -23,8 +23,10 @@ struct Shape {
 
 // Shapes: ones, primes, K not a multiple of 32 or of the group, M not a multiple of R or of the
 // 16-row grain, N below and above the GEMV/GEMM switch, K beyond one GEMM k-block.
-const std::vector<Shape> kShapes = {{1, 1, 1},  {1, 37, 3},  {13, 97, 1}, {17, 300, 5}, {33, 64, 2},
-                                    {7, 256, 9}, {41, 129, 4}, {24, 33, 7}, {3, 530, 1}};
+// N = 8, 13 and 17: whole and partial groups of rows of X per weight pass (int4 row pairs).
+const std::vector<Shape> kShapes = {{1, 1, 1},   {1, 37, 3},  {13, 97, 1}, {17, 300, 5}, {33, 64, 2},
+                                    {7, 256, 9}, {41, 129, 4}, {24, 33, 7}, {3, 530, 1}, {19, 70, 8},
+                                    {10, 100, 13}, {6, 45, 17}};
 
 // Tolerances, as documented in docs/KERNELS.md:
 //   fp32 mode: |y - y64| <= 1e-5 * (sum_k |x_k w_k| + |bias|)
@@ -323,7 +325,7 @@ TEST_CASE("linear on long rows crosses K blocks and int32 spans", "[linear]") {
       if (e.scale_dtype == DType::kF32 && e.is_quantized()) continue;
       const bool channel = e.granularity == Granularity::kChannel || !e.is_quantized();
       std::vector<Shape> shapes = {{19, 2100, 5}, {21, 1100, 13}, {9, 1500, 1}};
-      if (channel) shapes.push_back({9, 33000, 2});
+      if (channel) shapes.push_back({9, 33000, 3});
       for (const Shape& sh : shapes) {
         ++seed;
         const TestMatrix t = test::make_matrix(sh.m, sh.k, e, seed);
@@ -338,6 +340,37 @@ TEST_CASE("linear on long rows crosses K blocks and int32 spans", "[linear]") {
           REQUIRE(linear(ctx, x.data(), sh.n, t.em.view(), bias.data(), y.data(), mode).ok());
           check_linear(t, x, sh.n, bias, y, mode, what);
         }
+      }
+    }
+  }
+}
+
+TEST_CASE("int4 row pairs give each row of X the bits of a one-row call", "[linear]") {
+  // The AVX2 row-pair GEMV (int4 in interleaved blocks, int8 mode) serves several rows of X per
+  // weight pass, in passes over pairs of rows and groups of rows of X; each row of X must see the
+  // same operations as alone. g32 uses it for every N, other groupings up to N = 16.
+  if (!cpu_supports(Isa::kAvx2)) return;
+  ScopedIsaOverride force(Isa::kAvx2);
+  LinearContext ctx(1);
+  uint64_t seed = 47000;
+  for (const Encoding& e : test::all_dense_encodings()) {
+    if (e.value_type != ValueType::kInt4 || e.layout == RowLayout::kRows || e.granularity == Granularity::kTensor) continue;
+    const bool g32 = e.granularity == Granularity::kGroup && e.group_size == 32;
+    for (int64_t k : {300, 1100}) {
+      ++seed;
+      const int64_t m = 21, nmax = g32 ? 24 : 16;
+      const TestMatrix t = test::make_matrix(m, k, e, seed);
+      const std::vector<float> x = test::gaussian(static_cast<size_t>(nmax * k), seed + 1);
+      const std::vector<float> bias = test::gaussian(static_cast<size_t>(m), seed + 2);
+      std::vector<float> one(static_cast<size_t>(nmax * m));
+      for (int64_t i = 0; i < nmax; ++i) {
+        REQUIRE(linear(ctx, x.data() + i * k, 1, t.em.view(), bias.data(), one.data() + i * m, ActMode::kInt8).ok());
+      }
+      for (int64_t n = 2; n <= nmax; ++n) {
+        std::vector<float> y(static_cast<size_t>(n * m));
+        REQUIRE(linear(ctx, x.data(), n, t.em.view(), bias.data(), y.data(), ActMode::kInt8).ok());
+        INFO(test::encoding_name(e) << " K=" << k << " N=" << n);
+        REQUIRE(std::memcmp(y.data(), one.data(), y.size() * 4) == 0);
       }
     }
   }
