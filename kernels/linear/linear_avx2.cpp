@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C linear kernels. Design notes in docs/KERNELS.md; in short:
 //
-// GEMV (N < kGemmMinN; one weight pass per row of X), four rows in flight:
+// GEMV (N < kGemmMinN in fp32 mode, one weight pass per row of X; N < kGemmMinNInt8 in int8 mode,
+// one pass per 8 rows of X), four rows in flight:
 //   int8 mode: int8 codes  -> vpmaddubsw(|w|, sign(x, w)) + vpmaddwd, int32 per scale span;
 //              int4 nibbles -> one broadcast load, vpsrlvd + vpand give 32 codes u in element order,
 //              vpmaddubsw(u, x) summed in int16 over up to 8 chunks (|u| <= 15: 8 * 2 * 15 * 127
@@ -8,8 +9,8 @@
 //   fp32 mode: codes -> floats -> w = d*c + m -> FMA with x.
 // int4 in interleaved blocks, int8 mode (every N with g32 scales, N < kGemmMinNInt4Pairs with
 //   others): row pairs from one 32-byte load, up to 8 rows of X per weight pass (PairsGemv).
-// GEMM (N >= kGemmMinN): 16 output rows at a time; the weights of a K block are repacked into an
-//   L1/L2-resident panel once and reused for every row of X:
+// GEMM (N from kGemmMinN / kGemmMinNInt8 / kGemmMinNInt4Pairs): 16 output rows at a time; the
+//   weights of a K block are repacked into an L1/L2-resident panel once and reused for every row of X:
 //   fp32 mode: panel [k][16 rows] fp32, outer-product micro-kernel 16 x 6 (12 accumulators).
 //   int8 mode: panel [k/4][16 rows][4 codes]: one vpmaddubsw multiplies 8 rows x 4 k with a
 //              broadcast of 4 activation bytes, so output lanes are rows (no horizontal sums) and
@@ -33,7 +34,7 @@
 namespace slmc::detail {
 namespace {
 
-constexpr int64_t kGemmMinN = 4;  // N at which repacking weights pays off
+constexpr int64_t kGemmMinN = 4;  // fp32 mode: N at which repacking weights pays off
 // int4 weights in interleaved blocks, int8 mode: the row-pair GEMV serves 8 rows of X per weight
 // pass (PairsGemv), with fewer instructions per product than the GEMM's nibble unpacking and
 // transposes. Session 5, slmc_bench fastest of 6 interleaved runs, GEMV vs GEMM, ms:
@@ -42,8 +43,14 @@ constexpr int64_t kGemmMinN = 4;  // N at which repacking weights pays off
 //   g128 (the GEMM sums 4 chunks in int16 before converting): 4096^2 N = 8 / 16 / 24 / 32 / 128:
 //        2.7 / 5.7 / 12.8 / 10.9 / 48.6 vs 5.6 / 9.3 / 11.8 / 9.5 / 35.5; per-channel scales
 //        N = 12 / 16 / 24: 3.8 / 5.5 / 10.5 vs 6.6 / 5.9 / 7.2 -> the GEMV up to N = 16.
-// Plain int4 rows and int8 weights keep the GEMM from kGemmMinN.
 constexpr int64_t kGemmMinNInt4Pairs = 17;
+// Other quantized rows in int8 mode (int8 codes, plain int4 rows): RowsGemv, up to 8 rows of X
+// per weight pass, up to N = 8. Session 5, fastest of 6 interleaved runs, GEMV vs GEMM, ms, N = 8
+// / 32: int8 per-channel plain rows 4096^2 3.7 / 13.7 vs 5.7 / 16.1, 8192^2 13.0 / 58.5 vs 26.6 /
+// 51.8; int8 per-channel R=8 4096^2 5.2 / 18.8 vs 6.0 / 14.5, 8192^2 18.5 / 74.9 vs 27.7 / 50.0;
+// int8 g32 R=8 4096^2 5.8 / 21.9 vs 6.4 / 16.3; int4 g32 plain rows 4096^2 4.8 / 19.6 vs 7.2 / 16.1,
+// 8192^2 14.7 / 62.7 vs 34.2 / 62.2.
+constexpr int64_t kGemmMinNInt8 = 9;
 // Software prefetch distance in chunk steps of a row stream (1 KiB ahead on plain int8 rows, 8 KiB on
 // 8-row interleaved int8 blocks): measured better than 0, 4 or 12 on the DRAM-resident GEMV.
 constexpr int64_t kPrefetchChunks = 32;
@@ -65,6 +72,13 @@ inline float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
+}
+
+// y = xscale * dot + offset with one rounding, written out: plain C++ leaves the contraction to
+// the compiler, which may choose differently in different functions (one-row and batched GEMVs
+// must agree to the bit).
+inline float combine(float xscale, float dot, float offset) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(xscale), _mm_set_ss(dot), _mm_set_ss(offset)));
 }
 
 inline float scale_at(const void* p, bool f16, int64_t i) {
@@ -392,7 +406,215 @@ void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) 
   float mt[8] = {};
   if (has_m) offset_terms<P>(sc, sym4, xs, l.groups, mt);
   SLMC_UNROLL
-  for (int p = 0; p < P; ++p) out[p] = a.xscale[i] * hsum(facc[p]) + (sym4 ? -8.0f * mt[p] : mt[p]);
+  for (int p = 0; p < P; ++p) out[p] = combine(a.xscale[i], hsum(facc[p]), sym4 ? -8.0f * mt[p] : mt[p]);
+}
+
+// gemv_i8 for NX rows of X (2..kMaxNX) per weight pass: the codes of a chunk are loaded and made
+// ready (int8: |w|; int4: unpacked) once for all of them. Accumulators are fp32 per (row, row of X),
+// plus per row of X an int32 (int8) or int16 (int4) group sum, and for spans longer than 8 chunks
+// an int32 span sum per (row, row of X); passes over kR rows x kJ rows of X keep them in registers
+// (later passes read the rows from L1/L2). Every (row, row of X) sees gemv_i8's operations in its
+// order, so a row of X gets the same bits as in a one-row call.
+template <bool kInt4, int P, int kSpan, int NX>
+class RowsGemv {
+ public:
+  // Scale groups of a runtime length (per-channel scales above all: one span of up to kSpanMax
+  // chunks) keep their fp32 sums in memory: they change once per group, the int sums every chunk.
+  static constexpr bool kFaccInMemory = kSpan == 0;
+  static constexpr int kJ = kSpan == 4 ? std::min(NX, 4) : std::min(NX, 8);
+  static constexpr int kR = kSpan == 4 ? std::max(1, std::min(P, 8 / kJ - 1)) : std::min(P, std::max(1, 8 / kJ));
+
+  RowsGemv(const LinearArgs& a, int64_t r, int64_t i0, float* buf) : a_(a), l_(a.layout), i0_(i0) {
+    grouped_ = l_.groups > 1 || l_.group_size < a.k;
+    span_ = kSpan > 0 ? kSpan : (grouped_ ? l_.group_size / kChunk : kSpanMax);
+    RowStream s[P];
+    SLMC_UNROLL
+    for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+    sc_ = row_scales<P>(a, s, buf);
+    SLMC_UNROLL
+    for (int p = 0; p < P; ++p) w_[p] = s[p].w;
+    cstride_ = s[0].wstride;
+    interleaved_ = P > 1 && cstride_ == P * l_.chunk_bytes;
+  }
+
+  // out[j * M + p] = y of row r + p for row i0 + j of X.
+  void run(float* out) {
+    alignas(32) float dot[NX][P];
+    rows<0>(dot);
+    const bool sym4 = kInt4 && a_.symmetric;
+    const bool has_m = !a_.symmetric || kInt4;
+    for (int j = 0; j < NX; ++j) {
+      float mt[8] = {};
+      if (has_m) offset_terms<P>(sc_, sym4, a_.xsum + (i0_ + j) * l_.groups, l_.groups, mt);
+      SLMC_UNROLL
+      for (int p = 0; p < P; ++p) out[j * a_.m + p] = combine(a_.xscale[i0_ + j], dot[j][p], sym4 ? -8.0f * mt[p] : mt[p]);
+    }
+  }
+
+ private:
+  template <int R0>
+  void rows(float (*dot)[P]) {
+    constexpr int kRn = std::min(kR, P - R0);
+    int j0 = 0;
+    for (; j0 + kJ <= NX; j0 += kJ) pass<R0, kRn, kJ>(j0, dot);
+    if constexpr (NX % kJ != 0) pass<R0, kRn, NX % kJ>(j0, dot);
+    if constexpr (R0 + kRn < P) rows<R0 + kRn>(dot);
+  }
+
+  // Rows [R0, R0 + NR) for rows [j0, j0 + NJ) of X over the whole row.
+  template <int R0, int NR, int NJ>
+  void pass(int j0, float (*dot)[P]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i nib = _mm256_set1_epi8(15);
+    const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+    const bool first = R0 == 0 && j0 == 0;
+    const int8_t* xq = a_.xq + (i0_ + j0) * a_.kpad;
+    const int64_t kpad = a_.kpad;
+    auto xchunk = [&](int j, int64_t c) {
+      return _mm256_load_si256(reinterpret_cast<const __m256i*>(xq + j * kpad + c * kChunk));
+    };
+    // Chunk c of row p ready for vpmaddubsw: int4 codes (w), or int8 |w| (w) and w itself (sgn).
+    auto codes = [&](int p, int64_t c, __m256i* w, __m256i* sgn) {
+      const uint8_t* wp = w_[p] + c * cstride_;
+      if (first && p == 0) {
+        // The first pass fetches ahead for every row: later passes find them in cache.
+        if (interleaved_) {
+          SLMC_UNROLL
+          for (int64_t line = 0; line < P * (kInt4 ? 16 : 32) / 64; ++line) {
+            _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * cstride_ + 64 * line), _MM_HINT_T0);
+          }
+        } else {
+          SLMC_UNROLL
+          for (int q = 0; q < P; ++q) {
+            _mm_prefetch(reinterpret_cast<const char*>(w_[q] + (c + kPrefetchChunks) * cstride_), _MM_HINT_T0);
+          }
+        }
+      }
+      if (kInt4) {
+        const __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
+        *w = _mm256_and_si256(_mm256_srlv_epi32(b, shift), nib);
+      } else {
+        *sgn = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+        *w = _mm256_abs_epi8(*sgn);
+      }
+    };
+    auto product = [&](__m256i w, __m256i sgn, __m256i xv) {
+      return kInt4 ? _mm256_maddubs_epi16(w, xv) : _mm256_maddubs_epi16(w, _mm256_sign_epi8(xv, sgn));
+    };
+    auto scale = [&](int p, int64_t g) { return _mm256_broadcast_ss(sc_.d + sc_.off[p] + g * sc_.sstride); };
+    __m256 facc[NR][NJ];
+    alignas(32) float fmem[NR][NJ][8];
+    SLMC_UNROLL
+    for (int r = 0; r < NR; ++r) {
+      SLMC_UNROLL
+      for (int j = 0; j < NJ; ++j) {
+        facc[r][j] = _mm256_setzero_ps();
+        if (kFaccInMemory) _mm256_store_ps(fmem[r][j], facc[r][j]);
+      }
+    }
+    // facc[r][j] += isum * d
+    auto accumulate = [&](int r, int j, __m256i isum, __m256 d) {
+      if (kFaccInMemory) {
+        _mm256_store_ps(fmem[r][j], _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, _mm256_load_ps(fmem[r][j])));
+      } else {
+        facc[r][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, facc[r][j]);
+      }
+    };
+    const int64_t span = span_;
+    if (span <= 8) {
+      for (int64_t g = 0; g < l_.groups; ++g) {
+        const int64_t c0 = g * span, c1 = std::min(l_.chunks, c0 + span);
+        SLMC_UNROLL
+        for (int r = 0; r < NR; ++r) {
+          // int8: int32 sums of each chunk's pair products; int4: int16 over the group.
+          __m256i sum[NJ];
+          __m256i w, sgn = w;
+          codes(R0 + r, c0, &w, &sgn);
+          SLMC_UNROLL
+          for (int j = 0; j < NJ; ++j) {
+            const __m256i t = product(w, sgn, xchunk(j, c0));
+            sum[j] = kInt4 ? t : _mm256_madd_epi16(t, ones);
+          }
+          for (int64_t c = c0 + 1; c < c1; ++c) {
+            codes(R0 + r, c, &w, &sgn);
+            SLMC_UNROLL
+            for (int j = 0; j < NJ; ++j) {
+              const __m256i t = product(w, sgn, xchunk(j, c));
+              sum[j] = kInt4 ? _mm256_add_epi16(sum[j], t) : _mm256_add_epi32(sum[j], _mm256_madd_epi16(t, ones));
+            }
+          }
+          const __m256 d = scale(R0 + r, g);
+          SLMC_UNROLL
+          for (int j = 0; j < NJ; ++j) accumulate(r, j, kInt4 ? _mm256_madd_epi16(sum[j], ones) : sum[j], d);
+        }
+      }
+    } else {
+      int64_t g = 0;
+      for (int64_t c0 = 0; c0 < l_.chunks; c0 += span, g += grouped_ ? 1 : 0) {
+        const int64_t c1 = std::min(l_.chunks, c0 + span);
+        __m256i iacc[NR][NJ];
+        SLMC_UNROLL
+        for (int r = 0; r < NR; ++r) {
+          SLMC_UNROLL
+          for (int j = 0; j < NJ; ++j) iacc[r][j] = _mm256_setzero_si256();
+        }
+        // int4: int16 sums over up to 8 chunks, then widened; int8: widened every chunk.
+        constexpr int64_t kStep = kInt4 ? 8 : 1;
+        for (int64_t cc = c0; cc < c1; cc += kStep) {
+          const int64_t ce = std::min(c1, cc + kStep);
+          SLMC_UNROLL
+          for (int r = 0; r < NR; ++r) {
+            __m256i i16[NJ];
+            __m256i w, sgn = w;
+            codes(R0 + r, cc, &w, &sgn);
+            SLMC_UNROLL
+            for (int j = 0; j < NJ; ++j) i16[j] = product(w, sgn, xchunk(j, cc));
+            for (int64_t c = cc + 1; c < ce; ++c) {
+              codes(R0 + r, c, &w, &sgn);
+              SLMC_UNROLL
+              for (int j = 0; j < NJ; ++j) i16[j] = _mm256_add_epi16(i16[j], product(w, sgn, xchunk(j, c)));
+            }
+            SLMC_UNROLL
+            for (int j = 0; j < NJ; ++j) iacc[r][j] = _mm256_add_epi32(iacc[r][j], _mm256_madd_epi16(i16[j], ones));
+          }
+        }
+        SLMC_UNROLL
+        for (int r = 0; r < NR; ++r) {
+          const __m256 d = scale(R0 + r, g);
+          SLMC_UNROLL
+          for (int j = 0; j < NJ; ++j) accumulate(r, j, iacc[r][j], d);
+        }
+      }
+    }
+    SLMC_UNROLL
+    for (int r = 0; r < NR; ++r) {
+      SLMC_UNROLL
+      for (int j = 0; j < NJ; ++j) dot[j0 + j][R0 + r] = hsum(kFaccInMemory ? _mm256_load_ps(fmem[r][j]) : facc[r][j]);
+    }
+  }
+
+  const LinearArgs& a_;
+  const DenseQuantLayout& l_;
+  int64_t i0_;
+  bool grouped_ = false;
+  int64_t span_ = 0;
+  RowScales sc_;
+  const uint8_t* w_[P];
+  int64_t cstride_ = 0;
+  bool interleaved_ = false;
+};
+
+template <bool kInt4, int P, int kSpan>
+void gemv_i8_multi(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* buf, float* out) {
+  switch (nx) {
+    case 2: return RowsGemv<kInt4, P, kSpan, 2>(a, r, i0, buf).run(out);
+    case 3: return RowsGemv<kInt4, P, kSpan, 3>(a, r, i0, buf).run(out);
+    case 4: return RowsGemv<kInt4, P, kSpan, 4>(a, r, i0, buf).run(out);
+    case 5: return RowsGemv<kInt4, P, kSpan, 5>(a, r, i0, buf).run(out);
+    case 6: return RowsGemv<kInt4, P, kSpan, 6>(a, r, i0, buf).run(out);
+    case 7: return RowsGemv<kInt4, P, kSpan, 7>(a, r, i0, buf).run(out);
+    default: return RowsGemv<kInt4, P, kSpan, 8>(a, r, i0, buf).run(out);
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1099,13 +1321,15 @@ void gemv_i8_rows(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch)
   // Per-tensor scales have no per-row layout to pair: the generic path handles them.
   const bool pair_layout = kInt4 && !a.layout.per_tensor && (a.layout.interleave == 4 || a.layout.interleave == 8);
   for (int64_t i0 = 0; i0 < a.n;) {
-    // Interleaved int4 blocks serve up to kMaxNX rows of X per weight pass; the rest one row.
-    const int nx = pair_layout ? static_cast<int>(std::min<int64_t>(kMaxNX, a.n - i0)) : 1;
+    // Up to kMaxNX rows of X per weight pass (groups of 4 or 8 rows; single tail rows one by one).
+    const int nx = static_cast<int>(std::min<int64_t>(kMaxNX, a.n - i0));
     for_row_groups(a, m0, m1, [&](int64_t r, int p) {
+      float* out = a.y + i0 * a.m + r;
       if (pair_layout && r < a.layout.interleaved_rows && p == a.layout.interleave) {
-        float* out = a.y + i0 * a.m + r;
         return p == 8 ? gemv_i4_pairs<8, kSpan>(a, r, i0, nx, out) : gemv_i4_pairs<4, kSpan>(a, r, i0, nx, out);
       }
+      if (nx > 1 && p == 8) return gemv_i8_multi<kInt4, 8, kSpan>(a, r, i0, nx, buf, out);
+      if (nx > 1 && p == 4) return gemv_i8_multi<kInt4, 4, kSpan>(a, r, i0, nx, buf, out);
       for (int64_t i = i0; i < i0 + nx; ++i) {
         float* y = a.y + i * a.m;
         if (p == 8 && !kInt4 && a.layout.groups == 1 && a.k <= kShortRowK) {
@@ -1136,7 +1360,7 @@ void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   const bool int4 = a.vt == ValueType::kInt4;
   const bool pairs = int4 && a.layout.interleave > 1 && !a.layout.per_tensor;
   const bool g32 = a.layout.groups > 1 && a.layout.group_size == 32;
-  const bool gemm = pairs ? !g32 && a.n >= kGemmMinNInt4Pairs : a.n >= kGemmMinN;
+  const bool gemm = pairs ? !g32 && a.n >= kGemmMinNInt4Pairs : a.n >= kGemmMinNInt8;
   if (gemm) {
     return int4 ? gemm_i8<true>(a, m0, m1, scratch) : gemm_i8<false>(a, m0, m1, scratch);
   }

@@ -345,20 +345,23 @@ TEST_CASE("linear on long rows crosses K blocks and int32 spans", "[linear]") {
   }
 }
 
-TEST_CASE("int4 row pairs give each row of X the bits of a one-row call", "[linear]") {
-  // The AVX2 row-pair GEMV (int4 in interleaved blocks, int8 mode) serves several rows of X per
-  // weight pass, in passes over pairs of rows and groups of rows of X; each row of X must see the
-  // same operations as alone. g32 uses it for every N, other groupings up to N = 16.
+TEST_CASE("batched int8-mode GEMVs give each row of X the bits of a one-row call", "[linear]") {
+  // The AVX2 int8-mode GEMVs serve up to 8 rows of X per weight pass, in passes over rows (or row
+  // pairs) and groups of rows of X; each row of X must see the same operations as alone. Where the
+  // GEMV serves: int4 row pairs (interleaved blocks) with g32 for every N, other groupings up to
+  // N = 16; all other quantized rows up to N = 8.
   if (!cpu_supports(Isa::kAvx2)) return;
   ScopedIsaOverride force(Isa::kAvx2);
   LinearContext ctx(1);
   uint64_t seed = 47000;
   for (const Encoding& e : test::all_dense_encodings()) {
-    if (e.value_type != ValueType::kInt4 || e.layout == RowLayout::kRows || e.granularity == Granularity::kTensor) continue;
+    if (!e.is_quantized()) continue;
+    const bool pairs = e.value_type == ValueType::kInt4 && e.layout != RowLayout::kRows &&
+                       e.granularity != Granularity::kTensor;
     const bool g32 = e.granularity == Granularity::kGroup && e.group_size == 32;
     for (int64_t k : {300, 1100}) {
       ++seed;
-      const int64_t m = 21, nmax = g32 ? 24 : 16;
+      const int64_t m = 21, nmax = pairs ? (g32 ? 24 : 16) : 8;
       const TestMatrix t = test::make_matrix(m, k, e, seed);
       const std::vector<float> x = test::gaussian(static_cast<size_t>(nmax * k), seed + 1);
       const std::vector<float> bias = test::gaussian(static_cast<size_t>(m), seed + 2);
