@@ -10,9 +10,11 @@ shift || true
 cd "$(dirname "$0")/.."
 D8='8192x8192/n:1'    # DRAM-resident GEMV
 G4='4096x4096/n:128'  # GEMM
+B8='4096x4096/n:8'    # small batch
 case_() { echo "linear/$1/int8/$2/omp:$3"; }
 sgemv1=baseline/openblas_sgemm/$D8/omp:1
 sgemm1=baseline/openblas_sgemm/$G4/omp:1
+sgemm8=baseline/openblas_sgemm/$B8/omp:1
 i8r1=int8_channel_sym_f32s_r1 i8r8=int8_channel_sym_f32s_r8 i4g32=int4_g32_sym_f16s_r8 i4g128=int4_g128_sym_f16s_r8
 args=(
   --fraction "int8 GEMV (plain rows) / streams4, 1 thread=membw/streams4/256MiB/omp:1:$(case_ $i8r1 $D8 1)"
@@ -29,6 +31,9 @@ args=(
   --ratio "GEMM W8A8 vs sgemm=$sgemm1:$(case_ $i8r8 $G4 1)"
   --ratio "GEMM W4A8 g32 vs sgemm=$sgemm1:$(case_ $i4g32 $G4 1)"
   --ratio "GEMM W4A8 g128 vs sgemm=$sgemm1:$(case_ $i4g128 $G4 1)"
+  --ratio "N=8 W8A8 (plain rows) vs sgemm=$sgemm8:$(case_ $i8r1 $B8 1)"
+  --ratio "N=8 W8A8 (R=8) vs sgemm=$sgemm8:$(case_ $i8r8 $B8 1)"
+  --ratio "N=8 W4A8 g32 vs sgemm=$sgemm8:$(case_ $i4g32 $B8 1)"
   --ratio "sgemm, 2 threads vs 1=$sgemm1:baseline/openblas_sgemm/$G4/omp:2"
   --ratio "GEMM W8A8 (plain rows), 2 threads vs 1=$(case_ $i8r1 $G4 1):$(case_ $i8r1 $G4 2)"
   --ratio "GEMM W8A8 (R=8), 2 threads vs 1=$(case_ $i8r8 $G4 1):$(case_ $i8r8 $G4 2)"
@@ -36,4 +41,4 @@ args=(
   --ratio "GEMM W4A8 g128, 2 threads vs 1=$(case_ $i4g128 $G4 1):$(case_ $i4g128 $G4 2)"
 )
 exec python3 scripts/bench_ratios.py --bench "$BENCH" --rounds 5 --repetitions 3 "${args[@]}" "$@" \
-  --filter "^(membw/(streams4|rows4)/256MiB/omp:(1|2)|baseline/openblas_sgemm/($D8|$G4)/omp:(1|2)|linear/($i8r1|$i8r8|$i4g32|$i4g128)/int8/($D8|$G4)/omp:(1|2)|linear/(nm2of4_int8_s50|nm2of4_int4_s50|bitmask_int8_s50)/int8/$D8/omp:1)/"
+  --filter "^(membw/(streams4|rows4)/256MiB/omp:(1|2)|baseline/openblas_sgemm/($D8|$G4)/omp:(1|2)|baseline/openblas_sgemm/$B8/omp:1|linear/($i8r1|$i8r8|$i4g32|$i4g128)/int8/($D8|$G4)/omp:(1|2)|linear/($i8r1|$i8r8|$i4g32)/int8/$B8/omp:1|linear/(nm2of4_int8_s50|nm2of4_int4_s50|bitmask_int8_s50)/int8/$D8/omp:1)/"
