@@ -528,7 +528,7 @@ class RowsGemv {
         for (int r = 0; r < NR; ++r) {
           // int8: int32 sums of each chunk's pair products; int4: int16 over the group.
           __m256i sum[NJ];
-          __m256i w, sgn = w;
+          __m256i w = _mm256_setzero_si256(), sgn = w;
           codes(R0 + r, c0, &w, &sgn);
           SLMC_UNROLL
           for (int j = 0; j < NJ; ++j) {
@@ -565,7 +565,7 @@ class RowsGemv {
           SLMC_UNROLL
           for (int r = 0; r < NR; ++r) {
             __m256i i16[NJ];
-            __m256i w, sgn = w;
+            __m256i w = _mm256_setzero_si256(), sgn = w;
             codes(R0 + r, cc, &w, &sgn);
             SLMC_UNROLL
             for (int j = 0; j < NJ; ++j) i16[j] = product(w, sgn, xchunk(j, cc));
