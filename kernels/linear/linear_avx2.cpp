@@ -422,7 +422,8 @@ class RowsGemv {
   // chunks) keep their fp32 sums in memory: they change once per group, the int sums every chunk.
   static constexpr bool kFaccInMemory = kSpan == 0;
   static constexpr int kJ = kSpan == 4 ? std::min(NX, 4) : std::min(NX, 8);
-  static constexpr int kR = kSpan == 4 ? std::max(1, std::min(P, 8 / kJ - 1)) : std::min(P, std::max(1, 8 / kJ));
+  static constexpr int kR = kSpan == 4 ? (kJ <= 2 ? 2 : 1) : std::min(P, std::max(1, 8 / kJ));
+  static_assert(P % kR == 0, "passes cover whole row groups");
 
   RowsGemv(const LinearArgs& a, int64_t r, int64_t i0, float* buf) : a_(a), l_(a.layout), i0_(i0) {
     grouped_ = l_.groups > 1 || l_.group_size < a.k;
@@ -440,7 +441,7 @@ class RowsGemv {
   // out[j * M + p] = y of row r + p for row i0 + j of X.
   void run(float* out) {
     alignas(32) float dot[NX][P];
-    rows<0>(dot);
+    rows(dot);
     const bool sym4 = kInt4 && a_.symmetric;
     const bool has_m = !a_.symmetric || kInt4;
     for (int j = 0; j < NX; ++j) {
@@ -452,22 +453,24 @@ class RowsGemv {
   }
 
  private:
-  template <int R0>
+  // The row offsets are runtime values: one instantiation per shape of pass, not per pass (a
+  // compile-time offset multiplied the instantiations, and the file's compile time, by 10).
   void rows(float (*dot)[P]) {
-    constexpr int kRn = std::min(kR, P - R0);
-    int j0 = 0;
-    for (; j0 + kJ <= NX; j0 += kJ) pass<R0, kRn, kJ>(j0, dot);
-    if constexpr (NX % kJ != 0) pass<R0, kRn, NX % kJ>(j0, dot);
-    if constexpr (R0 + kRn < P) rows<R0 + kRn>(dot);
+    for (int r0 = 0; r0 < P; r0 += kR) {
+      int j0 = 0;
+      for (; j0 + kJ <= NX; j0 += kJ) pass<kJ>(r0, j0, dot);
+      if constexpr (NX % kJ != 0) pass<NX % kJ>(r0, j0, dot);
+    }
   }
 
-  // Rows [R0, R0 + NR) for rows [j0, j0 + NJ) of X over the whole row.
-  template <int R0, int NR, int NJ>
-  void pass(int j0, float (*dot)[P]) {
+  // Rows [r0, r0 + kR) for rows [j0, j0 + NJ) of X over the whole row.
+  template <int NJ>
+  void pass(int r0, int j0, float (*dot)[P]) {
+    constexpr int NR = kR;
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i nib = _mm256_set1_epi8(15);
     const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
-    const bool first = R0 == 0 && j0 == 0;
+    const bool first = r0 == 0 && j0 == 0;
     const int8_t* xq = a_.xq + (i0_ + j0) * a_.kpad;
     const int64_t kpad = a_.kpad;
     auto xchunk = [&](int j, int64_t c) {
@@ -529,21 +532,21 @@ class RowsGemv {
           // int8: int32 sums of each chunk's pair products; int4: int16 over the group.
           __m256i sum[NJ];
           __m256i w = _mm256_setzero_si256(), sgn = w;
-          codes(R0 + r, c0, &w, &sgn);
+          codes(r0 + r, c0, &w, &sgn);
           SLMC_UNROLL
           for (int j = 0; j < NJ; ++j) {
             const __m256i t = product(w, sgn, xchunk(j, c0));
             sum[j] = kInt4 ? t : _mm256_madd_epi16(t, ones);
           }
           for (int64_t c = c0 + 1; c < c1; ++c) {
-            codes(R0 + r, c, &w, &sgn);
+            codes(r0 + r, c, &w, &sgn);
             SLMC_UNROLL
             for (int j = 0; j < NJ; ++j) {
               const __m256i t = product(w, sgn, xchunk(j, c));
               sum[j] = kInt4 ? _mm256_add_epi16(sum[j], t) : _mm256_add_epi32(sum[j], _mm256_madd_epi16(t, ones));
             }
           }
-          const __m256 d = scale(R0 + r, g);
+          const __m256 d = scale(r0 + r, g);
           SLMC_UNROLL
           for (int j = 0; j < NJ; ++j) accumulate(r, j, kInt4 ? _mm256_madd_epi16(sum[j], ones) : sum[j], d);
         }
@@ -566,11 +569,11 @@ class RowsGemv {
           for (int r = 0; r < NR; ++r) {
             __m256i i16[NJ];
             __m256i w = _mm256_setzero_si256(), sgn = w;
-            codes(R0 + r, cc, &w, &sgn);
+            codes(r0 + r, cc, &w, &sgn);
             SLMC_UNROLL
             for (int j = 0; j < NJ; ++j) i16[j] = product(w, sgn, xchunk(j, cc));
             for (int64_t c = cc + 1; c < ce; ++c) {
-              codes(R0 + r, c, &w, &sgn);
+              codes(r0 + r, c, &w, &sgn);
               SLMC_UNROLL
               for (int j = 0; j < NJ; ++j) i16[j] = _mm256_add_epi16(i16[j], product(w, sgn, xchunk(j, c)));
             }
@@ -580,7 +583,7 @@ class RowsGemv {
         }
         SLMC_UNROLL
         for (int r = 0; r < NR; ++r) {
-          const __m256 d = scale(R0 + r, g);
+          const __m256 d = scale(r0 + r, g);
           SLMC_UNROLL
           for (int j = 0; j < NJ; ++j) accumulate(r, j, iacc[r][j], d);
         }
@@ -589,7 +592,7 @@ class RowsGemv {
     SLMC_UNROLL
     for (int r = 0; r < NR; ++r) {
       SLMC_UNROLL
-      for (int j = 0; j < NJ; ++j) dot[j0 + j][R0 + r] = hsum(kFaccInMemory ? _mm256_load_ps(fmem[r][j]) : facc[r][j]);
+      for (int j = 0; j < NJ; ++j) dot[j0 + j][r0 + r] = hsum(kFaccInMemory ? _mm256_load_ps(fmem[r][j]) : facc[r][j]);
     }
   }
 
@@ -1106,10 +1109,10 @@ class PairsGemv {
     alignas(32) float mt[NX][8] = {};  // P = 4 leaves lanes 4..7 zero
     alignas(32) float dot[NX][8] = {};
     if constexpr (NX == 1) {
-      passes<0>(dot, mt);
+      passes(dot, mt);
     } else {
       offsets(mt);
-      passes<0>(dot, mt);
+      passes(dot, mt);
     }
     // y = xscale * dot + offset as one explicit FMA (plain C++ would leave the contraction to the
     // compiler, which may choose differently per instantiation); -8 * mt is exact.
@@ -1157,22 +1160,23 @@ class PairsGemv {
     for (int j = 0; j < NX; ++j) _mm256_store_ps(mt[j], acc[j]);
   }
 
-  template <int Q0>
+  // Pair and row offsets are runtime values (see RowsGemv::rows).
   void passes(float (*dot)[8], float (*mt)[8]) {
     using Plan = PairsPlan<P, kSpan, NX>;
-    constexpr int kQ = std::min(Plan::kQ, kPairs - Q0);
-    int j0 = 0;
-    for (; j0 + Plan::kJ <= NX; j0 += Plan::kJ) pass<Q0, kQ, Plan::kJ>(j0, dot, mt);
-    if constexpr (NX % Plan::kJ != 0) pass<Q0, kQ, NX % Plan::kJ>(j0, dot, mt);
-    if constexpr (Q0 + kQ < kPairs) passes<Q0 + kQ>(dot, mt);
+    static_assert(kPairs % Plan::kQ == 0, "passes cover whole blocks");
+    for (int q0 = 0; q0 < kPairs; q0 += Plan::kQ) {
+      int j0 = 0;
+      for (; j0 + Plan::kJ <= NX; j0 += Plan::kJ) pass<Plan::kQ, Plan::kJ>(q0, j0, dot, mt);
+      if constexpr (NX % Plan::kJ != 0) pass<Plan::kQ, NX % Plan::kJ>(q0, j0, dot, mt);
+    }
   }
 
-  // Pairs [Q0, Q0 + NQ) for rows [j0, j0 + NJ) of X over the whole row.
-  template <int Q0, int NQ, int NJ>
-  void pass(int j0, float (*dot)[8], float (*mt)[8]) {
+  // Pairs [q0, q0 + NQ) for rows [j0, j0 + NJ) of X over the whole row.
+  template <int NQ, int NJ>
+  void pass(int q0, int j0, float (*dot)[8], float (*mt)[8]) {
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i nib = _mm256_set1_epi8(15);
-    const bool first = Q0 == 0 && j0 == 0;
+    const bool first = q0 == 0 && j0 == 0;
     const int8_t* xq = a_.xq + (i0_ + j0) * a_.kpad;
     const int64_t kpad = a_.kpad;
     auto xhalf = [&](int j, int64_t c, int h) {
@@ -1206,8 +1210,8 @@ class PairsGemv {
       }
     };
     auto pair_scale = [&](__m256 dv, int q) {
-      return _mm256_permutevar8x32_ps(dv, _mm256_setr_epi32(2 * q, 2 * q, 2 * q, 2 * q, 2 * q + 1, 2 * q + 1,
-                                                            2 * q + 1, 2 * q + 1));
+      const __m256i idx = _mm256_add_epi32(_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_set1_epi32(2 * q));
+      return _mm256_permutevar8x32_ps(dv, idx);
     };
     __m256 facc[NQ][NJ];
     SLMC_UNROLL
@@ -1228,10 +1232,10 @@ class PairsGemv {
         // One chunk per group: each row's products go straight into its accumulator.
         SLMC_UNROLL
         for (int q = 0; q < NQ; ++q) {
-          const __m256i v = load_pair(Q0 + q, c0);
+          const __m256i v = load_pair(q0 + q, c0);
           const __m256i lo = _mm256_and_si256(v, nib);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
-          const __m256 ps = pair_scale(dv, Q0 + q);
+          const __m256 ps = pair_scale(dv, q0 + q);
           SLMC_UNROLL
           for (int j = 0; j < NJ; ++j) {
             const __m256i t = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xhalf(j, c0, 0)), _mm256_maddubs_epi16(hi, xhalf(j, c0, 1)));
@@ -1242,9 +1246,9 @@ class PairsGemv {
         SLMC_UNROLL
         for (int q = 0; q < NQ; ++q) {
           __m256i i16[NJ];
-          chunk(Q0 + q, c0, i16, false);
-          for (int64_t c = c0 + 1; c < c1; ++c) chunk(Q0 + q, c, i16, true);
-          const __m256 ps = pair_scale(dv, Q0 + q);
+          chunk(q0 + q, c0, i16, false);
+          for (int64_t c = c0 + 1; c < c1; ++c) chunk(q0 + q, c, i16, true);
+          const __m256 ps = pair_scale(dv, q0 + q);
           SLMC_UNROLL
           for (int j = 0; j < NJ; ++j) {
             facc[q][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(i16[j], ones)), ps, facc[q][j]);
@@ -1262,15 +1266,15 @@ class PairsGemv {
           SLMC_UNROLL
           for (int q = 0; q < NQ; ++q) {
             __m256i i16[NJ];
-            chunk(Q0 + q, cc, i16, false);
-            for (int64_t c = cc + 1; c < ce; ++c) chunk(Q0 + q, c, i16, true);
+            chunk(q0 + q, cc, i16, false);
+            for (int64_t c = cc + 1; c < ce; ++c) chunk(q0 + q, c, i16, true);
             SLMC_UNROLL
             for (int j = 0; j < NJ; ++j) iacc[q][j] = _mm256_add_epi32(iacc[q][j], _mm256_madd_epi16(i16[j], ones));
           }
         }
         SLMC_UNROLL
         for (int q = 0; q < NQ; ++q) {
-          const __m256 ps = pair_scale(dv, Q0 + q);
+          const __m256 ps = pair_scale(dv, q0 + q);
           SLMC_UNROLL
           for (int j = 0; j < NJ; ++j) facc[q][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[q][j]), ps, facc[q][j]);
         }
@@ -1286,7 +1290,7 @@ class PairsGemv {
           __m128 v = h == 0 ? _mm256_castps256_ps128(facc[q][j]) : _mm256_extractf128_ps(facc[q][j], 1);
           v = _mm_add_ps(v, _mm_movehl_ps(v, v));
           v = _mm_add_ss(v, _mm_movehdup_ps(v));
-          dot[j0 + j][2 * (Q0 + q) + h] = _mm_cvtss_f32(v);
+          dot[j0 + j][2 * (q0 + q) + h] = _mm_cvtss_f32(v);
         }
       }
     }
