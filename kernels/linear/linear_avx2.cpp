@@ -22,6 +22,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "linear/linear.hpp"
 #include "linear/linear_rows.hpp"
@@ -54,6 +56,7 @@ constexpr int64_t kGemmMinNInt8 = 9;
 // Software prefetch distance in chunk steps of a row stream (1 KiB ahead on plain int8 rows, 8 KiB on
 // 8-row interleaved int8 blocks): measured better than 0, 4 or 12 on the DRAM-resident GEMV.
 constexpr int64_t kPrefetchChunks = 32;
+constexpr int kMaxNX = 8;  // rows of X per weight pass of the batched GEMVs
 constexpr int64_t kMr = 16;        // GEMM rows per panel
 constexpr int64_t kNrF32 = 6;      // GEMM fp32 micro-kernel columns (rows of X)
 constexpr int64_t kNrI8 = 3;       // GEMM int8 micro-kernel columns
@@ -607,17 +610,18 @@ class RowsGemv {
   bool interleaved_ = false;
 };
 
+// Calls f(std::integral_constant<int, nx>()) for a runtime nx in [NX, kMaxNX].
+template <int NX, typename F>
+inline void with_nx(int nx, F&& f) {
+  if constexpr (NX < kMaxNX) {
+    if (nx != NX) return with_nx<NX + 1>(nx, std::forward<F>(f));
+  }
+  f(std::integral_constant<int, NX>());
+}
+
 template <bool kInt4, int P, int kSpan>
 void gemv_i8_multi(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* buf, float* out) {
-  switch (nx) {
-    case 2: return RowsGemv<kInt4, P, kSpan, 2>(a, r, i0, buf).run(out);
-    case 3: return RowsGemv<kInt4, P, kSpan, 3>(a, r, i0, buf).run(out);
-    case 4: return RowsGemv<kInt4, P, kSpan, 4>(a, r, i0, buf).run(out);
-    case 5: return RowsGemv<kInt4, P, kSpan, 5>(a, r, i0, buf).run(out);
-    case 6: return RowsGemv<kInt4, P, kSpan, 6>(a, r, i0, buf).run(out);
-    case 7: return RowsGemv<kInt4, P, kSpan, 7>(a, r, i0, buf).run(out);
-    default: return RowsGemv<kInt4, P, kSpan, 8>(a, r, i0, buf).run(out);
-  }
+  with_nx<2>(nx, [&](auto c) { RowsGemv<kInt4, P, kSpan, decltype(c)::value>(a, r, i0, buf).run(out); });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1077,7 +1081,6 @@ bool i8_fast_path(const LinearArgs& a) {
 // the 16 ymm registers, the block is taken in passes over kQ pairs x kJ rows of X (later passes read
 // the block from L1/L2). Every (pair, row of X) sees the same operations in the same order for any
 // NX, so a row of X gets the same bits whatever other rows share the call.
-constexpr int kMaxNX = 8;
 
 template <int P, int kSpan, int NX>
 struct PairsPlan {
@@ -1307,23 +1310,19 @@ class PairsGemv {
 
 template <int P, int kSpan>
 void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* out) {
-  switch (nx) {
-    case 1: return PairsGemv<P, kSpan, 1>(a, r, i0).run(out);
-    case 2: return PairsGemv<P, kSpan, 2>(a, r, i0).run(out);
-    case 3: return PairsGemv<P, kSpan, 3>(a, r, i0).run(out);
-    case 4: return PairsGemv<P, kSpan, 4>(a, r, i0).run(out);
-    case 5: return PairsGemv<P, kSpan, 5>(a, r, i0).run(out);
-    case 6: return PairsGemv<P, kSpan, 6>(a, r, i0).run(out);
-    case 7: return PairsGemv<P, kSpan, 7>(a, r, i0).run(out);
-    default: return PairsGemv<P, kSpan, 8>(a, r, i0).run(out);
-  }
+  with_nx<1>(nx, [&](auto c) { PairsGemv<P, kSpan, decltype(c)::value>(a, r, i0).run(out); });
+}
+
+// int4 in 4- or 8-row interleaved blocks with per-row scales: the row-pair GEMV (PairsGemv). Per-tensor
+// scales have no per-row layout to pair: the generic path handles them.
+inline bool row_pair_layout(const LinearArgs& a) {
+  return a.vt == ValueType::kInt4 && !a.layout.per_tensor && (a.layout.interleave == 4 || a.layout.interleave == 8);
 }
 
 template <bool kInt4, int kSpan>
 void gemv_i8_rows(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   float* buf = reinterpret_cast<float*>(scratch);
-  // Per-tensor scales have no per-row layout to pair: the generic path handles them.
-  const bool pair_layout = kInt4 && !a.layout.per_tensor && (a.layout.interleave == 4 || a.layout.interleave == 8);
+  const bool pair_layout = kInt4 && row_pair_layout(a);
   for (int64_t i0 = 0; i0 < a.n;) {
     // Up to kMaxNX rows of X per weight pass (groups of 4 or 8 rows; single tail rows one by one).
     const int nx = static_cast<int>(std::min<int64_t>(kMaxNX, a.n - i0));
@@ -1362,7 +1361,7 @@ void gemv_i8_rows(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch)
 void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   if (!i8_fast_path(a)) return linear_kernels_scalar().int8(a, m0, m1, scratch);
   const bool int4 = a.vt == ValueType::kInt4;
-  const bool pairs = int4 && a.layout.interleave > 1 && !a.layout.per_tensor;
+  const bool pairs = row_pair_layout(a);
   const bool g32 = a.layout.groups > 1 && a.layout.group_size == 32;
   const bool gemm = pairs ? !g32 && a.n >= kGemmMinNInt4Pairs : a.n >= kGemmMinNInt8;
   if (gemm) {
