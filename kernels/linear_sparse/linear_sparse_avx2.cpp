@@ -10,7 +10,7 @@
 // fp32 mode, N > 1: X is transposed into tiles of 8/16/32 rows by the front end; every stored weight
 //   is broadcast once and multiplies tile/8 vectors of activations: accumulators stay in registers
 //   for the whole row, so a weight costs one broadcast plus tile/8 loads and FMAs.
-// int8 mode: each weight row is decoded into a dense int8 row in L1 (bitmask: vpshufb expansion, 16
+// int8 mode: each weight row is decoded into a dense int8 row in L1 (bitmask: vpshufb expansion, 32
 //   columns per step; 2:4: vpshufb with a table per metadata byte; other patterns and CSR/BSR:
 //   scatter), then multiplied with every quantized activation row by vpmaddubsw + vpmaddwd, int32
 //   per scale group, exactly like the dense int8 kernels. Scale groups that are not a multiple of
@@ -46,17 +46,27 @@ inline uint64_t load_u64(const void* p) {
 
 // ---- tables ------------------------------------------------------------------------------------
 
-// count[m] * 0x0101010101010101: added to a bitmask shuffle control it shifts every source index
-// by the values the previous mask byte consumed (0x80 "zero" lanes stay >= 0x80).
-struct Count8Table {
-  uint64_t v[256];
+// Bitmask chunk decoding (int8 mode): the vpshufb control of a 16-column lane (mask bytes m0, m1)
+// is kBitmaskLo16[m0] + kBitmaskHi16[m1]: bytes 0-7 lane[m0], bytes 8-15 lane[m1] + count(m0) (the
+// second byte's values start where the first byte's end; 0x80 "zero" lanes stay >= 0x80).
+struct alignas(16) BitmaskControl16 {
+  uint8_t b[16];
 };
-constexpr Count8Table make_count8() {
-  Count8Table t{};
-  for (int m = 0; m < 256; ++m) t.v[m] = uint64_t{kBitmaskExpand.count[m]} * 0x0101010101010101ull;
+struct BitmaskControlTable {
+  BitmaskControl16 e[256];
+};
+constexpr BitmaskControlTable make_bitmask_control(bool high) {
+  BitmaskControlTable t{};
+  for (int m = 0; m < 256; ++m) {
+    for (int j = 0; j < 8; ++j) {
+      t.e[m].b[j] = high ? 0 : kBitmaskExpand.lane[m][j];
+      t.e[m].b[8 + j] = high ? kBitmaskExpand.lane[m][j] : kBitmaskExpand.count[m];
+    }
+  }
   return t;
 }
-constexpr Count8Table kCount8 = make_count8();
+alignas(64) constexpr BitmaskControlTable kBitmaskLo16 = make_bitmask_control(false);
+alignas(64) constexpr BitmaskControlTable kBitmaskHi16 = make_bitmask_control(true);
 // 2:4 decoding reads kNm24Expand (linear_sparse.hpp) as vpshufb controls.
 
 // ---- fp32 mode, N = 1 ----------------------------------------------------------------------------
@@ -207,25 +217,30 @@ void fp32_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
 // one row, zero where nothing is stored, for c = 0, 1, 2, ... in order. Everything stays in
 // registers (a store of the codes and an unaligned reload would stall store forwarding).
 
-// Bitmask: two vpshufb controls of 16 columns each from the 256-entry table; the second half's
-// source starts where the first half's values end.
+// Bitmask: one 32-column vpshufb per chunk. Lane 0 (mask bytes m0, m1) reads the values from v,
+// lane 1 (m2, m3) from v + popcount(m0 m1); each lane's control is two 16-byte table entries
+// (kBitmaskLo16 / kBitmaskHi16) added. About 34 instructions per chunk with the product, against
+// ~45 for 8-byte table entries assembled with vmovq / vpinsrq and a count table (docs/KERNELS.md).
 struct BitmaskChunks {
   const uint8_t* v;
   const uint8_t* meta;
   BitmaskChunks(const SparseLinearArgs& a, int64_t r)
       : v(static_cast<const uint8_t*>(a.values) + a.pointer(r)), meta(a.meta + a.layout.meta_offset(r)) {}
-  __m128i half(unsigned m0, unsigned m1) {
-    const uint64_t lo = load_u64(kBitmaskExpand.lane[m0]);
-    const uint64_t hi = load_u64(kBitmaskExpand.lane[m1]) + kCount8.v[m0];
-    const __m128i ctrl = _mm_set_epi64x(static_cast<long long>(hi), static_cast<long long>(lo));
-    const __m128i out = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v)), ctrl);
-    v += kBitmaskExpand.count[m0] + kBitmaskExpand.count[m1];
-    return out;
+  static __m128i entry(const BitmaskControlTable& t, uint32_t m16) {  // m16 = mask byte * 16
+    return _mm_load_si128(reinterpret_cast<const __m128i*>(reinterpret_cast<const uint8_t*>(t.e) + m16));
   }
   __m256i next(int64_t c) {
-    const uint8_t* m = meta + 4 * c;
-    const __m128i lo = half(m[0], m[1]);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), half(m[2], m[3]), 1);
+    uint32_t mk;
+    std::memcpy(&mk, meta + 4 * c, 4);
+    const __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(entry(kBitmaskLo16, (mk << 4) & 0xFF0)),
+                                               entry(kBitmaskLo16, (mk >> 12) & 0xFF0), 1);
+    const __m256i hi = _mm256_inserti128_si256(_mm256_castsi128_si256(entry(kBitmaskHi16, (mk >> 4) & 0xFF0)),
+                                               entry(kBitmaskHi16, (mk >> 20) & 0xFF0), 1);
+    const __m256i src = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + __builtin_popcount(mk & 0xFFFF))), 1);
+    v += __builtin_popcount(mk);
+    return _mm256_shuffle_epi8(src, _mm256_add_epi8(lo, hi));
   }
 };
 
@@ -275,16 +290,28 @@ inline __m256i dot32(__m256i wv, __m256i xv) {
 }
 
 // sum over chunks of dot(codes, xq), int32 per run of `span` chunks, each run times ds[run]
-// (ds == null: one scale, applied by the caller).
+// (ds == null: one scale, applied by the caller). A scale per chunk (span 1) alternates two FMA
+// chains: one chain would bound each chunk by the FMA latency.
 template <typename Chunks>
 float dot_i8(Chunks& w, const int8_t* x, int64_t chunks, int64_t span, const float* ds) {
+  auto chunk_dot = [&](int64_t c) {
+    return dot32(w.next(c), _mm256_load_si256(reinterpret_cast<const __m256i*>(x + 32 * c)));
+  };
   __m256 facc = _mm256_setzero_ps();
+  if (ds && span == 1) {
+    __m256 facc1 = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 <= chunks; c += 2) {
+      facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(chunk_dot(c)), _mm256_broadcast_ss(ds + c), facc);
+      facc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(chunk_dot(c + 1)), _mm256_broadcast_ss(ds + c + 1), facc1);
+    }
+    if (c < chunks) facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(chunk_dot(c)), _mm256_broadcast_ss(ds + c), facc);
+    return hsum(_mm256_add_ps(facc, facc1));
+  }
   for (int64_t c0 = 0, g = 0; c0 < chunks; c0 += span, ++g) {
     const int64_t c1 = std::min(chunks, c0 + span);
     __m256i isum = _mm256_setzero_si256();
-    for (int64_t c = c0; c < c1; ++c) {
-      isum = _mm256_add_epi32(isum, dot32(w.next(c), _mm256_load_si256(reinterpret_cast<const __m256i*>(x + 32 * c))));
-    }
+    for (int64_t c = c0; c < c1; ++c) isum = _mm256_add_epi32(isum, chunk_dot(c));
     const __m256 f = _mm256_cvtepi32_ps(isum);
     facc = ds ? _mm256_fmadd_ps(f, _mm256_set1_ps(ds[g]), facc) : _mm256_add_ps(facc, f);
   }

@@ -41,6 +41,10 @@ std::vector<SparseCase> sparse_cases() {
     out.push_back({"csr_" + v, sparse_enc(SparseFormat::kCsr, vt, Granularity::kChannel)});
     out.push_back({"csr_g16_" + v, sparse_enc(SparseFormat::kCsr, vt, Granularity::kGroup, 16)});
     out.push_back({"bitmask_" + v, sparse_enc(SparseFormat::kBitmask, vt, Granularity::kGroup, 32)});
+    if (vt == ValueType::kInt8) {  // a scale per 32-column chunk, per two chunks and per row
+      out.push_back({"bitmask_g64_" + v, sparse_enc(SparseFormat::kBitmask, vt, Granularity::kGroup, 64)});
+      out.push_back({"bitmask_ch_" + v, sparse_enc(SparseFormat::kBitmask, vt, Granularity::kChannel)});
+    }
     for (auto [r, c] : {std::pair{4, 1}, {1, 4}, {3, 5}, {16, 1}}) {
       Encoding e = sparse_enc(SparseFormat::kBsr, vt, Granularity::kChannel);
       e.block_rows = static_cast<uint8_t>(r);
