@@ -439,6 +439,7 @@ class RowsGemv {
     for (int p = 0; p < P; ++p) w_[p] = s[p].w;
     cstride_ = s[0].wstride;
     interleaved_ = P > 1 && cstride_ == P * l_.chunk_bytes;
+    next_ = reinterpret_cast<uintptr_t>(w_[0] + P * l_.row_bytes());
   }
 
   // out[j * M + p] = y of row r + p for row i0 + j of X.
@@ -474,6 +475,11 @@ class RowsGemv {
     const __m256i nib = _mm256_set1_epi8(15);
     const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
     const bool first = r0 == 0 && j0 == 0;
+    // Every pass fetches its share of the next row group (the P rows stored after these): without
+    // it the first pass streams the whole group from memory while doing 1/passes of the products.
+    constexpr int kPasses = (P / kR) * ((NX + kJ - 1) / kJ);
+    constexpr int64_t kNextStep = P * (kInt4 ? 16 : 32) / kPasses;  // bytes of it per chunk step
+    const int64_t next0 = ((r0 / kR) * ((NX + kJ - 1) / kJ) + j0 / kJ) * l_.chunks * kNextStep;
     const int8_t* xq = a_.xq + (i0_ + j0) * a_.kpad;
     const int64_t kpad = a_.kpad;
     auto xchunk = [&](int j, int64_t c) {
@@ -482,6 +488,10 @@ class RowsGemv {
     // Chunk c of row p ready for vpmaddubsw: int4 codes (w), or int8 |w| (w) and w itself (sgn).
     auto codes = [&](int p, int64_t c, __m256i* w, __m256i* sgn) {
       const uint8_t* wp = w_[p] + c * cstride_;
+      if (kPasses > 1 && p == r0) {
+        const int64_t off = next0 + c * kNextStep;
+        if ((off & 63) < kNextStep) _mm_prefetch(reinterpret_cast<const char*>(next_ + static_cast<uintptr_t>(off)), _MM_HINT_T0);
+      }
       if (first && p == 0) {
         // The first pass fetches ahead for every row: later passes find them in cache.
         if (interleaved_) {
@@ -608,6 +618,7 @@ class RowsGemv {
   const uint8_t* w_[P];
   int64_t cstride_ = 0;
   bool interleaved_ = false;
+  uintptr_t next_ = 0;  ///< where the next row group's storage starts (prefetched, never read)
 };
 
 // Calls f(std::integral_constant<int, nx>()) for a runtime nx in [NX, kMaxNX].
@@ -1180,6 +1191,12 @@ class PairsGemv {
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i nib = _mm256_set1_epi8(15);
     const bool first = q0 == 0 && j0 == 0;
+    // Each pass fetches its share of the next block (see RowsGemv::pass).
+    using Plan = PairsPlan<P, kSpan, NX>;
+    constexpr int kPasses = (kPairs / Plan::kQ) * ((NX + Plan::kJ - 1) / Plan::kJ);
+    constexpr int64_t kNextStep = kStride / kPasses;
+    const int64_t next0 = ((q0 / Plan::kQ) * ((NX + Plan::kJ - 1) / Plan::kJ) + j0 / Plan::kJ) * l_.chunks * kNextStep;
+    const uintptr_t next = reinterpret_cast<uintptr_t>(blk_ + l_.chunks * kStride);
     const int8_t* xq = a_.xq + (i0_ + j0) * a_.kpad;
     const int64_t kpad = a_.kpad;
     auto xhalf = [&](int j, int64_t c, int h) {
@@ -1189,6 +1206,10 @@ class PairsGemv {
     // The 32 bytes of pair q in chunk c (prefetching ahead in the first pass).
     auto load_pair = [&](int q, int64_t c) {
       const uint8_t* wp = blk_ + c * kStride + q * 32;
+      if (kPasses > 1 && q == q0) {
+        const int64_t off = next0 + c * kNextStep;
+        if ((off & 63) < kNextStep) _mm_prefetch(reinterpret_cast<const char*>(next + static_cast<uintptr_t>(off)), _MM_HINT_T0);
+      }
       if (first) {
         if (NQ == kPairs) {
           if (q % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * kStride), _MM_HINT_T0);
