@@ -418,6 +418,19 @@ void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) 
 // an int32 span sum per (row, row of X); passes over kR rows x kJ rows of X keep them in registers
 // (later passes read the rows from L1/L2). Every (row, row of X) sees gemv_i8's operations in its
 // order, so a row of X gets the same bits as in a one-row call.
+// The batched GEMVs take a row group (or block) in several passes; each pass prefetches its share
+// of the next group's bytes, kStep of them per chunk step from byte `off` of that group: every
+// cache line that starts in [off, off + kStep) once.
+template <int64_t kStep>
+inline void prefetch_share(uintptr_t next, int64_t off) {
+  if constexpr (kStep >= 64) {
+    SLMC_UNROLL
+    for (int64_t b = 0; b < kStep; b += 64) _mm_prefetch(reinterpret_cast<const char*>(next + static_cast<uintptr_t>(off + b)), _MM_HINT_T0);
+  } else if ((off & 63) < kStep) {
+    _mm_prefetch(reinterpret_cast<const char*>(next + static_cast<uintptr_t>(off)), _MM_HINT_T0);
+  }
+}
+
 template <bool kInt4, int P, int kSpan, int NX>
 class RowsGemv {
  public:
@@ -488,10 +501,7 @@ class RowsGemv {
     // Chunk c of row p ready for vpmaddubsw: int4 codes (w), or int8 |w| (w) and w itself (sgn).
     auto codes = [&](int p, int64_t c, __m256i* w, __m256i* sgn) {
       const uint8_t* wp = w_[p] + c * cstride_;
-      if (kPasses > 1 && p == r0) {
-        const int64_t off = next0 + c * kNextStep;
-        if ((off & 63) < kNextStep) _mm_prefetch(reinterpret_cast<const char*>(next_ + static_cast<uintptr_t>(off)), _MM_HINT_T0);
-      }
+      if (kPasses > 1 && p == r0) prefetch_share<kNextStep>(next_, next0 + c * kNextStep);
       if (first && p == 0) {
         // The first pass fetches ahead for every row: later passes find them in cache.
         if (interleaved_) {
@@ -1206,10 +1216,7 @@ class PairsGemv {
     // The 32 bytes of pair q in chunk c (prefetching ahead in the first pass).
     auto load_pair = [&](int q, int64_t c) {
       const uint8_t* wp = blk_ + c * kStride + q * 32;
-      if (kPasses > 1 && q == q0) {
-        const int64_t off = next0 + c * kNextStep;
-        if ((off & 63) < kNextStep) _mm_prefetch(reinterpret_cast<const char*>(next + static_cast<uintptr_t>(off)), _MM_HINT_T0);
-      }
+      if (kPasses > 1 && q == q0) prefetch_share<kNextStep>(next, next0 + c * kNextStep);
       if (first) {
         if (NQ == kPairs) {
           if (q % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchChunks * kStride), _MM_HINT_T0);
