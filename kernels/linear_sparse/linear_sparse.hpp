@@ -288,6 +288,29 @@ constexpr Nm24ExpandTable make_nm24_expand_table() noexcept {
 }
 inline constexpr Nm24ExpandTable kNm24Expand = make_nm24_expand_table();
 
+/// Bitmask decoding, 16 columns (mask bytes m0, m1) per vpshufb lane / tbl: the byte control is
+/// kBitmaskLo16[m0] + kBitmaskHi16[m1] — bytes 0-7 lane[m0], bytes 8-15 lane[m1] + count(m0) (the
+/// second byte's values start where the first byte's end; 0x80 "zero" lanes stay >= 0x80). Two
+/// 16-byte loads and one add, against two 8-byte loads, a count load, broadcast, add and combine.
+struct alignas(16) BitmaskControl16 {
+  uint8_t b[16];
+};
+struct BitmaskControlTable {
+  BitmaskControl16 e[256];
+};
+constexpr BitmaskControlTable make_bitmask_control(bool high) noexcept {
+  BitmaskControlTable t{};
+  for (int m = 0; m < 256; ++m) {
+    for (int j = 0; j < 8; ++j) {
+      t.e[m].b[j] = high ? 0 : kBitmaskExpand.lane[m][j];
+      t.e[m].b[8 + j] = high ? kBitmaskExpand.lane[m][j] : kBitmaskExpand.count[m];
+    }
+  }
+  return t;
+}
+alignas(64) inline constexpr BitmaskControlTable kBitmaskLo16 = make_bitmask_control(false);
+alignas(64) inline constexpr BitmaskControlTable kBitmaskHi16 = make_bitmask_control(true);
+
 /// out[0:K) = dense row r (zeros where nothing is stored).
 inline void sparse_gather_row(const SparseLinearArgs& a, int64_t r, float* out) {
   std::fill(out, out + a.layout.cols, 0.0f);

@@ -46,28 +46,8 @@ inline uint64_t load_u64(const void* p) {
 
 // ---- tables ------------------------------------------------------------------------------------
 
-// Bitmask chunk decoding (int8 mode): the vpshufb control of a 16-column lane (mask bytes m0, m1)
-// is kBitmaskLo16[m0] + kBitmaskHi16[m1]: bytes 0-7 lane[m0], bytes 8-15 lane[m1] + count(m0) (the
-// second byte's values start where the first byte's end; 0x80 "zero" lanes stay >= 0x80).
-struct alignas(16) BitmaskControl16 {
-  uint8_t b[16];
-};
-struct BitmaskControlTable {
-  BitmaskControl16 e[256];
-};
-constexpr BitmaskControlTable make_bitmask_control(bool high) {
-  BitmaskControlTable t{};
-  for (int m = 0; m < 256; ++m) {
-    for (int j = 0; j < 8; ++j) {
-      t.e[m].b[j] = high ? 0 : kBitmaskExpand.lane[m][j];
-      t.e[m].b[8 + j] = high ? kBitmaskExpand.lane[m][j] : kBitmaskExpand.count[m];
-    }
-  }
-  return t;
-}
-alignas(64) constexpr BitmaskControlTable kBitmaskLo16 = make_bitmask_control(false);
-alignas(64) constexpr BitmaskControlTable kBitmaskHi16 = make_bitmask_control(true);
-// 2:4 decoding reads kNm24Expand (linear_sparse.hpp) as vpshufb controls.
+// Bitmask decoding reads kBitmaskLo16 / kBitmaskHi16, 2:4 decoding kNm24Expand (linear_sparse.hpp)
+// as vpshufb controls.
 
 // ---- fp32 mode, N = 1 ----------------------------------------------------------------------------
 

@@ -153,12 +153,12 @@ float csr_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
 }
 
 // 16 int8 values of two consecutive mask bytes m0, m1 expanded to 16 columns (zero where a bit is
-// clear) by one tbl: the second byte's indices start where the first byte's values end. Reads 16
-// bytes at v (the values segment's 32-byte zero tail keeps that in bounds) and advances v.
+// clear) by one tbl: the second byte's indices start where the first byte's values end (control
+// kBitmaskLo16[m0] + kBitmaskHi16[m1]). Reads 16 bytes at v (the values segment's 32-byte zero
+// tail keeps that in bounds) and advances v.
 inline int8x16_t expand16(const uint8_t*& v, unsigned m0, unsigned m1) {
-  const uint8x8_t lo = vld1_u8(kBitmaskExpand.lane[m0]);
-  const uint8x8_t hi = vadd_u8(vld1_u8(kBitmaskExpand.lane[m1]), vdup_n_u8(kBitmaskExpand.count[m0]));
-  const int8x16_t out = vreinterpretq_s8_u8(vqtbl1q_u8(vld1q_u8(v), vcombine_u8(lo, hi)));
+  const uint8x16_t ctrl = vaddq_u8(vld1q_u8(kBitmaskLo16.e[m0].b), vld1q_u8(kBitmaskHi16.e[m1].b));
+  const int8x16_t out = vreinterpretq_s8_u8(vqtbl1q_u8(vld1q_u8(v), ctrl));
   v += kBitmaskExpand.count[m0] + kBitmaskExpand.count[m1];
   return out;
 }
@@ -354,6 +354,20 @@ inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t x) {
 template <typename Chunks>
 float dot_i8(Chunks& w, const int8_t* x, int64_t chunks, int64_t span, const float* ds) {
   float32x4_t facc = vdupq_n_f32(0.0f);
+  if (ds && span == 1) {  // a scale per chunk: two FMA chains, as in the AVX2 kernel
+    auto chunk_dot = [&](int64_t c) {
+      const I8x32 q = w.next(c);
+      return vcvtq_f32_s32(dot16(dot16(vdupq_n_s32(0), q.lo, vld1q_s8(x + 32 * c)), q.hi, vld1q_s8(x + 32 * c + 16)));
+    };
+    float32x4_t facc1 = vdupq_n_f32(0.0f);
+    int64_t c = 0;
+    for (; c + 2 <= chunks; c += 2) {
+      facc = vfmaq_n_f32(facc, chunk_dot(c), ds[c]);
+      facc1 = vfmaq_n_f32(facc1, chunk_dot(c + 1), ds[c + 1]);
+    }
+    if (c < chunks) facc = vfmaq_n_f32(facc, chunk_dot(c), ds[c]);
+    return vaddvq_f32(vaddq_f32(facc, facc1));
+  }
   for (int64_t c0 = 0, g = 0; c0 < chunks; c0 += span, ++g) {
     const int64_t c1 = std::min(chunks, c0 + span);
     const float d = ds ? ds[g] : 1.0f;
