@@ -3,6 +3,7 @@
 #   make test       install, build, run the whole test suite through ctest
 #   make bench      run slmc_bench (BENCH_FILTER=regex to select cases)
 #   make bench-targets  the kernel targets as same-run ratios (scripts/bench-targets.sh, ~7 min)
+#   make bench-csr  the CSR f32 targets as same-run ratios (scripts/bench-csr.sh, ~5 min)
 #   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make noomp      build and test with SLMC_OPENMP=OFF
 #   make fuzz-smoke clang libFuzzer builds of every fuzz target (build-fuzz/), FUZZ_SECONDS each (60)
@@ -18,7 +19,7 @@ SLM := $(BUILD_DIR)/tools/slm-compress
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup configure build demo test bench bench-targets asan noomp test-arm64 fuzz-smoke clean
+.PHONY: setup configure build demo test bench bench-targets bench-csr asan noomp test-arm64 fuzz-smoke clean
 
 setup:
 	@bash scripts/setup.sh
@@ -42,6 +43,9 @@ bench: build
 
 bench-targets: build
 	@bash scripts/bench-targets.sh $(BUILD_DIR)/benchmarks/slmc_bench
+
+bench-csr: build
+	@bash scripts/bench-csr.sh $(BUILD_DIR)/benchmarks/slmc_bench
 
 asan:
 	@$(MAKE) --no-print-directory test BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo \
