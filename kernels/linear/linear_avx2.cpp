@@ -412,12 +412,6 @@ void gemv_i8(const LinearArgs& a, int64_t r, int64_t i, float* buf, float* out) 
   for (int p = 0; p < P; ++p) out[p] = combine(a.xscale[i], hsum(facc[p]), sym4 ? -8.0f * mt[p] : mt[p]);
 }
 
-// gemv_i8 for NX rows of X (2..kMaxNX) per weight pass: the codes of a chunk are loaded and made
-// ready (int8: |w|; int4: unpacked) once for all of them. Accumulators are fp32 per (row, row of X),
-// plus per row of X an int32 (int8) or int16 (int4) group sum, and for spans longer than 8 chunks
-// an int32 span sum per (row, row of X); passes over kR rows x kJ rows of X keep them in registers
-// (later passes read the rows from L1/L2). Every (row, row of X) sees gemv_i8's operations in its
-// order, so a row of X gets the same bits as in a one-row call.
 // The batched GEMVs take a row group (or block) in several passes; each pass prefetches its share
 // of the next group's bytes, kStep of them per chunk step from byte `off` of that group: every
 // cache line that starts in [off, off + kStep) once.
@@ -431,6 +425,12 @@ inline void prefetch_share(uintptr_t next, int64_t off) {
   }
 }
 
+// gemv_i8 for NX rows of X (2..kMaxNX) per weight pass: the codes of a chunk are loaded and made
+// ready (int8: |w|; int4: unpacked) once for all of them. Accumulators are fp32 per (row, row of X),
+// plus per row of X an int32 (int8) or int16 (int4) group sum, and for spans longer than 8 chunks
+// an int32 span sum per (row, row of X); passes over kR rows x kJ rows of X keep them in registers
+// (later passes read the rows from L1/L2). Every (row, row of X) sees gemv_i8's operations in its
+// order, so a row of X gets the same bits as in a one-row call.
 template <bool kInt4, int P, int kSpan, int NX>
 class RowsGemv {
  public:
@@ -440,6 +440,9 @@ class RowsGemv {
   static constexpr int kJ = kSpan == 4 ? std::min(NX, 4) : std::min(NX, 8);
   static constexpr int kR = kSpan == 4 ? (kJ <= 2 ? 2 : 1) : std::min(P, std::max(1, 8 / kJ));
   static_assert(P % kR == 0, "passes cover whole row groups");
+  static constexpr int kPasses = (P / kR) * ((NX + kJ - 1) / kJ);
+  // Bytes of the next row group each pass prefetches per chunk step (see prefetch_share).
+  static constexpr int64_t kNextStep = P * (kInt4 ? 16 : 32) / kPasses;
 
   RowsGemv(const LinearArgs& a, int64_t r, int64_t i0, float* buf) : a_(a), l_(a.layout), i0_(i0) {
     grouped_ = l_.groups > 1 || l_.group_size < a.k;
@@ -473,16 +476,18 @@ class RowsGemv {
   // The row offsets are runtime values: one instantiation per shape of pass, not per pass (a
   // compile-time offset multiplied the instantiations, and the file's compile time, by 10).
   void rows(float (*dot)[P]) {
+    int index = 0;
     for (int r0 = 0; r0 < P; r0 += kR) {
       int j0 = 0;
-      for (; j0 + kJ <= NX; j0 += kJ) pass<kJ>(r0, j0, dot);
-      if constexpr (NX % kJ != 0) pass<NX % kJ>(r0, j0, dot);
+      for (; j0 + kJ <= NX; j0 += kJ) pass<kJ>(r0, j0, index++, dot);
+      if constexpr (NX % kJ != 0) pass<NX % kJ>(r0, j0, index++, dot);
     }
   }
 
-  // Rows [r0, r0 + kR) for rows [j0, j0 + NJ) of X over the whole row.
+  // Rows [r0, r0 + kR) for rows [j0, j0 + NJ) of X over the whole row; pass number `index` of
+  // kPasses.
   template <int NJ>
-  void pass(int r0, int j0, float (*dot)[P]) {
+  void pass(int r0, int j0, int index, float (*dot)[P]) {
     constexpr int NR = kR;
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i nib = _mm256_set1_epi8(15);
@@ -490,9 +495,7 @@ class RowsGemv {
     const bool first = r0 == 0 && j0 == 0;
     // Every pass fetches its share of the next row group (the P rows stored after these): without
     // it the first pass streams the whole group from memory while doing 1/passes of the products.
-    constexpr int kPasses = (P / kR) * ((NX + kJ - 1) / kJ);
-    constexpr int64_t kNextStep = P * (kInt4 ? 16 : 32) / kPasses;  // bytes of it per chunk step
-    const int64_t next0 = ((r0 / kR) * ((NX + kJ - 1) / kJ) + j0 / kJ) * l_.chunks * kNextStep;
+    const int64_t next0 = index * l_.chunks * kNextStep;
     const int8_t* xq = a_.xq + (i0_ + j0) * a_.kpad;
     const int64_t kpad = a_.kpad;
     auto xchunk = [&](int j, int64_t c) {
@@ -1118,6 +1121,10 @@ class PairsGemv {
  public:
   static constexpr int kPairs = P / 2;
   static constexpr int64_t kStride = P * 16;
+  using Plan = PairsPlan<P, kSpan, NX>;
+  static_assert(kPairs % Plan::kQ == 0, "passes cover whole blocks");
+  static constexpr int kPasses = (kPairs / Plan::kQ) * ((NX + Plan::kJ - 1) / Plan::kJ);
+  static constexpr int64_t kNextStep = kStride / kPasses;  // see RowsGemv
 
   PairsGemv(const LinearArgs& a, int64_t r, int64_t i0) : a_(a), l_(a.layout), i0_(i0) {
     grouped_ = l_.groups > 1 || l_.group_size < a.k;
@@ -1186,26 +1193,23 @@ class PairsGemv {
 
   // Pair and row offsets are runtime values (see RowsGemv::rows).
   void passes(float (*dot)[8], float (*mt)[8]) {
-    using Plan = PairsPlan<P, kSpan, NX>;
-    static_assert(kPairs % Plan::kQ == 0, "passes cover whole blocks");
+    int index = 0;
     for (int q0 = 0; q0 < kPairs; q0 += Plan::kQ) {
       int j0 = 0;
-      for (; j0 + Plan::kJ <= NX; j0 += Plan::kJ) pass<Plan::kQ, Plan::kJ>(q0, j0, dot, mt);
-      if constexpr (NX % Plan::kJ != 0) pass<Plan::kQ, NX % Plan::kJ>(q0, j0, dot, mt);
+      for (; j0 + Plan::kJ <= NX; j0 += Plan::kJ) pass<Plan::kQ, Plan::kJ>(q0, j0, index++, dot, mt);
+      if constexpr (NX % Plan::kJ != 0) pass<Plan::kQ, NX % Plan::kJ>(q0, j0, index++, dot, mt);
     }
   }
 
-  // Pairs [q0, q0 + NQ) for rows [j0, j0 + NJ) of X over the whole row.
+  // Pairs [q0, q0 + NQ) for rows [j0, j0 + NJ) of X over the whole row; pass number `index` of
+  // kPasses.
   template <int NQ, int NJ>
-  void pass(int q0, int j0, float (*dot)[8], float (*mt)[8]) {
+  void pass(int q0, int j0, int index, float (*dot)[8], float (*mt)[8]) {
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i nib = _mm256_set1_epi8(15);
     const bool first = q0 == 0 && j0 == 0;
     // Each pass fetches its share of the next block (see RowsGemv::pass).
-    using Plan = PairsPlan<P, kSpan, NX>;
-    constexpr int kPasses = (kPairs / Plan::kQ) * ((NX + Plan::kJ - 1) / Plan::kJ);
-    constexpr int64_t kNextStep = kStride / kPasses;
-    const int64_t next0 = ((q0 / Plan::kQ) * ((NX + Plan::kJ - 1) / Plan::kJ) + j0 / Plan::kJ) * l_.chunks * kNextStep;
+    const int64_t next0 = index * l_.chunks * kNextStep;
     const uintptr_t next = reinterpret_cast<uintptr_t>(blk_ + l_.chunks * kStride);
     const int8_t* xq = a_.xq + (i0_ + j0) * a_.kpad;
     const int64_t kpad = a_.kpad;
