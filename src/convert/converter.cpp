@@ -382,6 +382,7 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
   header.recipe = report.recipe_json;
   header.architecture = source.architecture();
   header.metadata = source.metadata();
+  header.tokenizer = options.tokenizer.empty() ? source.tokenizer() : options.tokenizer;
   for (const auto& [k, v] : options.metadata) header.metadata[k] = v;
 
   std::string temp_dir;

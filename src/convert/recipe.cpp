@@ -1,6 +1,8 @@
 // Scheme strings, recipes and presets (include/slmc/convert/recipe.hpp).
 #include "slmc/convert/recipe.hpp"
 
+#include "slmc/arch/naming.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
@@ -344,9 +346,17 @@ bool glob_match(std::string_view p, std::string_view t) {
   return pi == p.size();
 }
 
+bool rule_matches(std::string_view pattern, std::string_view tensor_name) {
+  if (!pattern.empty() && pattern[0] == '@') {
+    TensorRole role;
+    return tensor_role_from_name(pattern.substr(1), &role) && tensor_role(tensor_name) == role;
+  }
+  return glob_match(pattern, tensor_name);
+}
+
 std::vector<Scheme> Recipe::candidates_for(std::string_view tensor_name, size_t rank) const {
   for (const RecipeRule& r : rules) {
-    if (glob_match(r.pattern, tensor_name)) return r.candidates;
+    if (rule_matches(r.pattern, tensor_name)) return r.candidates;
   }
   if (keep_1d_fp32 && rank < 2) return {Scheme{}};
   return {default_scheme};
@@ -405,8 +415,8 @@ constexpr Preset kPresets[] = {
     {"w4-2:4", "int4:pattern=2:4", true},
     {"w8-bitmask50", "int8:sparsity=0.5,format=bitmask", true},
 };
-constexpr const char* kEmbeddingAndOutputGlobs[] = {"*embed_tokens.weight", "*wte.weight", "*wpe.weight",
-                                                    "lm_head.weight"};
+// Matched by role (slmc/arch/naming.hpp), so every source's naming is covered.
+constexpr const char* kEmbeddingAndOutputGlobs[] = {"@embedding", "@output"};
 
 std::string preset_json(const Preset& p) {
   nlohmann::json j;

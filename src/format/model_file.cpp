@@ -433,8 +433,18 @@ Status ModelFileWriter::finish() {
   auto uses_off = b.CreateVector(use_vec);
   auto layouts_off = b.CreateVector(layout_vec);
   auto tensors_off = b.CreateVector(tensors);
+  flatbuffers::Offset<fb::TokenizerData> tok_off = 0;
+  if (const TokenizerData& t = w.header.tokenizer; !t.empty()) {
+    auto opt_vec = [&](const auto& v) { return v.empty() ? 0 : b.CreateVector(v); };
+    auto merges = t.merges.empty() ? 0 : b.CreateVectorOfStrings(t.merges);
+    tok_off = fb::CreateTokenizerData(b, static_cast<uint8_t>(t.kind), b.CreateString(t.pre),
+                                      b.CreateVectorOfStrings(t.tokens), opt_vec(t.scores), opt_vec(t.token_types),
+                                      merges, t.bos_id, t.eos_id, t.unk_id, t.pad_id, opt_vec(t.eog_ids), t.add_bos,
+                                      t.add_eos, t.add_space_prefix, b.CreateString(t.normalizer),
+                                      b.CreateString(t.chat_template));
+  }
   auto root = fb::CreateModel(b, kFormatMajor, kFormatMinor, producer, producer_version, sources_off, recipe, arch, meta,
-                              uses_off, layouts_off, w.tensors.size(), tensors_off, w.data_size);
+                              uses_off, layouts_off, w.tensors.size(), tensors_off, w.data_size, tok_off);
   fb::FinishModelBuffer(b, root);
   const uint64_t fb_size = b.GetSize();
   if (fb_size > kMaxFlatbufferBytes) {
@@ -598,6 +608,31 @@ Result<std::unique_ptr<ModelFile>> ModelFile::open_mapped(std::shared_ptr<const 
   }
   SLMC_RETURN_IF_ERROR(read_kvs(model->architecture(), h.architecture, fname, "architecture"));
   SLMC_RETURN_IF_ERROR(read_kvs(model->metadata(), h.metadata, fname, "metadata"));
+  if (const fb::TokenizerData* t = model->tokenizer()) {
+    TokenizerData& d = h.tokenizer;
+    d.kind = static_cast<TokenizerKind>(t->kind());
+    d.pre = t->pre() ? t->pre()->str() : "";
+    d.tokens.reserve(t->tokens()->size());
+    for (const flatbuffers::String* s : *t->tokens()) d.tokens.push_back(s->str());
+    if (t->scores()) d.scores.assign(t->scores()->begin(), t->scores()->end());
+    if (t->token_types()) d.token_types.assign(t->token_types()->begin(), t->token_types()->end());
+    if (t->merges()) {
+      d.merges.reserve(t->merges()->size());
+      for (const flatbuffers::String* s : *t->merges()) d.merges.push_back(s->str());
+    }
+    d.bos_id = t->bos_id();
+    d.eos_id = t->eos_id();
+    d.unk_id = t->unk_id();
+    d.pad_id = t->pad_id();
+    if (t->eog_ids()) d.eog_ids.assign(t->eog_ids()->begin(), t->eog_ids()->end());
+    d.add_bos = t->add_bos();
+    d.add_eos = t->add_eos();
+    d.add_space_prefix = t->add_space_prefix();
+    d.normalizer = t->normalizer() ? t->normalizer()->str() : "";
+    d.chat_template = t->chat_template() ? t->chat_template()->str() : "";
+    // Structural checks only; Tokenizer::create checks the merges when the tokenizer is used.
+    SLMC_RETURN_IF_ERROR(d.validate(fname));
+  }
 
   const auto* tensors = model->tensors();
   if (model->tensor_count() != tensors->size()) {
@@ -731,6 +766,7 @@ Status write_dense_model(const ModelSource& source, const std::string& path, Val
   header.recipe = recipe;
   header.architecture = source.architecture();
   header.metadata = source.metadata();
+  header.tokenizer = source.tokenizer();
   SLMC_ASSIGN_OR_RETURN(auto writer, ModelFileWriter::create(path, std::move(header)));
   for (size_t i = 0; i < source.tensors().size(); ++i) {
     const TensorView& t = source.tensors()[i];

@@ -189,34 +189,145 @@ bool is_neox_arch(const std::string& a) {
   return false;
 }
 
+/// The tokenizer of GGUF metadata (tokenizer.ggml.*, tokenizer.chat_template), or an empty one
+/// when the file has no tokenizer.ggml.model. Types are checked here, contents by
+/// Tokenizer::create.
+Result<TokenizerData> gguf_tokenizer(const std::map<std::string, json>& kvs, const std::string& file) {
+  TokenizerData d;
+  auto it = kvs.find("tokenizer.ggml.model");
+  if (it == kvs.end()) return d;
+  auto bad_key = [&](const std::string& key, const std::string& what) {
+    return make_error(ErrorCode::kInvalidFormat, file + ": " + key + " " + what);
+  };
+  if (!it->second.is_string()) return bad_key(it->first, "is not a string");
+  const std::string model = it->second.get<std::string>();
+  if (model == "gpt2") d.kind = TokenizerKind::kByteBpe;
+  else if (model == "llama") d.kind = TokenizerKind::kSpm;
+  else if (model == "bert") d.kind = TokenizerKind::kWordPiece;
+  else {
+    return make_error(ErrorCode::kUnsupported, file + ": tokenizer.ggml.model '" + model +
+                                                   "' is not supported (gpt2, llama)");
+  }
+  auto strings = [&](const char* key, std::vector<std::string>& out, bool required) -> Status {
+    auto k = kvs.find(key);
+    if (k == kvs.end()) return required ? bad_key(key, "is missing") : Status::ok_status();
+    if (!k->second.is_array()) return bad_key(key, "is not an array");
+    out.reserve(k->second.size());
+    for (const json& v : k->second) {
+      if (!v.is_string()) return bad_key(key, "[" + std::to_string(out.size()) + "] is not a string");
+      out.push_back(v.get<std::string>());
+    }
+    return Status::ok_status();
+  };
+  auto id = [&](const char* key, int32_t& out) -> Status {
+    auto k = kvs.find(key);
+    if (k == kvs.end()) return Status::ok_status();
+    if (!k->second.is_number_integer()) return bad_key(key, "is not an integer");
+    const int64_t v = k->second.get<int64_t>();
+    if (v < 0 || v > INT32_MAX) return bad_key(key, "= " + std::to_string(v) + " is out of range");
+    out = static_cast<int32_t>(v);
+    return Status::ok_status();
+  };
+  auto flag = [&](const char* key, bool& out) -> Status {
+    auto k = kvs.find(key);
+    if (k == kvs.end()) return Status::ok_status();
+    if (!k->second.is_boolean()) return bad_key(key, "is not a bool");
+    out = k->second.get<bool>();
+    return Status::ok_status();
+  };
+  SLMC_RETURN_IF_ERROR(strings("tokenizer.ggml.tokens", d.tokens, true));
+  SLMC_RETURN_IF_ERROR(strings("tokenizer.ggml.merges", d.merges, false));
+  if (auto k = kvs.find("tokenizer.ggml.scores"); k != kvs.end()) {
+    if (!k->second.is_array()) return bad_key(k->first, "is not an array");
+    for (const json& v : k->second) {
+      if (!v.is_number()) return bad_key(k->first, "[" + std::to_string(d.scores.size()) + "] is not a number");
+      d.scores.push_back(v.get<float>());
+    }
+  }
+  if (auto k = kvs.find("tokenizer.ggml.token_type"); k != kvs.end()) {
+    if (!k->second.is_array()) return bad_key(k->first, "is not an array");
+    for (const json& v : k->second) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 6) {
+        return bad_key(k->first, "[" + std::to_string(d.token_types.size()) + "] = " + v.dump() + " is not a token type (0-6)");
+      }
+      d.token_types.push_back(static_cast<uint8_t>(v.get<int64_t>()));
+    }
+  }
+  if (auto k = kvs.find("tokenizer.ggml.pre"); k != kvs.end()) {
+    if (!k->second.is_string()) return bad_key(k->first, "is not a string");
+    d.pre = k->second.get<std::string>();
+  } else if (d.kind == TokenizerKind::kByteBpe) {
+    d.pre = "gpt2";  // llama.cpp's default for a byte-level vocabulary without a pre-tokenizer name
+  }
+  SLMC_RETURN_IF_ERROR(id("tokenizer.ggml.bos_token_id", d.bos_id));
+  SLMC_RETURN_IF_ERROR(id("tokenizer.ggml.eos_token_id", d.eos_id));
+  SLMC_RETURN_IF_ERROR(id("tokenizer.ggml.unknown_token_id", d.unk_id));
+  SLMC_RETURN_IF_ERROR(id("tokenizer.ggml.padding_token_id", d.pad_id));
+  for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+    int32_t v = -1;
+    SLMC_RETURN_IF_ERROR(id(key, v));
+    if (v >= 0) d.eog_ids.push_back(v);
+  }
+  // llama.cpp's defaults: SentencePiece vocabularies add BOS and the dummy prefix, byte-level ones
+  // neither, unless the file says otherwise.
+  d.add_bos = d.kind == TokenizerKind::kSpm;
+  d.add_space_prefix = d.kind == TokenizerKind::kSpm;
+  SLMC_RETURN_IF_ERROR(flag("tokenizer.ggml.add_bos_token", d.add_bos));
+  SLMC_RETURN_IF_ERROR(flag("tokenizer.ggml.add_eos_token", d.add_eos));
+  SLMC_RETURN_IF_ERROR(flag("tokenizer.ggml.add_space_prefix", d.add_space_prefix));
+  if (auto k = kvs.find("tokenizer.chat_template"); k != kvs.end()) {
+    if (!k->second.is_string()) return bad_key(k->first, "is not a string");
+    d.chat_template = k->second.get<std::string>();
+  }
+  // Control tokens that end a turn in the chat formats the runtime knows are end-of-generation
+  // too (llama.cpp does the same by text).
+  for (size_t i = 0; i < d.tokens.size(); ++i) {
+    const std::string& t = d.tokens[i];
+    if (t == "<|im_end|>" || t == "<|endoftext|>" || t == "<|eot_id|>" || t == "<|end_of_text|>" ||
+        t == "<|eom_id|>" || t == "</s>" || t == "<end_of_turn>") {
+      if (d.token_types.empty() || d.token_types[i] == static_cast<uint8_t>(TokenType::kControl)) {
+        d.eog_ids.push_back(static_cast<int32_t>(i));
+      }
+    }
+  }
+  // Full validation (merges name known tokens, ids in range) now, so a bad tokenizer fails the
+  // conversion, not a later run.
+  SLMC_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> check, Tokenizer::create(d, file));
+  return check->data();
+}
+
 }  // namespace
 
-Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile> file) {
-  const std::string& fname = file->path();
-  Cursor c(file->data(), file->size(), fname);
+namespace {
+
+struct GgufHeader {
+  uint32_t version = 0;
+  uint64_t n_tensors = 0;
+  std::map<std::string, json> kvs;
+  std::map<std::string, uint32_t> kv_types;
+};
+
+/// Reads the preamble and every metadata KV; leaves `c` at the first tensor info.
+Result<GgufHeader> read_gguf_header(Cursor& c, const std::string& fname) {
+  GgufHeader h;
   SLMC_ASSIGN_OR_RETURN(uint32_t magic, c.read<uint32_t>("magic"));
   if (magic != 0x46554747u) return bad(fname, "not a GGUF file (bad magic)");
-  SLMC_ASSIGN_OR_RETURN(uint32_t version, c.read<uint32_t>("version"));
-  if (version != 2 && version != 3) {
-    return bad(fname, "GGUF version " + std::to_string(version) + " is not supported (only 2 and 3)",
+  SLMC_ASSIGN_OR_RETURN(h.version, c.read<uint32_t>("version"));
+  if (h.version != 2 && h.version != 3) {
+    return bad(fname, "GGUF version " + std::to_string(h.version) + " is not supported (only 2 and 3)",
                ErrorCode::kUnsupported);
   }
-  SLMC_ASSIGN_OR_RETURN(uint64_t n_tensors, c.read<uint64_t>("tensor count"));
+  SLMC_ASSIGN_OR_RETURN(h.n_tensors, c.read<uint64_t>("tensor count"));
   SLMC_ASSIGN_OR_RETURN(uint64_t n_kv, c.read<uint64_t>("metadata count"));
   // Every KV needs >= 13 bytes (8 key length + 4 type + 1 value), every tensor info >= 24.
   if (n_kv > c.remaining() / 13) {
     return bad(fname, "metadata count " + std::to_string(n_kv) + " exceeds what the file can hold",
                ErrorCode::kOutOfRange);
   }
-  if (n_tensors > c.remaining() / 24) {
-    return bad(fname, "tensor count " + std::to_string(n_tensors) + " exceeds what the file can hold",
+  if (h.n_tensors > c.remaining() / 24) {
+    return bad(fname, "tensor count " + std::to_string(h.n_tensors) + " exceeds what the file can hold",
                ErrorCode::kOutOfRange);
   }
-
-  auto src = std::make_unique<ModelSource>();
-  src->format_ = SourceFormat::kGguf;
-  std::map<std::string, json> kvs;
-  std::map<std::string, uint32_t> kv_types;
   for (uint64_t i = 0; i < n_kv; ++i) {
     SLMC_ASSIGN_OR_RETURN(std::string key, c.read_string("metadata key"));
     if (key.empty() || !io_detail::is_valid_utf8(key)) {
@@ -224,10 +335,31 @@ Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile>
     }
     SLMC_ASSIGN_OR_RETURN(uint32_t type, c.read<uint32_t>("metadata value type"));
     SLMC_ASSIGN_OR_RETURN(json value, read_value(c, type, fname, key, 0));
-    if (kvs.count(key)) return bad(fname, "duplicate metadata key " + quote(key));
-    kv_types[key] = type;
-    kvs.emplace(std::move(key), std::move(value));
+    if (h.kvs.count(key)) return bad(fname, "duplicate metadata key " + quote(key));
+    h.kv_types[key] = type;
+    h.kvs.emplace(std::move(key), std::move(value));
   }
+  return h;
+}
+
+}  // namespace
+
+Result<TokenizerData> read_gguf_tokenizer(std::shared_ptr<const MappedFile> file) {
+  Cursor c(file->data(), file->size(), file->path());
+  SLMC_ASSIGN_OR_RETURN(GgufHeader h, read_gguf_header(c, file->path()));
+  return gguf_tokenizer(h.kvs, file->path());
+}
+
+Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile> file) {
+  const std::string& fname = file->path();
+  Cursor c(file->data(), file->size(), fname);
+  SLMC_ASSIGN_OR_RETURN(GgufHeader header, read_gguf_header(c, fname));
+  const uint32_t version = header.version;
+  const uint64_t n_tensors = header.n_tensors;
+  std::map<std::string, json>& kvs = header.kvs;
+  std::map<std::string, uint32_t>& kv_types = header.kv_types;
+  auto src = std::make_unique<ModelSource>();
+  src->format_ = SourceFormat::kGguf;
 
   uint64_t alignment = 32;
   if (auto it = kvs.find("general.alignment"); it != kvs.end()) {
@@ -338,6 +470,13 @@ Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile>
     src->owned_.push_back(std::move(out));
   }
 
+  // The tokenizer goes into its own structure; its keys are not repeated as metadata.
+  SLMC_ASSIGN_OR_RETURN(src->tokenizer_, gguf_tokenizer(kvs, fname));
+  if (!src->tokenizer_.empty()) {
+    for (auto k = kvs.begin(); k != kvs.end();) {
+      k = k->first.rfind("tokenizer.ggml.", 0) == 0 || k->first == "tokenizer.chat_template" ? kvs.erase(k) : std::next(k);
+    }
+  }
   // Metadata: general.architecture and "<arch>.*" are architecture keys, the rest free-form.
   std::string arch;
   if (auto it = kvs.find(kKeyArchitecture); it != kvs.end() && it->second.is_string()) arch = it->second.get<std::string>();

@@ -1,6 +1,8 @@
 // Format detection, open_model (including sharded safetensors) and float conversions.
 #include "slmc/io/model_source.hpp"
 
+#include "slmc/arch/naming.hpp"
+
 #include <algorithm>
 #include <set>
 #include <sys/stat.h>
@@ -166,6 +168,9 @@ Result<std::unique_ptr<ModelSource>> open_model(const std::string& path_in, cons
     case SourceFormat::kLlama2c: src = open_llama2c(file); break;
   }
   if (!src.ok()) return src;
+  // One naming per architecture: GGUF Llama-family names become Hugging Face names.
+  for (size_t i = 0; i < (*src)->tensors_.size(); ++i) (*src)->origins_[i].source_name = (*src)->tensors_[i].name;
+  SLMC_RETURN_IF_ERROR(canonicalize_tensor_names(**src).with_context(path));
   if (options.hash_files) {
     for (auto& f : (*src)->files_) {
       SLMC_ASSIGN_OR_RETURN(f.sha256, sha256_file_hex(f.path));

@@ -42,16 +42,29 @@ std::vector<int32_t> protocol_tokens(const Tokenizer& tok, const std::string& te
   size_t begin = 0, end = paragraphs.size();
   if (split == TextSplit::kCalibration) end = calib;
   if (split == TextSplit::kEvaluation) begin = calib;
-  const int32_t newline = 0x0A + 3;  // byte-fallback token <0x0A>
   std::vector<int32_t> ids;
-  for (size_t p = begin; p < end; ++p) {
-    if (p > begin) {
-      ids.push_back(newline);
-      ids.push_back(newline);
+  if (tok.kind() == TokenizerKind::kLlama2c) {
+    // llama2.c protocol: each paragraph encoded with the dummy prefix, joined by two <0x0A> tokens.
+    const int32_t newline = 0x0A + 3;
+    for (size_t p = begin; p < end; ++p) {
+      if (p > begin) {
+        ids.push_back(newline);
+        ids.push_back(newline);
+      }
+      std::vector<int32_t> t = tok.encode(paragraphs[p], false, false);
+      ids.insert(ids.end(), t.begin(), t.end());
+      if (max_tokens > 0 && static_cast<int64_t>(ids.size()) >= max_tokens) break;
     }
-    std::vector<int32_t> t = tok.encode(paragraphs[p], false, false);
-    ids.insert(ids.end(), t.begin(), t.end());
-    if (max_tokens > 0 && static_cast<int64_t>(ids.size()) >= max_tokens) break;
+  } else {
+    // Real tokenizers: the selected paragraphs joined by a blank line, tokenized whole as the
+    // model's tokenizer does (no BOS: the windows add it).
+    std::string joined;
+    for (size_t p = begin; p < end; ++p) {
+      if (p > begin) joined += "\n\n";
+      joined += paragraphs[p];
+      if (max_tokens > 0 && static_cast<int64_t>(joined.size()) > 8 * max_tokens + 1024) break;
+    }
+    ids = tok.encode(joined, false, false);
   }
   if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
   return ids;
@@ -91,18 +104,23 @@ Result<EvalResult> evaluate(LlamaModel& model, LlamaModel* reference, const std:
   if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "no tokens to evaluate");
   EvalResult r;
   r.has_reference = reference != nullptr;
-  const int64_t per_window = options.window - 1;  // predicted tokens per window (after BOS)
+  // Windows advance by window - 1 tokens. With a BOS, a window is BOS + window - 1 tokens and
+  // predicts all of them; without, it starts with the previous window's last token (context only),
+  // so every token but the stream's first is predicted exactly once.
+  const bool bos = options.bos >= 0;
+  const int64_t per_window = options.window - 1;
+  if (!bos && tokens.size() < 2) return make_error(ErrorCode::kInvalidArgument, "fewer than 2 tokens to evaluate");
   std::vector<int32_t> input;
   std::vector<float> logits, ref_logits;
   std::vector<double> lp, lq;
   double nll = 0, ref_nll = 0, kl = 0, prefill_seconds = 0;
   int64_t agree = 0, prefill_tokens = 0;
-  for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(per_window)) {
+  for (size_t start = bos ? 0 : 1; start < tokens.size(); start += static_cast<size_t>(per_window)) {
     const size_t count = std::min(tokens.size() - start, static_cast<size_t>(per_window));
-    input.assign(1, Tokenizer::kBos);
+    input.assign(1, bos ? options.bos : tokens[start - 1]);
     input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
                  tokens.begin() + static_cast<std::ptrdiff_t>(start + count) - 1);
-    // input = BOS + the first count-1 tokens; row t predicts tokens[start + t].
+    // input = BOS (or the previous token) + the first count-1 tokens; row t predicts tokens[start + t].
     const int64_t n = static_cast<int64_t>(input.size());
     logits.resize(static_cast<size_t>(n * vocab));
     model.reset();
@@ -149,7 +167,7 @@ Result<EvalResult> evaluate(LlamaModel& model, LlamaModel* reference, const std:
     const int64_t steps = std::min(options.decode_tokens, model.config().context);
     model.reset();
     logits.resize(static_cast<size_t>(vocab));
-    int32_t token = Tokenizer::kBos;
+    int32_t token = bos ? options.bos : tokens[0];
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = 0; s < steps; ++s) {
       SLMC_RETURN_IF_ERROR(model.forward(&token, 1, logits.data()));
@@ -207,7 +225,8 @@ void observe(void* user, const std::string& weight, const float* x, int64_t n, i
 }
 }  // namespace
 
-Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window, bool gram) {
+Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window, bool gram,
+                              int32_t bos) {
   if (window < 2 || window > model.config().context) {
     return make_error(ErrorCode::kInvalidArgument, "window " + std::to_string(window) + " out of range");
   }
@@ -217,9 +236,10 @@ Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tok
   model.set_linear_observer(observe, &sums);
   std::vector<int32_t> input;
   Status status;
-  for (size_t start = 0; start < tokens.size() && status.ok(); start += static_cast<size_t>(window - 1)) {
+  // The windows of evaluate(): BOS (or the previous token) first, window - 1 new tokens each.
+  for (size_t start = bos >= 0 ? 0 : 1; start < tokens.size() && status.ok(); start += static_cast<size_t>(window - 1)) {
     const size_t count = std::min(tokens.size() - start, static_cast<size_t>(window - 1));
-    input.assign(1, Tokenizer::kBos);
+    input.assign(1, bos >= 0 ? bos : tokens[start - 1]);
     input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
                  tokens.begin() + static_cast<std::ptrdiff_t>(start + count));
     model.reset();

@@ -154,21 +154,34 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
   }
 
   m->max_context_ = options.max_context > 0 ? std::min(options.max_context, c.context) : c.context;
-  const size_t cache = static_cast<size_t>(c.layers * m->max_context_ * c.kv_dim());
-  m->key_cache_.assign(cache, 0.0f);
-  m->value_cache_.assign(cache, 0.0f);
+  m->layer_keys_.resize(static_cast<size_t>(c.layers));
+  m->layer_values_.resize(static_cast<size_t>(c.layers));
+  return m;
+}
+
+void LlamaModel::reserve_positions(int64_t positions) {
+  // The KV cache and RoPE tables grow with the positions actually used (doubling, capped at the
+  // context length), so a model with a long context costs memory only for what a run needs.
+  if (positions <= cached_positions_) return;
+  const LlamaConfig& c = config_;
+  const int64_t cap = std::min(max_context_, std::max(positions, 2 * cached_positions_));
+  const size_t per_layer = static_cast<size_t>(cap * c.kv_dim());
+  for (size_t l = 0; l < layer_keys_.size(); ++l) {
+    layer_keys_[l].resize(per_layer, 0.0f);
+    layer_values_[l].resize(per_layer, 0.0f);
+  }
   const int64_t half = c.head_dim() / 2;
-  m->rope_cos_.resize(static_cast<size_t>(m->max_context_ * half));
-  m->rope_sin_.resize(static_cast<size_t>(m->max_context_ * half));
-  for (int64_t pos = 0; pos < m->max_context_; ++pos) {
+  rope_cos_.resize(static_cast<size_t>(cap * half));
+  rope_sin_.resize(static_cast<size_t>(cap * half));
+  for (int64_t pos = cached_positions_; pos < cap; ++pos) {
     for (int64_t i = 0; i < half; ++i) {
       const double freq = std::pow(c.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
       const double angle = static_cast<double>(pos) * freq;
-      m->rope_cos_[static_cast<size_t>(pos * half + i)] = static_cast<float>(std::cos(angle));
-      m->rope_sin_[static_cast<size_t>(pos * half + i)] = static_cast<float>(std::sin(angle));
+      rope_cos_[static_cast<size_t>(pos * half + i)] = static_cast<float>(std::cos(angle));
+      rope_sin_[static_cast<size_t>(pos * half + i)] = static_cast<float>(std::sin(angle));
     }
   }
-  return m;
+  cached_positions_ = cap;
 }
 
 Status LlamaModel::run_linear(const Linear& w, const float* x, int64_t n, float* y) {
@@ -184,6 +197,7 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
                                                   std::to_string(pos_ + count - 1) + " exceed the context length " +
                                                   std::to_string(max_context_));
   }
+  reserve_positions(pos_ + count);
   std::vector<int64_t> ids(static_cast<size_t>(count));
   for (int64_t t = 0; t < count; ++t) {
     if (tokens[t] < 0 || tokens[t] >= c.vocab) {
@@ -202,7 +216,7 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
   att_.resize(n * dim);
   hb_.resize(n * c.hidden_dim);
   hb2_.resize(n * c.hidden_dim);
-  scores_.resize(static_cast<size_t>(max_context_));
+  scores_.resize(static_cast<size_t>(pos_ + count));
   SLMC_RETURN_IF_ERROR(gather_rows(embed_.view, ids.data(), count, x_.data()));
 
   auto rope = [&](float* vec, int64_t heads, int64_t pos) {
@@ -224,8 +238,8 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
   const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int64_t l = 0; l < c.layers; ++l) {
     Layer& L = layers_[static_cast<size_t>(l)];
-    float* kc = &key_cache_[static_cast<size_t>(l * max_context_ * kv_dim)];
-    float* vc = &value_cache_[static_cast<size_t>(l * max_context_ * kv_dim)];
+    float* kc = layer_keys_[static_cast<size_t>(l)].data();
+    float* vc = layer_values_[static_cast<size_t>(l)].data();
     for (int64_t t = 0; t < count; ++t) rmsnorm(&x_[t * dim], L.attn_norm, dim, c.rms_eps, &xb_[t * dim]);
     SLMC_RETURN_IF_ERROR(run_linear(L.wq, xb_.data(), count, q_.data()));
     SLMC_RETURN_IF_ERROR(run_linear(L.wk, xb_.data(), count, k_.data()));

@@ -58,6 +58,7 @@ double perplexity(const std::string& label, const std::string& scheme, bool cali
   REQUIRE(model.ok());
   EvalOptions eo;
   eo.decode_tokens = 0;
+  eo.bos = 1;  // llama2.c: BOS per window
   auto r = evaluate(**model, nullptr, f.eval_tokens, eo);
   REQUIRE(r.ok());
   std::printf("%-22s ppl %.4f\n", label.c_str(), r->perplexity);
@@ -87,7 +88,7 @@ TEST_CASE("stories260K quality bars", "[quality][models]") {
     REQUIRE(convert_model(*f.source, "stories260K", out, opts).ok());
     auto model = LlamaModel::load(out, LlamaOptions{0, ActMode::kFp32, 0});
     REQUIRE(model.ok());
-    auto cal = calibrate(**model, f.calib_tokens, 512, /*gram=*/true);
+    auto cal = calibrate(**model, f.calib_tokens, 512, /*gram=*/true, /*bos=*/1);
     REQUIRE(cal.ok());
     CHECK(cal->tensors.count("model.layers.0.mlp.down_proj.weight") == 1);
     const CalibrationEntry& down = cal->tensors.at("model.layers.0.mlp.down_proj.weight");

@@ -20,7 +20,30 @@ struct RunArgs {
   int threads = 0;
   bool json = false;
   bool gram = false;
+  bool bos = false, no_bos = false;
 };
+
+/// The model's own tokenizer, or the --tokenizer override (any source Tokenizer::load reads).
+Result<std::unique_ptr<Tokenizer>> model_tokenizer(const LlamaModel& m, const RunArgs& a) {
+  if (!a.tokenizer.empty()) return Tokenizer::load(a.tokenizer, m.config().vocab);
+  const TokenizerData& d = m.file().header().tokenizer;
+  if (d.empty()) {
+    return make_error(ErrorCode::kNotFound, a.model + ": the file holds no tokenizer (converted from a source "
+                                                      "without one): pass --tokenizer");
+  }
+  if (d.size() > m.config().vocab) {
+    return make_error(ErrorCode::kInvalidFormat, a.model + ": the tokenizer has " + std::to_string(d.size()) +
+                                                     " tokens, more than the " + std::to_string(m.config().vocab) +
+                                                     " embedding rows");
+  }
+  return Tokenizer::create(d, a.model);
+}
+
+/// BOS id to start with: the tokenizer's add-BOS flag unless --bos / --no-bos; -1 for none.
+int32_t start_bos(const Tokenizer& tok, const RunArgs& a) {
+  const bool add = a.bos || (!a.no_bos && tok.data().add_bos);
+  return add ? tok.bos() : -1;
+}
 
 Result<std::string> read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -50,12 +73,13 @@ int run_eval(const RunArgs& a) {
     if (!r.ok()) return fail(r.status());
     reference = std::move(*r);
   }
-  auto tok = Tokenizer::load(a.tokenizer, (*model)->config().vocab);
+  auto tok = model_tokenizer(**model, a);
   if (!tok.ok()) return fail(tok.status());
   auto text = read_text(a.text);
   if (!text.ok()) return fail(text.status());
   const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
   EvalOptions eo;
+  eo.bos = start_bos(**tok, a);
   eo.window = a.window;
   eo.decode_tokens = a.decode_tokens;
   auto r = evaluate(**model, reference.get(), tokens, eo);
@@ -92,13 +116,21 @@ int run_generate(const RunArgs& a) {
   auto model = LlamaModel::load(a.model, lo);
   if (!model.ok()) return fail(model.status());
   LlamaModel& m = **model;
-  auto tok = Tokenizer::load(a.tokenizer, m.config().vocab);
+  auto tok = model_tokenizer(m, a);
   if (!tok.ok()) return fail(tok.status());
-  std::vector<int32_t> ids = (*tok)->encode(a.prompt, true, false);
-  if (a.prompt.empty()) ids = {Tokenizer::kBos};
-  if (static_cast<int64_t>(ids.size()) + a.steps > m.config().context) {
-    return fail_usage("prompt plus -n " + std::to_string(a.steps) + " exceeds the context length " +
-                      std::to_string(m.config().context));
+  const Tokenizer& tk = **tok;
+  const int32_t bos = start_bos(tk, a);
+  EncodeOptions eopt;
+  eopt.add_bos = bos >= 0;
+  std::vector<int32_t> ids = tk.encode(a.prompt, eopt);
+  if (bos >= 0 && (ids.empty() || ids[0] != bos)) ids.insert(ids.begin(), bos);  // --bos on a tokenizer without add-BOS
+  if (ids.empty()) {
+    return fail_usage("the prompt is empty and the tokenizer adds no BOS: give --prompt or --bos");
+  }
+  if (a.steps < 0 || a.steps > m.config().context ||
+      static_cast<int64_t>(ids.size()) > m.config().context - a.steps) {
+    return fail_usage("prompt (" + std::to_string(ids.size()) + " tokens) plus -n " + std::to_string(a.steps) +
+                      " exceeds the context length " + std::to_string(m.config().context));
   }
   std::vector<float> logits(static_cast<size_t>(m.config().vocab));
   Status s = m.forward(ids.data(), static_cast<int64_t>(ids.size()), logits.data(), /*last_only=*/true);
@@ -117,9 +149,9 @@ int run_generate(const RunArgs& a) {
       for (size_t i = 0; i < p.size(); ++i) p[i] = std::exp((logits[i] - mx) / a.temperature);
       next = static_cast<int32_t>(std::discrete_distribution<size_t>(p.begin(), p.end())(rng));
     }
-    if (next == Tokenizer::kEos || next == Tokenizer::kBos) break;
+    if (tk.is_end_of_generation(next) || (next == tk.bos() && tk.bos() >= 0)) break;
     generated.push_back(next);
-    out += (*tok)->decode(prev, next);
+    out += tk.decode(prev, next);
     prev = next;
     s = m.forward(&next, 1, logits.data());
     if (!s.ok()) return fail(s);
@@ -140,12 +172,12 @@ int run_calibrate(const RunArgs& a) {
   lo.num_threads = a.threads;
   auto model = LlamaModel::load(a.model, lo);
   if (!model.ok()) return fail(model.status());
-  auto tok = Tokenizer::load(a.tokenizer, (*model)->config().vocab);
+  auto tok = model_tokenizer(**model, a);
   if (!tok.ok()) return fail(tok.status());
   auto text = read_text(a.text);
   if (!text.ok()) return fail(text.status());
   const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
-  auto cal = calibrate(**model, tokens, a.window, a.gram);
+  auto cal = calibrate(**model, tokens, a.window, a.gram, start_bos(**tok, a));
   if (!cal.ok()) return fail(cal.status());
   const std::string tmp = a.output + ".tmp";
   {
@@ -168,7 +200,11 @@ int run_calibrate(const RunArgs& a) {
 
 void common_options(CLI::App* sub, RunArgs& a) {
   sub->add_option("model", a.model, ".slm file of a Llama-architecture model")->required();
-  sub->add_option("--tokenizer", a.tokenizer, "llama2.c tokenizer file (tokenizer.bin, tok512.bin)")->required();
+  sub->add_option("--tokenizer", a.tokenizer,
+                  "Tokenizer override (default: the one stored in the model): a .slm, GGUF, tokenizer.json or "
+                  "llama2.c tokenizer.bin");
+  auto* bos = sub->add_flag("--bos", a.bos, "Start with BOS even if the tokenizer does not add one");
+  sub->add_flag("--no-bos", a.no_bos, "Start without BOS even if the tokenizer adds one")->excludes(bos);
   sub->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_flag("--json", a.json, "Print one JSON document to stdout");
 }

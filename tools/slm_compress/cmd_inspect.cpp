@@ -9,6 +9,22 @@
 namespace slmc::cli {
 namespace {
 
+Json tokenizer_json(const TokenizerData& t) {
+  return Json{{"kind", std::string(tokenizer_kind_name(t.kind))},
+              {"pre", t.pre},
+              {"tokens", t.tokens.size()},
+              {"merges", t.merges.size()},
+              {"bos_id", t.bos_id},
+              {"eos_id", t.eos_id},
+              {"unk_id", t.unk_id},
+              {"pad_id", t.pad_id},
+              {"eog_ids", t.eog_ids},
+              {"add_bos", t.add_bos},
+              {"add_eos", t.add_eos},
+              {"add_space_prefix", t.add_space_prefix},
+              {"chat_template_bytes", t.chat_template.size()}};
+}
+
 Json meta_json(const Metadata& m) {
   Json j = Json::object();
   for (const auto& [k, v] : m) {
@@ -50,6 +66,7 @@ int run_inspect(const std::string& path, bool json) {
     j["recipe"] = recipe.is_discarded() ? Json(h.recipe) : recipe;
     j["architecture"] = meta_json(h.architecture);
     j["metadata"] = meta_json(h.metadata);
+    if (!h.tokenizer.empty()) j["tokenizer"] = tokenizer_json(h.tokenizer);
     Json encodings = Json::array();
     for (const auto& e : f.encodings_used()) {
       encodings.push_back({{"name", e.name}, {"tensors", e.tensor_count}, {"kernel", kernel_for(e.encoding)}});
@@ -90,6 +107,14 @@ int run_inspect(const std::string& path, bool json) {
   for (const auto& [k, v] : h.metadata) {
     std::string text = v.text.size() > 100 ? v.text.substr(0, 97) + "..." : v.text;
     std::cout << "metadata:  " << k << " = " << text << "\n";
+  }
+  if (!h.tokenizer.empty()) {
+    const TokenizerData& t = h.tokenizer;
+    std::cout << "tokenizer: " << tokenizer_kind_name(t.kind) << (t.pre.empty() ? "" : " (pre-tokenizer " + t.pre + ")")
+              << ", " << t.tokens.size() << " tokens, " << t.merges.size() << " merges, BOS " << t.bos_id << " EOS "
+              << t.eos_id << ", add BOS " << (t.add_bos ? "yes" : "no")
+              << (t.chat_template.empty() ? "" : ", chat template " + std::to_string(t.chat_template.size()) + " bytes")
+              << "\n";
   }
   for (const auto& e : f.encodings_used()) {
     std::cout << "encoding:  " << e.name << ": " << e.tensor_count << " tensors, kernel on this CPU: "

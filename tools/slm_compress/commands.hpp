@@ -24,5 +24,6 @@ Command add_synth(CLI::App& app);
 Command add_eval(CLI::App& app);
 Command add_generate(CLI::App& app);
 Command add_calibrate(CLI::App& app);
+Command add_tokenize(CLI::App& app);
 
 }  // namespace slmc::cli

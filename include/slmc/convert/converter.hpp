@@ -52,6 +52,9 @@ struct ConvertOptions {
   std::optional<uint64_t> target_size;   ///< choose candidates to minimize error within this size
   const Calibration* calibration = nullptr;
   Metadata metadata;                     ///< extra free-form metadata (--metadata K=V)
+  /// Tokenizer stored in the file instead of the source's (convert --tokenizer); empty: the
+  /// source's, if any.
+  TokenizerData tokenizer;
   int num_threads = 0;
   bool dry_run = false;                  ///< plan, compress and measure; write nothing at the output
   /// Called after each tensor of the final pass: (done, total, tensor name).

@@ -76,5 +76,9 @@ Status add_rule(Recipe& recipe, std::string_view rule_text, size_t position);
 
 /// fnmatch-style glob: '*' any run (dots included), '?' one char, [abc] / [!a-z] classes.
 bool glob_match(std::string_view pattern, std::string_view text);
+/// A recipe rule's pattern against a canonical tensor name: "@ROLE" (embedding, output, norm,
+/// attention, mlp, other; slmc/arch/naming.hpp) matches the tensors of that role, anything else
+/// is a glob.
+bool rule_matches(std::string_view pattern, std::string_view tensor_name);
 
 }  // namespace slmc

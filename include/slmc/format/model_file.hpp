@@ -28,7 +28,7 @@ namespace slmc {
 /// Format version written by this library. A reader accepts any minor of its major and rejects a
 /// newer major (kUnsupported). Minor versions only add fields.
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 0;
+inline constexpr uint16_t kFormatMinor = 1;  ///< 1.1: the tokenizer
 inline constexpr size_t kPreambleBytes = 64;
 inline constexpr uint64_t kSegmentAlignment = 64;
 inline constexpr char kFileMagic[8] = {'S', 'L', 'M', 'C', 'F', 'I', 'L', 'E'};
@@ -45,6 +45,7 @@ struct ModelHeader {
   std::string recipe;                    ///< the recipe as applied (JSON text), may be empty
   Metadata architecture;                 ///< GGUF-style keys (general.architecture, llama.*, ...)
   Metadata metadata;                     ///< free-form
+  TokenizerData tokenizer;               ///< 1.1; empty() when the file has none
 };
 
 /// Stable short name of an encoding, e.g. "f32", "int4_g32_sym_f16", "int8_channel_asym_f32_r8",

@@ -24,6 +24,7 @@
 #include "slmc/io/mapped_file.hpp"
 #include "slmc/status.hpp"
 #include "slmc/tensor.hpp"
+#include "slmc/text/tokenizer.hpp"
 
 namespace slmc {
 
@@ -73,6 +74,7 @@ struct TensorOrigin {
   DType source_dtype = DType::kF32;  ///< dtype in the source file (e.g. kQ4_0 before dequantization)
   bool transposed = false;         ///< stored [in, out] in the source, transposed on import
   bool copied = false;             ///< data is owned by the ModelSource rather than the mapping
+  std::string source_name;         ///< the name in the source file (open_model renames GGUF tensors)
 };
 
 struct OpenOptions {
@@ -95,6 +97,9 @@ class ModelSource {
   /// GGUF-style architecture keys (general.architecture, llama.block_count, ...).
   const Metadata& architecture() const noexcept { return architecture_; }
   const std::vector<SourceFileInfo>& files() const noexcept { return files_; }
+  /// The tokenizer the source carries (GGUF tokenizer.ggml.*, tokenizer.json beside safetensors),
+  /// validated; empty() when it has none. Its keys are not repeated in metadata().
+  const TokenizerData& tokenizer() const noexcept { return tokenizer_; }
 
   // --- construction (used by the readers in src/io) ---
   ModelSource() = default;
@@ -106,11 +111,13 @@ class ModelSource {
   Metadata metadata_;
   Metadata architecture_;
   std::vector<SourceFileInfo> files_;
+  TokenizerData tokenizer_;
   std::vector<std::shared_ptr<const MappedFile>> mappings_;
   std::vector<AlignedBuffer> owned_;  ///< dequantized / transposed / realigned tensor data
 };
 
-/// Detects the format of `path` from its content and opens it. `path` may be a safetensors file,
+/// Detects the format of `path` from its content and opens it. Tensor names are canonical
+/// (slmc/arch/naming.hpp: GGUF Llama-family names become Hugging Face names). `path` may be a safetensors file,
 /// a model.safetensors.index.json, a GGUF file, a llama2.c checkpoint, or a directory holding
 /// model.safetensors.index.json or model.safetensors.
 Result<std::unique_ptr<ModelSource>> open_model(const std::string& path, const OpenOptions& options = {});
@@ -122,6 +129,9 @@ Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const Mapp
                                                       const std::string& dir = "");
 Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile> file);
 Result<std::unique_ptr<ModelSource>> open_llama2c(std::shared_ptr<const MappedFile> file);
+/// The tokenizer of a GGUF file from its metadata alone (no tensor is read); empty() when the file
+/// has none.
+Result<TokenizerData> read_gguf_tokenizer(std::shared_ptr<const MappedFile> file);
 
 /// Detected format of the bytes, or kUnsupported / kInvalidFormat.
 Result<SourceFormat> detect_format(const uint8_t* data, uint64_t size, const std::string& name);

@@ -4,11 +4,12 @@
 //
 // Text protocol (docs/EVAL.md): the file is split into paragraphs at blank lines. The first 20% of
 // the paragraphs (rounded down) are the calibration split, the rest the evaluation split, so
-// calibration and evaluation never see the same text. Each paragraph is encoded llama2.c-style
-// (dummy-prefix space, no BOS); paragraphs are joined with two newline byte tokens <0x0A>. The
-// token stream is scored in consecutive, non-overlapping windows of `window` tokens, each window
-// starting with BOS: every token of the window is predicted from BOS and the window's earlier
-// tokens.
+// calibration and evaluation never see the same text. With a llama2.c tokenizer each paragraph is
+// encoded llama2.c-style (dummy-prefix space, no BOS) and paragraphs are joined with two newline
+// byte tokens <0x0A>; with any other tokenizer the split's paragraphs are joined by a blank line and
+// tokenized whole, as the model's tokenizer does. The token stream is scored in windows of
+// `window` tokens that advance by window - 1: each window starts with BOS when the tokenizer adds
+// one (EvalOptions::bos), else with the previous window's last token, and predicts the rest.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +34,7 @@ std::vector<int32_t> protocol_tokens(const Tokenizer& tok, const std::string& te
 struct EvalOptions {
   int64_t window = 512;       ///< tokens per window, BOS included (<= the model's context)
   int64_t decode_tokens = 64; ///< tokens generated one at a time to measure decode speed
+  int32_t bos = -1;           ///< BOS id that starts every window; -1: none (see above)
 };
 
 struct EvalResult {
@@ -60,6 +62,6 @@ inline constexpr int64_t kMaxGramChannels = 2048;
 /// Gram matrix mean(x x^T) of every layer with K <= kMaxGramChannels (error compensation for
 /// search=weighted, docs/QUANT.md).
 Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window,
-                              bool gram = false);
+                              bool gram = false, int32_t bos = -1);
 
 }  // namespace slmc

@@ -3,7 +3,8 @@
 // and GGUF, rotate-half for Hugging Face weights), grouped-query attention with a KV cache, SwiGLU
 // feed-forward and a tied (or separate) classifier. Every linear layer and the embedding lookup go
 // through slmc::linear / slmc::gather_rows, whatever encoding the file holds (sparse encodings,
-// which have no kernel yet, are decoded to fp32 once at load).
+// are still decoded to fp32 once at load: running them through the sparse kernels is the speed
+// issue's work).
 #pragma once
 
 #include <cstdint>
@@ -36,7 +37,8 @@ struct LlamaConfig {
 struct LlamaOptions {
   int num_threads = 0;           ///< <= 0: all cores
   ActMode act_mode = ActMode::kAuto;
-  int64_t max_context = 0;       ///< KV cache length; <= 0: the model's context length
+  int64_t max_context = 0;       ///< longest context allowed; <= 0: the model's context length
+                                 ///< (the KV cache grows with the positions actually used)
 };
 
 class LlamaModel {
@@ -90,8 +92,10 @@ class LlamaModel {
   const float* final_norm_ = nullptr;
   std::vector<Layer> layers_;
   std::vector<AlignedBuffer> owned_norms_;  ///< norms stored in a non-f32 encoding, decoded
-  std::vector<float> key_cache_, value_cache_;  ///< [layers][max_context][kv_dim]
-  std::vector<float> rope_cos_, rope_sin_;      ///< [max_context][head_dim / 2]
+  void reserve_positions(int64_t positions);
+  std::vector<std::vector<float>> layer_keys_, layer_values_;  ///< per layer: [positions][kv_dim]
+  std::vector<float> rope_cos_, rope_sin_;                     ///< [positions][head_dim / 2]
+  int64_t cached_positions_ = 0;  ///< positions the KV cache and RoPE tables hold (grows on demand)
   int64_t max_context_ = 0;
   int64_t pos_ = 0;
   std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, scores_;
