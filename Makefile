@@ -1,6 +1,8 @@
 # Entry points. Every target installs what it needs first (scripts/setup.sh is idempotent).
 #   make demo       install, build (Release), run the main job on the built-in default
-#   make test       install, build, run the whole test suite through ctest
+#   make test       install, build, fetch the real models (scripts/fetch-models.sh), run the whole
+#                   test suite through ctest
+#   make models     fetch the real models and the Python oracles into ~/.cache/slmc (SLMC_CACHE_DIR)
 #   make bench      run slmc_bench (BENCH_FILTER=regex to select cases)
 #   make bench-targets  the kernel targets as same-run ratios (scripts/bench-targets.sh, ~7 min)
 #   make bench-csr  the CSR f32 targets as same-run ratios (scripts/bench-csr.sh, ~5 min)
@@ -19,7 +21,7 @@ SLM := $(BUILD_DIR)/tools/slm-compress
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup configure build demo test bench bench-targets bench-csr asan noomp test-arm64 fuzz-smoke clean
+.PHONY: setup configure build models demo test bench bench-targets bench-csr asan noomp test-arm64 fuzz-smoke clean
 
 setup:
 	@bash scripts/setup.sh
@@ -35,7 +37,10 @@ build: configure
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)
 
-test: build
+models:
+	@bash scripts/fetch-models.sh
+
+test: build models
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 bench: build

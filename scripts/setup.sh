@@ -9,7 +9,7 @@ packages=(
   cmake g++ make pkg-config
   libeigen3-dev libflatbuffers-dev flatbuffers-compiler libxsimd-dev
   catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev libxxhash-dev
-  libssl-dev libopenblas-dev libomp-dev python3
+  libssl-dev libopenblas-dev libomp-dev python3 python3-venv python3-pip
 )
 arm64=0
 if [[ "${1:-}" == "--arm64" ]]; then
