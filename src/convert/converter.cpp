@@ -323,6 +323,13 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
   const std::vector<TensorView>& tensors = source.tensors();
   const size_t n = tensors.size();
 
+  report.warnings = source.warnings();
+  for (const RecipeRule& r : options.recipe.rules) {
+    if (r.source.rfind("preset ", 0) == 0) continue;  // presets cover every family; not all apply
+    bool used = false;
+    for (size_t i = 0; i < n && !used; ++i) used = rule_matches(r.pattern, tensors[i].name);
+    if (!used) report.warnings.push_back("rule '" + r.pattern + "' (" + r.source + ") matches no tensor");
+  }
   // Candidates per tensor (non-float tensors are not weights: skipped and reported).
   std::vector<std::vector<Scheme>> candidates(n);
   for (size_t i = 0; i < n; ++i) {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/reader_util.hpp"
+#include "text/tokenizer_internal.hpp"
 #include "slmc/half.hpp"
 
 namespace slmc {
@@ -279,17 +280,7 @@ Result<TokenizerData> gguf_tokenizer(const std::map<std::string, json>& kvs, con
     if (!k->second.is_string()) return bad_key(k->first, "is not a string");
     d.chat_template = k->second.get<std::string>();
   }
-  // Control tokens that end a turn in the chat formats the runtime knows are end-of-generation
-  // too (llama.cpp does the same by text).
-  for (size_t i = 0; i < d.tokens.size(); ++i) {
-    const std::string& t = d.tokens[i];
-    if (t == "<|im_end|>" || t == "<|endoftext|>" || t == "<|eot_id|>" || t == "<|end_of_text|>" ||
-        t == "<|eom_id|>" || t == "</s>" || t == "<end_of_turn>") {
-      if (d.token_types.empty() || d.token_types[i] == static_cast<uint8_t>(TokenType::kControl)) {
-        d.eog_ids.push_back(static_cast<int32_t>(i));
-      }
-    }
-  }
+  text::add_end_of_generation_by_name(d);
   // Full validation (merges name known tokens, ids in range) now, so a bad tokenizer fails the
   // conversion, not a later run.
   SLMC_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> check, Tokenizer::create(d, file));
@@ -471,8 +462,17 @@ Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile>
   }
 
   // The tokenizer goes into its own structure; its keys are not repeated as metadata.
-  SLMC_ASSIGN_OR_RETURN(src->tokenizer_, gguf_tokenizer(kvs, fname));
-  if (!src->tokenizer_.empty()) {
+  // A tokenizer slmc does not implement is a warning (the weights still convert); bad tokenizer
+  // data is an error.
+  if (auto tok = gguf_tokenizer(kvs, fname); tok.ok()) {
+    src->tokenizer_ = std::move(*tok);
+  } else if (tok.status().code() == ErrorCode::kUnsupported) {
+    src->warnings_.push_back(tok.status().message() + "; the model is converted without a tokenizer (convert "
+                                                      "--tokenizer adds one)");
+  } else {
+    return tok.status();
+  }
+  if (kvs.count("tokenizer.ggml.model")) {
     for (auto k = kvs.begin(); k != kvs.end();) {
       k = k->first.rfind("tokenizer.ggml.", 0) == 0 || k->first == "tokenizer.chat_template" ? kvs.erase(k) : std::next(k);
     }

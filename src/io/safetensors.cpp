@@ -246,6 +246,18 @@ Status finish_safetensors(ModelSource& src, const std::string& dir, bool look_fo
   std::optional<json> cfg;
   if (look_for_config) {
     SLMC_ASSIGN_OR_RETURN(cfg, read_config_json(dir));
+    // A Hugging Face directory's tokenizer.json (and tokenizer_config.json) travels with the model.
+    const std::string tok = (dir.empty() ? std::string(".") : dir) + "/tokenizer.json";
+    if (MappedFile::open(tok).ok()) {
+      auto t = read_hf_tokenizer(tok);
+      if (t.ok()) {
+        src.tokenizer_ = std::move(*t);
+      } else if (t.status().code() == ErrorCode::kUnsupported) {
+        src.warnings_.push_back(t.status().message() + "; the model is converted without a tokenizer");
+      } else {
+        return t.status();
+      }
+    }
   }
   bool gpt2 = false;
   if (cfg) {

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "text/pretokenize.hpp"
+#include "text/tokenizer_internal.hpp"
 #include "text/unicode.hpp"
 
 namespace slmc {
@@ -455,6 +456,20 @@ std::string_view tokenizer_kind_name(TokenizerKind kind) noexcept {
   return "unknown";
 }
 
+namespace text {
+void add_end_of_generation_by_name(TokenizerData& d) {
+  for (size_t i = 0; i < d.tokens.size(); ++i) {
+    const std::string& t = d.tokens[i];
+    if (t == "<|im_end|>" || t == "<|endoftext|>" || t == "<|eot_id|>" || t == "<|end_of_text|>" ||
+        t == "<|eom_id|>" || t == "</s>" || t == "<end_of_turn>") {
+      if (d.token_types.empty() || d.token_types[i] == static_cast<uint8_t>(TokenType::kControl)) {
+        d.eog_ids.push_back(static_cast<int32_t>(i));
+      }
+    }
+  }
+}
+}  // namespace text
+
 std::vector<std::string> pretokenizer_names() { return {"gpt2", "smollm", "llama3", "llama-bpe", "qwen2"}; }
 
 Status TokenizerData::validate(const std::string& where) const {
@@ -477,6 +492,11 @@ Status TokenizerData::validate(const std::string& where) const {
   }
   for (size_t i = 0; i < scores.size(); ++i) {
     if (!std::isfinite(scores[i])) return invalid(w, "token " + std::to_string(i) + " has a non-finite score");
+  }
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (sanitize_utf8(tokens[i]).size() != tokens[i].size() || tokens[i].find('\0') != std::string::npos) {
+      return invalid(w, "token " + std::to_string(i) + " is not valid UTF-8 text");
+    }
   }
   for (size_t i = 0; i < token_types.size(); ++i) {
     if (token_types[i] > static_cast<uint8_t>(TokenType::kByte)) {
@@ -549,19 +569,16 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 }
 
 std::string sanitize_utf8(std::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
+  bool valid = true;
+  for (size_t i = 0; i < text.size() && valid;) {
     const size_t at = i;
     const uint32_t cp = text::next_code_point(text, i);
-    if (cp == 0xFFFD && !(i - at == 3 && text.compare(at, 3, "\xEF\xBF\xBD") == 0)) break;
+    valid = cp != 0xFFFD || (i - at == 3 && text.compare(at, 3, "\xEF\xBF\xBD") == 0);
   }
-  if (i >= text.size()) return std::string(text);
+  if (valid) return std::string(text);
   std::string out;
   out.reserve(text.size() + 16);
-  for (size_t k = 0; k < text.size();) {
-    const uint32_t cp = text::next_code_point(text, k);
-    text::append_utf8(out, cp);
-  }
+  for (size_t k = 0; k < text.size();) text::append_utf8(out, text::next_code_point(text, k));
   return out;
 }
 

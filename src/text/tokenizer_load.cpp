@@ -33,8 +33,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path_in, i
     size_t i = 0;
     while (i < n && (d[i] == ' ' || d[i] == '\n' || d[i] == '\r' || d[i] == '\t')) ++i;
     if (i < n && d[i] == '{') {
-      return make_error(ErrorCode::kUnsupported, path + ": Hugging Face tokenizer.json files are not read yet; "
-                                                        "use the model's GGUF file or a .slm that holds its tokenizer");
+      SLMC_ASSIGN_OR_RETURN(data, read_hf_tokenizer(path));
     } else {
       return parse(d, static_cast<size_t>(n), path, vocab_size);  // llama2.c tokenizer.bin
     }

@@ -272,14 +272,20 @@ def test_bad_tokenizer_data_fails_at_convert_time(c):
     def bad_pre(kv):
         kv["pre"] = "no-such-pre"
 
-    cases = [(bos_out_of_range, "BOS id"), (unknown_merge, "unknown token"), (truncated_types, "token types"),
-             (bad_pre, "pre-tokenizer 'no-such-pre'")]
+    cases = [(bos_out_of_range, "BOS id"), (unknown_merge, "unknown token"), (truncated_types, "token types")]
     for edit, message in cases:
         path = write_vocab_gguf(c.path(edit.__name__ + ".gguf"), model, edit=edit)
         out = c.path(edit.__name__ + ".slm")
         p = c.run("convert", path, "-o", out, expect=3)
         check(message in p.stderr, (edit.__name__, p.stderr))
         check(not os.path.exists(out), "a failed convert leaves no output")
+    # A tokenizer slmc does not implement is not bad data: the weights convert, with a warning.
+    path = write_vocab_gguf(c.path("bad_pre.gguf"), model, edit=bad_pre)
+    p = c.run("convert", path, "-o", c.path("bad_pre.slm"))
+    check("warning" in p.stderr and "pre-tokenizer 'no-such-pre'" in p.stderr, p.stderr)
+    check("tokenizer" not in c.json("inspect", c.path("bad_pre.slm")), "no tokenizer is stored")
+    p = c.run("tokenize", c.path("bad_pre.slm"), "--prompt", "x", expect=3)
+    check("holds no tokenizer" in p.stderr, p.stderr)
 
 
 # --- naming, generation, eval -------------------------------------------------------------------------
@@ -331,6 +337,77 @@ def test_smollm2_eval_uses_the_stored_tokenizer(c):
     with_bos = c.json("eval", c.path("f32.slm"), "--text", text, "--split", "all", "--max-tokens", "600",
                       "--window", "256", "--decode-tokens", "0", "--bos")
     check(with_bos["tokens"] == 600, with_bos["tokens"])
+
+
+# --- the Hugging Face route ---------------------------------------------------------------------------
+
+def test_hf_route_equals_the_gguf_route(c):
+    """GGUF -> .slm -> export --format hf: the directory loads in HF tokenizers and safetensors with
+    q/k un-permuted (checked against the GGUF's own tensors, dequantized by the gguf package); and
+    the directory converted back gives the same tokens and the same logits as the GGUF route."""
+    import numpy as np
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+    model = smollm2()
+    c.run("convert", model, "-o", c.path("g32.slm"), "--recipe", "fp32")
+    r = c.json("export", c.path("g32.slm"), "--format", "hf", "-o", c.path("hf"))
+    check(r["qk_unpermuted"] and r["tokenizer"], r)
+    cfg = json.load(open(c.path("hf", "config.json")))
+    check(cfg["num_attention_heads"] == 9 and cfg["num_key_value_heads"] == 3 and cfg["tie_word_embeddings"], cfg)
+    check(cfg["rope_theta"] == 100000.0 and cfg["vocab_size"] == 49152 and cfg["model_type"] == "llama", cfg)
+    # The tokenizer.json we wrote, loaded by HF tokenizers, gives the oracle's ids.
+    texts = prose_texts()[:80] + random_texts(150, seed=11)
+    exported = Tokenizer.from_file(c.path("hf", "tokenizer.json"))
+    oracle = hf_tokenizer(model, "smollm")
+    compare(texts, [exported.encode(t).ids for t in texts], [oracle.encode(t).ids for t in texts],
+            "exported tokenizer.json in HF tokenizers")
+    # q/k: HF's rotate-half row order, computed here from the GGUF (numpy, not our code).
+    st = load_file(c.path("hf", "model.safetensors"))
+    g = {t.name: t for t in GGUFReader(model).tensors}
+    for gname, hname, heads in (("blk.3.attn_q.weight", "model.layers.3.self_attn.q_proj.weight", 9),
+                                ("blk.3.attn_k.weight", "model.layers.3.self_attn.k_proj.weight", 3),
+                                ("blk.3.ffn_down.weight", "model.layers.3.mlp.down_proj.weight", 0)):
+        w = dequantize(g[gname].data, g[gname].tensor_type).astype(np.float32)
+        if heads:  # llama.cpp's permute, undone: rows (h, 2i) and (h, 2i+1) -> (h, i) and (h, i + d/2)
+            d = w.shape[0] // heads
+            w = w.reshape(heads, d // 2, 2, w.shape[1]).swapaxes(1, 2).reshape(w.shape)
+        check(np.array_equal(st[hname], w), f"{hname} differs from the GGUF's {gname}")
+    # Back in: the directory converts with its tokenizer, same ids, same logits.
+    c.run("convert", c.path("hf"), "-o", c.path("h32.slm"), "--recipe", "fp32")
+    info = c.json("inspect", c.path("h32.slm"))
+    check(info["architecture"]["llama.rope.layout"] == "rotate_half", info["architecture"])
+    compare(texts, ours_batch(c, c.path("h32.slm"), texts), ours_batch(c, c.path("g32.slm"), texts), "HF vs GGUF route ids")
+    compare(texts[:20], ours_batch(c, c.path("hf", "tokenizer.json"), texts[:20]), ours_batch(c, model, texts[:20]),
+            "tokenizer.json vs GGUF ids")
+    text = c.path("t.txt")
+    with open(text, "w", encoding="utf-8") as fh:
+        fh.write("\n\n".join(prose_texts()[:30]))
+    e = c.json("eval", c.path("h32.slm"), "--reference", c.path("g32.slm"), "--text", text, "--split", "all",
+               "--max-tokens", "400", "--window", "200", "--decode-tokens", "0")
+    check(e["kl"] < 1e-6 and e["top1_agreement"] == 1.0, e)
+    golden = json.load(open(os.path.join(GOLDEN, "generate.json"), encoding="utf-8"))["items"]
+    for gitem in golden[:2]:
+        out = c.json("generate", c.path("h32.slm"), "--prompt", gitem["prompt"], "-n", "24")
+        check(gitem["continuation"].startswith(out["text"]) and len(out["tokens"]) == 24 or gitem["ended"],
+              (gitem["prompt"], out["text"]))
+
+
+def test_export_output_policy(c):
+    model = smollm2()
+    c.run("convert", model, "-o", c.path("m.slm"), "--recipe", "int8")
+    os.mkdir(c.path("hf"))
+    with open(c.path("hf", "keep.txt"), "w") as fh:
+        fh.write("mine")
+    p = c.run("export", c.path("m.slm"), "--format", "hf", "-o", c.path("hf"), expect=2)
+    check("--force" in p.stderr and os.path.exists(c.path("hf", "keep.txt")), p.stderr)
+    p = c.run("export", c.path("m.slm"), "-o", c.path("m.slm"), expect=2)
+    check("is the input" in p.stderr, p.stderr)
+    c.run("export", c.path("m.slm"), "--format", "hf", "-o", c.path("hf"), "--force", "--dtype", "fp16")
+    check(sorted(os.listdir(c.path("hf"))) == ["config.json", "model.safetensors", "tokenizer.json",
+                                                "tokenizer_config.json"], os.listdir(c.path("hf")))
+    check(not [n for n in os.listdir(c.tmp) if ".tmp-" in n], os.listdir(c.tmp))
 
 
 def main():

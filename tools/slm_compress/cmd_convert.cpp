@@ -12,17 +12,13 @@ namespace slmc::cli {
 namespace {
 
 struct ConvertArgs {
-  std::string input, output, recipe, profile, calibration, max_size, target_size, embeddings, lm_head;
+  std::string input, output, recipe, profile, calibration, max_size, target_size, embeddings, lm_head, tokenizer;
   std::vector<std::string> rules, metadata;
   double max_rel_error = -1;
   bool dry_run = false, json = false;
   int threads = 0;
 };
 
-// Names embeddings and output layers carry in the sources slmc reads (HF Llama, GPT-2, GGUF).
-const char* const kEmbeddingGlobs[] = {"*embed_tokens.weight", "*wte.weight", "*wpe.weight", "token_embd.weight",
-                                       "tok_embeddings.weight"};
-const char* const kOutputGlobs[] = {"lm_head.weight", "output.weight"};
 
 Json report_json(const ConvertReport& r, bool dry_run) {
   Json j;
@@ -54,6 +50,7 @@ Json report_json(const ConvertReport& r, bool dry_run) {
                 {"bits_per_weight", json_number(r.bits_per_weight)},
                 {"file_size", r.file_size}};
   j["gates"] = {{"passed", r.gate_failures.empty()}, {"failures", r.gate_failures}};
+  j["warnings"] = r.warnings;
   j["recipe"] = Json::parse(r.recipe_json);
   return j;
 }
@@ -103,8 +100,9 @@ int run_convert(const ConvertArgs& a) {
   if (!recipe.ok()) return fail(recipe.status());
   size_t position = 0;
   std::vector<std::string> rules;
-  if (!a.embeddings.empty()) for (const char* g : kEmbeddingGlobs) rules.push_back(std::string(g) + "=" + a.embeddings);
-  if (!a.lm_head.empty()) for (const char* g : kOutputGlobs) rules.push_back(std::string(g) + "=" + a.lm_head);
+  // Tensor roles (slmc/arch/naming.hpp) cover every source's naming.
+  if (!a.embeddings.empty()) rules.push_back("@embedding=" + a.embeddings);
+  if (!a.lm_head.empty()) rules.push_back("@output=" + a.lm_head);
   rules.insert(rules.end(), a.rules.begin(), a.rules.end());
   if (profile) rules.insert(rules.end(), profile->rules.begin(), profile->rules.end());
   for (const std::string& rule : rules) {
@@ -148,11 +146,21 @@ int run_convert(const ConvertArgs& a) {
   }
   auto source = open_model(a.input);
   if (!source.ok()) return fail(source.status());
+  if (!a.tokenizer.empty()) {
+    const int64_t rows = [&]() -> int64_t {
+      const TensorView* e = (*source)->find("model.embed_tokens.weight");
+      return e ? e->shape.rows() : 0;
+    }();
+    auto tok = Tokenizer::load(a.tokenizer, rows);
+    if (!tok.ok()) return fail(tok.status());
+    opts.tokenizer = (*tok)->data();
+  }
   Progress progress("converting");
   opts.progress = [&](size_t done, size_t total, const std::string& name) { progress.update(done, total, name); };
   Result<ConvertReport> report = convert_model(**source, a.input, a.output, opts);
   opts.progress = nullptr;
   if (!report.ok()) return fail(report.status());
+  for (const std::string& w : report->warnings) std::cerr << "slm-compress: warning: " << w << "\n";
   if (a.json) {
     std::cout << report_json(*report, a.dry_run).dump(2) << "\n";
   } else {
@@ -191,6 +199,9 @@ Command add_convert(CLI::App& app) {
                                                    "within this size");
   sub->add_option("--calibration", a->calibration, "Activation statistics (slmc-calibration JSON) for "
                                                    "search=weighted and prune=wanda");
+  sub->add_option("--tokenizer", a->tokenizer,
+                  "Tokenizer to store in the file instead of the source's (a llama2.c tokenizer.bin, GGUF or .slm); "
+                  "llama2.c checkpoints have none of their own");
   sub->add_option("--metadata", a->metadata, "KEY=VALUE stored in the file's metadata (repeatable)");
   sub->add_flag("--dry-run", a->dry_run, "Plan, compress and measure; write nothing");
   sub->add_option("--threads", a->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);

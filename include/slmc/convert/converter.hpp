@@ -87,6 +87,9 @@ struct ConvertReport {
   double bits_per_weight = 0;    ///< 8 * bytes_out / weights
   uint64_t file_size = 0;        ///< size of the .slm file (dry run: the size it would have)
   std::vector<std::string> gate_failures;  ///< empty when every budget held
+  /// Things the user should know that did not stop the conversion: the source's warnings (e.g. a
+  /// tokenizer slmc cannot read), rules from --rule or a recipe file that match no tensor.
+  std::vector<std::string> warnings;
   std::string recipe_json;
 };
 

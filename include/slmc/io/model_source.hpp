@@ -100,6 +100,9 @@ class ModelSource {
   /// The tokenizer the source carries (GGUF tokenizer.ggml.*, tokenizer.json beside safetensors),
   /// validated; empty() when it has none. Its keys are not repeated in metadata().
   const TokenizerData& tokenizer() const noexcept { return tokenizer_; }
+  /// What the reader could not use but did not need to fail for (e.g. a tokenizer of a kind slmc
+  /// does not implement: the model is read without it).
+  const std::vector<std::string>& warnings() const noexcept { return warnings_; }
 
   // --- construction (used by the readers in src/io) ---
   ModelSource() = default;
@@ -112,6 +115,7 @@ class ModelSource {
   Metadata architecture_;
   std::vector<SourceFileInfo> files_;
   TokenizerData tokenizer_;
+  std::vector<std::string> warnings_;
   std::vector<std::shared_ptr<const MappedFile>> mappings_;
   std::vector<AlignedBuffer> owned_;  ///< dequantized / transposed / realigned tensor data
 };

@@ -133,6 +133,16 @@ class Tokenizer {
   TokenizerData data_;
 };
 
+/// A Hugging Face tokenizer.json (byte-level BPE: ByteLevel, Digits + ByteLevel, or the Llama-3 /
+/// Qwen2 Split + ByteLevel pre-tokenizers), with tokenizer_config.json beside it when present (BOS /
+/// EOS / UNK / PAD by text, add_bos_token / add_eos_token, chat_template). Validated like
+/// Tokenizer::create; anything slmc does not implement (normalizers, other models) is
+/// kUnsupported, naming it.
+Result<TokenizerData> read_hf_tokenizer(const std::string& tokenizer_json_path);
+/// The tokenizer.json and tokenizer_config.json texts of a byte-level BPE tokenizer (what
+/// `export --format hf` writes); kUnsupported for other kinds.
+Status write_hf_tokenizer(const TokenizerData& data, std::string* tokenizer_json, std::string* tokenizer_config_json);
+
 /// Replaces every invalid UTF-8 subsequence of `text` by U+FFFD (returns `text` unchanged when it
 /// is valid).
 std::string sanitize_utf8(std::string_view text);

@@ -1,0 +1,304 @@
+// Hugging Face tokenizer.json (+ tokenizer_config.json) to TokenizerData and back
+// (include/slmc/text/tokenizer.hpp: read_hf_tokenizer, write_hf_tokenizer).
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "io/safetensors_internal.hpp"
+#include "slmc/io/mapped_file.hpp"
+#include "slmc/text/tokenizer.hpp"
+#include "text/tokenizer_internal.hpp"
+
+namespace slmc {
+namespace {
+
+using nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+
+// The split regexes of the pre-tokenizers, as Hugging Face tokenizer.json files spell them.
+constexpr const char kLlama3Regex[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+constexpr const char kQwen2Regex[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+Status unsupported(const std::string& where, const std::string& what) {
+  return make_error(ErrorCode::kUnsupported, where + ": " + what);
+}
+Status invalid(const std::string& where, const std::string& what) {
+  return make_error(ErrorCode::kInvalidFormat, where + ": " + what);
+}
+
+std::string type_of(const json& j) {
+  if (j.is_null()) return "null";
+  auto t = j.find("type");
+  return t != j.end() && t->is_string() ? t->get<std::string>() : std::string("?");
+}
+
+bool is_byte_level(const json& j, bool use_regex) {
+  if (type_of(j) != "ByteLevel") return false;
+  auto r = j.find("use_regex");
+  const bool regex = r == j.end() || (r->is_boolean() && r->get<bool>());  // HF's default: true
+  auto p = j.find("add_prefix_space");
+  const bool prefix = p != j.end() && p->is_boolean() && p->get<bool>();
+  return regex == use_regex && !prefix;
+}
+
+/// The GGUF pre-tokenizer name of an HF pre_tokenizer, or an error naming what it is.
+Result<std::string> pre_tokenizer_name(const json& p, const std::string& where) {
+  if (is_byte_level(p, true)) return std::string("gpt2");
+  if (type_of(p) == "Sequence" && p.contains("pretokenizers") && p["pretokenizers"].is_array() &&
+      p["pretokenizers"].size() == 2) {
+    const json& a = p["pretokenizers"][0];
+    const json& b = p["pretokenizers"][1];
+    if (type_of(a) == "Digits" && a.value("individual_digits", false) && is_byte_level(b, true)) {
+      return std::string("smollm");
+    }
+    if (type_of(a) == "Split" && is_byte_level(b, false) && a.contains("pattern") && a["pattern"].is_object() &&
+        a["pattern"].contains("Regex") && a["pattern"]["Regex"].is_string() &&
+        a.value("behavior", std::string()) == "Isolated" && !a.value("invert", false)) {
+      const std::string re = a["pattern"]["Regex"].get<std::string>();
+      if (re == kLlama3Regex) return std::string("llama3");
+      if (re == kQwen2Regex) return std::string("qwen2");
+      return unsupported(where, "pre_tokenizer Split regex '" + re.substr(0, 120) + "' is not one slmc implements");
+    }
+  }
+  return unsupported(where, "pre_tokenizer '" + p.dump().substr(0, 160) +
+                                "' is not one slmc implements (ByteLevel; Digits + ByteLevel; the Llama-3 or Qwen2 "
+                                "Split + ByteLevel)");
+}
+
+/// A token's text from tokenizer_config.json's "bos_token" etc.: a string or {"content": ...}.
+std::string config_token(const json& cfg, const char* key) {
+  auto it = cfg.find(key);
+  if (it == cfg.end()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) return (*it)["content"].get<std::string>();
+  return "";
+}
+
+Result<json> read_json_file(const std::string& path) {
+  SLMC_ASSIGN_OR_RETURN(auto f, MappedFile::open(path));
+  const char* b = reinterpret_cast<const char*>(f->data());
+  SLMC_ASSIGN_OR_RETURN(json j, io_detail::parse_json_strict(b, b + f->size(), path));
+  if (!j.is_object()) return invalid(path, "not a JSON object");
+  return j;
+}
+
+std::string dir_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+}  // namespace
+
+Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
+  SLMC_ASSIGN_OR_RETURN(json j, read_json_file(path));
+  const json& model = j.contains("model") ? j["model"] : json();
+  if (!model.is_object()) return invalid(path, "has no \"model\" object");
+  if (type_of(model) != "BPE") {
+    return unsupported(path, "model type '" + type_of(model) + "' is not supported (BPE; WordPiece waits for the "
+                                                                   "encoder issue)");
+  }
+  if (model.value("byte_fallback", false)) {
+    return unsupported(path, "SentencePiece-style BPE (byte_fallback) tokenizer.json files are not read yet; use "
+                             "the model's GGUF file");
+  }
+  for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+    if (model.contains(k) && !model[k].is_null() && !(model[k].is_string() && model[k].get<std::string>().empty())) {
+      return unsupported(path, std::string("model.") + k + " is not supported");
+    }
+  }
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    return unsupported(path, "normalizer '" + type_of(j["normalizer"]) + "' is not supported (byte-level BPE reads "
+                                                                           "the text as it is)");
+  }
+  TokenizerData d;
+  d.kind = TokenizerKind::kByteBpe;
+  SLMC_ASSIGN_OR_RETURN(d.pre, pre_tokenizer_name(j.value("pre_tokenizer", json()), path));
+  const bool ignore_merges = model.value("ignore_merges", false);
+  if (ignore_merges != (d.pre == "llama3")) {
+    return unsupported(path, std::string("model.ignore_merges = ") + (ignore_merges ? "true" : "false") +
+                                 " with the '" + d.pre + "' pre-tokenizer is a combination slmc does not implement");
+  }
+  if (!j.contains("decoder") || !(j["decoder"].is_null() || type_of(j["decoder"]) == "ByteLevel")) {
+    return unsupported(path, "decoder '" + type_of(j["decoder"]) + "' is not supported (ByteLevel)");
+  }
+  // Vocabulary: ids must be 0..n-1 without gaps once the added tokens are in.
+  const json& vocab = model.contains("vocab") ? model["vocab"] : json();
+  if (!vocab.is_object()) return invalid(path, "model.vocab is not an object");
+  std::vector<std::string> tokens;
+  std::vector<uint8_t> set;
+  auto place = [&](const std::string& text, const json& idj) -> Status {
+    if (!idj.is_number_integer() || idj.get<int64_t>() < 0 || idj.get<int64_t>() >= (int64_t{1} << 24)) {
+      return invalid(path, "token '" + text.substr(0, 64) + "' has the id " + idj.dump() + " (not in [0, 2^24))");
+    }
+    const size_t id = static_cast<size_t>(idj.get<int64_t>());
+    if (id >= tokens.size()) {
+      tokens.resize(id + 1);
+      set.resize(id + 1, 0);
+    }
+    if (set[id] && tokens[id] != text) {
+      return invalid(path, "id " + std::to_string(id) + " is both '" + tokens[id].substr(0, 64) + "' and '" +
+                               text.substr(0, 64) + "'");
+    }
+    tokens[id] = text;
+    set[id] = 1;
+    return Status::ok_status();
+  };
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) SLMC_RETURN_IF_ERROR(place(it.key(), it.value()));
+  std::vector<uint8_t> types;
+  if (j.contains("added_tokens")) {
+    if (!j["added_tokens"].is_array()) return invalid(path, "added_tokens is not an array");
+    for (const json& a : j["added_tokens"]) {
+      if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id")) {
+        return invalid(path, "added_tokens entry " + a.dump().substr(0, 100) + " lacks content or id");
+      }
+      SLMC_RETURN_IF_ERROR(place(a["content"].get<std::string>(), a["id"]));
+      const size_t id = static_cast<size_t>(a["id"].get<int64_t>());
+      types.resize(std::max(types.size(), tokens.size()), static_cast<uint8_t>(TokenType::kNormal));
+      types[id] = static_cast<uint8_t>(a.value("special", false) ? TokenType::kControl : TokenType::kUserDefined);
+    }
+  }
+  for (size_t i = 0; i < set.size(); ++i) {
+    if (!set[i]) return invalid(path, "no token has the id " + std::to_string(i) + " (ids must be contiguous)");
+  }
+  types.resize(tokens.size(), static_cast<uint8_t>(TokenType::kNormal));
+  d.tokens = std::move(tokens);
+  d.token_types = std::move(types);
+  if (model.contains("merges")) {
+    if (!model["merges"].is_array()) return invalid(path, "model.merges is not an array");
+    d.merges.reserve(model["merges"].size());
+    for (const json& m : model["merges"]) {
+      if (m.is_string()) {
+        d.merges.push_back(m.get<std::string>());
+      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+        d.merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
+      } else {
+        return invalid(path, "merge " + std::to_string(d.merges.size()) + " is " + m.dump().substr(0, 80) +
+                                 ", not \"a b\" or [\"a\", \"b\"]");
+      }
+    }
+  }
+  // BOS from the post-processor: TemplateProcessing that starts with a special token.
+  std::string bos_text;
+  const json& post = j.contains("post_processor") ? j["post_processor"] : json();
+  if (type_of(post) == "TemplateProcessing" && post.contains("single") && post["single"].is_array() &&
+      !post["single"].empty() && post["single"][0].contains("SpecialToken")) {
+    bos_text = post["single"][0]["SpecialToken"].value("id", std::string());
+    d.add_bos = !bos_text.empty();
+  } else if (!(post.is_null() || type_of(post) == "ByteLevel")) {
+    return unsupported(path, "post_processor '" + type_of(post) + "' is not supported (ByteLevel, TemplateProcessing)");
+  }
+  auto id_of = [&](const std::string& text) -> int32_t {
+    if (text.empty()) return -1;
+    for (size_t i = 0; i < d.tokens.size(); ++i) {
+      if (d.tokens[i] == text) return static_cast<int32_t>(i);
+    }
+    return -1;
+  };
+  // tokenizer_config.json beside: special tokens by text, add-BOS/EOS flags, the chat template.
+  const std::string cfg_path = dir_of(path) + "/tokenizer_config.json";
+  if (auto probe = MappedFile::open(cfg_path); probe.ok()) {
+    SLMC_ASSIGN_OR_RETURN(json cfg, read_json_file(cfg_path));
+    if (bos_text.empty()) bos_text = config_token(cfg, "bos_token");
+    d.eos_id = id_of(config_token(cfg, "eos_token"));
+    d.unk_id = id_of(config_token(cfg, "unk_token"));
+    d.pad_id = id_of(config_token(cfg, "pad_token"));
+    if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) d.add_bos = cfg["add_bos_token"].get<bool>();
+    if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()) d.add_eos = cfg["add_eos_token"].get<bool>();
+    if (cfg.contains("chat_template")) {
+      const json& t = cfg["chat_template"];
+      if (t.is_string()) {
+        d.chat_template = t.get<std::string>();
+      } else if (t.is_array()) {  // [{"name": "default", "template": ...}, ...]
+        for (const json& e : t) {
+          if (e.is_object() && e.value("name", std::string()) == "default" && e.contains("template") &&
+              e["template"].is_string()) {
+            d.chat_template = e["template"].get<std::string>();
+          }
+        }
+      }
+    }
+  }
+  d.bos_id = id_of(bos_text);
+  if (d.add_bos && d.bos_id < 0) return invalid(path, "adds BOS '" + bos_text + "', which is not a token");
+  text::add_end_of_generation_by_name(d);
+  SLMC_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> check, Tokenizer::create(d, path));
+  return check->data();
+}
+
+Status write_hf_tokenizer(const TokenizerData& d, std::string* tokenizer_json, std::string* tokenizer_config_json) {
+  if (d.kind != TokenizerKind::kByteBpe) {
+    return make_error(ErrorCode::kUnsupported, "a " + std::string(tokenizer_kind_name(d.kind)) +
+                                                   " tokenizer has no tokenizer.json form here (byte-level BPE only)");
+  }
+  ordered_json j;
+  j["version"] = "1.0";
+  j["truncation"] = nullptr;
+  j["padding"] = nullptr;
+  ordered_json added = ordered_json::array();
+  for (size_t i = 0; i < d.tokens.size(); ++i) {
+    const auto type = d.token_types.empty() ? TokenType::kNormal : static_cast<TokenType>(d.token_types[i]);
+    if (type != TokenType::kControl && type != TokenType::kUserDefined) continue;
+    added.push_back({{"id", i}, {"content", d.tokens[i]}, {"single_word", false}, {"lstrip", false},
+                     {"rstrip", false}, {"normalized", false}, {"special", type == TokenType::kControl}});
+  }
+  j["added_tokens"] = added;
+  j["normalizer"] = nullptr;
+  auto byte_level = [](bool regex) {
+    return ordered_json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", regex}};
+  };
+  if (d.pre == "gpt2") {
+    j["pre_tokenizer"] = byte_level(true);
+  } else if (d.pre == "smollm") {
+    j["pre_tokenizer"] = {{"type", "Sequence"},
+                          {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level(true)}}};
+  } else if (d.pre == "llama3" || d.pre == "llama-bpe" || d.pre == "qwen2") {
+    const char* re = d.pre == "qwen2" ? kQwen2Regex : kLlama3Regex;
+    j["pre_tokenizer"] = {{"type", "Sequence"},
+                          {"pretokenizers",
+                           {{{"type", "Split"}, {"pattern", {{"Regex", re}}}, {"behavior", "Isolated"}, {"invert", false}},
+                            byte_level(false)}}};
+  } else {
+    return make_error(ErrorCode::kUnsupported, "pre-tokenizer '" + d.pre + "' has no tokenizer.json form here");
+  }
+  if (d.add_bos && d.bos_id >= 0) {
+    const std::string& b = d.tokens[static_cast<size_t>(d.bos_id)];
+    j["post_processor"] = {
+        {"type", "TemplateProcessing"},
+        {"single", {{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"pair",
+         {{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+          {{"SpecialToken", {{"id", b}, {"type_id", 1}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+        {"special_tokens", {{b, {{"id", b}, {"ids", {d.bos_id}}, {"tokens", {b}}}}}}};
+  } else {
+    j["post_processor"] = byte_level(true);
+  }
+  j["decoder"] = byte_level(true);
+  ordered_json vocab = ordered_json::object();
+  for (size_t i = 0; i < d.tokens.size(); ++i) vocab[d.tokens[i]] = i;
+  j["model"] = {{"type", "BPE"},          {"dropout", nullptr},          {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr}, {"fuse_unk", false},
+                {"byte_fallback", false}, {"ignore_merges", d.pre == "llama3" || d.pre == "llama-bpe"},
+                {"vocab", vocab},         {"merges", d.merges}};
+  *tokenizer_json = j.dump(1, ' ', false, ordered_json::error_handler_t::strict);
+  ordered_json cfg;
+  auto token_text = [&](int32_t id) -> ordered_json {
+    return id >= 0 ? ordered_json(d.tokens[static_cast<size_t>(id)]) : ordered_json(nullptr);
+  };
+  cfg["add_bos_token"] = d.add_bos;
+  cfg["add_eos_token"] = d.add_eos;
+  cfg["bos_token"] = token_text(d.bos_id);
+  cfg["eos_token"] = token_text(d.eos_id);
+  cfg["unk_token"] = token_text(d.unk_id);
+  cfg["pad_token"] = token_text(d.pad_id);
+  if (!d.chat_template.empty()) cfg["chat_template"] = d.chat_template;
+  cfg["clean_up_tokenization_spaces"] = false;
+  cfg["tokenizer_class"] = "PreTrainedTokenizerFast";
+  *tokenizer_config_json = cfg.dump(1, ' ', false, ordered_json::error_handler_t::strict);
+  return Status::ok_status();
+}
+
+}  // namespace slmc
