@@ -339,6 +339,30 @@ def test_smollm2_eval_uses_the_stored_tokenizer(c):
     check(with_bos["tokens"] == 600, with_bos["tokens"])
 
 
+def test_smollm2_chat_prompt_matches_the_jinja_template(c):
+    """generate --chat builds the prompt the stored template renders (jinja2, as transformers'
+    apply_chat_template does), and the reply stops at <|im_end|>."""
+    import jinja2
+    from gguf import GGUFReader
+    model = smollm2()
+    c.run("convert", model, "-o", c.path("m.slm"), "--recipe", "int8")
+    template = GGUFReader(model).fields["tokenizer.chat_template"].contents()
+    env = jinja2.Environment()
+    tk = hf_tokenizer(model, "smollm")
+    for system, user in ((None, "What is the capital of France?"), ("You answer in one word.", "Name a color.")):
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        want = env.from_string(template).render(messages=messages, add_generation_prompt=True)
+        args = ["generate", c.path("m.slm"), "--chat", "--prompt", user, "-n", "40"]
+        if system:
+            args += ["--system", system]
+        r = c.json(*args)
+        check(r["prompt"] == want, f"ours {r['prompt']!r}\n jinja {want!r}")
+        check(r["prompt_tokens"] == tk.encode(want).ids, (r["prompt_tokens"][:20], tk.encode(want).ids[:20]))
+        check(len(r["tokens"]) < 40 and "<|im_end|>" not in r["text"], r)  # stopped at the end of the turn
+    p = c.run("generate", c.path("m.slm"), "--system", "x", "--prompt", "y", expect=2)
+    check("--system needs --chat" in p.stderr, p.stderr)
+
+
 # --- the Hugging Face route ---------------------------------------------------------------------------
 
 def test_hf_route_equals_the_gguf_route(c):

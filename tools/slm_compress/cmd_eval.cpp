@@ -8,12 +8,13 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "slmc/runtime/eval.hpp"
+#include "slmc/text/chat.hpp"
 
 namespace slmc::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, tokenizer, text, reference, prompt, output, split = "eval";
+  std::string model, tokenizer, text, reference, prompt, output, split = "eval", system;
   int64_t window = 512, max_tokens = 0, steps = 64, decode_tokens = 64;
   double temperature = 0;
   uint64_t seed = 1;
@@ -21,6 +22,7 @@ struct RunArgs {
   bool json = false;
   bool gram = false;
   bool bos = false, no_bos = false;
+  bool chat = false;
 };
 
 /// The model's own tokenizer, or the --tokenizer override (any source Tokenizer::load reads).
@@ -122,7 +124,21 @@ int run_generate(const RunArgs& a) {
   const int32_t bos = start_bos(tk, a);
   EncodeOptions eopt;
   eopt.add_bos = bos >= 0;
-  std::vector<int32_t> ids = tk.encode(a.prompt, eopt);
+  std::string prompt = a.prompt;
+  if (a.chat) {
+    // The stored chat template: --system (or the template's default) and --prompt as the user's
+    // message, then the assistant's header; its special tokens are parsed as tokens.
+    auto tmpl = parse_chat_template(tk.data().chat_template, a.model);
+    if (!tmpl.ok()) return fail(tmpl.status());
+    std::vector<ChatMessage> messages;
+    if (!a.system.empty()) messages.push_back({"system", a.system});
+    messages.push_back({"user", a.prompt});
+    prompt = render_chat(*tmpl, messages);
+    eopt.parse_special = true;
+  } else if (!a.system.empty()) {
+    return fail_usage("--system needs --chat");
+  }
+  std::vector<int32_t> ids = tk.encode(prompt, eopt);
   if (bos >= 0 && (ids.empty() || ids[0] != bos)) ids.insert(ids.begin(), bos);  // --bos on a tokenizer without add-BOS
   if (ids.empty()) {
     return fail_usage("the prompt is empty and the tokenizer adds no BOS: give --prompt or --bos");
@@ -157,10 +173,10 @@ int run_generate(const RunArgs& a) {
     if (!s.ok()) return fail(s);
   }
   if (a.json) {
-    Json j{{"prompt", a.prompt}, {"prompt_tokens", ids}, {"tokens", generated}, {"text", out}};
+    Json j{{"prompt", prompt}, {"prompt_tokens", ids}, {"tokens", generated}, {"text", sanitize_utf8(out)}};
     std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << a.prompt << out << "\n";
+    std::cout << (a.chat ? std::string() : a.prompt) << out << "\n";
   }
   return kExitOk;
 }
@@ -234,6 +250,10 @@ Command add_generate(CLI::App& app) {
   sub->add_option("-n,--steps", a->steps, "Tokens to generate")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--temperature", a->temperature, "0 = greedy")->capture_default_str();
   sub->add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
+  sub->add_flag("--chat", a->chat,
+                "Wrap --prompt as a user message in the model's chat template (ChatML or Llama-3 headers) and "
+                "print the assistant's reply");
+  sub->add_option("--system", a->system, "With --chat: the system message (default: the template's own, if any)");
   return {sub, [a] { return run_generate(*a); }};
 }
 
