@@ -40,17 +40,18 @@ struct Rng {
 struct Spec {
   std::string name;
   std::vector<int64_t> shape;
-  enum Kind { kLinear, kEmbedding, kNorm } kind;
+  enum Kind { kLinear, kEmbedding, kNorm, kBias } kind;
 };
 
 }  // namespace
 
 Status write_synthetic_llama(const std::string& dir, const SyntheticLlamaConfig& c) {
   if (c.dim <= 0 || c.hidden_dim <= 0 || c.layers <= 0 || c.heads <= 0 || c.kv_heads <= 0 || c.vocab <= 0 ||
-      c.dim % c.heads != 0 || c.heads % c.kv_heads != 0) {
+      c.dim % c.heads != 0 || c.heads % c.kv_heads != 0 ||
+      (c.arch != "llama" && c.arch != "mistral" && c.arch != "qwen2") || !(c.rope_scaling_factor >= 0)) {
     return make_error(ErrorCode::kInvalidArgument,
                       "synthetic model: dim, hidden_dim, layers, heads, kv_heads, vocab must be positive, "
-                      "dim divisible by heads and heads by kv_heads");
+                      "dim divisible by heads and heads by kv_heads, arch llama, mistral or qwen2");
   }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -64,6 +65,11 @@ Status write_synthetic_llama(const std::string& dir, const SyntheticLlamaConfig&
     specs.push_back({p + "self_attn.q_proj.weight", {c.dim, c.dim}, Spec::kLinear});
     specs.push_back({p + "self_attn.k_proj.weight", {kv_dim, c.dim}, Spec::kLinear});
     specs.push_back({p + "self_attn.v_proj.weight", {kv_dim, c.dim}, Spec::kLinear});
+    if (c.arch == "qwen2") {
+      specs.push_back({p + "self_attn.q_proj.bias", {c.dim}, Spec::kBias});
+      specs.push_back({p + "self_attn.k_proj.bias", {kv_dim}, Spec::kBias});
+      specs.push_back({p + "self_attn.v_proj.bias", {kv_dim}, Spec::kBias});
+    }
     specs.push_back({p + "self_attn.o_proj.weight", {c.dim, c.dim}, Spec::kLinear});
     specs.push_back({p + "post_attention_layernorm.weight", {c.dim}, Spec::kNorm});
     specs.push_back({p + "mlp.gate_proj.weight", {c.hidden_dim, c.dim}, Spec::kLinear});
@@ -71,6 +77,7 @@ Status write_synthetic_llama(const std::string& dir, const SyntheticLlamaConfig&
     specs.push_back({p + "mlp.down_proj.weight", {c.dim, c.hidden_dim}, Spec::kLinear});
   }
   specs.push_back({"model.norm.weight", {c.dim}, Spec::kNorm});
+  if (!c.tied) specs.push_back({"lm_head.weight", {c.vocab, c.dim}, Spec::kLinear});
 
   std::vector<SafetensorsEntry> entries;
   for (const Spec& s : specs) entries.push_back({s.name, DType::kF32, s.shape});
@@ -82,6 +89,8 @@ Status write_synthetic_llama(const std::string& dir, const SyntheticLlamaConfig&
     std::vector<float> w(static_cast<size_t>(n));
     if (s.kind == Spec::kNorm) {
       for (auto& x : w) x = static_cast<float>(1.0 + 0.05 * rng.normal());
+    } else if (s.kind == Spec::kBias) {
+      for (auto& x : w) x = static_cast<float>(0.5 * rng.normal());
     } else {
       const int64_t k = s.shape[1];
       // A few outlier input channels per matrix, as trained transformers have.
@@ -104,8 +113,9 @@ Status write_synthetic_llama(const std::string& dir, const SyntheticLlamaConfig&
   SLMC_RETURN_IF_ERROR(write_safetensors(dir + "/model.safetensors", entries, meta, produce));
 
   nlohmann::ordered_json cfg;
-  cfg["architectures"] = {"LlamaForCausalLM"};
-  cfg["model_type"] = "llama";
+  cfg["architectures"] = {c.arch == "qwen2" ? "Qwen2ForCausalLM" : c.arch == "mistral" ? "MistralForCausalLM"
+                                                                                        : "LlamaForCausalLM"};
+  cfg["model_type"] = c.arch;
   cfg["hidden_size"] = c.dim;
   cfg["intermediate_size"] = c.hidden_dim;
   cfg["num_hidden_layers"] = c.layers;
@@ -114,8 +124,15 @@ Status write_synthetic_llama(const std::string& dir, const SyntheticLlamaConfig&
   cfg["vocab_size"] = c.vocab;
   cfg["max_position_embeddings"] = c.context;
   cfg["rms_norm_eps"] = 1e-5;
-  cfg["rope_theta"] = 10000.0;
-  cfg["tie_word_embeddings"] = true;
+  cfg["rope_theta"] = c.rope_theta;
+  if (c.rope_scaling_factor > 0) {
+    cfg["rope_scaling"] = {{"rope_type", "llama3"},
+                           {"factor", c.rope_scaling_factor},
+                           {"low_freq_factor", 1.0},
+                           {"high_freq_factor", 4.0},
+                           {"original_max_position_embeddings", c.context / 4}};
+  }
+  cfg["tie_word_embeddings"] = c.tied;
   cfg["torch_dtype"] = "float32";
   const std::string cfg_path = dir + "/config.json";
   const std::string tmp = cfg_path + ".tmp";

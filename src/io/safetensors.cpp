@@ -227,6 +227,18 @@ void architecture_from_config(const json& cfg, Metadata& arch) {
   if (!get("hidden_size").is_null()) put_json(arch, a + ".rope.freq_base", theta.is_null() ? json(10000.0) : theta);
   put_json(arch, a + ".vocab_size", get("vocab_size"));
   if (!get("num_attention_heads").is_null()) arch[rope_layout_key(a)] = MetaValue::string(kRopeRotateHalf);
+  // Llama-3's RoPE scaling (rope_type "llama3"), as GGUF names the keys; other types are recorded
+  // so the runtime can refuse them by name.
+  const json scaling = get("rope_scaling");
+  if (scaling.is_object()) {
+    json type = scaling.contains("rope_type") ? scaling["rope_type"] : scaling.value("type", json());
+    put_json(arch, a + ".rope.scaling.type", type);
+    put_json(arch, a + ".rope.scaling.factor", scaling.value("factor", json()));
+    put_json(arch, a + ".rope.scaling.low_freq_factor", scaling.value("low_freq_factor", json()));
+    put_json(arch, a + ".rope.scaling.high_freq_factor", scaling.value("high_freq_factor", json()));
+    put_json(arch, a + ".rope.scaling.original_context_length",
+             scaling.value("original_max_position_embeddings", json()));
+  }
 }
 
 Result<std::optional<json>> read_config_json(const std::string& dir) {

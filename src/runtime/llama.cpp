@@ -46,34 +46,36 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
   const ModelHeader& h = m->file_->header();
   auto err = [&](const Status& s) { return s.with_context(path); };
 
-  auto arch = h.architecture.find(kKeyArchitecture);
-  if (arch == h.architecture.end() || arch->second.text != "llama") {
-    return err(make_error(ErrorCode::kUnsupported, "general.architecture is '" +
-                                                       (arch == h.architecture.end() ? std::string("missing")
-                                                                                     : arch->second.text) +
-                                                       "'; this runtime runs 'llama'"));
+  auto arch_it = h.architecture.find(kKeyArchitecture);
+  const std::string arch = arch_it == h.architecture.end() ? std::string() : arch_it->second.text;
+  if (arch != "llama" && arch != "mistral" && arch != "qwen2") {
+    return err(make_error(ErrorCode::kUnsupported, "general.architecture is '" + (arch.empty() ? "missing" : arch) +
+                                                       "'; this runtime runs the Llama family: llama (SmolLM2, "
+                                                       "TinyLlama, Llama-3), mistral, qwen2"));
   }
   LlamaConfig& c = m->config_;
-  auto num = [&](const char* key, std::optional<double> fallback = std::nullopt) -> Result<int64_t> {
+  c.arch = arch;
+  const std::string k = arch + ".";
+  auto num = [&](const std::string& key, std::optional<double> fallback = std::nullopt) -> Result<int64_t> {
     auto v = arch_number(h, key, fallback);
     if (!v.ok()) return err(v.status());
     return static_cast<int64_t>(*v);
   };
-  SLMC_ASSIGN_OR_RETURN(c.dim, num("llama.embedding_length"));
-  SLMC_ASSIGN_OR_RETURN(c.hidden_dim, num("llama.feed_forward_length"));
-  SLMC_ASSIGN_OR_RETURN(c.layers, num("llama.block_count"));
-  SLMC_ASSIGN_OR_RETURN(c.heads, num("llama.attention.head_count"));
-  SLMC_ASSIGN_OR_RETURN(c.kv_heads, num("llama.attention.head_count_kv", static_cast<double>(c.heads)));
-  SLMC_ASSIGN_OR_RETURN(c.context, num("llama.context_length", 2048.0));
+  SLMC_ASSIGN_OR_RETURN(c.dim, num(k + "embedding_length"));
+  SLMC_ASSIGN_OR_RETURN(c.hidden_dim, num(k + "feed_forward_length"));
+  SLMC_ASSIGN_OR_RETURN(c.layers, num(k + "block_count"));
+  SLMC_ASSIGN_OR_RETURN(c.heads, num(k + "attention.head_count"));
+  SLMC_ASSIGN_OR_RETURN(c.kv_heads, num(k + "attention.head_count_kv", static_cast<double>(c.heads)));
+  SLMC_ASSIGN_OR_RETURN(c.context, num(k + "context_length", 2048.0));
   {
-    auto eps = arch_number(h, "llama.attention.layer_norm_rms_epsilon", 1e-5);
+    auto eps = arch_number(h, k + "attention.layer_norm_rms_epsilon", 1e-5);
     if (!eps.ok()) return err(eps.status());
     c.rms_eps = *eps;
-    auto base = arch_number(h, "llama.rope.freq_base", 10000.0);
+    auto base = arch_number(h, k + "rope.freq_base", 10000.0);
     if (!base.ok()) return err(base.status());
     c.rope_base = *base;
   }
-  auto layout = h.architecture.find(rope_layout_key("llama"));
+  auto layout = h.architecture.find(rope_layout_key(arch));
   c.rope_interleaved = layout == h.architecture.end() || layout->second.text != kRopeRotateHalf;
   if (c.dim <= 0 || c.heads <= 0 || c.kv_heads <= 0 || c.dim % c.heads != 0 || c.heads % c.kv_heads != 0 ||
       c.head_dim() % 2 != 0 || c.layers <= 0 || c.hidden_dim <= 0 || c.context <= 0 || c.layers > 4096 ||
@@ -82,6 +84,46 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
                                                          ", heads " + std::to_string(c.heads) + ", kv heads " +
                                                          std::to_string(c.kv_heads) + ", layers " +
                                                          std::to_string(c.layers)));
+  }
+
+  // RoPE frequencies: base^(-2i/d), scaled as the file says (Llama-3's per-frequency factors,
+  // GGUF's rope_freqs.weight, or linear position scaling).
+  const int64_t half_dim = c.head_dim() / 2;
+  c.rope_inv_freq.resize(static_cast<size_t>(half_dim));
+  for (int64_t i = 0; i < half_dim; ++i) {
+    c.rope_inv_freq[static_cast<size_t>(i)] =
+        std::pow(c.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
+  }
+  if (auto st = h.architecture.find(k + "rope.scaling.type"); st != h.architecture.end() && st->second.text != "none" &&
+                                                              st->second.text != "default") {
+    const std::string type = st->second.text;
+    auto factor = arch_number(h, k + "rope.scaling.factor", std::nullopt);
+    if (!factor.ok()) return err(factor.status());
+    if (!(*factor > 0)) return err(make_error(ErrorCode::kInvalidFormat, k + "rope.scaling.factor must be positive"));
+    if (type == "linear") {
+      for (double& f : c.rope_inv_freq) f /= *factor;
+    } else if (type == "llama3") {
+      auto lo = arch_number(h, k + "rope.scaling.low_freq_factor", 1.0);
+      auto hi = arch_number(h, k + "rope.scaling.high_freq_factor", 4.0);
+      auto orig = arch_number(h, k + "rope.scaling.original_context_length", 8192.0);
+      if (!lo.ok() || !hi.ok() || !orig.ok() || !(*hi > *lo) || !(*orig > 0)) {
+        return err(make_error(ErrorCode::kInvalidFormat, "inconsistent Llama-3 RoPE scaling keys"));
+      }
+      const double low_wavelen = *orig / *lo, high_wavelen = *orig / *hi;
+      for (double& f : c.rope_inv_freq) {
+        const double wavelen = 2.0 * M_PI / f;
+        if (wavelen < high_wavelen) continue;  // high frequencies: unchanged
+        if (wavelen > low_wavelen) {
+          f /= *factor;
+        } else {
+          const double smooth = (*orig / wavelen - *lo) / (*hi - *lo);
+          f = (1.0 - smooth) * f / *factor + smooth * f;
+        }
+      }
+    } else {
+      return err(make_error(ErrorCode::kUnsupported, "RoPE scaling type '" + type +
+                                                         "' is not supported (llama3, linear)"));
+    }
   }
 
   auto find = [&](const std::string& name) -> const StoredTensor* { return m->file_->find(name); };
@@ -107,19 +149,19 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
     }
     return validate_dense_weights(out.view).with_context(path + ": tensor '" + name + "'");
   };
-  auto norm_of = [&](const std::string& name, const float** out) -> Status {
+  auto vector_of = [&](const std::string& name, int64_t length, const float** out) -> Status {
     const StoredTensor* t = find(name);
     if (!t) return make_error(ErrorCode::kNotFound, path + ": tensor '" + name + "' is missing");
-    if (t->shape.numel() != c.dim) {
+    if (t->shape.numel() != length) {
       return make_error(ErrorCode::kInvalidFormat, path + ": tensor '" + name + "' has " +
                                                        std::to_string(t->shape.numel()) + " elements, expected " +
-                                                       std::to_string(c.dim));
+                                                       std::to_string(length));
     }
     if (t->view.encoding.value_type == ValueType::kF32 && t->view.encoding.format == SparseFormat::kDense) {
       *out = t->view.segment(SegmentRole::kValues).as<float>();
       return Status::ok_status();
     }
-    AlignedBuffer buf(static_cast<size_t>(c.dim) * sizeof(float));
+    AlignedBuffer buf(static_cast<size_t>(length) * sizeof(float));
     Status s = t->view.encoding.format == SparseFormat::kDense ? dequantize(t->view, buf.as<float>())
                                                                : decode_sparse(t->view, buf.as<float>());
     SLMC_RETURN_IF_ERROR(s.with_context(path + ": tensor '" + name + "'"));
@@ -127,7 +169,32 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
     m->owned_norms_.push_back(std::move(buf));
     return Status::ok_status();
   };
+  auto norm_of = [&](const std::string& name, const float** out) { return vector_of(name, c.dim, out); };
+  // Optional biases (Qwen2's q/k/v): a bias tensor next to a weight, one value per output row.
+  auto bias_of = [&](const std::string& weight, Linear& l) -> Status {
+    const std::string name = weight.substr(0, weight.size() - std::string("weight").size()) + "bias";
+    if (!find(name)) return Status::ok_status();
+    return vector_of(name, l.view.rows, &l.bias);
+  };
 
+  if (const StoredTensor* rf = find("rope_freqs.weight")) {
+    // GGUF's Llama-3 per-frequency factors: theta_i = pos * base^(-2i/d) / rope_freqs[i].
+    if (rf->shape.numel() != half_dim) {
+      return err(make_error(ErrorCode::kInvalidFormat, "tensor 'rope_freqs.weight' has " +
+                                                           std::to_string(rf->shape.numel()) + " values, expected " +
+                                                           std::to_string(half_dim)));
+    }
+    std::vector<float> factors(static_cast<size_t>(half_dim));
+    Status s = rf->view.encoding.format == SparseFormat::kDense ? dequantize(rf->view, factors.data())
+                                                                 : decode_sparse(rf->view, factors.data());
+    SLMC_RETURN_IF_ERROR(s.with_context(path + ": tensor 'rope_freqs.weight'"));
+    for (int64_t i = 0; i < half_dim; ++i) {
+      if (!(factors[static_cast<size_t>(i)] > 0)) {
+        return err(make_error(ErrorCode::kInvalidFormat, "rope_freqs.weight[" + std::to_string(i) + "] is not positive"));
+      }
+      c.rope_inv_freq[static_cast<size_t>(i)] /= factors[static_cast<size_t>(i)];
+    }
+  }
   const StoredTensor* embed = find("model.embed_tokens.weight");
   if (!embed) return err(make_error(ErrorCode::kNotFound, "tensor 'model.embed_tokens.weight' is missing"));
   c.vocab = embed->view.rows;
@@ -151,6 +218,9 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
     SLMC_RETURN_IF_ERROR(linear_of(p + "mlp.gate_proj.weight", c.hidden_dim, c.dim, L.w_gate));
     SLMC_RETURN_IF_ERROR(linear_of(p + "mlp.up_proj.weight", c.hidden_dim, c.dim, L.w_up));
     SLMC_RETURN_IF_ERROR(linear_of(p + "mlp.down_proj.weight", c.dim, c.hidden_dim, L.w_down));
+    for (Linear* l : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      SLMC_RETURN_IF_ERROR(bias_of(l->name, *l));
+    }
   }
 
   m->max_context_ = options.max_context > 0 ? std::min(options.max_context, c.context) : c.context;
@@ -175,8 +245,7 @@ void LlamaModel::reserve_positions(int64_t positions) {
   rope_sin_.resize(static_cast<size_t>(cap * half));
   for (int64_t pos = cached_positions_; pos < cap; ++pos) {
     for (int64_t i = 0; i < half; ++i) {
-      const double freq = std::pow(c.rope_base, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim()));
-      const double angle = static_cast<double>(pos) * freq;
+      const double angle = static_cast<double>(pos) * c.rope_inv_freq[static_cast<size_t>(i)];
       rope_cos_[static_cast<size_t>(pos * half + i)] = static_cast<float>(std::cos(angle));
       rope_sin_[static_cast<size_t>(pos * half + i)] = static_cast<float>(std::sin(angle));
     }
@@ -186,7 +255,7 @@ void LlamaModel::reserve_positions(int64_t positions) {
 
 Status LlamaModel::run_linear(const Linear& w, const float* x, int64_t n, float* y) {
   if (observer_) observer_(observer_user_, w.name, x, n, w.view.cols);
-  return linear(ctx_, x, n, w.view, nullptr, y, options_.act_mode);
+  return linear(ctx_, x, n, w.view, w.bias, y, options_.act_mode);
 }
 
 Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, bool last_only) {

@@ -5,6 +5,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "profile.hpp"
+#include "slmc/arch/naming.hpp"
 #include "slmc/convert/converter.hpp"
 #include "slmc/io/model_source.hpp"
 
@@ -147,9 +148,15 @@ int run_convert(const ConvertArgs& a) {
   auto source = open_model(a.input);
   if (!source.ok()) return fail(source.status());
   if (!a.tokenizer.empty()) {
-    const int64_t rows = [&]() -> int64_t {
-      const TensorView* e = (*source)->find("model.embed_tokens.weight");
-      return e ? e->shape.rows() : 0;
+    const int64_t rows = [&]() -> int64_t {  // the token embedding's rows bound the vocabulary
+      for (const TensorView& t : (*source)->tensors()) {
+        if (tensor_role(t.name) == TensorRole::kEmbedding && t.shape.rank() == 2 &&
+            t.name.find("position") == std::string::npos && t.name.find("wpe") == std::string::npos &&
+            t.name.find("token_type") == std::string::npos) {
+          return t.shape.rows();
+        }
+      }
+      return 0;
     }();
     auto tok = Tokenizer::load(a.tokenizer, rows);
     if (!tok.ok()) return fail(tok.status());

@@ -64,13 +64,14 @@ int export_hf(const ExportArgs& a, const ModelFile& f, DType dtype) {
   const ModelHeader& h = f.header();
   auto arch_it = h.architecture.find(kKeyArchitecture);
   const std::string arch = arch_it == h.architecture.end() ? "" : arch_it->second.text;
-  if (arch != "llama") {
-    return fail(make_error(ErrorCode::kUnsupported, a.path + ": --format hf exports Llama-architecture models; this "
-                                                             "one is '" + arch + "'"));
+  if (arch != "llama" && arch != "mistral" && arch != "qwen2") {
+    return fail(make_error(ErrorCode::kUnsupported, a.path + ": --format hf exports the Llama family (llama, mistral, "
+                                                             "qwen2); this model is '" + arch + "'"));
   }
+  const std::string k = arch + ".";
   int64_t v[5];
-  const char* keys[5] = {"llama.embedding_length", "llama.feed_forward_length", "llama.block_count",
-                         "llama.attention.head_count", "llama.context_length"};
+  const std::string keys[5] = {k + "embedding_length", k + "feed_forward_length", k + "block_count",
+                               k + "attention.head_count", k + "context_length"};
   for (int i = 0; i < 5; ++i) {
     auto r = arch_int(h, keys[i]);
     if (!r.ok()) return fail(r.status().with_context(a.path));
@@ -78,8 +79,8 @@ int export_hf(const ExportArgs& a, const ModelFile& f, DType dtype) {
   }
   const int64_t dim = v[0], heads = v[3];
   int64_t kv_heads = heads;
-  if (h.architecture.count("llama.attention.head_count_kv")) {
-    auto r = arch_int(h, "llama.attention.head_count_kv");
+  if (h.architecture.count(k + "attention.head_count_kv")) {
+    auto r = arch_int(h, k + "attention.head_count_kv");
     if (!r.ok()) return fail(r.status().with_context(a.path));
     kv_heads = *r;
   }
@@ -87,15 +88,16 @@ int export_hf(const ExportArgs& a, const ModelFile& f, DType dtype) {
     return fail(make_error(ErrorCode::kInvalidFormat, a.path + ": inconsistent head counts"));
   }
   const int64_t head_dim = dim / heads;
-  auto layout = h.architecture.find(rope_layout_key("llama"));
+  auto layout = h.architecture.find(rope_layout_key(arch));
   const bool interleaved = layout == h.architecture.end() || layout->second.text != kRopeRotateHalf;
   const StoredTensor* embed = f.find("model.embed_tokens.weight");
   if (!embed) return fail(make_error(ErrorCode::kNotFound, a.path + ": tensor 'model.embed_tokens.weight' is missing"));
   const bool tied = f.find("lm_head.weight") == nullptr;
 
   Json cfg;
-  cfg["architectures"] = {"LlamaForCausalLM"};
-  cfg["model_type"] = "llama";
+  cfg["architectures"] = {arch == "qwen2" ? "Qwen2ForCausalLM" : arch == "mistral" ? "MistralForCausalLM"
+                                                                                    : "LlamaForCausalLM"};
+  cfg["model_type"] = arch;
   cfg["hidden_size"] = dim;
   cfg["intermediate_size"] = v[1];
   cfg["num_hidden_layers"] = v[2];
@@ -104,12 +106,28 @@ int export_hf(const ExportArgs& a, const ModelFile& f, DType dtype) {
   cfg["head_dim"] = head_dim;
   cfg["hidden_act"] = "silu";
   cfg["max_position_embeddings"] = v[4];
-  cfg["rms_norm_eps"] = arch_double(h, "llama.attention.layer_norm_rms_epsilon", 1e-5);
-  cfg["rope_theta"] = arch_double(h, "llama.rope.freq_base", 10000.0);
+  cfg["rms_norm_eps"] = arch_double(h, k + "attention.layer_norm_rms_epsilon", 1e-5);
+  cfg["rope_theta"] = arch_double(h, k + "rope.freq_base", 10000.0);
+  if (auto st = h.architecture.find(k + "rope.scaling.type"); st != h.architecture.end()) {
+    cfg["rope_scaling"] = {{"rope_type", st->second.text},
+                           {"factor", arch_double(h, k + "rope.scaling.factor", 1.0)}};
+    if (st->second.text == "llama3") {
+      cfg["rope_scaling"]["low_freq_factor"] = arch_double(h, k + "rope.scaling.low_freq_factor", 1.0);
+      cfg["rope_scaling"]["high_freq_factor"] = arch_double(h, k + "rope.scaling.high_freq_factor", 4.0);
+      cfg["rope_scaling"]["original_max_position_embeddings"] =
+          static_cast<int64_t>(arch_double(h, k + "rope.scaling.original_context_length", 8192.0));
+    }
+  }
+  if (f.find("rope_freqs.weight")) {
+    std::cerr << "slm-compress: warning: GGUF's rope_freqs.weight has no config.json form; it is exported as a "
+                 "tensor and the config carries no rope_scaling\n";
+  }
   cfg["vocab_size"] = embed->view.rows;
   cfg["tie_word_embeddings"] = tied;
-  cfg["attention_bias"] = false;
-  cfg["mlp_bias"] = false;
+  if (arch == "llama") {
+    cfg["attention_bias"] = f.find("model.layers.0.self_attn.q_proj.bias") != nullptr;
+    cfg["mlp_bias"] = false;
+  }
   cfg["torch_dtype"] = dtype == DType::kF32 ? "float32" : "float16";
   const TokenizerData& tok = h.tokenizer;
   if (tok.bos_id >= 0) cfg["bos_token_id"] = tok.bos_id;

@@ -21,6 +21,14 @@ Command add_synth(CLI::App& app) {
   sub->add_option("--kv-heads", cfg->kv_heads, "Key/value heads")->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--vocab", cfg->vocab, "Vocabulary size")->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--seed", cfg->seed, "Random seed")->capture_default_str();
+  sub->add_option("--arch", cfg->arch, "Model family: llama, mistral, qwen2 (q/k/v biases)")->capture_default_str();
+  sub->add_option("--context", cfg->context, "Context length")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--rope-theta", cfg->rope_theta, "RoPE base")->capture_default_str();
+  sub->add_option("--rope-scaling", cfg->rope_scaling_factor,
+                  "Llama-3 RoPE scaling factor (0: none; original context = context / 4)")->capture_default_str();
+  auto* untied = sub->add_flag_function("--untied", [cfg](int64_t) { cfg->tied = false; },
+                                        "A separate lm_head.weight instead of the tied embedding");
+  (void)untied;
   return {sub, [dir, cfg]() -> int {
             Status s = write_synthetic_llama(*dir, *cfg);
             if (!s.ok()) return fail(s);

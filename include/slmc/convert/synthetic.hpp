@@ -22,10 +22,18 @@ struct SyntheticLlamaConfig {
   double outlier_channel_fraction = 0.01;  ///< input channels scaled by outlier_scale
   double outlier_scale = 8.0;
   uint64_t seed = 1;
+  /// Model family written into config.json: "llama", "mistral" (the same tensors) or "qwen2"
+  /// (q/k/v biases).
+  std::string arch = "llama";
+  bool tied = true;               ///< false: a separate lm_head.weight
+  double rope_theta = 10000.0;
+  /// > 0: Llama-3's RoPE scaling (rope_scaling.rope_type "llama3") with this factor, low/high
+  /// frequency factors 1 and 4 and original_max_position_embeddings = context / 4.
+  double rope_scaling_factor = 0;
 };
 
-/// Writes `dir`/model.safetensors and `dir`/config.json (Hugging Face Llama naming, creating
-/// `dir` if needed).
+/// Writes `dir`/model.safetensors and `dir`/config.json (Hugging Face naming of the family,
+/// creating `dir` if needed). The default config's bytes never change.
 Status write_synthetic_llama(const std::string& dir, const SyntheticLlamaConfig& config);
 
 }  // namespace slmc

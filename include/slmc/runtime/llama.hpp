@@ -20,6 +20,7 @@
 namespace slmc {
 
 struct LlamaConfig {
+  std::string arch = "llama";  ///< general.architecture: llama, mistral or qwen2
   int64_t dim = 0;
   int64_t hidden_dim = 0;
   int64_t layers = 0;
@@ -30,6 +31,9 @@ struct LlamaConfig {
   double rms_eps = 1e-5;
   double rope_base = 10000.0;
   bool rope_interleaved = true;  ///< pairs (2i, 2i+1); false: rotate-half pairs (i, i + d/2)
+  /// Per-pair rotation frequency: base^(-2i/d), divided by the scaling the file records
+  /// (<arch>.rope.scaling.*: llama3 or linear; GGUF's rope_freqs.weight).
+  std::vector<double> rope_inv_freq;
   int64_t head_dim() const noexcept { return heads ? dim / heads : 0; }
   int64_t kv_dim() const noexcept { return head_dim() * kv_heads; }
 };
@@ -43,8 +47,10 @@ struct LlamaOptions {
 
 class LlamaModel {
  public:
-  /// Loads and validates a .slm file holding a Llama-architecture model (general.architecture
-  /// "llama", Hugging Face tensor names). Errors name the missing key or tensor.
+  /// Loads and validates a .slm file holding a Llama-family model (general.architecture "llama",
+  /// "mistral" or "qwen2"; canonical tensor names; optional q/k/v/o biases; tied or separate
+  /// lm_head; RoPE scaling llama3 or linear). Other architectures are kUnsupported, naming them.
+  /// Errors name the missing key or tensor.
   static Result<std::unique_ptr<LlamaModel>> load(const std::string& path, const LlamaOptions& options = {});
 
   const LlamaConfig& config() const noexcept { return config_; }
@@ -72,6 +78,7 @@ class LlamaModel {
   struct Linear {
     std::string name;
     EncodedMatrixView view;
+    const float* bias = nullptr;  ///< one per output row (Qwen2's q/k/v), or null
     AlignedBuffer decoded;  ///< fp32 copy for encodings without a kernel (sparse)
     EncodedMatrix decoded_matrix;
   };
