@@ -212,6 +212,54 @@ def test_pretokenizers_match_hf_on_the_smollm2_vocabulary(c):
         compare(texts, ours_batch(c, path, texts), [tk.encode(t).ids for t in texts], f"pre-tokenizer {pre}")
 
 
+def test_sentencepiece_bpe_matches_sentencepiece(c):
+    """The SentencePiece-style tokenizer (GGUF model "llama": Llama-2, TinyLlama, Mistral) against
+    SentencePiece itself: a byte-fallback BPE model trained here on TinyStories, written into a GGUF
+    (tokens, scores, types) with the gguf package, then the same texts through both."""
+    import io
+    import numpy as np
+    import sentencepiece as spm
+    from gguf import GGUFWriter
+    models = os.environ.get("SLMC_MODELS_DIR") or os.environ.get("SLMC_DEFAULT_MODELS_DIR", "")
+    story = os.path.join(models, "tinystories-valid-excerpt", "tinystories_val.txt")
+    if not os.path.exists(story):
+        raise Skip(f"{story} is missing")
+    train = open(story, encoding="utf-8").read()[:300000].split("\n")
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(train), model_writer=buf, vocab_size=800, model_type="bpe",
+                                   byte_fallback=True, normalization_rule_name="identity", add_dummy_prefix=True,
+                                   remove_extra_whitespaces=False, split_digits=True, character_coverage=1.0,
+                                   minloglevel=2, unk_id=0, bos_id=1, eos_id=2)
+    sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
+    n = sp.get_piece_size()
+
+    def kind(i):
+        return 2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i) else 5 if sp.is_unused(i) else 1
+
+    path = c.path("spm.gguf")
+    w = GGUFWriter(path, "llama")
+    w.add_tokenizer_model("llama")
+    w.add_token_list([sp.id_to_piece(i) for i in range(n)])
+    w.add_token_scores([sp.get_score(i) for i in range(n)])
+    w.add_token_types([kind(i) for i in range(n)])
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_tensor("token_embd.weight", np.zeros((n, 32), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    texts = [t for t in prose_texts() if t.strip()] + [t for t in random_texts(300, seed=23) if t.strip()]
+    compare(texts, ours_batch(c, path, texts, "--no-bos", "--no-parse-special"), [sp.encode(t) for t in texts],
+            "SentencePiece-style BPE vs sentencepiece")
+    # BOS by default (the GGUF says add_bos for model "llama"), and decoding drops the dummy prefix.
+    ids = c.json("tokenize", path, "--prompt", "Once upon a time")["ids"]
+    check(ids[0] == 1 and ids[1:] == sp.encode("Once upon a time"), ids)
+    back = c.run("tokenize", path, "--decode", "--prompt", json.dumps(ids[1:])).stdout
+    check(back == "Once upon a time\n", repr(back))
+
+
 def test_tokenize_options_and_decode(c):
     model = smollm2()
     text = "Hello<|im_end|> world"
