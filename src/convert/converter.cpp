@@ -1,4 +1,5 @@
 // The conversion pipeline (include/slmc/convert/converter.hpp).
+#include "slmc/io/safe_input.hpp"
 #include "slmc/convert/converter.hpp"
 
 #include <nlohmann/json.hpp>
@@ -30,6 +31,7 @@ Result<Calibration> parse_calibration_json(std::string_view text, const std::str
   auto err = [&](const std::string& what) {
     return make_error(ErrorCode::kInvalidFormat, "calibration " + origin + ": " + what);
   };
+  if (Status s = check_json_depth(text, "calibration " + origin); !s.ok()) return s;
   nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded()) return err("not valid JSON");
   if (!j.is_object() || j.value("format", "") != "slmc-calibration") {
@@ -87,11 +89,9 @@ Result<Calibration> parse_calibration_json(std::string_view text, const std::str
 }
 
 Result<Calibration> load_calibration(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(ErrorCode::kIoError, "calibration " + path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_calibration_json(ss.str(), path);
+  auto text = read_input_file(path);
+  if (!text.ok()) return text.status().with_context("calibration");
+  return parse_calibration_json(*text, path);
 }
 
 std::string calibration_to_json(const Calibration& calibration) {

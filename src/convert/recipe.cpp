@@ -1,4 +1,5 @@
 // Scheme strings, recipes and presets (include/slmc/convert/recipe.hpp).
+#include "slmc/io/safe_input.hpp"
 #include "slmc/convert/recipe.hpp"
 
 #include "slmc/arch/naming.hpp"
@@ -437,10 +438,11 @@ std::vector<std::string> preset_names() {
 }
 
 Result<Recipe> parse_recipe_json(std::string_view text, const std::string& origin) {
-  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   auto err = [&](const std::string& what) {
     return make_error(ErrorCode::kInvalidArgument, "recipe " + origin + ": " + what);
   };
+  if (Status s = check_json_depth(text, "recipe " + origin); !s.ok()) return err(s.message());
+  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return err("not valid JSON");
   if (!j.is_object()) return err("must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
@@ -506,16 +508,14 @@ Result<Recipe> load_recipe(const std::string& name_or_path) {
       return r;
     }
   }
-  std::ifstream in(name_or_path, std::ios::binary);
-  if (!in) {
+  auto text = read_input_file(name_or_path, uint64_t{64} << 20);
+  if (!text.ok()) {
     std::string names;
     for (const Preset& p : kPresets) names += (names.empty() ? "" : ", ") + std::string(p.name);
-    return make_error(ErrorCode::kInvalidArgument,
-                      "recipe '" + name_or_path + "' is neither a built-in preset (" + names + ") nor a readable file");
+    return make_error(ErrorCode::kInvalidArgument, "recipe '" + name_or_path + "' is neither a built-in preset (" +
+                                                       names + ") nor a readable file (" + text.status().message() + ")");
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_recipe_json(ss.str(), name_or_path);
+  return parse_recipe_json(*text, name_or_path);
 }
 
 Status add_rule(Recipe& recipe, std::string_view text, size_t position) {

@@ -1,3 +1,4 @@
+#include "slmc/io/output.hpp"
 #include "slmc/convert/safetensors_writer.hpp"
 
 #include <nlohmann/json.hpp>
@@ -68,9 +69,8 @@ Status write_safetensors(const std::string& path, const std::vector<SafetensorsE
   std::string text = header.dump();
   while (text.size() % 8 != 0) text.push_back(' ');  // data starts 8-byte aligned
 
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return make_error(ErrorCode::kIoError, tmp + ": cannot create: " + std::strerror(errno));
+  std::string tmp;
+  SLMC_ASSIGN_OR_RETURN(int fd, create_temp_beside(path, &tmp));  // unpredictable name, O_EXCL
   auto fail = [&](Status s) {
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -93,17 +93,7 @@ Status write_safetensors(const std::string& path, const std::vector<SafetensorsE
     if (s.ok()) s = write_all(fd, bytes.data(), bytes.size(), tmp);
   }
   if (!s.ok()) return fail(s);
-  if (::fsync(fd) != 0) return fail(make_error(ErrorCode::kIoError, tmp + ": fsync failed: " + std::strerror(errno)));
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kIoError, tmp + ": close failed: " + std::strerror(errno));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kIoError, path + ": rename failed: " + std::strerror(e));
-  }
-  return Status::ok_status();
+  return commit_temp(fd, tmp, path);
 }
 
 }  // namespace slmc

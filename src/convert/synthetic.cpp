@@ -1,3 +1,4 @@
+#include "slmc/io/output.hpp"
 #include "slmc/convert/synthetic.hpp"
 
 #include <nlohmann/json.hpp>
@@ -134,17 +135,7 @@ Status write_synthetic_llama(const std::string& dir, const SyntheticLlamaConfig&
   }
   cfg["tie_word_embeddings"] = c.tied;
   cfg["torch_dtype"] = "float32";
-  const std::string cfg_path = dir + "/config.json";
-  const std::string tmp = cfg_path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << cfg.dump(2) << "\n";
-    if (!out) return make_error(ErrorCode::kIoError, tmp + ": write failed");
-  }
-  if (std::rename(tmp.c_str(), cfg_path.c_str()) != 0) {
-    return make_error(ErrorCode::kIoError, cfg_path + ": rename failed: " + std::strerror(errno));
-  }
-  return Status::ok_status();
+  return write_file_atomic(dir + "/config.json", cfg.dump(2) + "\n");
 }
 
 }  // namespace slmc

@@ -1,5 +1,7 @@
 #include "slmc/io/mapped_file.hpp"
 
+#include "slmc/io/safe_input.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -10,19 +12,13 @@
 namespace slmc {
 
 Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return make_error(ErrorCode::kIoError, path + ": cannot open: " + std::strerror(errno));
-  }
+  // Never blocks: a FIFO, device or directory is refused before anything waits on it.
+  SLMC_ASSIGN_OR_RETURN(const int fd, open_regular_file(path));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
     ::close(fd);
     return make_error(ErrorCode::kIoError, path + ": cannot stat: " + std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return make_error(ErrorCode::kIoError, path + ": not a regular file");
   }
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;

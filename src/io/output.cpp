@@ -120,6 +120,60 @@ Status write_new_file(const std::string& path, const std::string& bytes) {
   return Status::ok_status();
 }
 
+Result<int> create_temp_beside(const std::string& destination, std::string* temp_path) {
+  const size_t slash = destination.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : destination.substr(0, slash));
+  const std::string base = slash == std::string::npos ? destination : destination.substr(slash + 1);
+  std::string tmpl = dir + "/." + base + ".tmp-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  const int fd = ::mkostemp(buf.data(), O_CLOEXEC);
+  if (fd < 0) {
+    return make_error(ErrorCode::kIoError, destination + ": cannot create a temporary file beside it: " +
+                                               std::strerror(errno));
+  }
+  // mkstemp makes the file 0600; give it the mode a plain create would (0666 less the umask).
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);
+  *temp_path = buf.data();
+  return fd;
+}
+
+Status commit_temp(int fd, const std::string& temp_path, const std::string& destination) {
+  const bool synced = ::fsync(fd) == 0;
+  const int e = errno;
+  const bool closed = ::close(fd) == 0;
+  if (!synced || !closed) {
+    ::unlink(temp_path.c_str());
+    return make_error(ErrorCode::kIoError, destination + ": write failed: " + std::strerror(synced ? errno : e));
+  }
+  if (::rename(temp_path.c_str(), destination.c_str()) != 0) {
+    const int re = errno;
+    ::unlink(temp_path.c_str());
+    return make_error(ErrorCode::kIoError, destination + ": rename failed: " + std::strerror(re));
+  }
+  return fsync_path(parent_of(destination), true);
+}
+
+Status write_file_atomic(const std::string& path, const std::string& bytes) {
+  std::string tmp;
+  SLMC_ASSIGN_OR_RETURN(int fd, create_temp_beside(path, &tmp));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      const int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return make_error(ErrorCode::kIoError, path + ": write failed: " + std::strerror(e));
+    }
+    done += static_cast<size_t>(w);
+  }
+  return commit_temp(fd, tmp, path);
+}
+
 Result<AtomicDirectory> AtomicDirectory::create(const std::string& destination, bool replace) {
   std::string tmpl = destination;
   while (tmpl.size() > 1 && tmpl.back() == '/') tmpl.pop_back();

@@ -10,6 +10,7 @@
 #include "io/reader_util.hpp"
 #include "io/safetensors_internal.hpp"
 #include "slmc/io/hash.hpp"
+#include "slmc/io/safe_input.hpp"
 
 namespace slmc {
 namespace io_detail {
@@ -38,6 +39,8 @@ Status bad(const std::string& file, const std::string& what, ErrorCode code = Er
 }  // namespace
 
 Result<json> parse_json_strict(const char* begin, const char* end, const std::string& file) {
+  // Depth first: nlohmann's dump and comparisons recurse, so deep nesting never gets in.
+  SLMC_RETURN_IF_ERROR(check_json_depth(std::string_view(begin, static_cast<size_t>(end - begin)), file));
   // Duplicate keys are an error at every depth (nlohmann would silently keep the last one).
   std::vector<std::set<std::string>> keys;
   std::string duplicate;

@@ -364,6 +364,132 @@ def test_real_gpt2_transposed_and_sparse(c):
     check(r["gates"]["passed"], r["gates"])
 
 
+# --- hostile inputs (the hardening issue): one generator per class, nothing left behind ---------------
+
+def write_safetensors(path, tensors, metadata=None, raw_metadata=None):
+    """A minimal safetensors file: tensors = {name: (shape, list of floats)}."""
+    import struct
+    header, blob = {}, b""
+    for name, (shape, values) in tensors.items():
+        data = struct.pack(f"<{len(values)}f", *values)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(blob), len(blob) + len(data)]}
+        blob += data
+    text = json.dumps(header)
+    if metadata is not None:
+        text = text[:-1] + ', "__metadata__": ' + json.dumps(metadata) + "}"
+    if raw_metadata is not None:
+        text = text[:-1] + ', "__metadata__": ' + raw_metadata + "}"
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(text)) + text.encode() + blob)
+
+
+def deep_json(levels):
+    return "[" * levels + "]" * levels
+
+
+def leftovers(c, keep):
+    extra = sorted(set(os.listdir(c.tmp)) - set(keep))
+    check(not extra, f"files left behind: {extra}")
+
+
+def test_hostile_fifo_inputs_fail_at_once(c):
+    m = c.synth()
+    c.run("convert", m, "-o", c.path("m.slm"))
+    fifo = c.path("fifo")
+    os.mkfifo(fifo)
+    cases = [("convert", fifo, "-o", c.path("o.slm")), ("inspect", fifo), ("tokenize", fifo, "--prompt", "x"),
+             ("convert", m, "-o", c.path("o.slm"), "--calibration", fifo),
+             ("convert", m, "-o", c.path("o.slm"), "--recipe", fifo),
+             ("convert", m, "-o", c.path("o.slm"), "--profile", fifo),
+             ("eval", c.path("m.slm"), "--text", fifo, "--tokenizer", fifo),
+             ("tokenize", c.path("m.slm"), "--text", fifo)]
+    for args in cases:
+        p = c.run(*args, expect=None)  # Ctx.run times out (and fails) if anything blocks
+        check(p.returncode in (2, 3) and "FIFO" in p.stderr, (args, p.returncode, p.stderr))
+    leftovers(c, ["model", "m.slm", "fifo"])
+
+
+def test_hostile_deep_json_is_refused_not_a_crash(c):
+    deep = deep_json(100000)
+    m = c.synth()
+    # safetensors __metadata__, config.json beside a model, tokenizer.json beside a model.
+    write_safetensors(c.path("meta.safetensors"), {"w": ([2, 2], [1, 2, 3, 4])}, raw_metadata='{"x": "' + "y" + '"}')
+    write_safetensors(c.path("deep.safetensors"), {"w": ([2, 2], [1, 2, 3, 4])}, raw_metadata='{"x": ' + deep + "}")
+    p = c.run("convert", c.path("deep.safetensors"), "-o", c.path("o.slm"), expect=3)
+    check("nested deeper" in p.stderr, p.stderr)
+    for name in ("config.json", "tokenizer.json"):
+        d = c.path("dir_" + name)
+        shutil.copytree(m, d)
+        with open(os.path.join(d, name), "w") as fh:
+            fh.write('{"model_type": "llama", "x": ' + deep + "}")
+        p = c.run("convert", d, "-o", c.path("o.slm"), expect=3)
+        check("nested deeper" in p.stderr, (name, p.stderr))
+    for flag, code in (("--calibration", 3), ("--recipe", 2), ("--profile", 2)):
+        f = c.path("deep" + flag.replace("-", "_") + ".json")
+        with open(f, "w") as fh:
+            fh.write('{"format": "x", "y": ' + deep + "}")
+        p = c.run("convert", m, "-o", c.path("o.slm"), flag, f, expect=code)
+        check("nested deeper" in p.stderr, (flag, p.stderr))
+    c.run("convert", m, "-o", c.path("ok.slm"))
+    with open(c.path("deep_ids.json"), "w") as fh:
+        fh.write(deep)
+    p = c.run("tokenize", c.path("ok.slm"), "--decode", "--text", c.path("deep_ids.json"), expect=None)
+    check(p.returncode in (2, 3), (p.returncode, p.stderr))
+    check(not os.path.exists(c.path("o.slm")), "no output after a refused input")
+
+
+def test_hostile_output_paths(c):
+    m = c.synth()
+    c.run("convert", m, "-o", c.path("m.slm"))
+    before = open(c.path("m.slm"), "rb").read()
+    # The output is the input (directly, or the model file inside the input directory).
+    p = c.run("convert", c.path("m.slm"), "-o", c.path("m.slm"), expect=None)
+    check(p.returncode in (2, 3), p.stderr)
+    p = c.run("convert", m, "-o", os.path.join(m, "model.safetensors"), expect=2)
+    check("is the input" in p.stderr, p.stderr)
+    p = c.run("export", c.path("m.slm"), "-o", c.path("m.slm"), expect=2)
+    check("is the input" in p.stderr, p.stderr)
+    # A symlink planted at the output: refused; with --force the link is replaced, not its target.
+    with open(c.path("victim"), "w") as fh:
+        fh.write("precious")
+    os.symlink(c.path("victim"), c.path("link.slm"))
+    p = c.run("convert", m, "-o", c.path("link.slm"), expect=2)
+    check("symbolic link" in p.stderr and "--force" in p.stderr, p.stderr)
+    c.run("convert", m, "-o", c.path("link.slm"), "--force")
+    check(open(c.path("victim")).read() == "precious" and not os.path.islink(c.path("link.slm")), "wrote through")
+    p = c.run("convert", m, "-o", "/dev/null", expect=2)
+    check("a device" in p.stderr, p.stderr)
+    p = c.run("calibrate", c.path("m.slm"), "--text", c.path("victim"), "-o", c.path("victim"), expect=2)
+    check("is the input" in p.stderr and open(c.path("victim")).read() == "precious", p.stderr)
+    check(open(c.path("m.slm"), "rb").read() == before, "the input changed")
+    leftovers(c, ["model", "m.slm", "victim", "link.slm"])
+
+
+def test_hostile_non_finite_options(c):
+    m = c.synth()
+    c.run("convert", m, "-o", c.path("m.slm"))
+    for bad in ("nan", "inf", "-inf"):
+        p = c.run("convert", m, "-o", c.path("x.slm"), "--max-rel-error", bad, expect=2)
+        check("--max-rel-error" in p.stderr, p.stderr)
+        p = c.run("generate", c.path("m.slm"), "--tokenizer", c.path("m.slm"), "--temperature", bad, expect=2)
+        check("--temperature" in p.stderr, p.stderr)
+    p = c.run("generate", c.path("m.slm"), "-n", "9223372036854775807", "--bos", expect=None)
+    check(p.returncode in (2, 3), (p.returncode, p.stderr))
+    leftovers(c, ["model", "m.slm"])
+
+
+def test_hostile_names_are_escaped_on_the_terminal(c):
+    esc = "w\x1b]0;pwned\x07\x1b[31m\u0085"
+    write_safetensors(c.path("esc.safetensors"), {esc: ([2, 4], [1, 2, 3, 4, 5, 6, 7, 8])},
+                      metadata={"note\x1b[2J": "v\x1b[1m"})
+    p = c.run("convert", c.path("esc.safetensors"), "-o", c.path("e.slm"), "--recipe", "fp32")
+    for out in (p.stdout, c.run("inspect", c.path("e.slm")).stdout, c.run("diff", c.path("e.slm"), c.path("e.slm")).stdout):
+        check("\x1b" not in out and "\u0085" not in out, repr(out[:400]))
+    check("\\x1B[31m" in c.run("inspect", c.path("e.slm")).stdout, "the escape is shown, escaped")
+    j = c.json("inspect", c.path("e.slm"))  # JSON keeps the real name (JSON escapes it)
+    check(any(t["name"] == esc for t in j["tensors"]), [t["name"] for t in j["tensors"]])
+
+
 def main():
     binary, name, emulator = sys.argv[1], sys.argv[2], sys.argv[3:]
     fn = globals().get(name)

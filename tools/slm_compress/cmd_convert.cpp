@@ -1,10 +1,12 @@
 // slm-compress convert: source model -> recipe -> .slm file, with a per-tensor report and gates.
+#include <cmath>
 #include <iostream>
 #include <memory>
 
 #include "commands.hpp"
 #include "common.hpp"
 #include "profile.hpp"
+#include "slmc/io/output.hpp"
 #include "slmc/arch/naming.hpp"
 #include "slmc/convert/converter.hpp"
 #include "slmc/io/model_source.hpp"
@@ -16,7 +18,7 @@ struct ConvertArgs {
   std::string input, output, recipe, profile, calibration, max_size, target_size, embeddings, lm_head, tokenizer;
   std::vector<std::string> rules, metadata;
   double max_rel_error = -1;
-  bool dry_run = false, json = false;
+  bool dry_run = false, json = false, force = false;
   int threads = 0;
 };
 
@@ -88,6 +90,10 @@ void print_report(const ConvertReport& r, bool dry_run) {
 int run_convert(const ConvertArgs& a) {
   if (a.output.empty() && !a.dry_run) return fail_usage("convert: give -o OUT (or --dry-run)");
   if (!a.output.empty() && a.dry_run) return fail_usage("convert: --dry-run writes nothing; drop -o");
+  // NaN compares false with everything: a NaN gate would silently pass every tensor.
+  if (std::isnan(a.max_rel_error) || std::isinf(a.max_rel_error)) {
+    return fail_usage("--max-rel-error must be a finite number, not " + std::to_string(a.max_rel_error));
+  }
   // Profile, recipe and rules: --rule and --embeddings/--lm-head first, then the profile's rules,
   // then the recipe's.
   std::optional<DeviceProfile> profile;
@@ -147,6 +153,17 @@ int run_convert(const ConvertArgs& a) {
   }
   auto source = open_model(a.input);
   if (!source.ok()) return fail(source.status());
+  if (!a.output.empty()) {
+    // Never write over an input (through any name) or through a device, FIFO or link.
+    std::vector<std::string> inputs{a.input};
+    for (const SourceFileInfo& f : (*source)->files()) inputs.push_back(f.path);
+    for (const std::string* p : {&a.calibration, &a.tokenizer, &a.recipe, &a.profile}) {
+      if (!p->empty()) inputs.push_back(*p);
+    }
+    if (Status s = check_output_path(a.output, inputs, OutputKind::kFile, a.force); !s.ok()) {
+      return fail_usage(s.message());
+    }
+  }
   if (!a.tokenizer.empty()) {
     const int64_t rows = [&]() -> int64_t {  // the token embedding's rows bound the vocabulary
       for (const TensorView& t : (*source)->tensors()) {
@@ -167,7 +184,7 @@ int run_convert(const ConvertArgs& a) {
   Result<ConvertReport> report = convert_model(**source, a.input, a.output, opts);
   opts.progress = nullptr;
   if (!report.ok()) return fail(report.status());
-  for (const std::string& w : report->warnings) std::cerr << "slm-compress: warning: " << w << "\n";
+  for (const std::string& w : report->warnings) std::cerr << "slm-compress: warning: " << terminal_safe(w) << "\n";
   if (a.json) {
     std::cout << report_json(*report, a.dry_run).dump(2) << "\n";
   } else {
@@ -190,6 +207,7 @@ Command add_convert(CLI::App& app) {
   sub->add_option("input", a->input, "Source model: a file, or a directory with model.safetensors(.index.json)")
       ->required();
   sub->add_option("-o,--output", a->output, "Output .slm file (written atomically)");
+  sub->add_flag("--force", a->force, "Replace an existing output that is not a regular file (never writes through it)");
   sub->add_option("--recipe", a->recipe, "Preset (" + [] {
                     std::string s;
                     for (const auto& n : preset_names()) s += (s.empty() ? "" : ", ") + n;

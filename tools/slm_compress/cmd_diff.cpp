@@ -62,9 +62,9 @@ int run_diff(const DiffArgs& args) {
            {"update_bytes", ship},  {"b_file_size", (*fb)->file_size()}};
     std::cout << j.dump(2) << "\n";
   } else {
-    for (const auto& n : added) std::cout << "+ " << n << "\n";
-    for (const auto& n : removed) std::cout << "- " << n << "\n";
-    for (const auto& n : changed) std::cout << "~ " << n << "\n";
+    for (const auto& n : added) std::cout << "+ " << terminal_safe(n) << "\n";
+    for (const auto& n : removed) std::cout << "- " << terminal_safe(n) << "\n";
+    for (const auto& n : changed) std::cout << "~ " << terminal_safe(n) << "\n";
     std::cout << added.size() << " added, " << removed.size() << " removed, " << changed.size() << " changed, "
               << unchanged.size() << " unchanged; an update ships " << ship << " bytes (" << human_bytes(ship)
               << ") of tensor data out of " << human_bytes((*fb)->file_size()) << "\n";

@@ -7,6 +7,8 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "slmc/io/output.hpp"
+#include "slmc/io/safe_input.hpp"
 #include "slmc/runtime/eval.hpp"
 #include "slmc/text/chat.hpp"
 
@@ -23,6 +25,7 @@ struct RunArgs {
   bool gram = false;
   bool bos = false, no_bos = false;
   bool chat = false;
+  bool force = false;
 };
 
 /// The model's own tokenizer, or the --tokenizer override (any source Tokenizer::load reads).
@@ -47,13 +50,7 @@ int32_t start_bos(const Tokenizer& tok, const RunArgs& a) {
   return add ? tok.bos() : -1;
 }
 
-Result<std::string> read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(ErrorCode::kIoError, path + ": cannot open text file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+Result<std::string> read_text(const std::string& path) { return read_input_file(path); }
 
 Result<TextSplit> parse_split(const std::string& s) {
   if (s == "eval") return TextSplit::kEvaluation;
@@ -113,6 +110,9 @@ int run_eval(const RunArgs& a) {
 }
 
 int run_generate(const RunArgs& a) {
+  if (!(a.temperature >= 0) || std::isinf(a.temperature)) {
+    return fail_usage("--temperature must be a finite number >= 0 (0: greedy), not " + std::to_string(a.temperature));
+  }
   LlamaOptions lo;
   lo.num_threads = a.threads;
   auto model = LlamaModel::load(a.model, lo);
@@ -184,6 +184,9 @@ int run_generate(const RunArgs& a) {
 int run_calibrate(const RunArgs& a) {
   auto split = parse_split(a.split);
   if (!split.ok()) return fail(split.status());
+  std::vector<std::string> inputs{a.model, a.text};
+  if (!a.tokenizer.empty()) inputs.push_back(a.tokenizer);
+  if (Status s = check_output_path(a.output, inputs, OutputKind::kFile, a.force); !s.ok()) return fail_usage(s.message());
   LlamaOptions lo;
   lo.num_threads = a.threads;
   auto model = LlamaModel::load(a.model, lo);
@@ -195,16 +198,7 @@ int run_calibrate(const RunArgs& a) {
   const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
   auto cal = calibrate(**model, tokens, a.window, a.gram, start_bos(**tok, a));
   if (!cal.ok()) return fail(cal.status());
-  const std::string tmp = a.output + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << calibration_to_json(*cal) << "\n";
-    if (!out) return fail(make_error(ErrorCode::kIoError, tmp + ": write failed"));
-  }
-  if (std::rename(tmp.c_str(), a.output.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return fail(make_error(ErrorCode::kIoError, a.output + ": rename failed"));
-  }
+  if (Status s = write_file_atomic(a.output, calibration_to_json(*cal) + "\n"); !s.ok()) return fail(s);
   if (a.json) {
     std::cout << Json{{"output", a.output}, {"tokens", tokens.size()}, {"tensors", cal->tensors.size()}}.dump(2) << "\n";
   } else {
@@ -264,7 +258,8 @@ Command add_calibrate(CLI::App& app) {
                                                  "layer (for convert --calibration)");
   common_options(sub, *a);
   sub->add_option("--text", a->text, "UTF-8 text; paragraphs separated by blank lines")->required();
-  sub->add_option("-o,--output", a->output, "Output slmc-calibration JSON")->required();
+  sub->add_option("-o,--output", a->output, "Output slmc-calibration JSON (written atomically)")->required();
+  sub->add_flag("--force", a->force, "Replace an existing output that is not a regular file");
   sub->add_option("--split", a->split, "calibration (first 20% of paragraphs), eval, all")->capture_default_str();
   sub->add_option("--window", a->window, "Tokens per window, BOS included")->capture_default_str();
   sub->add_option("--max-tokens", a->max_tokens, "Use at most this many tokens (0: all)")->capture_default_str();

@@ -3,6 +3,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "slmc/io/safe_input.hpp"
 #include "slmc/format/model_file.hpp"
 #include "slmc/kernels/linear.hpp"
 
@@ -29,7 +30,7 @@ Json meta_json(const Metadata& m) {
   Json j = Json::object();
   for (const auto& [k, v] : m) {
     if (v.kind == MetaValue::Kind::kJson) {
-      Json parsed = Json::parse(v.text, nullptr, false);
+      Json parsed = check_json_depth(v.text, "").ok() ? Json::parse(v.text, nullptr, false) : Json(Json::value_t::discarded);
       j[k] = parsed.is_discarded() ? Json(v.text) : parsed;
     } else {
       j[k] = v.text;
@@ -62,7 +63,8 @@ int run_inspect(const std::string& path, bool json) {
                          {"format", std::string(source_format_name(s.format))}});
     }
     j["sources"] = sources;
-    Json recipe = Json::parse(h.recipe, nullptr, false);
+    Json recipe = check_json_depth(h.recipe, "").ok() ? Json::parse(h.recipe, nullptr, false)
+                                                       : Json(Json::value_t::discarded);
     j["recipe"] = recipe.is_discarded() ? Json(h.recipe) : recipe;
     j["architecture"] = meta_json(h.architecture);
     j["metadata"] = meta_json(h.metadata);
@@ -96,17 +98,19 @@ int run_inspect(const std::string& path, bool json) {
     return kExitOk;
   }
   std::cout << "file:      " << path << " (" << f.file_size() << " bytes, " << human_bytes(f.file_size()) << ")\n"
-            << "format:    slm " << h.format_major << "." << h.format_minor << ", written by " << h.producer << " "
-            << h.producer_version << "\n";
+            << "format:    slm " << h.format_major << "." << h.format_minor << ", written by " << terminal_safe(h.producer) << " "
+            << terminal_safe(h.producer_version) << "\n";
   for (const auto& s : h.sources) {
-    std::cout << "source:    " << s.name << " (" << source_format_name(s.format) << ", " << s.size
+    std::cout << "source:    " << terminal_safe(s.name) << " (" << source_format_name(s.format) << ", " << s.size
               << " bytes, sha256 " << s.sha256 << ")\n";
   }
-  std::cout << "recipe:    " << h.recipe << "\n";
-  for (const auto& [k, v] : h.architecture) std::cout << "arch:      " << k << " = " << v.text << "\n";
+  std::cout << "recipe:    " << terminal_safe(h.recipe) << "\n";
+  for (const auto& [k, v] : h.architecture) {
+    std::cout << "arch:      " << terminal_safe(k) << " = " << terminal_safe(v.text) << "\n";
+  }
   for (const auto& [k, v] : h.metadata) {
     std::string text = v.text.size() > 100 ? v.text.substr(0, 97) + "..." : v.text;
-    std::cout << "metadata:  " << k << " = " << text << "\n";
+    std::cout << "metadata:  " << terminal_safe(k) << " = " << terminal_safe(text) << "\n";
   }
   if (!h.tokenizer.empty()) {
     const TokenizerData& t = h.tokenizer;

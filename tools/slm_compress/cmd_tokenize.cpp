@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "slmc/io/safe_input.hpp"
 #include "slmc/text/tokenizer.hpp"
 
 namespace slmc::cli {
@@ -18,14 +19,7 @@ struct TokenizeArgs {
   bool json = false, jsonl = false, decode = false, bos = false, no_bos = false, no_parse_special = false;
 };
 
-Result<std::string> read_file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(ErrorCode::kIoError, path + ": cannot open text file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return make_error(ErrorCode::kIoError, path + ": read failed");
-  return ss.str();
-}
+Result<std::string> read_file_bytes(const std::string& path) { return read_input_file(path); }
 
 /// Ids from a JSON list or whitespace-separated integers.
 Result<std::vector<int32_t>> parse_ids(const std::string& text, const std::string& where, int64_t vocab) {
@@ -40,6 +34,7 @@ Result<std::vector<int32_t>> parse_ids(const std::string& text, const std::strin
   };
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && text[first] == '[') {
+    if (Status s = check_json_depth(text, where); !s.ok()) return s;
     Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_array()) {
       return make_error(ErrorCode::kInvalidArgument, where + ": not a JSON list of token ids");
@@ -68,15 +63,15 @@ Result<std::vector<int32_t>> parse_ids(const std::string& text, const std::strin
 
 int run_tokenize(const TokenizeArgs& a) {
   if (a.text.empty() == !a.prompt_given) return fail_usage("give exactly one of --text FILE and --prompt S");
-  auto tok = Tokenizer::load(a.model);
-  if (!tok.ok()) return fail(tok.status());
-  const Tokenizer& t = **tok;
   std::string input = a.prompt;
   if (!a.text.empty()) {
     auto bytes = read_file_bytes(a.text);
     if (!bytes.ok()) return fail(bytes.status());
     input = std::move(*bytes);
   }
+  auto tok = Tokenizer::load(a.model);
+  if (!tok.ok()) return fail(tok.status());
+  const Tokenizer& t = **tok;
   if (a.decode) {
     auto ids = parse_ids(input, a.text.empty() ? "--prompt" : a.text, t.vocab_size());
     if (!ids.ok()) return fail(ids.status());
@@ -104,7 +99,8 @@ int run_tokenize(const TokenizeArgs& a) {
     for (int64_t number = 1; std::getline(lines, line); ++number) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.empty()) continue;
-      Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+      Json j = check_json_depth(line, "").ok() ? Json::parse(line, nullptr, /*allow_exceptions=*/false)
+                                               : Json(Json::value_t::discarded);
       if (j.is_discarded() || !j.is_string()) {
         return fail(make_error(ErrorCode::kInvalidFormat, (a.text.empty() ? std::string("--prompt") : a.text) +
                                                               ":" + std::to_string(number) + ": not a JSON string"));

@@ -82,11 +82,11 @@ int run_verify(const VerifyArgs& a) {
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << a.path << ": structure ok, " << (*file)->tensors().size() << " tensors\n";
-    std::cout << "checksums: " << (checksums.ok() ? "ok" : "FAILED: " + checksums.message()) << "\n";
+    std::cout << "checksums: " << (checksums.ok() ? "ok" : "FAILED: " + terminal_safe(checksums.message())) << "\n";
     if (!a.source.empty() && checksums.ok()) {
       std::cout << "statistics against " << a.source << ": "
                 << (mismatches.empty() ? "ok (" + std::to_string(compared) + " tensors)" : "FAILED") << "\n";
-      for (const auto& m : mismatches) std::cout << "  " << m << "\n";
+      for (const auto& m : mismatches) std::cout << "  " << terminal_safe(m) << "\n";
     }
   }
   if (!checksums.ok()) {

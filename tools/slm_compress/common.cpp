@@ -67,8 +67,49 @@ Json json_number(double v) {
   return v;
 }
 
-void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
-  if (rows.empty()) return;
+std::string terminal_safe(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [&](unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02X", c);
+    out += buf;
+  };
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7F) hex(c);
+      else out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // A well-formed multi-byte sequence passes, except C1 controls (U+0080..U+009F = C2 80..C2 9F).
+    int len = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+    bool ok = len > 0 && i + static_cast<size_t>(len) <= s.size();
+    for (int k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    if (ok && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0) ok = false;
+    if (!ok) {
+      hex(c);
+      ++i;
+      continue;
+    }
+    out.append(s, i, static_cast<size_t>(len));
+    i += static_cast<size_t>(len);
+  }
+  return out;
+}
+
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows_in) {
+  if (rows_in.empty()) return;
+  std::vector<std::vector<std::string>> rows = rows_in;
+  for (auto& r : rows) {
+    for (auto& cell : r) {
+      cell = terminal_safe(cell);
+      for (char& ch : cell) {
+        if (ch == '\n' || ch == '\t') ch = ' ';
+      }
+    }
+  }
   std::vector<size_t> width;
   for (const auto& r : rows) {
     if (width.size() < r.size()) width.resize(r.size(), 0);
@@ -108,7 +149,7 @@ void Progress::update(size_t done, size_t total, const std::string& item) {
   const int filled = static_cast<int>(width * done / total);
   std::string bar(static_cast<size_t>(filled), '#');
   bar += std::string(static_cast<size_t>(width - filled), '.');
-  std::string name = item.size() > 40 ? "..." + item.substr(item.size() - 37) : item;
+  std::string name = terminal_safe(item.size() > 40 ? "..." + item.substr(item.size() - 37) : item);
   std::fprintf(stderr, "\r\033[K%s [%s] %zu/%zu %s", label_.c_str(), bar.c_str(), done, total, name.c_str());
   std::fflush(stderr);
   drawn_ = true;

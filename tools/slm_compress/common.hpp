@@ -17,13 +17,18 @@ namespace slmc::cli {
 
 using Json = nlohmann::ordered_json;
 
+/// `text` safe to print on a terminal: control characters (C0, DEL, C1) and bytes that are not
+/// UTF-8 become \xNN, so names and metadata from a file cannot move the cursor, recolour or
+/// retitle the terminal. Valid printable UTF-8 (and tabs) pass unchanged.
+std::string terminal_safe(const std::string& text);
+
 /// Prints "slm-compress: <message>" to stderr and returns the exit code for the error.
 inline int fail(const Status& s) {
-  std::cerr << "slm-compress: error: " << s.message() << " [" << error_code_name(s.code()) << "]\n";
+  std::cerr << "slm-compress: error: " << terminal_safe(s.message()) << " [" << error_code_name(s.code()) << "]\n";
   return exit_code_for(s);
 }
 inline int fail_usage(const std::string& message) {
-  std::cerr << "slm-compress: error: " << message << "\n";
+  std::cerr << "slm-compress: error: " << terminal_safe(message) << "\n";
   return kExitUsage;
 }
 

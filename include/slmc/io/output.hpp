@@ -23,6 +23,15 @@ Status check_output_path(const std::string& output, const std::vector<std::strin
 /// Writes `bytes` to `path` (created with O_EXCL: the path must not exist) and fsyncs it.
 Status write_new_file(const std::string& path, const std::string& bytes);
 
+/// Creates a temporary file for `destination` in its directory (".NAME.tmp-XXXXXX", mkstemp:
+/// unpredictable, O_EXCL, never through a planted link); returns its descriptor and path.
+Result<int> create_temp_beside(const std::string& destination, std::string* temp_path);
+/// fsyncs and closes `fd`, renames `temp_path` onto `destination`, fsyncs the directory; on any
+/// failure the temporary file is removed and nothing is left at `destination`.
+Status commit_temp(int fd, const std::string& temp_path, const std::string& destination);
+/// The whole of `bytes` at `path`, atomically (create_temp_beside + write + commit_temp).
+Status write_file_atomic(const std::string& path, const std::string& bytes);
+
 /// A directory built at a unique temporary path in the destination's parent directory
 /// (DEST.tmp-XXXXXX) and renamed onto DEST by commit(). The destructor removes the temporary
 /// directory and everything in it unless commit() succeeded. An existing DEST is replaced only
