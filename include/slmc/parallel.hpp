@@ -1,54 +1,31 @@
 // Thread-count control and a deterministic parallel-for over index ranges. With SLMC_OPENMP=OFF
 // everything runs on the calling thread. Work is split into contiguous chunks so that each output
 // element is computed by exactly one thread in a fixed order: results never depend on the thread
-// count.
+// count. The OpenMP region itself is compiled into the library (src/parallel.cpp); this header
+// only adapts a callable to it, so consumers need no OpenMP flags.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
-
-#if defined(SLMC_HAVE_OPENMP)
-#include <omp.h>
-#endif
+#include <type_traits>
+#include <utility>
 
 namespace slmc {
 
 /// Threads available to slmc kernels by default (OpenMP's max threads, 1 without OpenMP).
-inline int default_num_threads() noexcept {
-#if defined(SLMC_HAVE_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
+int default_num_threads() noexcept;
 
-/// Calls fn(begin, end) on disjoint chunks covering [0, n), each chunk a multiple of `grain`
-/// (except the last), using up to `num_threads` threads (<= 0: the default).
+/// Calls fn(user, begin, end) on disjoint chunks covering [0, n), each chunk a multiple of
+/// `grain` (except the last), using up to `num_threads` threads (<= 0: the default).
+void parallel_for_chunks(int64_t n, int64_t grain, int num_threads, void (*fn)(void* user, int64_t, int64_t),
+                         void* user);
+
+/// Calls fn(begin, end) on disjoint chunks covering [0, n) (see parallel_for_chunks).
 template <typename Fn>
 void parallel_for(int64_t n, int64_t grain, int num_threads, Fn&& fn) {
-  if (n <= 0) return;
-  grain = std::max<int64_t>(grain, 1);
-  const int64_t chunks = (n + grain - 1) / grain;
-  int threads = num_threads > 0 ? num_threads : default_num_threads();
-  threads = static_cast<int>(std::min<int64_t>(threads, chunks));
-  if (threads <= 1) {
-    fn(int64_t{0}, n);
-    return;
-  }
-#if defined(SLMC_HAVE_OPENMP)
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num();
-    const int nt = omp_get_num_threads();
-    const int64_t c0 = chunks * t / nt;
-    const int64_t c1 = chunks * (t + 1) / nt;
-    const int64_t b = c0 * grain;
-    const int64_t e = std::min(n, c1 * grain);
-    if (b < e) fn(b, e);
-  }
-#else
-  fn(int64_t{0}, n);
-#endif
+  using F = std::remove_reference_t<Fn>;
+  parallel_for_chunks(
+      n, grain, num_threads, [](void* user, int64_t b, int64_t e) { (*static_cast<F*>(user))(b, e); },
+      const_cast<void*>(static_cast<const void*>(&fn)));
 }
 
 }  // namespace slmc

@@ -10,6 +10,7 @@
 
 #include "slmc/half.hpp"
 #include "slmc/parallel.hpp"
+#include "quant/detail/search.hpp"
 #include "slmc/quant/quantize.hpp"
 #include "slmc/sparse/validate.hpp"
 #include "sparse/sparse_internal.hpp"

@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "quant/detail/common.hpp"
+#include "slmc/layout.hpp"
 #include "slmc/quant/dequantize.hpp"
+#include "slmc/quant/error_stats.hpp"
 #include "slmc/quant/quantize.hpp"
 #include "support/models.hpp"
 #include "support/quant.hpp"

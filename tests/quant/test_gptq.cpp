@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "slmc/cpu.hpp"
+#include "quant/detail/common.hpp"
+#include "slmc/layout.hpp"
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/error_stats.hpp"
 #include "slmc/quant/quantize.hpp"

@@ -9,8 +9,11 @@
 #include <vector>
 
 #include "slmc/cpu.hpp"
+#include "quant/detail/common.hpp"
+#include "slmc/layout.hpp"
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/quantize.hpp"
+#include "slmc/quant/validate.hpp"
 #include "support/quant.hpp"
 #include "support/random.hpp"
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "quant/detail/common.hpp"
+#include "slmc/layout.hpp"
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/quantize.hpp"
 #include "slmc/quant/validate.hpp"

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "quant/detail/common.hpp"
+#include "slmc/layout.hpp"
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/quantize.hpp"
 #include "slmc/sparse/encode.hpp"

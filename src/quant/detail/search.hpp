@@ -14,8 +14,8 @@
 #include <limits>
 
 #include "slmc/encoding.hpp"
-#include "slmc/quant/detail/common.hpp"
-#include "slmc/quant/detail/simd.hpp"
+#include "quant/detail/common.hpp"
+#include "quant/detail/simd.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -628,6 +628,27 @@ inline GroupParams search_asymmetric(const Spans& spans, const MinMax& mm, const
   const double e_abs = exact_error<kWeighted>(spans, absmax, s);
   const double e_cand = exact_error<kWeighted>(spans, cand, s);
   return e_cand < e_abs ? cand : absmax;
+}
+
+/// Chooses the stored parameters of one group (or of the whole tensor). Returns false when even
+/// the absmax scale overflows the scale dtype.
+template <class Spans>
+inline bool choose_params(const Spans& spans, const QuantSpec& spec, ScaleSearch search, bool weighted,
+                          GroupParams& out) {
+  const MinMax mm = min_max(spans, spec.avx2);
+  GroupParams absmax;
+  if (!absmax_params(mm, spec, absmax)) return false;
+  out = absmax;
+  if (search == ScaleSearch::kAbsmax) return true;
+  if (weighted) {
+    if (!(mm.sum_w > 0)) weighted = false;  // all importances zero: fall back to plain mse
+  }
+  if (spec.symmetric) {
+    out = weighted ? search_symmetric<true>(spans, mm, spec, absmax) : search_symmetric<false>(spans, mm, spec, absmax);
+  } else {
+    out = weighted ? search_asymmetric<true>(spans, mm, spec, absmax) : search_asymmetric<false>(spans, mm, spec, absmax);
+  }
+  return true;
 }
 
 }  // namespace slmc::quant_detail
