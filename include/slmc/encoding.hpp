@@ -26,6 +26,20 @@ enum class ValueType : uint8_t {
   kInt4 = 4,  ///< 4-bit codes u in [0,15]; w = d*(u-8) (symmetric) or d*u + m (asymmetric)
 };
 
+/// Stable short name of a value type as files, kernels and reports spell it: "f32", "f16",
+/// "bf16", "int8", "int4" ("invalid" otherwise). (The scheme grammar's keywords, "fp32" and "fp16",
+/// are parse_scheme's.)
+constexpr const char* value_type_name(ValueType t) noexcept {
+  switch (t) {
+    case ValueType::kF32: return "f32";
+    case ValueType::kF16: return "f16";
+    case ValueType::kBF16: return "bf16";
+    case ValueType::kInt8: return "int8";
+    case ValueType::kInt4: return "int4";
+  }
+  return "invalid";
+}
+
 /// What one scale (and min) covers.
 enum class Granularity : uint8_t {
   kNone = 0,     ///< float values, no scales
@@ -164,5 +178,12 @@ struct EncodedMatrix {
   }
   uint64_t total_bytes() const noexcept { return view().total_bytes(); }
 };
+
+/// The one legality rule of quantized dense encodings (docs/QUANT.md), shared by the quantizer,
+/// the loader's validator and the kernels' argument check: int8 per tensor, per channel or in
+/// groups of a positive multiple of 16; int4 per channel or in groups of 16, 32, 64, 128 or 256;
+/// scales f16 or f32. kUnsupported (kInvalidArgument for values outside the enums) naming `what`.
+Status check_quant_scheme(ValueType value_type, Granularity granularity, int64_t group_size, DType scale_dtype,
+                          const std::string& what);
 
 }  // namespace slmc

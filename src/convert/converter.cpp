@@ -1,4 +1,5 @@
 // The conversion pipeline (include/slmc/convert/converter.hpp).
+#include "slmc/decode.hpp"
 #include "slmc/io/safe_input.hpp"
 #include "slmc/convert/converter.hpp"
 
@@ -136,8 +137,7 @@ Status need_calibration(const std::string& name, int64_t cols, const Calibration
 Status restat(EncodedMatrix& m, const float* w, int64_t rows, int64_t cols) {
   AlignedBuffer decoded(static_cast<size_t>(rows * cols) * sizeof(float));
   EncodedMatrixView v = m.view();
-  Status s = v.encoding.format == SparseFormat::kDense ? dequantize(v, decoded.as<float>())
-                                                       : decode_sparse(v, decoded.as<float>());
+  Status s = decode(v, decoded.as<float>());
   SLMC_RETURN_IF_ERROR(s);
   m.stats = compute_error_stats(w, decoded.as<float>(), rows * cols, m.total_bytes());
   return Status::ok_status();

@@ -54,7 +54,8 @@ bool parse_double(std::string_view s, double* out) {
   return true;
 }
 
-const char* value_type_name(ValueType t) {
+/// The scheme grammar's keyword for a value type ("fp32", not the file name "f32").
+const char* scheme_keyword(ValueType t) {
   switch (t) {
     case ValueType::kF32: return "fp32";
     case ValueType::kF16: return "fp16";
@@ -98,7 +99,7 @@ constexpr const char* kValidKeys = "group, sym, search, scale_dtype, sparsity, p
 
 std::string Scheme::to_string() const {
   const Encoding& e = encoding;
-  std::string s = value_type_name(e.value_type);
+  std::string s = scheme_keyword(e.value_type);
   std::vector<std::string> keys;
   if (e.is_quantized()) {
     if (e.granularity == Granularity::kGroup) keys.push_back("group=" + std::to_string(e.group_size));
@@ -271,12 +272,12 @@ Result<Scheme> parse_scheme(std::string_view text) {
   if (e.format != SparseFormat::kDense && e.format != SparseFormat::kNM &&
       !(e.value_type == ValueType::kF32 || e.value_type == ValueType::kInt8)) {
     return scheme_error(text, std::string("format=") + format_name(e) + " stores fp32 or int8 values, not " +
-                                  value_type_name(e.value_type));
+                                  scheme_keyword(e.value_type));
   }
   if (e.format == SparseFormat::kNM && e.value_type != ValueType::kF32 && e.value_type != ValueType::kInt8 &&
       e.value_type != ValueType::kInt4) {
     return scheme_error(text, std::string("format=nm stores fp32, int8 or int4 values, not ") +
-                                  value_type_name(e.value_type));
+                                  scheme_keyword(e.value_type));
   }
   if (layout_given && (!quantized || e.format != SparseFormat::kDense)) {
     return scheme_error(text, "layout= applies to dense int8 and int4 only");

@@ -43,16 +43,6 @@ size_t value_bytes(ValueType vt) {
   }
 }
 
-std::string value_type_name(ValueType vt) {
-  switch (vt) {
-    case ValueType::kF32: return "f32";
-    case ValueType::kF16: return "f16";
-    case ValueType::kBF16: return "bf16";
-    case ValueType::kInt8: return "int8";
-    case ValueType::kInt4: return "int4";
-  }
-  return "value_type " + std::to_string(static_cast<int>(vt));
-}
 
 Status bad(ErrorCode code, const std::string& what) { return Status(code, "linear weights: " + what); }
 
@@ -245,7 +235,7 @@ Status validate_dense_weights(const EncodedMatrixView& w) {
     case ValueType::kF16:
     case ValueType::kBF16: {
       if (e.layout != RowLayout::kRows) {
-        return bad(ErrorCode::kInvalidArgument, detail::value_type_name(e.value_type) +
+        return bad(ErrorCode::kInvalidArgument, std::string(value_type_name(e.value_type)) +
                                                     " weights must use plain rows, not R=" + std::to_string(r));
       }
       const size_t vb = detail::value_bytes(e.value_type);
@@ -259,19 +249,8 @@ Status validate_dense_weights(const EncodedMatrixView& w) {
     default:
       return bad(ErrorCode::kInvalidArgument, "unknown value type " + std::to_string(static_cast<int>(e.value_type)));
   }
-  if (e.granularity != Granularity::kTensor && e.granularity != Granularity::kChannel &&
-      e.granularity != Granularity::kGroup) {
-    return bad(ErrorCode::kInvalidArgument,
-               "granularity " + std::to_string(static_cast<int>(e.granularity)) + " for quantized weights");
-  }
-  if (e.granularity == Granularity::kGroup && (e.group_size < 16 || e.group_size % 16 != 0)) {
-    return bad(ErrorCode::kInvalidArgument,
-               "group size " + std::to_string(e.group_size) + " (want a multiple of 16, at least 16)");
-  }
-  if (e.scale_dtype != DType::kF16 && e.scale_dtype != DType::kF32) {
-    return bad(ErrorCode::kInvalidArgument,
-               "scale dtype " + std::to_string(static_cast<int>(e.scale_dtype)) + " (want f16 or f32)");
-  }
+  // The one legality rule (encoding.hpp) the quantizer and the loader apply too.
+  SLMC_RETURN_IF_ERROR(check_quant_scheme(e.value_type, e.granularity, e.group_size, e.scale_dtype, "linear weights"));
   const DenseQuantLayout l(w.rows, w.cols, e);
   const size_t sb = e.scale_dtype == DType::kF16 ? 2 : 4;
   const uint64_t scale_bytes = static_cast<uint64_t>(l.scale_count()) * sb;
@@ -303,7 +282,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
   if (mode == ActMode::kAuto) mode = default_act_mode(w.encoding);
   if (mode == ActMode::kInt8 && !w.encoding.is_quantized()) {
     return Status(ErrorCode::kUnsupported, "linear: act mode int8 needs int8/int4 weights, got " +
-                                               detail::value_type_name(w.encoding.value_type));
+                                               std::string(value_type_name(w.encoding.value_type)));
   }
   if (n > 0 && k > 0 && x == nullptr) return Status(ErrorCode::kInvalidArgument, "linear: x is null");
   if (n > 0 && m > 0 && y == nullptr) return Status(ErrorCode::kInvalidArgument, "linear: y is null");

@@ -1,4 +1,5 @@
 // Llama inference on a .slm file (include/slmc/runtime/llama.hpp).
+#include "slmc/decode.hpp"
 #include "slmc/runtime/llama.hpp"
 
 #include <algorithm>
@@ -162,8 +163,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
       return Status::ok_status();
     }
     AlignedBuffer buf(static_cast<size_t>(length) * sizeof(float));
-    Status s = t->view.encoding.format == SparseFormat::kDense ? dequantize(t->view, buf.as<float>())
-                                                               : decode_sparse(t->view, buf.as<float>());
+    Status s = decode(t->view, buf.as<float>());
     SLMC_RETURN_IF_ERROR(s.with_context(path + ": tensor '" + name + "'"));
     *out = buf.as<float>();
     m->owned_norms_.push_back(std::move(buf));
@@ -185,8 +185,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
                                                            std::to_string(half_dim)));
     }
     std::vector<float> factors(static_cast<size_t>(half_dim));
-    Status s = rf->view.encoding.format == SparseFormat::kDense ? dequantize(rf->view, factors.data())
-                                                                 : decode_sparse(rf->view, factors.data());
+    Status s = decode(rf->view, factors.data());
     SLMC_RETURN_IF_ERROR(s.with_context(path + ": tensor 'rope_freqs.weight'"));
     for (int64_t i = 0; i < half_dim; ++i) {
       if (!(factors[static_cast<size_t>(i)] > 0)) {

@@ -43,7 +43,8 @@ inline std::string encoding_name(const Encoding& e) {
   return s;
 }
 
-/// Every dense encoding the kernels accept (a representative set of group sizes).
+/// Every dense encoding the kernels accept (a representative set of group sizes): the combinations
+/// the one legality rule (check_quant_scheme, encoding.hpp) allows.
 inline std::vector<Encoding> all_dense_encodings() {
   std::vector<Encoding> out;
   for (ValueType vt : {ValueType::kF32, ValueType::kF16, ValueType::kBF16}) {
@@ -66,7 +67,7 @@ inline std::vector<Encoding> all_dense_encodings() {
             e.symmetric = sym;
             e.scale_dtype = sd;
             e.layout = rl;
-            out.push_back(e);
+            if (check_quant_scheme(vt, gran, g, sd, "test").ok()) out.push_back(e);
           }
         }
       }

@@ -76,7 +76,7 @@ Status bench_one(const EncodedMatrixView& w, const std::string& name, const Benc
   row.seconds = t.seconds;
   // Baseline: slmc's fp32 kernel on the decoded weights.
   std::vector<float> dense(static_cast<size_t>(w.rows * w.cols));
-  SLMC_RETURN_IF_ERROR(decode_matrix(w, dense.data()));
+  SLMC_RETURN_IF_ERROR(decode(w, dense.data()));
   SLMC_ASSIGN_OR_RETURN(EncodedMatrix fp32, encode_float(name, dense.data(), w.rows, w.cols, ValueType::kF32));
   const EncodedMatrixView fv = fp32.view();
   Timing b = time_calls([&] { return linear(ctx, x.data(), a.batch, fv, nullptr, y.data(), ActMode::kFp32); },

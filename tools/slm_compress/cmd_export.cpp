@@ -152,7 +152,7 @@ int export_hf(const ExportArgs& a, const ModelFile& f, DType dtype) {
                                [&](size_t i, std::vector<uint8_t>& bytes) -> Status {
     const StoredTensor& t = f.tensors()[i];
     decoded.resize(static_cast<size_t>(t.shape.numel()));
-    SLMC_RETURN_IF_ERROR(decode_matrix(t.view, decoded.data()).with_context(a.path + ": tensor '" + t.name + "'"));
+    SLMC_RETURN_IF_ERROR(decode(t.view, decoded.data()).with_context(a.path + ": tensor '" + t.name + "'"));
     const float* src = decoded.data();
     const bool q = ends_with(t.name, "self_attn.q_proj.weight") || ends_with(t.name, "self_attn.q_proj.bias");
     const bool k = ends_with(t.name, "self_attn.k_proj.weight") || ends_with(t.name, "self_attn.k_proj.bias");
@@ -219,7 +219,7 @@ int run_export(const ExportArgs& a) {
   Status s = write_safetensors(a.output, entries, meta, [&](size_t i, std::vector<uint8_t>& bytes) -> Status {
     const StoredTensor& t = f.tensors()[i];
     decoded.resize(static_cast<size_t>(t.shape.numel()));
-    SLMC_RETURN_IF_ERROR(decode_matrix(t.view, decoded.data()).with_context(a.path + ": tensor '" + t.name + "'"));
+    SLMC_RETURN_IF_ERROR(decode(t.view, decoded.data()).with_context(a.path + ": tensor '" + t.name + "'"));
     if (dtype == DType::kF32) {
       bytes.resize(decoded.size() * 4);
       std::memcpy(bytes.data(), decoded.data(), bytes.size());

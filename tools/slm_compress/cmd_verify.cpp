@@ -61,7 +61,7 @@ int run_verify(const VerifyArgs& a) {
       if (!original.ok()) return fail(original.status());
       const int64_t n = t.shape.numel();
       std::vector<float> decoded(static_cast<size_t>(n));
-      Status s = decode_matrix(t.view, decoded.data());
+      Status s = decode(t.view, decoded.data());
       if (!s.ok()) return fail(s.with_context(a.path + ": tensor '" + t.name + "'"));
       ErrorStats re = compute_error_stats(original->segment(SegmentRole::kValues).as<float>(), decoded.data(), n,
                                           t.view.total_bytes());

@@ -157,11 +157,9 @@ void Progress::update(size_t done, size_t total, const std::string& item) {
 
 }  // namespace slmc::cli
 
+#include "slmc/decode.hpp"
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/sparse/encode.hpp"
 namespace slmc::cli {
-Status decode_matrix(const EncodedMatrixView& view, float* out) {
-  if (view.encoding.format == SparseFormat::kDense) return dequantize(view, out);
-  return decode_sparse(view, out);
-}
+
 }  // namespace slmc::cli

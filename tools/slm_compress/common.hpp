@@ -60,8 +60,4 @@ class Progress {
 
 }  // namespace slmc::cli
 
-#include "slmc/encoding.hpp"
-namespace slmc::cli {
-/// Decodes any stored encoding to fp32 [rows x cols] (dense: dequantize; sparse: decode).
-Status decode_matrix(const EncodedMatrixView& view, float* out);
-}  // namespace slmc::cli
+#include "slmc/decode.hpp"  // slmc::decode: every stored encoding to fp32
