@@ -7,6 +7,10 @@ peer built by ../shared/peers/build-llama-cpp.sh. Never run in CI (the peer take
   tokenize.json  ids from `llama-tokenize --ids` (special tokens parsed, its default) for every line
                  of tests/data/text/multilingual.txt, the whole file, and paragraphs of the
                  TinyStories excerpt in MODELS_DIR (../shared/models) when given
+  tokenize_default.json  the same texts and 200 random strings through llama.cpp's "default"
+                 pre-tokenizer (the SmolLM2 vocabulary in a GGUF written with the gguf package,
+                 tokenizer.ggml.pre = "default"); run this script with the venv's python
+                 (~/.cache/slmc/venv/bin/python) for that file
   generate.json  greedy continuations (`llama-completion --temp 0 -n 48 -no-cnv`, no chat template,
                  no BOS: the tokenizer adds none) of every line of prompts.txt, from the F32 GGUF
                  that `llama-quantize --allow-requantize SMOLLM2_GGUF F32.gguf F32` writes
@@ -51,6 +55,43 @@ def main():
             json.dump({"command": " ".join([os.path.basename(tok_cmd[0])] + ["-m", os.path.basename(gguf), "--ids", "--no-escape", "--log-disable",
                                                           "-f", "TEXT_FILE"]),
                        "items": out}, fh, ensure_ascii=False, indent=1)
+
+        try:
+            import numpy as np
+            from gguf import GGUFReader, GGUFWriter
+            sys.path.insert(0, os.path.join(ROOT, "tests", "real"))
+            import real_tests
+        except ImportError:
+            print("gguf/numpy not importable: tokenize_default.json not regenerated")
+        else:
+            r = GGUFReader(gguf)
+
+            def strings(name):
+                f = r.fields[name]
+                return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+
+            toks, merges = strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges")
+            types = [int(r.fields["tokenizer.ggml.token_type"].parts[i][0]) for i in r.fields["tokenizer.ggml.token_type"].data]
+            dpath = os.path.join(tmp, "default-pre.gguf")
+            w = GGUFWriter(dpath, "llama")
+            w.add_block_count(1); w.add_context_length(512); w.add_embedding_length(32); w.add_feed_forward_length(64)
+            w.add_head_count(1); w.add_head_count_kv(1); w.add_layer_norm_rms_eps(1e-5); w.add_vocab_size(len(toks))
+            w.add_tokenizer_model("gpt2"); w.add_tokenizer_pre("default"); w.add_token_list(toks)
+            w.add_token_types(types); w.add_token_merges(merges); w.add_bos_token_id(1); w.add_eos_token_id(2)
+            w.add_add_bos_token(False)
+            w.add_tensor("token_embd.weight", np.zeros((len(toks), 32), dtype=np.float32))
+            w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+            dcmd = [tok_cmd[0], "-m", dpath] + tok_cmd[3:]
+            dout = []
+            for text in [it["text"] for it in out] + [t for t in real_tests.random_texts(200, seed=29) if t]:
+                path = os.path.join(tmp, "t.txt")
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                ids = json.loads(run(dcmd + [path]).decode().strip().splitlines()[-1])
+                dout.append({"text": text, "ids": ids})
+            with open(os.path.join(OUT, "tokenize_default.json"), "w", encoding="utf-8") as fh:
+                json.dump({"command": "llama-tokenize -m SMOLLM2-VOCAB-PRE-DEFAULT.gguf --ids --no-escape --log-disable -f TEXT_FILE",
+                           "items": dout}, fh, ensure_ascii=False, indent=1)
 
         f32 = os.path.join(tmp, "smollm2-f32.gguf")
         q_cmd = [os.path.join(bin_dir, "llama-quantize"), "--allow-requantize", gguf, f32, "F32"]

@@ -258,7 +258,7 @@ Result<TokenizerData> gguf_tokenizer(const std::map<std::string, json>& kvs, con
     if (!k->second.is_string()) return bad_key(k->first, "is not a string");
     d.pre = k->second.get<std::string>();
   } else if (d.kind == TokenizerKind::kByteBpe) {
-    d.pre = "gpt2";  // llama.cpp's default for a byte-level vocabulary without a pre-tokenizer name
+    d.pre = "default";  // what llama.cpp uses for a byte-level vocabulary without a pre-tokenizer name
   }
   SLMC_RETURN_IF_ERROR(id("tokenizer.ggml.bos_token_id", d.bos_id));
   SLMC_RETURN_IF_ERROR(id("tokenizer.ggml.eos_token_id", d.eos_id));

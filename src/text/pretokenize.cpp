@@ -114,6 +114,75 @@ void split_llama3(const std::vector<Cp>& c, size_t begin, size_t end, size_t max
   }
 }
 
+/// Pieces are [begin, end) code point ranges; `split` refines each piece into sub-pieces.
+using Ranges = std::vector<std::pair<size_t, size_t>>;
+
+template <typename Split>
+Ranges refine(const Ranges& in, Split&& split) {
+  Ranges out;
+  for (const auto& [b, e] : in) split(b, e, out);
+  return out;
+}
+
+/// Matches of `run_len(i)` (length of a match starting at i, 0 for none) and the gaps between them.
+template <typename RunLen>
+void split_matches(size_t b, size_t e, Ranges& out, RunLen&& run_len) {
+  size_t gap = b, i = b;
+  while (i < e) {
+    const size_t n = run_len(i);
+    if (n == 0) {
+      ++i;
+      continue;
+    }
+    if (i > gap) out.emplace_back(gap, i);
+    out.emplace_back(i, i + n);
+    i += n;
+    gap = i;
+  }
+  if (e > gap) out.emplace_back(gap, e);
+}
+
+void split_default(const std::vector<Cp>& c, size_t n, std::vector<std::pair<size_t, size_t>>& pieces) {
+  auto punct = [&](size_t i) {
+    const uint32_t cp = c[i].cp;
+    return (c[i].flags & kPunctuation) || cp == '$' || cp == '+' || cp == '<' || cp == '=' || cp == '>' ||
+           cp == '^' || cp == '~' || cp == '|';
+  };
+  Ranges r{{0, n}};
+  r = refine(r, [&](size_t b, size_t e, Ranges& out) {
+    split_matches(b, e, out, [&](size_t i) {
+      size_t k = i;
+      while (k < e && punct(k)) ++k;
+      return k - i;
+    });
+  });
+  r = refine(r, [&](size_t b, size_t e, Ranges& out) {
+    std::vector<std::pair<size_t, size_t>> bytes;
+    split_gpt2(c, b, e, bytes);  // byte offsets: map back to code point indices
+    size_t i = b;
+    for (const auto& piece : bytes) {
+      size_t j = i;
+      while (j < e && c[j].offset < piece.second) ++j;
+      out.emplace_back(i, j);
+      i = j;
+    }
+  });
+  r = refine(r, [&](size_t b, size_t e, Ranges& out) {
+    split_matches(b, e, out, [&](size_t i) {
+      size_t k = i;
+      while (k < e && is_n(c[k])) ++k;
+      return k - i;
+    });
+  });
+  r = refine(r, [&](size_t b, size_t e, Ranges& out) {
+    split_matches(b, e, out, [&](size_t i) -> size_t {
+      auto digit = [&](size_t k) { return k < e && c[k].cp >= '0' && c[k].cp <= '9'; };
+      return digit(i) && digit(i + 1) && digit(i + 2) ? 3 : 0;
+    });
+  });
+  for (const auto& [b, e] : r) pieces.emplace_back(c[b].offset, c[e].offset);
+}
+
 }  // namespace
 
 bool pretokenizer_from_name(std::string_view name, PreTokenizer* out) {
@@ -127,6 +196,8 @@ bool pretokenizer_from_name(std::string_view name, PreTokenizer* out) {
     *out = PreTokenizer::kLlama3;
   } else if (name == "qwen2" || name == "deepseek-r1-qwen" || name == "stablelm2" || name == "hunyuan") {
     *out = PreTokenizer::kQwen2;
+  } else if (name == "default") {
+    *out = PreTokenizer::kDefault;
   } else {
     return false;
   }
@@ -148,6 +219,7 @@ void pretokenize(PreTokenizer kind, std::string_view text, std::vector<std::pair
     case PreTokenizer::kGpt2: split_gpt2(c, 0, n, pieces); break;
     case PreTokenizer::kLlama3: split_llama3(c, 0, n, 3, pieces); break;
     case PreTokenizer::kQwen2: split_llama3(c, 0, n, 1, pieces); break;
+    case PreTokenizer::kDefault: split_default(c, n, pieces); break;
     case PreTokenizer::kSmolLm: {
       size_t start = 0;
       for (size_t i = 0; i <= n; ++i) {

@@ -15,6 +15,10 @@ enum class PreTokenizer {
   kSmolLm,  ///< every \p{N} alone, then kGpt2 (HF: Digits(individual) + ByteLevel)
   kLlama3,  ///< (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
   kQwen2,   ///< kLlama3 with \p{N} one at a time
+  /// llama.cpp's fallback ("default"): four splits in sequence, each keeping its matches and the
+  /// gaps between them as pieces: runs of [\p{P}$+<=>^~|], then kGpt2, then runs of \p{N}, then
+  /// ASCII digit triples [0-9]{3}.
+  kDefault,
 };
 
 /// The pre-tokenizer of a GGUF tokenizer.ggml.pre name; false when unknown.

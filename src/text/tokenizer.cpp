@@ -470,7 +470,7 @@ void add_end_of_generation_by_name(TokenizerData& d) {
 }
 }  // namespace text
 
-std::vector<std::string> pretokenizer_names() { return {"gpt2", "smollm", "llama3", "llama-bpe", "qwen2"}; }
+std::vector<std::string> pretokenizer_names() { return {"gpt2", "smollm", "llama3", "llama-bpe", "qwen2", "default"}; }
 
 Status TokenizerData::validate(const std::string& where) const {
   const std::string w = where + ": tokenizer";

@@ -203,6 +203,16 @@ def test_smollm2_tokenize_matches_llamacpp_golden(c):
     compare(texts, ours_batch(c, model, texts), [g["ids"] for g in golden], "vs llama-tokenize golden")
 
 
+def test_default_pretokenizer_matches_llamacpp_golden(c):
+    """GGUF's "default" pre-tokenizer (llama.cpp's fallback; HF has no equivalent) against
+    llama-tokenize's ids on the SmolLM2 vocabulary."""
+    model = smollm2()
+    golden = json.load(open(os.path.join(GOLDEN, "tokenize_default.json"), encoding="utf-8"))["items"]
+    path = write_vocab_gguf(c.path("default.gguf"), model, pre="default")
+    texts = [g["text"] for g in golden]
+    compare(texts, ours_batch(c, path, texts), [g["ids"] for g in golden], "pre-tokenizer default vs llama-tokenize")
+
+
 def test_pretokenizers_match_hf_on_the_smollm2_vocabulary(c):
     model = smollm2()
     texts = prose_texts()[:60] + random_texts(300, seed=5)
