@@ -69,13 +69,10 @@ Status write_safetensors(const std::string& path, const std::vector<SafetensorsE
   std::string text = header.dump();
   while (text.size() % 8 != 0) text.push_back(' ');  // data starts 8-byte aligned
 
-  std::string tmp;
-  SLMC_ASSIGN_OR_RETURN(int fd, create_temp_beside(path, &tmp));  // unpredictable name, O_EXCL
-  auto fail = [&](Status s) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return s;
-  };
+  SLMC_ASSIGN_OR_RETURN(TempFile temp, TempFile::create(path));  // anonymous or unpredictable, O_EXCL
+  const int fd = temp.fd();
+  const std::string tmp = temp.describe();
+  auto fail = [&](Status s) { return s; };  // ~TempFile removes the temporary
   uint8_t len[8];
   const uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(n >> (8 * i));
@@ -93,7 +90,7 @@ Status write_safetensors(const std::string& path, const std::vector<SafetensorsE
     if (s.ok()) s = write_all(fd, bytes.data(), bytes.size(), tmp);
   }
   if (!s.ok()) return fail(s);
-  return commit_temp(fd, tmp, path);
+  return temp.commit();
 }
 
 }  // namespace slmc

@@ -1,6 +1,8 @@
 // .slm writer and loader (docs/FORMAT.md).
 #include "slmc/format/model_file.hpp"
 
+#include "slmc/io/output.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -188,7 +190,6 @@ std::string encoding_name(const Encoding& e) {
 
 struct ModelFileWriter::Impl {
   std::string path;       // destination
-  std::string temp_path;  // final temporary (created in finish)
   ModelHeader header;
   int data_fd = -1;       // unlinked temporary holding the data section
   uint64_t data_size = 0;
@@ -213,8 +214,6 @@ struct ModelFileWriter::Impl {
   void cleanup() noexcept {
     if (data_fd >= 0) ::close(data_fd);
     data_fd = -1;
-    if (!temp_path.empty()) ::unlink(temp_path.c_str());
-    temp_path.clear();
   }
 
   /// Returns true if [p, p + n) equals the data already written at `offset`.
@@ -465,35 +464,18 @@ Status ModelFileWriter::finish() {
   store_le<uint64_t>(head.data() + 56, xxh64(head.data(), 56));
   std::memcpy(head.data() + kPreambleBytes, b.GetBufferPointer(), fb_size);
 
-  const size_t slash = w.path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : w.path.substr(0, slash));
-  const std::string base = slash == std::string::npos ? w.path : w.path.substr(slash + 1);
-  std::string tmpl = dir + "/." + base + ".tmp-XXXXXX";
-  std::vector<char> tbuf(tmpl.begin(), tmpl.end());
-  tbuf.push_back('\0');
-  const int fd = ::mkostemp(tbuf.data(), O_CLOEXEC);
-  if (fd < 0) return fail(io_error("cannot create a temporary file in " + dir, w.path));
-  w.temp_path = tbuf.data();
-  ::fchmod(fd, 0644);
-  auto fail_fd = [&](Status s) {
-    ::close(fd);
-    return fail(s);
-  };
-  if (::ftruncate(fd, static_cast<off_t>(data_offset + w.data_size)) != 0) return fail_fd(io_error("ftruncate failed", w.temp_path));
-  SLMC_RETURN_IF_ERROR(([&]() -> Status {
-    Status s = write_all(fd, head.data(), head.size(), 0, w.temp_path);
-    if (s.ok()) s = copy_data(w.data_fd, w.data_size, fd, data_offset, w.temp_path);
-    if (!s.ok()) return fail_fd(s);
-    if (::fsync(fd) != 0) return fail_fd(io_error("fsync failed", w.temp_path));
-    if (::close(fd) != 0) return fail(io_error("close failed", w.temp_path));
-    return Status::ok_status();
-  })());
-  if (::rename(w.temp_path.c_str(), w.path.c_str()) != 0) return fail(io_error("cannot rename the temporary file", w.path));
-  w.temp_path.clear();
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);  // make the rename durable; best effort
-    ::close(dfd);
+  // The file appears at w.path only when complete: an anonymous (O_TMPFILE) or registered
+  // temporary beside it, renamed into place (slmc/io/output.hpp).
+  auto temp = TempFile::create(w.path);
+  if (!temp.ok()) return fail(temp.status());
+  const int fd = temp->fd();
+  const std::string where = temp->describe();
+  if (::ftruncate(fd, static_cast<off_t>(data_offset + w.data_size)) != 0) return fail(io_error("ftruncate failed", where));
+  {
+    Status s = write_all(fd, head.data(), head.size(), 0, where);
+    if (s.ok()) s = copy_data(w.data_fd, w.data_size, fd, data_offset, where);
+    if (s.ok()) s = temp->commit();
+    if (!s.ok()) return fail(s);
   }
   w.cleanup();
   w.finished = true;

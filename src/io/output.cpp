@@ -6,7 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <vector>
 
@@ -120,58 +124,178 @@ Status write_new_file(const std::string& path, const std::string& bytes) {
   return Status::ok_status();
 }
 
-Result<int> create_temp_beside(const std::string& destination, std::string* temp_path) {
+// ---- temporary-file registry for signal handlers: fixed slots, async-signal-safe to read ----
+namespace {
+constexpr int kTempSlots = 64;
+constexpr size_t kTempPathMax = 4096;
+char g_temp_paths[kTempSlots][kTempPathMax];
+volatile sig_atomic_t g_temp_used[kTempSlots];
+std::mutex g_temp_mutex;
+
+int register_temp(const std::string& path) {
+  if (path.size() >= kTempPathMax) return -1;
+  std::lock_guard<std::mutex> lock(g_temp_mutex);
+  for (int i = 0; i < kTempSlots; ++i) {
+    if (!g_temp_used[i]) {
+      std::memcpy(g_temp_paths[i], path.c_str(), path.size() + 1);
+      g_temp_used[i] = 1;
+      return i;
+    }
+  }
+  return -1;
+}
+void unregister_temp(int slot) {
+  if (slot < 0) return;
+  std::lock_guard<std::mutex> lock(g_temp_mutex);
+  g_temp_used[slot] = 0;
+}
+int slot_of(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_temp_mutex);
+  for (int i = 0; i < kTempSlots; ++i) {
+    if (g_temp_used[i] && path == g_temp_paths[i]) return i;
+  }
+  return -1;
+}
+extern "C" void slmc_cleanup_handler(int sig) {
+  for (int i = 0; i < kTempSlots; ++i) {
+    if (g_temp_used[i]) {
+      // unlink is async-signal-safe; a registered directory (AtomicDirectory) is emptied by
+      // rmdir failing harmlessly: its files are registered one by one while being written.
+      if (::unlink(g_temp_paths[i]) != 0) ::rmdir(g_temp_paths[i]);
+    }
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+}  // namespace
+
+void install_signal_cleanup() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa {};
+    sa.sa_handler = slmc_cleanup_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  });
+}
+
+Result<TempFile> TempFile::create(const std::string& destination) {
+  TempFile t;
+  t.destination_ = destination;
   const size_t slash = destination.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : destination.substr(0, slash));
+  t.dir_ = slash == std::string::npos ? "." : (slash == 0 ? "/" : destination.substr(0, slash));
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+#if defined(O_TMPFILE)
+  // SLMC_TEST_NO_O_TMPFILE: a test hook that forces the named fallback (file systems without
+  // O_TMPFILE), so its signal cleanup can be tested here.
+  if (std::getenv("SLMC_TEST_NO_O_TMPFILE") == nullptr) {
+    t.fd_ = ::open(t.dir_.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666 & ~mask);
+    if (t.fd_ >= 0) return t;
+  }
+#endif
   const std::string base = slash == std::string::npos ? destination : destination.substr(slash + 1);
-  std::string tmpl = dir + "/." + base + ".tmp-XXXXXX";
+  // Named: ".NAME.tmp-<pid>-XXXXXX". A process killed outright (SIGKILL) cannot remove its file;
+  // the next writer of the same destination removes the ones whose process no longer exists.
+  const std::string prefix = "." + base + ".tmp-";
+  if (DIR* d = ::opendir(t.dir_.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        ::unlinkat(::dirfd(d), name.c_str(), 0);
+      }
+    }
+    ::closedir(d);
+  }
+  std::string tmpl = t.dir_ + "/" + prefix + std::to_string(::getpid()) + "-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  const int fd = ::mkostemp(buf.data(), O_CLOEXEC);
-  if (fd < 0) {
+  t.fd_ = ::mkostemp(buf.data(), O_CLOEXEC);
+  if (t.fd_ < 0) {
     return make_error(ErrorCode::kIoError, destination + ": cannot create a temporary file beside it: " +
                                                std::strerror(errno));
   }
   // mkstemp makes the file 0600; give it the mode a plain create would (0666 less the umask).
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd, 0666 & ~mask);
-  *temp_path = buf.data();
-  return fd;
+  ::fchmod(t.fd_, 0666 & ~mask);
+  t.temp_path_ = buf.data();
+  register_temp(t.temp_path_);
+  return t;
 }
 
-Status commit_temp(int fd, const std::string& temp_path, const std::string& destination) {
-  const bool synced = ::fsync(fd) == 0;
-  const int e = errno;
-  const bool closed = ::close(fd) == 0;
-  if (!synced || !closed) {
-    ::unlink(temp_path.c_str());
-    return make_error(ErrorCode::kIoError, destination + ": write failed: " + std::strerror(synced ? errno : e));
+TempFile::TempFile(TempFile&& o) noexcept
+    : destination_(std::move(o.destination_)), dir_(std::move(o.dir_)), temp_path_(std::move(o.temp_path_)),
+      fd_(o.fd_), done_(o.done_) {
+  o.fd_ = -1;
+  o.done_ = true;
+}
+
+TempFile::~TempFile() { discard(); }
+
+void TempFile::discard() noexcept {
+  if (done_) return;
+  done_ = true;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (!temp_path_.empty()) {
+    ::unlink(temp_path_.c_str());
+    unregister_temp(slot_of(temp_path_));
   }
-  if (::rename(temp_path.c_str(), destination.c_str()) != 0) {
-    const int re = errno;
-    ::unlink(temp_path.c_str());
-    return make_error(ErrorCode::kIoError, destination + ": rename failed: " + std::strerror(re));
+}
+
+std::string TempFile::describe() const {
+  return temp_path_.empty() ? destination_ + " (anonymous temporary)" : temp_path_;
+}
+
+Status TempFile::commit() {
+  if (done_) return make_error(ErrorCode::kInternal, destination_ + ": temporary file already committed or discarded");
+  auto failed = [&](const std::string& what, int e) {
+    discard();
+    return make_error(ErrorCode::kIoError, destination_ + ": " + what + ": " + std::strerror(e));
+  };
+  if (::fsync(fd_) != 0) return failed("fsync failed", errno);
+  if (temp_path_.empty()) {
+    // Anonymous: give it a unique name beside the destination, then rename it over (linkat cannot
+    // replace an existing file). Only this instant leaves a name that a SIGKILL could strand.
+    std::string linked;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      char suffix[32];
+      std::snprintf(suffix, sizeof suffix, ".tmp-%d-%d", static_cast<int>(::getpid()), attempt);
+      const size_t slash = destination_.find_last_of('/');
+      const std::string base = slash == std::string::npos ? destination_ : destination_.substr(slash + 1);
+      linked = dir_ + "/." + base + suffix;
+      const std::string proc = "/proc/self/fd/" + std::to_string(fd_);
+      if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, linked.c_str(), AT_SYMLINK_FOLLOW) == 0) break;
+      if (errno != EEXIST) return failed("cannot link the temporary file", errno);
+      linked.clear();
+    }
+    if (linked.empty()) return failed("cannot link the temporary file", EEXIST);
+    temp_path_ = linked;
+    register_temp(temp_path_);
   }
-  return fsync_path(parent_of(destination), true);
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    return failed("close failed", errno);
+  }
+  fd_ = -1;
+  if (::rename(temp_path_.c_str(), destination_.c_str()) != 0) return failed("rename failed", errno);
+  unregister_temp(slot_of(temp_path_));
+  done_ = true;
+  return fsync_path(dir_, true);
 }
 
 Status write_file_atomic(const std::string& path, const std::string& bytes) {
-  std::string tmp;
-  SLMC_ASSIGN_OR_RETURN(int fd, create_temp_beside(path, &tmp));
+  SLMC_ASSIGN_OR_RETURN(TempFile tmp, TempFile::create(path));
   size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    const ssize_t w = ::write(tmp.fd(), bytes.data() + done, bytes.size() - done);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return make_error(ErrorCode::kIoError, path + ": write failed: " + std::strerror(e));
-    }
+    if (w <= 0) return make_error(ErrorCode::kIoError, path + ": write failed: " + std::strerror(errno));
     done += static_cast<size_t>(w);
   }
-  return commit_temp(fd, tmp, path);
+  return tmp.commit();
 }
 
 Result<AtomicDirectory> AtomicDirectory::create(const std::string& destination, bool replace) {
@@ -188,6 +312,7 @@ Result<AtomicDirectory> AtomicDirectory::create(const std::string& destination, 
   const mode_t mask = ::umask(0);
   ::umask(mask);
   ::chmod(buf.data(), 0777 & ~mask);
+  register_temp(buf.data());
   return AtomicDirectory(destination, std::string(buf.data()), replace);
 }
 
@@ -197,7 +322,10 @@ AtomicDirectory::AtomicDirectory(AtomicDirectory&& o) noexcept
 }
 
 AtomicDirectory::~AtomicDirectory() {
-  if (!committed_ && !temp_.empty()) remove_tree(temp_);
+  if (!committed_ && !temp_.empty()) {
+    remove_tree(temp_);
+    unregister_temp(slot_of(temp_));
+  }
 }
 
 Status AtomicDirectory::commit() {
@@ -228,6 +356,7 @@ Status AtomicDirectory::commit() {
     return make_error(ErrorCode::kIoError, destination_ + ": rename failed: " + std::strerror(e));
   }
   committed_ = true;
+  unregister_temp(slot_of(temp_));
   if (!aside.empty()) remove_tree(aside);
   return fsync_path(parent_of(destination_), true);
 }

@@ -34,9 +34,9 @@ class Ctx:
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
 
-    def run(self, *args, expect=0):
+    def run(self, *args, expect=0, env=None):
         p = subprocess.run([*self.cmd, *args], capture_output=True, text=True,
-                           timeout=240 * TIMEOUT_SCALE)
+                           timeout=240 * TIMEOUT_SCALE, env=env)
         if expect is not None and p.returncode != expect:
             raise AssertionError(f"{' '.join(args)}: exit {p.returncode}, expected {expect}\n"
                                  f"stdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-3000:]}")
@@ -48,8 +48,10 @@ class Ctx:
 
     def synth(self, name="model", **kw):
         out = self.path(name)
-        args = ["synth", "-o", out, "--dim", "64", "--hidden", "160", "--layers", "2", "--vocab", "256"]
-        for k, v in kw.items():
+        opts = {"dim": 64, "hidden": 160, "layers": 2, "vocab": 256}
+        opts.update(kw)
+        args = ["synth", "-o", out]
+        for k, v in opts.items():
             args += [f"--{k}", str(v)]
         self.run(*args)
         return out
@@ -463,6 +465,47 @@ def test_hostile_output_paths(c):
     check("is the input" in p.stderr and open(c.path("victim")).read() == "precious", p.stderr)
     check(open(c.path("m.slm"), "rb").read() == before, "the input changed")
     leftovers(c, ["model", "m.slm", "victim", "link.slm"])
+
+
+def test_hostile_signals_leave_nothing_behind(c):
+    """convert interrupted at several points by SIGINT, SIGTERM and SIGKILL leaves no output and
+    no temporary file, with O_TMPFILE and with the named fallback (forced by a test hook)."""
+    import signal
+    import time
+    m = c.synth("big", dim=768, hidden=2048, layers=4, vocab=32000)
+    t0 = time.time()
+    c.run("convert", m, "-o", c.path("ref.slm"), "--recipe", "fp32")
+    duration = time.time() - t0
+    os.remove(c.path("ref.slm"))
+    cases = 0
+    for named in (False, True):
+        env = dict(os.environ)
+        if named:
+            env["SLMC_TEST_NO_O_TMPFILE"] = "1"
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            for frac in (0.3, 0.7, 0.9):
+                p = subprocess.Popen([*c.cmd, "convert", m, "-o", c.path("out.slm"), "--recipe", "fp32"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                time.sleep(duration * frac)
+                p.send_signal(sig)
+                p.wait(timeout=60)
+                if p.returncode == 0:
+                    os.remove(c.path("out.slm"))  # finished before the signal: nothing to check
+                    continue
+                cases += 1
+                check(p.returncode == -sig, (named, sig, frac, p.returncode))
+                if os.path.exists(c.path("out.slm")):
+                    # The signal came after the rename (while the report was printed): the file
+                    # must then be complete.
+                    c.run("verify", c.path("out.slm"))
+                    os.remove(c.path("out.slm"))
+                if named and sig == signal.SIGKILL:
+                    # Nothing can run at SIGKILL: the next writer of the same output cleans up.
+                    c.run("convert", m, "-o", c.path("out.slm"), "--recipe", "int8", env=env)
+                    leftovers(c, ["big", "out.slm"])
+                    os.remove(c.path("out.slm"))
+                leftovers(c, ["big"])
+    check(cases >= 9, f"only {cases} interrupted runs: the conversion finished too fast to interrupt")
 
 
 def test_hostile_non_finite_options(c):

@@ -92,3 +92,36 @@ TEST_CASE("AtomicDirectory appears whole or not at all", "[io][output]") {
   CHECK(entries(dest) == std::vector<std::string>{"b.txt"});
   CHECK(entries(dir.path()) == std::vector<std::string>{"out"});  // the old one and the temp are gone
 }
+
+TEST_CASE("TempFile appears at commit only, and stale named temporaries are cleaned", "[io][output]") {
+  test::TempDir dir;
+  const std::string dest = dir.path() + "/out.bin";
+  for (bool named : {false, true}) {
+    INFO("named " << named);
+    if (named) ::setenv("SLMC_TEST_NO_O_TMPFILE", "1", 1);
+    {
+      auto t = TempFile::create(dest);
+      REQUIRE(t.ok());
+      REQUIRE(::write(t->fd(), "abc", 3) == 3);
+      CHECK(entries(dir.path()).size() == (named ? 1u : 0u));  // anonymous: no name at all
+    }
+    CHECK(entries(dir.path()).empty());  // not committed: gone
+    {
+      auto t = TempFile::create(dest);
+      REQUIRE(t.ok());
+      REQUIRE(::write(t->fd(), "xyz", 3) == 3);
+      REQUIRE(t->commit().ok());
+    }
+    CHECK(entries(dir.path()) == std::vector<std::string>{"out.bin"});
+    REQUIRE(::unlink(dest.c_str()) == 0);
+    ::unsetenv("SLMC_TEST_NO_O_TMPFILE");
+  }
+  // A named temporary of a process that no longer exists (pid beyond pid_max) is removed by the
+  // next writer of the same destination; another destination's is left alone.
+  REQUIRE(test::write_bytes(dir.path() + "/.out.bin.tmp-999999999-abcdef", {1}));
+  REQUIRE(test::write_bytes(dir.path() + "/.other.bin.tmp-999999999-abcdef", {1}));
+  ::setenv("SLMC_TEST_NO_O_TMPFILE", "1", 1);
+  { REQUIRE(TempFile::create(dest).ok()); }
+  ::unsetenv("SLMC_TEST_NO_O_TMPFILE");
+  CHECK(entries(dir.path()) == std::vector<std::string>{".other.bin.tmp-999999999-abcdef"});
+}

@@ -7,10 +7,13 @@
 
 #include "commands.hpp"
 #include "exit_codes.hpp"
+#include "slmc/io/output.hpp"
 #include "slmc/version.hpp"
 
 int main(int argc, char** argv) {
   using namespace slmc::cli;
+  // Ctrl-C, kill and hang-ups remove the temporary files of an unfinished output.
+  slmc::install_signal_cleanup();
   CLI::App app{"slm-compress: compress small language models for edge CPUs"};
   app.set_version_flag("--version", std::string("slm-compress ") + slmc::kVersionString);
   app.require_subcommand(1);

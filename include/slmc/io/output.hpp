@@ -23,14 +23,43 @@ Status check_output_path(const std::string& output, const std::vector<std::strin
 /// Writes `bytes` to `path` (created with O_EXCL: the path must not exist) and fsyncs it.
 Status write_new_file(const std::string& path, const std::string& bytes);
 
-/// Creates a temporary file for `destination` in its directory (".NAME.tmp-XXXXXX", mkstemp:
-/// unpredictable, O_EXCL, never through a planted link); returns its descriptor and path.
-Result<int> create_temp_beside(const std::string& destination, std::string* temp_path);
-/// fsyncs and closes `fd`, renames `temp_path` onto `destination`, fsyncs the directory; on any
-/// failure the temporary file is removed and nothing is left at `destination`.
-Status commit_temp(int fd, const std::string& temp_path, const std::string& destination);
-/// The whole of `bytes` at `path`, atomically (create_temp_beside + write + commit_temp).
+/// A file being written for `destination`, in its directory, that appears there only at commit().
+/// Where the file system supports it the file is anonymous (O_TMPFILE) until commit() links it in,
+/// so nothing is left behind even if the process is killed (SIGKILL, out of memory); elsewhere it
+/// is ".NAME.tmp-XXXXXX" (mkstemp: unpredictable, O_EXCL, never through a planted link),
+/// registered so that install_signal_cleanup()'s handler removes it on SIGINT, SIGTERM or SIGHUP.
+/// The destructor removes it unless commit() succeeded.
+class TempFile {
+ public:
+  static Result<TempFile> create(const std::string& destination);
+  TempFile(TempFile&& other) noexcept;
+  TempFile& operator=(TempFile&&) = delete;
+  TempFile(const TempFile&) = delete;
+  ~TempFile();
+
+  int fd() const noexcept { return fd_; }
+  /// For messages: the temporary's name, or "<destination> (anonymous temporary)".
+  std::string describe() const;
+  /// fsyncs, closes, puts the file at the destination (rename over whatever regular file is
+  /// there), fsyncs the directory. On failure the temporary is removed and the destination
+  /// untouched.
+  Status commit();
+
+ private:
+  TempFile() = default;
+  void discard() noexcept;
+  std::string destination_, dir_, temp_path_;  ///< temp_path_ empty: anonymous
+  int fd_ = -1;
+  bool done_ = false;
+};
+
+/// The whole of `bytes` at `path`, atomically (TempFile + write + commit).
 Status write_file_atomic(const std::string& path, const std::string& bytes);
+
+/// Installs (once) handlers for SIGINT, SIGTERM and SIGHUP that remove every registered named
+/// temporary file (TempFile, AtomicDirectory) and then die of the same signal. For programs (the
+/// CLI); a library user that wants this calls it too.
+void install_signal_cleanup();
 
 /// A directory built at a unique temporary path in the destination's parent directory
 /// (DEST.tmp-XXXXXX) and renamed onto DEST by commit(). The destructor removes the temporary
