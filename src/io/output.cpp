@@ -73,6 +73,20 @@ void remove_tree(const std::string& path) {
 Status check_output_path(const std::string& output, const std::vector<std::string>& inputs, OutputKind kind,
                          bool force) {
   if (output.empty()) return make_error(ErrorCode::kInvalidArgument, "the output path is empty");
+  // A name the file system cannot hold fails now, not after the whole conversion.
+  {
+    std::string trimmed = output;
+    while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+    const size_t slash = trimmed.find_last_of('/');
+    const std::string base = slash == std::string::npos ? trimmed : trimmed.substr(slash + 1);
+    long name_max = ::pathconf(parent_of(trimmed).c_str(), _PC_NAME_MAX);
+    if (name_max <= 0) name_max = 255;
+    if (static_cast<long>(base.size()) > name_max) {
+      return make_error(ErrorCode::kInvalidArgument, output.substr(0, 80) + "...: the file name is " +
+                                                         std::to_string(base.size()) + " bytes, longer than the " +
+                                                         std::to_string(name_max) + " its file system allows");
+    }
+  }
   struct stat out {};
   if (::lstat(output.c_str(), &out) != 0) {
     if (errno == ENOENT) return Status::ok_status();
@@ -196,9 +210,11 @@ Result<TempFile> TempFile::create(const std::string& destination) {
   }
 #endif
   const std::string base = slash == std::string::npos ? destination : destination.substr(slash + 1);
-  // Named: ".NAME.tmp-<pid>-XXXXXX". A process killed outright (SIGKILL) cannot remove its file;
-  // the next writer of the same destination removes the ones whose process no longer exists.
-  const std::string prefix = "." + base + ".tmp-";
+  // Named: ".slmc.tmp-<pid>-XXXXXX" (independent of the destination's name, which may be up to
+  // NAME_MAX long). A process killed outright (SIGKILL) cannot remove its file; the next writer in
+  // the same directory removes the ones whose process no longer exists.
+  (void)base;
+  const std::string prefix = ".slmc.tmp-";
   if (DIR* d = ::opendir(t.dir_.c_str())) {
     while (dirent* e = ::readdir(d)) {
       const std::string name = e->d_name;
@@ -263,9 +279,7 @@ Status TempFile::commit() {
     for (int attempt = 0; attempt < 100; ++attempt) {
       char suffix[32];
       std::snprintf(suffix, sizeof suffix, ".tmp-%d-%d", static_cast<int>(::getpid()), attempt);
-      const size_t slash = destination_.find_last_of('/');
-      const std::string base = slash == std::string::npos ? destination_ : destination_.substr(slash + 1);
-      linked = dir_ + "/." + base + suffix;
+      linked = dir_ + "/.slmc" + suffix;
       const std::string proc = "/proc/self/fd/" + std::to_string(fd_);
       if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, linked.c_str(), AT_SYMLINK_FOLLOW) == 0) break;
       if (errno != EEXIST) return failed("cannot link the temporary file", errno);
@@ -301,7 +315,7 @@ Status write_file_atomic(const std::string& path, const std::string& bytes) {
 Result<AtomicDirectory> AtomicDirectory::create(const std::string& destination, bool replace) {
   std::string tmpl = destination;
   while (tmpl.size() > 1 && tmpl.back() == '/') tmpl.pop_back();
-  tmpl += ".tmp-XXXXXX";
+  tmpl = parent_of(tmpl) + "/.slmc.dir-XXXXXX";  // short whatever the destination's length
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) {

@@ -508,6 +508,29 @@ def test_hostile_signals_leave_nothing_behind(c):
     check(cases >= 9, f"only {cases} interrupted runs: the conversion finished too fast to interrupt")
 
 
+def test_hostile_exit_codes_and_messages(c):
+    m = c.synth()
+    c.run("convert", m, "-o", c.path("m.slm"))
+    # A report that cannot be written is a failure, whatever the command.
+    for args in (("inspect", c.path("m.slm"), "--json"), ("info",), ("tokenize", c.path("m.slm"), "--prompt", "x")):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([*c.cmd, *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+        check(p.returncode != 0 and ("standard output" in p.stderr or "no tokenizer" in p.stderr), (args, p.returncode, p.stderr))
+    # One SLMC_ISA policy: a usage error in every command, before anything runs.
+    env = dict(os.environ, SLMC_ISA="no-such-isa")
+    for args in (("convert", m, "-o", c.path("isa.slm")), ("inspect", c.path("m.slm")), ("info",),
+                 ("bench", c.path("m.slm")), ("tokenize", c.path("m.slm"), "--prompt", "x")):
+        p = c.run(*args, expect=2, env=env)
+        check("SLMC_ISA" in p.stderr, (args, p.stderr))
+    check(not os.path.exists(c.path("isa.slm")), "nothing written under a bad SLMC_ISA")
+    # Output names the file system cannot hold fail before the conversion.
+    p = c.run("convert", m, "-o", c.path("n" * 252 + ".slm"), expect=2)
+    check("bytes, longer than" in p.stderr, p.stderr)
+    c.run("convert", m, "-o", c.path("n" * 251 + ".slm"))  # 255 bytes: fine, temporaries included
+    os.remove(c.path("n" * 251 + ".slm"))
+    leftovers(c, ["model", "m.slm"])
+
+
 def test_hostile_non_finite_options(c):
     m = c.synth()
     c.run("convert", m, "-o", c.path("m.slm"))

@@ -117,11 +117,14 @@ TEST_CASE("TempFile appears at commit only, and stale named temporaries are clea
     ::unsetenv("SLMC_TEST_NO_O_TMPFILE");
   }
   // A named temporary of a process that no longer exists (pid beyond pid_max) is removed by the
-  // next writer of the same destination; another destination's is left alone.
-  REQUIRE(test::write_bytes(dir.path() + "/.out.bin.tmp-999999999-abcdef", {1}));
-  REQUIRE(test::write_bytes(dir.path() + "/.other.bin.tmp-999999999-abcdef", {1}));
+  // next writer in the same directory; a live process's and files not of that prefix stay.
+  REQUIRE(test::write_bytes(dir.path() + "/.slmc.tmp-999999999-abcdef", {1}));
+  const std::string live = ".slmc.tmp-" + std::to_string(::getpid()) + "-abcdef";
+  REQUIRE(test::write_bytes(dir.path() + "/" + live, {1}));
+  REQUIRE(test::write_bytes(dir.path() + "/.other.tmp-999999999-abcdef", {1}));
   ::setenv("SLMC_TEST_NO_O_TMPFILE", "1", 1);
   { REQUIRE(TempFile::create(dest).ok()); }
   ::unsetenv("SLMC_TEST_NO_O_TMPFILE");
-  CHECK(entries(dir.path()) == std::vector<std::string>{".other.bin.tmp-999999999-abcdef"});
+  // The dead process's file is gone; a live process's and a foreign file stay.
+  CHECK(entries(dir.path()) == std::vector<std::string>{".other.tmp-999999999-abcdef", live});
 }

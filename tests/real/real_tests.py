@@ -392,6 +392,11 @@ def test_smollm2_eval_uses_the_stored_tokenizer(c):
     check(r["tokens"] == 599, r["tokens"])  # no BOS (SmolLM2 adds none): the first token is context only
     check(2 < r["reference"]["perplexity"] < 40, r["reference"])
     check(0 <= r["kl"] < 0.5 and r["top1_agreement"] > 0.7, r)
+    # A text that yields no tokens is bad input (exit 3) naming the file.
+    with open(c.path("empty.txt"), "w") as fh:
+        fh.write("\n\n   \n")
+    p = c.run("eval", c.path("int8.slm"), "--text", c.path("empty.txt"), expect=3)
+    check("empty.txt" in p.stderr and "tokens" in p.stderr, p.stderr)
     with_bos = c.json("eval", c.path("f32.slm"), "--text", text, "--split", "all", "--max-tokens", "600",
                       "--window", "256", "--decode-tokens", "0", "--bos")
     check(with_bos["tokens"] == 600, with_bos["tokens"])

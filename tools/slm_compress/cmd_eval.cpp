@@ -77,6 +77,11 @@ int run_eval(const RunArgs& a) {
   auto text = read_text(a.text);
   if (!text.ok()) return fail(text.status());
   const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
+  if (tokens.size() < 2) {
+    return fail(make_error(ErrorCode::kInvalidFormat, a.text + ": the " + a.split + " split holds " +
+                                                          std::to_string(tokens.size()) +
+                                                          " tokens; eval needs at least 2 (is the text empty?)"));
+  }
   EvalOptions eo;
   eo.bos = start_bos(**tok, a);
   eo.window = a.window;
@@ -196,6 +201,11 @@ int run_calibrate(const RunArgs& a) {
   auto text = read_text(a.text);
   if (!text.ok()) return fail(text.status());
   const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
+  if (tokens.size() < 2) {
+    return fail(make_error(ErrorCode::kInvalidFormat, a.text + ": the " + a.split + " split holds " +
+                                                          std::to_string(tokens.size()) +
+                                                          " tokens; calibrate needs at least 2 (is the text empty?)"));
+  }
   auto cal = calibrate(**model, tokens, a.window, a.gram, start_bos(**tok, a));
   if (!cal.ok()) return fail(cal.status());
   if (Status s = write_file_atomic(a.output, calibration_to_json(*cal) + "\n"); !s.ok()) return fail(s);

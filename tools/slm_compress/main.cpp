@@ -1,12 +1,15 @@
 // slm-compress: the command-line converter. Uses the public library API only.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
 #include "exit_codes.hpp"
+#include "common.hpp"
+#include "slmc/cpu.hpp"
 #include "slmc/io/output.hpp"
 #include "slmc/version.hpp"
 
@@ -38,9 +41,21 @@ int main(int argc, char** argv) {
     app.exit(e);
     return kExitUsage;
   }
+  // One SLMC_ISA policy for every command: it is part of the invocation, so a value that is
+  // unknown, not compiled in or not runnable here is a usage error before anything runs.
+  if (const slmc::Result<slmc::Isa> isa = slmc::active_isa(); !isa.ok()) return fail_usage(isa.status().message());
   try {
     for (const Command& c : commands) {
-      if (c.app->parsed()) return c.run();
+      if (!c.app->parsed()) continue;
+      const int rc = c.run();
+      // A report that could not be written (a full disk, a closed pipe) is a failure a pipeline
+      // must see, even when the command's work succeeded.
+      std::cout.flush();
+      if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout) {
+        std::cerr << "slm-compress: error: cannot write to standard output\n";
+        return rc == kExitOk ? kExitInternal : rc;
+      }
+      return rc;
     }
   } catch (const std::bad_alloc&) {
     std::cerr << "slm-compress: error: out of memory\n";
