@@ -38,7 +38,9 @@ void rmsnorm(const float* x, const float* w, int64_t n, double eps, float* out) 
 }  // namespace
 
 Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, const LlamaOptions& options) {
-  SLMC_ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> file, ModelFile::open(path));
+  LoadOptions load;
+  load.verify_checksums = options.verify_checksums;
+  SLMC_ASSIGN_OR_RETURN(std::unique_ptr<ModelFile> file, ModelFile::open(path, load));
   std::unique_ptr<LlamaModel> m(new LlamaModel());
   m->file_ = std::move(file);
   m->options_ = options;

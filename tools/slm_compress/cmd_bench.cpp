@@ -22,7 +22,7 @@ struct BenchArgs {
   int64_t batch = 1;
   int threads = 0;
   double min_time = 0.2;
-  bool json = false;
+  bool json = false, no_verify = false;
 };
 
 struct Timing {
@@ -134,7 +134,9 @@ int run_bench(const BenchArgs& a) {
     if (!s.ok()) return fail(s);
     rows.push_back(row);
   } else {
-    auto file = ModelFile::open(a.path);
+    LoadOptions load;
+    load.verify_checksums = !a.no_verify;
+    auto file = ModelFile::open(a.path, load);
     if (!file.ok()) return fail(file.status());
     for (const StoredTensor& t : (*file)->tensors()) {
       if (t.shape.rank() != 2) continue;
@@ -223,6 +225,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--threads", a->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--min-time", a->min_time, "Seconds to run each measurement")->capture_default_str();
   sub->add_flag("--json", a->json, "Print one JSON document to stdout");
+  sub->add_flag("--no-verify", a->no_verify, "Skip the checksum pass over the file");
   return {sub, [a] { return run_bench(*a); }};
 }
 

@@ -26,6 +26,7 @@ struct RunArgs {
   bool bos = false, no_bos = false;
   bool chat = false;
   bool force = false;
+  bool no_verify = false;
 };
 
 /// The model's own tokenizer, or the --tokenizer override (any source Tokenizer::load reads).
@@ -64,6 +65,7 @@ int run_eval(const RunArgs& a) {
   if (!split.ok()) return fail(split.status());
   LlamaOptions lo;
   lo.num_threads = a.threads;
+  lo.verify_checksums = !a.no_verify;
   auto model = LlamaModel::load(a.model, lo);
   if (!model.ok()) return fail(model.status());
   std::unique_ptr<LlamaModel> reference;
@@ -120,6 +122,7 @@ int run_generate(const RunArgs& a) {
   }
   LlamaOptions lo;
   lo.num_threads = a.threads;
+  lo.verify_checksums = !a.no_verify;
   auto model = LlamaModel::load(a.model, lo);
   if (!model.ok()) return fail(model.status());
   LlamaModel& m = **model;
@@ -194,6 +197,7 @@ int run_calibrate(const RunArgs& a) {
   if (Status s = check_output_path(a.output, inputs, OutputKind::kFile, a.force); !s.ok()) return fail_usage(s.message());
   LlamaOptions lo;
   lo.num_threads = a.threads;
+  lo.verify_checksums = !a.no_verify;
   auto model = LlamaModel::load(a.model, lo);
   if (!model.ok()) return fail(model.status());
   auto tok = model_tokenizer(**model, a);
@@ -227,6 +231,7 @@ void common_options(CLI::App* sub, RunArgs& a) {
   sub->add_flag("--no-bos", a.no_bos, "Start without BOS even if the tokenizer adds one")->excludes(bos);
   sub->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_flag("--json", a.json, "Print one JSON document to stdout");
+  sub->add_flag("--no-verify", a.no_verify, "Skip the checksum pass over the model at load (exit 5 on a corrupted file otherwise)");
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ namespace {
 
 struct ExportArgs {
   std::string path, output, dtype = "fp32", format = "safetensors";
-  bool json = false, force = false;
+  bool json = false, force = false, no_verify = false;
 };
 
 bool ends_with(const std::string& s, const char* suffix) {
@@ -206,7 +206,9 @@ int run_export(const ExportArgs& a) {
       !s.ok()) {
     return fail_usage(s.message());
   }
-  auto file = ModelFile::open(a.path);
+  LoadOptions load;
+  load.verify_checksums = !a.no_verify;  // a corrupted file is exit 5, not silently exported
+  auto file = ModelFile::open(a.path, load);
   if (!file.ok()) return fail(file.status());
   const ModelFile& f = **file;
   if (a.format == "hf") return export_hf(a, f, dtype);
@@ -253,6 +255,7 @@ Command add_export(CLI::App& app) {
   sub->add_option("--dtype", a->dtype, "fp32 or fp16")->capture_default_str();
   sub->add_flag("--force", a->force, "Replace an existing output that is not a regular file (or, for hf, a directory)");
   sub->add_flag("--json", a->json, "Print one JSON document to stdout");
+  sub->add_flag("--no-verify", a->no_verify, "Skip the checksum pass over the input");
   return {sub, [a] { return run_export(*a); }};
 }
 

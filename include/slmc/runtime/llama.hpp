@@ -43,6 +43,9 @@ struct LlamaOptions {
   ActMode act_mode = ActMode::kAuto;
   int64_t max_context = 0;       ///< longest context allowed; <= 0: the model's context length
                                  ///< (the KV cache grows with the positions actually used)
+  /// Recompute every segment's xxh64 at load (kChecksumMismatch names the tensor): one pass over
+  /// the file at memory speed. Off only where the file is known good and load time matters.
+  bool verify_checksums = true;
 };
 
 class LlamaModel {
