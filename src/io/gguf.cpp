@@ -121,6 +121,11 @@ Result<json> read_value(Cursor& c, uint32_t type, const std::string& file, const
     }
     case kString: {
       SLMC_ASSIGN_OR_RETURN(std::string s, c.read_string("string value"));
+      // UTF-8 is checked at the door: metadata travels into .slm files, JSON reports and terminals.
+      if (!io_detail::is_valid_utf8(s)) {
+        return make_error(ErrorCode::kInvalidFormat,
+                          file + ": metadata key " + quote(key) + ": a string value is not valid UTF-8");
+      }
       return json(std::move(s));
     }
     case kArray: {

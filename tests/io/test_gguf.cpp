@@ -149,6 +149,13 @@ TEST_CASE("gguf rejects malformed files", "[io][gguf]") {
     return r.status();
   };
   const std::vector<float> x(64, 1.0f);
+  {  // strings are UTF-8 at the door (they travel into .slm files, JSON reports and terminals)
+    GgufWriter w = llama_header();
+    w.kv_string("general.name", std::string("bad\xff\xfe name"));
+    Status s = code(w.bytes());
+    CHECK(s.code() == ErrorCode::kInvalidFormat);
+    CHECK(s.message().find("'general.name': a string value is not valid UTF-8") != std::string::npos);
+  }
   {  // unsupported type names the type and the tensor
     GgufWriter w = llama_header();
     w.tensor("blk.0.attn_q.weight", {32, 2}, GgufWriter::T_Q4_K, std::vector<uint8_t>(144 * 2));

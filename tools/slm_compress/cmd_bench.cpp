@@ -185,7 +185,7 @@ int run_bench(const BenchArgs& a) {
     j["total"] = {{"seconds", total}, {"baseline_fp32_seconds", total_base},
                   {"speedup_vs_fp32", total > 0 ? total_base / total : 0.0},
                   {"weight_GBps", total > 0 ? static_cast<double>(total_bytes) / total / 1e9 : 0.0}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   std::cout << "kernel ISA " << linear_kernel_isa() << ", " << ctx.num_threads() << " threads, batch " << a.batch

@@ -186,7 +186,7 @@ int run_convert(const ConvertArgs& a) {
   if (!report.ok()) return fail(report.status());
   for (const std::string& w : report->warnings) std::cerr << "slm-compress: warning: " << terminal_safe(w) << "\n";
   if (a.json) {
-    std::cout << report_json(*report, a.dry_run).dump(2) << "\n";
+    std::cout << report_json(*report, a.dry_run).dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     print_report(*report, a.dry_run);
   }

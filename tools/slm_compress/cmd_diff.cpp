@@ -62,7 +62,7 @@ int run_diff(const DiffArgs& args) {
     Json j{{"a", args.a},           {"b", args.b},         {"added", added},
            {"removed", removed},    {"changed", changed},  {"unchanged", unchanged.size()},
            {"update_bytes", ship},  {"b_file_size", (*fb)->file_size()}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     for (const auto& n : added) std::cout << "+ " << terminal_safe(n) << "\n";
     for (const auto& n : removed) std::cout << "- " << terminal_safe(n) << "\n";

@@ -100,7 +100,7 @@ int run_eval(const RunArgs& a) {
       j["kl"] = r->kl;
       j["top1_agreement"] = r->top1_agreement;
     }
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   std::cout << a.model << ": " << r->tokens << " tokens (" << a.split << " split, windows of " << a.window
@@ -182,7 +182,7 @@ int run_generate(const RunArgs& a) {
   }
   if (a.json) {
     Json j{{"prompt", prompt}, {"prompt_tokens", ids}, {"tokens", generated}, {"text", sanitize_utf8(out)}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     std::cout << (a.chat ? std::string() : a.prompt) << out << "\n";
   }
@@ -214,7 +214,7 @@ int run_calibrate(const RunArgs& a) {
   if (!cal.ok()) return fail(cal.status());
   if (Status s = write_file_atomic(a.output, calibration_to_json(*cal) + "\n"); !s.ok()) return fail(s);
   if (a.json) {
-    std::cout << Json{{"output", a.output}, {"tokens", tokens.size()}, {"tensors", cal->tensors.size()}}.dump(2) << "\n";
+    std::cout << Json{{"output", a.output}, {"tokens", tokens.size()}, {"tensors", cal->tensors.size()}}.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     std::cout << "wrote " << a.output << ": " << cal->tensors.size() << " linear layers, " << tokens.size()
               << " tokens (" << a.split << " split)\n";

@@ -176,7 +176,7 @@ int export_hf(const ExportArgs& a, const ModelFile& f, DType dtype) {
     }
     return Status::ok_status();
   });
-  if (s.ok()) s = write_new_file(dir->path() + "/config.json", cfg.dump(2) + "\n");
+  if (s.ok()) s = write_new_file(dir->path() + "/config.json", cfg.dump(2, ' ', false, Json::error_handler_t::replace) + "\n");
   if (s.ok() && !tokenizer_json.empty()) s = write_new_file(dir->path() + "/tokenizer.json", tokenizer_json + "\n");
   if (s.ok() && !tokenizer_config.empty()) {
     s = write_new_file(dir->path() + "/tokenizer_config.json", tokenizer_config + "\n");
@@ -186,7 +186,7 @@ int export_hf(const ExportArgs& a, const ModelFile& f, DType dtype) {
   if (a.json) {
     Json j{{"input", a.path}, {"output", a.output}, {"format", "hf"}, {"dtype", a.dtype}, {"tensors", entries.size()},
            {"tokenizer", tokenizer_note.empty()}, {"qk_unpermuted", interleaved}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     std::cout << "wrote " << a.output << "/: " << entries.size() << " tensors as " << a.dtype
               << (interleaved ? " (q/k rows in Hugging Face's rotate-half order)" : "") << ", config.json"
@@ -234,7 +234,7 @@ int run_export(const ExportArgs& a) {
   if (!s.ok()) return fail(s);
   if (a.json) {
     Json j{{"input", a.path}, {"output", a.output}, {"dtype", a.dtype}, {"tensors", entries.size()}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     std::cout << "wrote " << a.output << ": " << entries.size() << " tensors as " << a.dtype << "\n";
   }

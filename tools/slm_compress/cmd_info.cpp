@@ -32,7 +32,7 @@ Command add_info(CLI::App& app) {
               j["threads"] = default_num_threads();
               j["presets"] = presets;
               j["profiles"] = profiles;
-              std::cout << j.dump(2) << "\n";
+              std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
               return kExitOk;
             }
             std::cout << "slm-compress " << kVersionString << "\n"

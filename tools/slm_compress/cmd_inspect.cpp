@@ -94,7 +94,7 @@ int run_inspect(const std::string& path, bool json) {
     j["tensors"] = tensors;
     j["tensor_count"] = f.tensors().size();
     j["tensor_bytes"] = total;
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   std::cout << "file:      " << path << " (" << f.file_size() << " bytes, " << human_bytes(f.file_size()) << ")\n"

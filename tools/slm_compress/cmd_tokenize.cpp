@@ -77,7 +77,7 @@ int run_tokenize(const TokenizeArgs& a) {
     if (!ids.ok()) return fail(ids.status());
     const std::string text = t.decode(*ids);
     if (a.json) {
-      std::cout << Json{{"text", sanitize_utf8(text)}, {"count", ids->size()}}.dump(2) << "\n";
+      std::cout << Json{{"text", sanitize_utf8(text)}, {"count", ids->size()}}.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     } else {
       std::cout << text << "\n";
     }
@@ -106,14 +106,14 @@ int run_tokenize(const TokenizeArgs& a) {
                                                               ":" + std::to_string(number) + ": not a JSON string"));
       }
       const std::vector<int32_t> ids = encode(j.get<std::string>());
-      std::cout << Json{{"ids", ids}, {"count", ids.size()}}.dump() << "\n";
+      std::cout << Json{{"ids", ids}, {"count", ids.size()}}.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     }
     if (!std::cout.flush()) return fail(make_error(ErrorCode::kIoError, "stdout: write failed"));
     return kExitOk;
   }
   const std::vector<int32_t> ids = encode(input);
   if (a.json) {
-    std::cout << Json{{"ids", ids}, {"count", ids.size()}}.dump() << "\n";
+    std::cout << Json{{"ids", ids}, {"count", ids.size()}}.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     for (size_t i = 0; i < ids.size(); ++i) std::cout << (i ? " " : "") << ids[i];
     std::cout << "\n";

@@ -33,7 +33,7 @@ int run_verify(const VerifyArgs& a) {
     if (a.json) {
       j["ok"] = false;
       j["structure"] = {{"ok", false}, {"error", file.status().message()}};
-      std::cout << j.dump(2) << "\n";
+      std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     }
     return fail(file.status());
   }
@@ -79,7 +79,7 @@ int run_verify(const VerifyArgs& a) {
   const bool ok = checksums.ok() && mismatches.empty();
   j["ok"] = ok;
   if (a.json) {
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     std::cout << a.path << ": structure ok, " << (*file)->tensors().size() << " tensors\n";
     std::cout << "checksums: " << (checksums.ok() ? "ok" : "FAILED: " + terminal_safe(checksums.message())) << "\n";
