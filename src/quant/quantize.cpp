@@ -21,6 +21,7 @@
 #include "quant/detail/common.hpp"
 #include "quant/detail/gptq.hpp"
 #include "quant/detail/search.hpp"
+#include "slmc/quant/dequantize.hpp"
 #include "slmc/quant/error_stats.hpp"
 #include "slmc/status.hpp"
 #include "slmc/tensor.hpp"
@@ -537,6 +538,19 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
     total.add(row_sums[static_cast<size_t>(r)]);
   }
   out.stats = error_stats_from_sums(total, out.total_bytes());
+  // The fast sums above run in float lanes, where the squares of tiny (denormal) weights underflow
+  // to zero and a tensor that lost everything would read as "exact". When the float sums saw no
+  // signal although some weight is nonzero, recompute the statistics exactly (double sums over
+  // the decoded result); normal tensors never take this path.
+  if (total.sum_sq < 1e-30) {
+    bool nonzero = false;
+    for (int64_t i = 0; i < rows * cols && !nonzero; ++i) nonzero = w[i] != 0.0f;
+    if (nonzero) {
+      std::vector<float> decoded(static_cast<size_t>(rows * cols));
+      SLMC_RETURN_IF_ERROR(dequantize(out.view(), decoded.data()).with_context(what));
+      out.stats = compute_error_stats(w, decoded.data(), rows * cols, out.total_bytes());
+    }
+  }
   return out;
 }
 

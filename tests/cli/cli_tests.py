@@ -553,6 +553,17 @@ def test_hostile_corrupted_file_is_caught_by_every_reader(c):
     c.run("inspect", c.path("b.slm"))
 
 
+def test_hostile_denormal_weights_are_not_reported_exact(c):
+    # Every weight denormal: int4 rounds them all to zero, a 100% error the report must show.
+    write_safetensors(c.path("d.safetensors"), {"w": ([4, 64], [1e-40 * ((i % 7) - 3) for i in range(256)])})
+    r = c.json("convert", c.path("d.safetensors"), "--rule", "w=int4:group=32", "--max-rel-error", "0.5",
+               "--dry-run", expect=4)
+    w = r["tensors"][0]
+    check(w["rel_error"] == 1 and not r["gates"]["passed"], w)
+    c.run("convert", c.path("d.safetensors"), "--rule", "w=int4:group=32", "-o", c.path("d.slm"))
+    c.run("verify", c.path("d.slm"), "--source", c.path("d.safetensors"))  # recorded == recomputed
+
+
 def test_hostile_non_finite_options(c):
     m = c.synth()
     c.run("convert", m, "-o", c.path("m.slm"))
