@@ -8,7 +8,8 @@
 #   make bench-csr  the CSR f32 targets as same-run ratios (scripts/bench-csr.sh, ~5 min)
 #   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make noomp      build and test with SLMC_OPENMP=OFF
-#   make fuzz-smoke clang libFuzzer builds of every fuzz target (build-fuzz/), FUZZ_SECONDS each (60)
+#   make fuzz-smoke clang libFuzzer builds of every fuzz target (build-fuzz/), FUZZ_SECONDS each (60):
+#                   the readers, the .slm loader, the tokenizers and the text inputs (JSON, templates)
 #   make test-arm64 cross-build for aarch64, run the suite under qemu (with and without dotprod)
 SHELL := /bin/bash
 BUILD_DIR ?= build

@@ -10,10 +10,22 @@ rm -rf "$work/seeds"
 mkdir -p "$work/seeds" "$work/artifacts"
 "$build/fuzz/slmc_fuzz_seeds" "$work/seeds" "$models" || exit 1
 
-declare -A corpus=([safetensors]=safetensors [gguf]=gguf [llama2c]=llama2c [slm]=slm)
+# Seeds of the text targets: every line of the multilingual test text for the tokenizers; one
+# well-formed input per parser (selected by the first byte) for the other text inputs.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$work/seeds/tokenize" "$work/seeds/text_inputs"
+awk -v d="$work/seeds/tokenize" '{ f = d "/line" NR; printf "%s", $0 > f; close(f) }' "$repo/tests/data/text/multilingual.txt"
+printf '\x00{"format":"slmc-calibration","version":1,"tensors":{"w":{"mean_sq":[1,2],"count":3}}}' > "$work/seeds/text_inputs/calibration"
+printf '\x01{"format":"slmc-recipe","version":1,"default":"int4:group=32","rules":[{"match":"@mlp","scheme":"int8"}]}' > "$work/seeds/text_inputs/recipe"
+printf "\x02{{ '<|im_start|>system\\nX<|im_end|>' }}<|im_start|>" > "$work/seeds/text_inputs/chat"
+printf '\x03{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"decoder":null,"normalizer":null}' > "$work/seeds/text_inputs/tokenizer_json"
+printf '\x04int4:group=32,sym=false' > "$work/seeds/text_inputs/scheme"
+
+declare -A corpus=([safetensors]=safetensors [gguf]=gguf [llama2c]=llama2c [slm]=slm [tokenize]=tokenize
+                   [text_inputs]=text_inputs)
 status=0
 summary=()
-for target in safetensors gguf llama2c slm; do
+for target in safetensors gguf llama2c slm tokenize text_inputs; do
   bin="$build/fuzz/slmc_fuzz_$target"
   live="$work/corpus/$target"
   mkdir -p "$live"
