@@ -1,4 +1,8 @@
 // Owning, 64-byte aligned byte buffers: what compressors produce and the file writer streams out.
+// Buffers of 1 MiB and more are anonymous memory maps, returned to the system when freed: tensors
+// are converted one at a time, and heap-allocated buffers of that size would stay in the process
+// (glibc raises its mmap threshold after the first free), holding the converter's peak memory at
+// several tensors' worth.
 #pragma once
 
 #include <cstddef>
@@ -16,14 +20,7 @@ class AlignedBuffer {
  public:
   AlignedBuffer() = default;
   /// `size` bytes, zero-initialized. Throws std::bad_alloc when memory runs out.
-  explicit AlignedBuffer(size_t size) : size_(size) {
-    if (size == 0) return;
-    const size_t rounded = (size + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
-    void* p = std::aligned_alloc(kBufferAlignment, rounded);
-    if (!p) throw std::bad_alloc();
-    std::memset(p, 0, rounded);
-    data_.reset(static_cast<uint8_t*>(p));
-  }
+  explicit AlignedBuffer(size_t size);
   AlignedBuffer(const void* src, size_t size) : AlignedBuffer(size) {
     if (size) std::memcpy(data_.get(), src, size);
   }
@@ -42,9 +39,11 @@ class AlignedBuffer {
 
  private:
   struct Free {
-    void operator()(uint8_t* p) const noexcept { std::free(p); }
+    size_t mapped_bytes;  ///< > 0: an anonymous map of this many bytes, else malloc'd (always set
+                          ///< explicitly: no initializer, so the deleter stays default-constructible)
+    void operator()(uint8_t* p) const noexcept;
   };
-  std::unique_ptr<uint8_t, Free> data_;
+  std::unique_ptr<uint8_t, Free> data_{nullptr, Free{0}};
   size_t size_ = 0;
 };
 

@@ -220,23 +220,17 @@ Result<EncodedMatrix> encode_with_scheme(const std::string& name, const float* w
 
 namespace {
 
-bool is_float_dtype(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16 || d == DType::kF64; }
+bool is_float_dtype(DType d) { return is_weight_dtype(d); }  // floats and GGUF block types
 
-// The tensor as fp32: zero-copy for f32, else converted into `storage`.
+// The tensor as fp32: zero-copy for f32, else converted (GGUF blocks: dequantized) into `storage`,
+// one tensor at a time.
 const float* as_fp32(const TensorView& t, AlignedBuffer& storage) {
   const int64_t n = t.shape.numel();
   if (t.dtype == DType::kF32) return t.data_as<float>();
   storage = AlignedBuffer(static_cast<size_t>(n) * sizeof(float));
-  float* out = storage.as<float>();
-  switch (t.dtype) {
-    case DType::kF16: convert_fp16_to_fp32(t.data_as<uint16_t>(), out, static_cast<size_t>(n)); break;
-    case DType::kBF16: convert_bf16_to_fp32(t.data_as<uint16_t>(), out, static_cast<size_t>(n)); break;
-    case DType::kF64:
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(t.data_as<double>()[i]);
-      break;
-    default: SLMC_CHECK(false, "as_fp32 on a non-float dtype");
-  }
-  return out;
+  const Status s = tensor_to_f32(t, storage.as<float>());
+  SLMC_CHECK(s.ok(), "as_fp32: %s", s.to_string().c_str());  // weight dtypes were checked by the caller
+  return storage.as<float>();
 }
 
 struct Choice {

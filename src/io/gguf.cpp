@@ -159,32 +159,6 @@ Status bad(const std::string& file, const std::string& what, ErrorCode code = Er
   return make_error(code, file + ": " + what);
 }
 
-/// Dequantizes `blocks` GGUF blocks of 32 values into out[32 * blocks].
-void dequantize(uint32_t type, const uint8_t* in, uint64_t blocks, float* out) {
-  for (uint64_t b = 0; b < blocks; ++b, out += 32) {
-    if (type == kGgmlQ8_0) {
-      const uint8_t* blk = in + b * 34;
-      const float d = fp16_to_fp32(io_detail::load_le<uint16_t>(blk));
-      for (int j = 0; j < 32; ++j) out[j] = d * static_cast<float>(static_cast<int8_t>(blk[2 + j]));
-    } else if (type == kGgmlQ4_0) {
-      const uint8_t* blk = in + b * 18;
-      const float d = fp16_to_fp32(io_detail::load_le<uint16_t>(blk));
-      for (int j = 0; j < 16; ++j) {
-        out[j] = d * static_cast<float>((blk[2 + j] & 0x0f) - 8);
-        out[j + 16] = d * static_cast<float>((blk[2 + j] >> 4) - 8);
-      }
-    } else {  // Q4_1
-      const uint8_t* blk = in + b * 20;
-      const float d = fp16_to_fp32(io_detail::load_le<uint16_t>(blk));
-      const float m = fp16_to_fp32(io_detail::load_le<uint16_t>(blk + 2));
-      for (int j = 0; j < 16; ++j) {
-        out[j] = d * static_cast<float>(blk[4 + j] & 0x0f) + m;
-        out[j + 16] = d * static_cast<float>(blk[4 + j] >> 4) + m;
-      }
-    }
-  }
-}
-
 // Architectures whose GGUF q/k use NeoX (rotate-half) RoPE; llama.cpp's llama_rope_type.
 bool is_neox_arch(const std::string& a) {
   static const char* kNeox[] = {"falcon", "gptneox", "qwen", "qwen2", "qwen2moe", "phi2", "phi3", "gemma",
@@ -456,14 +430,10 @@ Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile>
       SLMC_RETURN_IF_ERROR(io_detail::add_tensor(*src, fname, t.name, shape, dt, data, t.nbytes, 0, dt));
       continue;
     }
-    const int64_t numel = shape.numel();
-    AlignedBuffer out(static_cast<size_t>(numel) * 4);
-    dequantize(t.type, data, static_cast<uint64_t>(numel) / 32, out.as<float>());
+    // GGUF block types stay raw (zero-copy): tensor_to_f32 dequantizes one tensor when a
+    // consumer needs it, so opening a quantized model costs no memory beyond the mapping.
     const DType sdt = t.type == kGgmlQ8_0 ? DType::kQ8_0 : t.type == kGgmlQ4_0 ? DType::kQ4_0 : DType::kQ4_1;
-    SLMC_RETURN_IF_ERROR(
-        io_detail::add_tensor(*src, fname, t.name, shape, DType::kF32, out.data(), out.size(), 0, sdt));
-    src->origins_.back().copied = true;
-    src->owned_.push_back(std::move(out));
+    SLMC_RETURN_IF_ERROR(io_detail::add_tensor(*src, fname, t.name, shape, sdt, data, t.nbytes, 0, sdt));
   }
 
   // The tokenizer goes into its own structure; its keys are not repeated as metadata.

@@ -11,6 +11,7 @@
 #include "io/reader_util.hpp"
 #include "io/safetensors_internal.hpp"
 #include "slmc/half.hpp"
+#include <cstring>
 #include "slmc/io/hash.hpp"
 
 namespace slmc {
@@ -179,6 +180,61 @@ Result<std::unique_ptr<ModelSource>> open_model(const std::string& path_in, cons
   return src;
 }
 
+namespace {
+/// Dequantizes `blocks` GGUF blocks of 32 values into out[32 * blocks].
+void dequantize_blocks(DType type, const uint8_t* in, uint64_t blocks, float* out) {
+  for (uint64_t b = 0; b < blocks; ++b, out += 32) {
+    if (type == DType::kQ8_0) {
+      const uint8_t* blk = in + b * 34;
+      const float d = fp16_to_fp32(io_detail::load_le<uint16_t>(blk));
+      for (int j = 0; j < 32; ++j) out[j] = d * static_cast<float>(static_cast<int8_t>(blk[2 + j]));
+    } else if (type == DType::kQ4_0) {
+      const uint8_t* blk = in + b * 18;
+      const float d = fp16_to_fp32(io_detail::load_le<uint16_t>(blk));
+      for (int j = 0; j < 16; ++j) {
+        out[j] = d * static_cast<float>((blk[2 + j] & 0x0f) - 8);
+        out[j + 16] = d * static_cast<float>((blk[2 + j] >> 4) - 8);
+      }
+    } else {  // Q4_1
+      const uint8_t* blk = in + b * 20;
+      const float d = fp16_to_fp32(io_detail::load_le<uint16_t>(blk));
+      const float m = fp16_to_fp32(io_detail::load_le<uint16_t>(blk + 2));
+      for (int j = 0; j < 16; ++j) {
+        out[j] = d * static_cast<float>(blk[4 + j] & 0x0f) + m;
+        out[j + 16] = d * static_cast<float>(blk[4 + j] >> 4) + m;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool is_weight_dtype(DType d) noexcept {
+  return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16 || d == DType::kF64 || d == DType::kQ8_0 ||
+         d == DType::kQ4_0 || d == DType::kQ4_1;
+}
+
+Status tensor_to_f32(const TensorView& t, float* out) {
+  SLMC_RETURN_IF_ERROR(t.validate());
+  const size_t n = static_cast<size_t>(t.shape.numel());
+  switch (t.dtype) {
+    case DType::kF32: std::memcpy(out, t.data, n * sizeof(float)); return Status::ok_status();
+    case DType::kF16: convert_fp16_to_fp32(t.data_as<uint16_t>(), out, n); return Status::ok_status();
+    case DType::kBF16: convert_bf16_to_fp32(t.data_as<uint16_t>(), out, n); return Status::ok_status();
+    case DType::kF64:
+      for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(t.data_as<double>()[i]);
+      return Status::ok_status();
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_1:
+      dequantize_blocks(t.dtype, static_cast<const uint8_t*>(t.data), n / 32, out);
+      return Status::ok_status();
+    default:
+      return make_error(ErrorCode::kUnsupported, "tensor " + quote(t.name) + ": dtype " +
+                                                     std::string(dtype_name(t.dtype)) + " is not a weight type");
+  }
+}
+
 Result<EncodedMatrixView> dense_float_view(const TensorView& t) {
   EncodedMatrixView v;
   switch (t.dtype) {
@@ -204,26 +260,16 @@ Result<EncodedMatrix> encode_dense_float(const TensorView& t, ValueType value_ty
   const size_t n = static_cast<size_t>(t.shape.numel());
   std::vector<float> f32;
   const float* src = nullptr;
-  switch (t.dtype) {
-    case DType::kF32: src = t.data_as<float>(); break;
-    case DType::kF16:
-      f32.resize(n);
-      convert_fp16_to_fp32(t.data_as<uint16_t>(), f32.data(), n);
-      src = f32.data();
-      break;
-    case DType::kBF16:
-      f32.resize(n);
-      convert_bf16_to_fp32(t.data_as<uint16_t>(), f32.data(), n);
-      src = f32.data();
-      break;
-    case DType::kF64:
-      f32.resize(n);
-      for (size_t i = 0; i < n; ++i) f32[i] = static_cast<float>(t.data_as<double>()[i]);
-      src = f32.data();
-      break;
-    default:
+  if (t.dtype == DType::kF32) {
+    src = t.data_as<float>();
+  } else {
+    if (!is_weight_dtype(t.dtype)) {
       return make_error(ErrorCode::kUnsupported, "tensor " + quote(t.name) + ": dtype " +
                                                      std::string(dtype_name(t.dtype)) + " is not a float type");
+    }
+    f32.resize(n);
+    SLMC_RETURN_IF_ERROR(tensor_to_f32(t, f32.data()));
+    src = f32.data();
   }
   EncodedMatrix m;
   m.rows = t.shape.rows();

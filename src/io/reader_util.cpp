@@ -69,7 +69,9 @@ Status add_tensor(ModelSource& src, const std::string& file, std::string name, S
   TensorOrigin origin;
   origin.file_index = file_index;
   origin.source_dtype = source_dtype;
-  const uint64_t align = element_bytes(dtype);
+  // Elements are read in place, so data must be aligned for its element type; block types (GGUF
+  // Q8_0/Q4_0/Q4_1) are decoded byte-wise and need no alignment (their blocks are 18-34 bytes).
+  const uint64_t align = dtype_traits(dtype).block_size > 1 ? 1 : element_bytes(dtype);
   if (nbytes > 0 && reinterpret_cast<uintptr_t>(data) % align != 0) {
     AlignedBuffer copy(data, nbytes);
     v.data = copy.data();

@@ -140,7 +140,16 @@ Result<TokenizerData> read_gguf_tokenizer(std::shared_ptr<const MappedFile> file
 /// Detected format of the bytes, or kUnsupported / kInvalidFormat.
 Result<SourceFormat> detect_format(const uint8_t* data, uint64_t size, const std::string& name);
 
-/// Converts a float tensor (F32, F16, BF16, F64) to a dense float EncodedMatrix of `value_type`
+/// True for the dtypes whose tensors are weights: floats (F32, F16, BF16, F64) and GGUF's block
+/// types (Q8_0, Q4_0, Q4_1), which readers hand out as raw blocks (zero-copy, not dequantized).
+bool is_weight_dtype(DType dtype) noexcept;
+
+/// The tensor's values as fp32 into `out` (shape.numel() floats): F32 copied, F16/BF16/F64
+/// converted, GGUF blocks dequantized (w = d*q for Q8_0 and Q4_0 with q = u - 8, d*u + m for Q4_1).
+/// Converters call it one tensor at a time, so peak memory is one tensor's fp32, not the model's.
+Status tensor_to_f32(const TensorView& tensor, float* out);
+
+/// Converts a weight tensor (float or GGUF block dtype) to a dense float EncodedMatrix of `value_type`
 /// (kF32, kF16 or kBF16): rows = shape.rows(), cols = shape.cols(). Non-float dtypes are
 /// kUnsupported. This copies; for F32 -> F32 prefer dense_float_view (zero-copy).
 Result<EncodedMatrix> encode_dense_float(const TensorView& tensor, ValueType value_type = ValueType::kF32);
