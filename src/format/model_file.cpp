@@ -70,17 +70,6 @@ Status validate_matrix(const EncodedMatrixView& v, std::string_view name) {
                     "tensor " + quote(name) + ": unknown sparse format " + std::to_string(int(e.format)));
 }
 
-const char* value_type_str(ValueType t) {
-  switch (t) {
-    case ValueType::kF32: return "f32";
-    case ValueType::kF16: return "f16";
-    case ValueType::kBF16: return "bf16";
-    case ValueType::kInt8: return "int8";
-    case ValueType::kInt4: return "int4";
-  }
-  return "invalid";
-}
-
 flatbuffers::Offset<fb::Encoding> build_encoding(flatbuffers::FlatBufferBuilder& b, const Encoding& e) {
   return fb::CreateEncoding(b, static_cast<uint8_t>(e.value_type), static_cast<uint8_t>(e.granularity), e.group_size,
                             e.symmetric, static_cast<uint8_t>(e.scale_dtype), static_cast<uint8_t>(e.search),
@@ -169,7 +158,7 @@ std::string encoding_name(const Encoding& e) {
     case SparseFormat::kBitmask: s = "bitmask_"; break;
     default: s = "format" + std::to_string(int(e.format)) + "_"; break;
   }
-  s += value_type_str(e.value_type);
+  s += value_type_name(e.value_type);  // the one name (encoding.hpp)
   if (e.is_quantized()) {
     switch (e.granularity) {
       case Granularity::kTensor: s += "_tensor"; break;
