@@ -564,6 +564,25 @@ def test_hostile_denormal_weights_are_not_reported_exact(c):
     c.run("verify", c.path("d.slm"), "--source", c.path("d.safetensors"))  # recorded == recomputed
 
 
+def test_hostile_huge_header_is_linear(c):
+    """200,000 tensors in one safetensors header (the duplicate-key check was quadratic: minutes).
+    A hang guard with a generous bound; a duplicate key anywhere is still refused."""
+    import struct
+    n = 200000
+    header = {f"t{i}": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i in range(n)}
+    text = json.dumps(header).encode()
+    with open(c.path("many.safetensors"), "wb") as fh:
+        fh.write(struct.pack("<Q", len(text)) + text + b"\0" * (4 * n))
+    p = subprocess.run([*c.cmd, "convert", c.path("many.safetensors"), "--recipe", "fp32", "--dry-run", "--json"],
+                       capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
+    check(p.returncode == 0 and json.loads(p.stdout)["total"]["weights"] == n, (p.returncode, p.stderr[-500:]))
+    dup = text[:-1] + b', "t7": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}'
+    with open(c.path("dup.safetensors"), "wb") as fh:
+        fh.write(struct.pack("<Q", len(dup)) + dup + b"\0" * (4 * n))
+    p = c.run("convert", c.path("dup.safetensors"), "-o", c.path("dup.slm"), expect=3)
+    check("duplicate key 't7'" in p.stderr, p.stderr)
+
+
 def test_hostile_non_finite_options(c):
     m = c.synth()
     c.run("convert", m, "-o", c.path("m.slm"))
