@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
 #include <mutex>
 #include <cstring>
 #include <vector>
@@ -152,6 +153,8 @@ int register_temp(const std::string& path) {
   for (int i = 0; i < kTempSlots; ++i) {
     if (!g_temp_used[i]) {
       std::memcpy(g_temp_paths[i], path.c_str(), path.size() + 1);
+      // The handler reads the slot as soon as the flag is set: the path must be complete first.
+      std::atomic_signal_fence(std::memory_order_seq_cst);
       g_temp_used[i] = 1;
       return i;
     }
