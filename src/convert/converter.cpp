@@ -327,7 +327,10 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
   // Candidates per tensor (non-float tensors are not weights: skipped and reported).
   std::vector<std::vector<Scheme>> candidates(n);
   for (size_t i = 0; i < n; ++i) {
-    if (is_float_dtype(tensors[i].dtype)) candidates[i] = options.recipe.candidates_for(tensors[i].name, tensors[i].shape.rank());
+    if (!is_float_dtype(tensors[i].dtype)) continue;
+    // An empty tensor is stored as dense float without data whatever the recipe says.
+    candidates[i] = tensors[i].shape.numel() == 0 ? std::vector<Scheme>{Scheme{}}
+                                                  : options.recipe.candidates_for(tensors[i].name, tensors[i].shape.rank());
   }
   auto calibration_for = [&](const std::string& name) -> const CalibrationEntry* {
     if (!options.calibration) return nullptr;
@@ -336,6 +339,14 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
   };
   auto encode = [&](size_t i, const Scheme& scheme) -> Result<EncodedMatrix> {
     const TensorView& t = tensors[i];
+    if (t.shape.numel() == 0) {
+      // Empty tensors are valid (FORMAT.md §2.2): dense float with no segments, whatever the scheme.
+      EncodedMatrix empty;
+      empty.rows = t.shape.rows();
+      empty.cols = t.shape.cols();
+      empty.stats.sqnr_db = 999;  // nothing lost
+      return empty;
+    }
     AlignedBuffer storage;
     const float* w = as_fp32(t, storage);
     auto r = encode_with_scheme(t.name, w, t.shape.rows(), t.shape.cols(), scheme, calibration_for(t.name),

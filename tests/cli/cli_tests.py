@@ -583,6 +583,21 @@ def test_hostile_huge_header_is_linear(c):
     check("duplicate key 't7'" in p.stderr, p.stderr)
 
 
+def test_empty_tensors_are_valid(c):
+    """FORMAT.md allows empty tensors (M = 0 or K = 0): every recipe converts them (exit 0, stored as
+    dense float without data) and every reader handles them."""
+    write_safetensors(c.path("e.safetensors"), {"a": ([0, 4], []), "z": ([3, 0], []), "b": ([2, 32], [0.5] * 64)})
+    for recipe in ("fp32", "w4", "int8", "w8-2:4", "w8-bitmask50"):
+        r = c.json("convert", c.path("e.safetensors"), "-o", c.path(recipe + ".slm"), "--recipe", recipe)
+        enc = {t["name"]: (t["encoding"], t["bytes_out"]) for t in r["tensors"]}
+        check(enc["a"] == ("fp32", 0) and enc["z"] == ("fp32", 0), (recipe, enc))
+        c.run("verify", c.path(recipe + ".slm"), "--source", c.path("e.safetensors"))
+    c.run("export", c.path("w4.slm"), "-o", c.path("back.safetensors"))
+    r = c.json("convert", c.path("back.safetensors"), "-o", c.path("again.slm"), "--recipe", "fp32")
+    check(sorted(t["name"] for t in r["tensors"]) == ["a", "b", "z"], r["tensors"])
+    c.run("diff", c.path("fp32.slm"), c.path("again.slm"))
+
+
 def test_hostile_non_finite_options(c):
     m = c.synth()
     c.run("convert", m, "-o", c.path("m.slm"))
