@@ -6,8 +6,7 @@
 namespace slmc {
 namespace detail {
 const ConvertKernels& convert_kernels(Isa isa) {
-  static const IsaTables<ConvertKernels> tables{&convert_kernels_scalar(), SLMC_IF_AVX2(&convert_kernels_avx2()),
-                                                SLMC_IF_NEON(&convert_kernels_neon()), nullptr};
+  static const auto tables = SLMC_KERNEL_TABLES(ConvertKernels, convert);
   return tables.get(isa);
 }
 }  // namespace detail

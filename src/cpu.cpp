@@ -1,6 +1,7 @@
 // CPU feature detection (cpuid + xgetbv on x86-64, HWCAP on aarch64) and ISA selection.
 #include "slmc/cpu.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -118,48 +119,32 @@ const CpuFeatures& cpu_features() {
 }
 
 std::string_view isa_name(Isa isa) noexcept {
-  switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kNeon: return "neon";
-    case Isa::kNeonDotprod: return "neon_dotprod";
-  }
-  return "invalid";
+  const auto i = static_cast<size_t>(isa);
+  return i < detail::kIsaCount ? detail::kIsas[i].name : std::string_view("invalid");
 }
 
 std::optional<Isa> isa_from_name(std::string_view name) noexcept {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kNeon, Isa::kNeonDotprod}) {
-    if (isa_name(isa) == name) return isa;
+  for (const detail::IsaInfo& i : detail::kIsas) {
+    if (i.name == name) return i.isa;
   }
   return std::nullopt;
 }
 
 const std::vector<Isa>& compiled_isas() {
+  // The list CMake wrote (slmc_kernel_isas.inc), in kIsas order: best last.
+#define SLMC_DETAIL_ISA_ID(isa) detail::isa_id(#isa),
   static const std::vector<Isa> isas = [] {
-    std::vector<Isa> v{Isa::kScalar};
-#if defined(SLMC_HAVE_AVX2)
-    v.push_back(Isa::kAvx2);
-#endif
-#if defined(SLMC_HAVE_NEON)
-    v.push_back(Isa::kNeon);
-#endif
-#if defined(SLMC_HAVE_NEON_DOTPROD)
-    v.push_back(Isa::kNeonDotprod);
-#endif
+    std::vector<Isa> v{SLMC_COMPILED_ISAS(SLMC_DETAIL_ISA_ID)};
+    std::sort(v.begin(), v.end());
     return v;
   }();
+#undef SLMC_DETAIL_ISA_ID
   return isas;
 }
 
 bool cpu_supports(Isa isa) noexcept {
-  const CpuFeatures& f = cpu_features();
-  switch (isa) {
-    case Isa::kScalar: return true;
-    case Isa::kAvx2: return f.avx2 && f.fma && f.f16c;
-    case Isa::kNeon: return f.neon;
-    case Isa::kNeonDotprod: return f.neon && f.dotprod;
-  }
-  return false;
+  const auto i = static_cast<size_t>(isa);
+  return i < detail::kIsaCount && detail::kIsas[i].supported(cpu_features());
 }
 
 std::vector<Isa> runnable_isas() {

@@ -69,10 +69,10 @@ struct SparseLinearKernels {
   size_t (*scratch_bytes)(const SparseLinearArgs& a);
 };
 
-const SparseLinearKernels& sparse_linear_kernels_scalar();
-const SparseLinearKernels& sparse_linear_kernels_avx2();
-const SparseLinearKernels& sparse_linear_kernels_neon();
-const SparseLinearKernels& sparse_linear_kernels_neon_dotprod();
+const SparseLinearKernels& linear_sparse_kernels_scalar();
+const SparseLinearKernels& linear_sparse_kernels_avx2();
+const SparseLinearKernels& linear_sparse_kernels_neon();
+const SparseLinearKernels& linear_sparse_kernels_neon_dotprod();
 
 // ---- entry walkers shared by the ISA files and the row gather (plain C++) ----
 
@@ -204,7 +204,7 @@ inline bool sparse_scales_in_chunks(const SparseLayout& l) noexcept {
 /// spare), the row's scales, and what the scalar fallback needs.
 inline size_t sparse_decoded_scratch_bytes(const SparseLinearArgs& a) {
   return static_cast<size_t>(sparse_xq_stride(a.layout.cols)) + 64 +
-         static_cast<size_t>(a.layout.scale_groups_per_row + 8) * 4 + sparse_linear_kernels_scalar().scratch_bytes(a);
+         static_cast<size_t>(a.layout.scale_groups_per_row + 8) * 4 + linear_sparse_kernels_scalar().scratch_bytes(a);
 }
 
 /// fp32 mode, N > 1, on the transposed activation tiles of T rows: each stored weight of row r

@@ -547,7 +547,7 @@ void decoded_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* sc
 
 void int8_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   if (!chunked_scales(a.layout)) {
-    sparse_linear_kernels_scalar().int8(a, m0, m1, scratch);
+    linear_sparse_kernels_scalar().int8(a, m0, m1, scratch);
     return;
   }
   decoded_rows<false>(a, m0, m1, scratch);
@@ -555,7 +555,7 @@ void int8_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
 
 }  // namespace
 
-const SparseLinearKernels& sparse_linear_kernels_avx2() {
+const SparseLinearKernels& linear_sparse_kernels_avx2() {
   static const SparseLinearKernels k{"avx2", fp32_rows, int8_rows, sparse_decoded_scratch_bytes};
   return k;
 }

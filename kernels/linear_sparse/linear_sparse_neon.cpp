@@ -12,6 +12,6 @@ namespace {
 constexpr SparseLinearKernels kNeonSparseLinear{"neon", fp32_rows, int8_rows, sparse_decoded_scratch_bytes};
 }  // namespace
 
-const SparseLinearKernels& sparse_linear_kernels_neon() { return kNeonSparseLinear; }
+const SparseLinearKernels& linear_sparse_kernels_neon() { return kNeonSparseLinear; }
 
 }  // namespace slmc::detail

@@ -12,6 +12,6 @@ namespace {
 constexpr SparseLinearKernels kNeonDotprodSparseLinear{"neon_dotprod", fp32_rows, int8_rows, sparse_decoded_scratch_bytes};
 }  // namespace
 
-const SparseLinearKernels& sparse_linear_kernels_neon_dotprod() { return kNeonDotprodSparseLinear; }
+const SparseLinearKernels& linear_sparse_kernels_neon_dotprod() { return kNeonDotprodSparseLinear; }
 
 }  // namespace slmc::detail

@@ -482,7 +482,7 @@ void decoded_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* sc
 
 void int8_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   if (!chunked_scales(a.layout)) {
-    sparse_linear_kernels_scalar().int8(a, m0, m1, scratch);
+    linear_sparse_kernels_scalar().int8(a, m0, m1, scratch);
     return;
   }
   decoded_rows<false>(a, m0, m1, scratch);

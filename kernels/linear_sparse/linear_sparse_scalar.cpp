@@ -60,7 +60,7 @@ size_t scratch_bytes(const SparseLinearArgs& a) { return static_cast<size_t>(a.n
 
 }  // namespace
 
-const SparseLinearKernels& sparse_linear_kernels_scalar() {
+const SparseLinearKernels& linear_sparse_kernels_scalar() {
   static const SparseLinearKernels k{"scalar", fp32_rows, int8_rows, scratch_bytes};
   return k;
 }

@@ -19,16 +19,11 @@ namespace slmc {
 namespace detail {
 namespace {
 const LinearKernels& linear_kernels(Isa isa) {
-  static const IsaTables<LinearKernels> tables{&linear_kernels_scalar(), SLMC_IF_AVX2(&linear_kernels_avx2()),
-                                               SLMC_IF_NEON(&linear_kernels_neon()),
-                                               SLMC_IF_NEON_DOTPROD(&linear_kernels_neon_dotprod())};
+  static const auto tables = SLMC_KERNEL_TABLES(LinearKernels, linear);
   return tables.get(isa);
 }
 const SparseLinearKernels& sparse_kernels(Isa isa) {
-  static const IsaTables<SparseLinearKernels> tables{&sparse_linear_kernels_scalar(),
-                                                     SLMC_IF_AVX2(&sparse_linear_kernels_avx2()),
-                                                     SLMC_IF_NEON(&sparse_linear_kernels_neon()),
-                                                     SLMC_IF_NEON_DOTPROD(&sparse_linear_kernels_neon_dotprod())};
+  static const auto tables = SLMC_KERNEL_TABLES(SparseLinearKernels, linear_sparse);
   return tables.get(isa);
 }
 

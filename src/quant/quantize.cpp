@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dispatch.hpp"
 #include "slmc/buffer.hpp"
 #include "slmc/cpu.hpp"
 #include "slmc/encoding.hpp"
@@ -415,9 +416,10 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
   spec.symmetric = e.symmetric;
   spec.scale_dtype = e.scale_dtype;
   {
-    // The AVX2 search path gives the same bytes as the portable one; SLMC_ISA=scalar turns it off.
+    // The AVX2 search path gives the same bytes as the portable one; it serves every ISA that
+    // implies AVX2, and SLMC_ISA=scalar turns it off.
     const Result<Isa> isa = active_isa();
-    spec.avx2 = isa.ok() && *isa == Isa::kAvx2;
+    spec.avx2 = isa.ok() && detail::isa_implies(*isa, Isa::kAvx2);
   }
   const float* imp = weighted ? config.importance : nullptr;
   auto overflow_error = [&](int64_t row, int64_t group) {

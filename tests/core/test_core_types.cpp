@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "dispatch.hpp"
 #include "slmc/slmc.hpp"
 
 using namespace slmc;
@@ -116,6 +117,39 @@ TEST_CASE("CPU features and ISA selection", "[cpu]") {
   Result<Isa> absent = resolve_isa("neon");
   REQUIRE(absent.status().code() == ErrorCode::kUnsupported);
 #endif
+}
+
+TEST_CASE("ISA table: one row per ISA, fallback chains, registration from the kernel files", "[cpu]") {
+  using namespace slmc::detail;
+  for (const IsaInfo& i : kIsas) {
+    REQUIRE(isa_name(i.isa) == i.name);
+    REQUIRE(isa_from_name(i.name) == i.isa);
+    REQUIRE(isa_implies(i.isa, Isa::kScalar));  // every chain ends at scalar
+    REQUIRE(isa_implies(i.isa, i.isa));
+  }
+  REQUIRE(isa_implies(Isa::kNeonDotprod, Isa::kNeon));
+  REQUIRE_FALSE(isa_implies(Isa::kNeon, Isa::kNeonDotprod));
+  REQUIRE_FALSE(isa_implies(Isa::kAvx2, Isa::kNeon));
+  REQUIRE_FALSE(isa_implies(Isa::kScalar, Isa::kAvx2));
+  REQUIRE(isa_name(static_cast<Isa>(kIsaCount)) == "invalid");
+  REQUIRE_FALSE(cpu_supports(static_cast<Isa>(kIsaCount)));
+
+  struct Fake {
+    int id;
+  };
+  const Fake scalar{0}, neon{2};
+  const IsaTables<Fake> tables{{Isa::kScalar, &scalar}, {Isa::kNeon, &neon}};
+  REQUIRE(tables.get(Isa::kNeonDotprod).id == 2);  // no table of its own: its fallback's
+  REQUIRE(tables.get(Isa::kNeon).id == 2);
+  REQUIRE(tables.get(Isa::kAvx2).id == 0);
+  REQUIRE(tables.own(Isa::kNeonDotprod) == nullptr);
+
+  // kernels/linear/ has a file for every ISA: each compiled one must be registered as itself
+  // (CMake's slmc_kernel_isas.inc), not served by its fallback.
+  for (Isa isa : runnable_isas()) {
+    ScopedIsaOverride force(isa);
+    REQUIRE(std::string(linear_kernel_isa()) == std::string(isa_name(isa)));
+  }
 }
 
 TEST_CASE("parallel_for covers the range once, in chunks of the grain", "[parallel]") {
