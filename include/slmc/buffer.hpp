@@ -11,14 +11,25 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <string_view>
+
+#include "slmc/status.hpp"
 
 namespace slmc {
 
 inline constexpr size_t kBufferAlignment = 64;
 
+/// The library allocates through allocate() / copy_of(), which report running out of memory as a
+/// Status (kOutOfMemory); no slmc API lets std::bad_alloc from an AlignedBuffer escape. The sized
+/// constructors are a convenience for applications and tests that treat that as fatal: they throw.
 class AlignedBuffer {
  public:
   AlignedBuffer() = default;
+  /// `size` bytes, zero-initialized; kOutOfMemory naming the size and `what` when memory runs out.
+  static Result<AlignedBuffer> allocate(size_t size, std::string_view what = {});
+  /// A copy of `size` bytes at `src`; kOutOfMemory as allocate().
+  static Result<AlignedBuffer> copy_of(const void* src, size_t size, std::string_view what = {});
+
   /// `size` bytes, zero-initialized. Throws std::bad_alloc when memory runs out.
   explicit AlignedBuffer(size_t size);
   AlignedBuffer(const void* src, size_t size) : AlignedBuffer(size) {
@@ -43,6 +54,9 @@ class AlignedBuffer {
                           ///< explicitly: no initializer, so the deleter stays default-constructible)
     void operator()(uint8_t* p) const noexcept;
   };
+  struct NoThrow {};
+  AlignedBuffer(size_t size, NoThrow) noexcept;  // empty (size 0) when memory runs out
+
   std::unique_ptr<uint8_t, Free> data_{nullptr, Free{0}};
   size_t size_ = 0;
 };

@@ -224,10 +224,11 @@ bool is_float_dtype(DType d) { return is_weight_dtype(d); }  // floats and GGUF 
 
 // The tensor as fp32: zero-copy for f32, else converted (GGUF blocks: dequantized) into `storage`,
 // one tensor at a time.
-const float* as_fp32(const TensorView& t, AlignedBuffer& storage) {
+Result<const float*> as_fp32(const TensorView& t, AlignedBuffer& storage) {
   const int64_t n = t.shape.numel();
   if (t.dtype == DType::kF32) return t.data_as<float>();
-  storage = AlignedBuffer(static_cast<size_t>(n) * sizeof(float));
+  SLMC_ASSIGN_OR_RETURN(storage, AlignedBuffer::allocate(static_cast<size_t>(n) * sizeof(float),
+                                                         "tensor '" + t.name + "' as fp32"));
   const Status s = tensor_to_f32(t, storage.as<float>());
   SLMC_CHECK(s.ok(), "as_fp32: %s", s.to_string().c_str());  // weight dtypes were checked by the caller
   return storage.as<float>();
@@ -348,7 +349,9 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
       return empty;
     }
     AlignedBuffer storage;
-    const float* w = as_fp32(t, storage);
+    Result<const float*> wr = as_fp32(t, storage);
+    if (!wr.ok()) return wr.status().with_context(source_name);
+    const float* w = *wr;
     auto r = encode_with_scheme(t.name, w, t.shape.rows(), t.shape.cols(), scheme, calibration_for(t.name),
                                 options.num_threads);
     if (!r.ok()) return r.status().with_context(source_name);

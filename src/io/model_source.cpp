@@ -277,9 +277,9 @@ Result<EncodedMatrix> encode_dense_float(const TensorView& t, ValueType value_ty
   m.encoding.value_type = value_type;
   AlignedBuffer& values = m.segment(SegmentRole::kValues);
   if (value_type == ValueType::kF32) {
-    values = AlignedBuffer(src, n * 4);
+    SLMC_ASSIGN_OR_RETURN(values, AlignedBuffer::copy_of(src, n * 4, "tensor '" + t.name + "'"));
   } else {
-    values = AlignedBuffer(n * 2);
+    SLMC_ASSIGN_OR_RETURN(values, AlignedBuffer::allocate(n * 2, "tensor '" + t.name + "'"));
     if (value_type == ValueType::kF16) {
       convert_fp32_to_fp16(src, values.as<uint16_t>(), n);
     } else {

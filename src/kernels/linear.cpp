@@ -18,6 +18,9 @@
 namespace slmc {
 namespace detail {
 namespace {
+Status scratch_error(size_t bytes) {
+  return make_error(ErrorCode::kOutOfMemory, "linear: cannot allocate " + std::to_string(bytes) + " bytes of scratch");
+}
 const LinearKernels& linear_kernels(Isa isa) {
   static const auto tables = SLMC_KERNEL_TABLES(LinearKernels, linear);
   return tables.get(isa);
@@ -143,9 +146,13 @@ void LinearContext::set_num_threads(int num_threads) noexcept {
 }
 
 uint8_t* LinearContext::scratch(size_t bytes) {
-  if (bytes > scratch_.size()) {
+  if (bytes > scratch_.size() || scratch_.data() == nullptr) {
+    bytes = std::max<size_t>(bytes, kBufferAlignment);  // never null when memory is there
     scratch_ = AlignedBuffer();  // free first: peak memory is the new size only
-    scratch_ = AlignedBuffer(bytes + bytes / 4);
+    Result<AlignedBuffer> b = AlignedBuffer::allocate(bytes + bytes / 4);
+    if (!b.ok()) b = AlignedBuffer::allocate(bytes);
+    if (!b.ok()) return nullptr;
+    scratch_ = std::move(*b);
     ++grows_;
   }
   return scratch_.data();
@@ -155,7 +162,7 @@ namespace detail {
 namespace {
 // Sparse weights: prepares the activations (fp32 mode with N > 1: transposed tiles; int8 mode:
 // quantized rows) in the context's scratch, then splits the rows over threads.
-void run_sparse(LinearContext& ctx, SparseLinearArgs& sa, Isa isa, bool int8) {
+Status run_sparse(LinearContext& ctx, SparseLinearArgs& sa, Isa isa, bool int8) {
   const SparseLinearKernels& kern = sparse_kernels(isa);
   const int64_t n = sa.n, m = sa.layout.rows, k = sa.layout.cols;
   size_t prep = 0;
@@ -170,6 +177,7 @@ void run_sparse(LinearContext& ctx, SparseLinearArgs& sa, Isa isa, bool int8) {
   const int slots = worker_slots(ctx.num_threads(), blocks, m, k, n);
   const size_t slot_bytes = align64(kern.scratch_bytes(sa));
   uint8_t* scratch = ctx.scratch(prep + slot_bytes * static_cast<size_t>(slots));
+  if (!scratch) return scratch_error(prep + slot_bytes * static_cast<size_t>(slots));
   if (int8) {
     auto* xq = reinterpret_cast<int8_t*>(scratch);
     auto* xscale = reinterpret_cast<float*>(scratch + align64(static_cast<size_t>(n * sa.kpad)));
@@ -203,6 +211,7 @@ void run_sparse(LinearContext& ctx, SparseLinearArgs& sa, Isa isa, bool int8) {
       if (m0 < m1) run(sa, m0, m1, slot0 + slot_bytes * static_cast<size_t>(t));
     }
   });
+  return Status();
 }
 }  // namespace
 }  // namespace detail
@@ -300,8 +309,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     sa.x = x;
     sa.bias = bias;
     sa.y = y;
-    detail::run_sparse(ctx, sa, *isa, mode == ActMode::kInt8);
-    return Status();
+    return detail::run_sparse(ctx, sa, *isa, mode == ActMode::kInt8);
   }
   const detail::LinearKernels& kern = detail::linear_kernels(*isa);
   detail::LinearArgs a = detail::weight_args(w);
@@ -329,6 +337,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
   const size_t slots_off = off;
   off += slot_bytes * static_cast<size_t>(slots);
   uint8_t* scratch = ctx.scratch(off);
+  if (!scratch) return detail::scratch_error(off);
 
   if (quant) {
     float* xpad = int8 ? nullptr : reinterpret_cast<float*>(scratch + xpad_off);

@@ -397,13 +397,11 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
   e.layout = config.layout;
   const DenseQuantLayout l(rows, cols, e);
   const size_t sbytes = static_cast<size_t>(l.scale_count()) * scale_bytes(e.scale_dtype);
-  try {
-    out.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(l.values_bytes()));
-    out.segment(SegmentRole::kScales) = AlignedBuffer(sbytes);
-    if (!e.symmetric) out.segment(SegmentRole::kMins) = AlignedBuffer(sbytes);
-  } catch (const std::bad_alloc&) {
-    return make_error(ErrorCode::kOutOfMemory, what + ": cannot allocate " + std::to_string(l.values_bytes()) +
-                                                   " bytes of codes");
+  SLMC_ASSIGN_OR_RETURN(out.segment(SegmentRole::kValues),
+                        AlignedBuffer::allocate(static_cast<size_t>(l.values_bytes()), what + ": codes"));
+  SLMC_ASSIGN_OR_RETURN(out.segment(SegmentRole::kScales), AlignedBuffer::allocate(sbytes, what + ": scales"));
+  if (!e.symmetric) {
+    SLMC_ASSIGN_OR_RETURN(out.segment(SegmentRole::kMins), AlignedBuffer::allocate(sbytes, what + ": mins"));
   }
   uint8_t* values = out.segment(SegmentRole::kValues).data();
   uint8_t* scales = out.segment(SegmentRole::kScales).data();
@@ -579,11 +577,8 @@ Result<EncodedMatrix> encode_float(std::string_view tensor_name, const float* w,
   out.encoding.format = SparseFormat::kDense;
   out.encoding.layout = RowLayout::kRows;
   const int64_t n = rows * cols;
-  try {
-    out.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(n) * eb);
-  } catch (const std::bad_alloc&) {
-    return make_error(ErrorCode::kOutOfMemory, what + ": cannot allocate " + std::to_string(n * int64_t(eb)) + " bytes");
-  }
+  SLMC_ASSIGN_OR_RETURN(out.segment(SegmentRole::kValues),
+                        AlignedBuffer::allocate(static_cast<size_t>(n) * eb, what + ": values"));
   uint8_t* dst = out.segment(SegmentRole::kValues).data();
   ErrorSums sums;
   if (value_type == ValueType::kF32) {

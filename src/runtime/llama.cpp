@@ -145,7 +145,10 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
       out.decoded_matrix.rows = rows;
       out.decoded_matrix.cols = cols;
       out.decoded_matrix.encoding = Encoding{};
-      out.decoded_matrix.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(rows * cols) * sizeof(float));
+      Result<AlignedBuffer> values = AlignedBuffer::allocate(static_cast<size_t>(rows * cols) * sizeof(float),
+                                                             path + ": tensor '" + name + "' decoded to fp32");
+      if (!values.ok()) return values.status();
+      out.decoded_matrix.segment(SegmentRole::kValues) = std::move(*values);
       SLMC_RETURN_IF_ERROR(decode_sparse(t->view, out.decoded_matrix.segment(SegmentRole::kValues).as<float>())
                                .with_context(path + ": tensor '" + name + "'"));
       out.view = out.decoded_matrix.view();

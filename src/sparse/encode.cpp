@@ -60,6 +60,13 @@ Status check_importance(const float* importance, int64_t cols, std::string_view 
   return Status::ok_status();
 }
 
+Status allocate_segment(EncodedMatrix& em, SegmentRole role, int64_t bytes, std::string_view name) {
+  SLMC_ASSIGN_OR_RETURN(em.segment(role), AlignedBuffer::allocate(static_cast<size_t>(bytes),
+                                                                  std::string(name) + ": " +
+                                                                      std::string(segment_role_name(role))));
+  return Status();
+}
+
 Result<ValueQuantizer> make_quantizer(const SparseLayout& l, const float* w, const uint8_t* keep,
                                       const float* importance, std::string_view name, AlignedBuffer* scales_out) {
   ValueQuantizer q;
@@ -147,7 +154,8 @@ Result<ValueQuantizer> make_quantizer(const SparseLayout& l, const float* w, con
       }
     }
   }
-  *scales_out = AlignedBuffer(static_cast<size_t>(l.scales_segment_bytes()));
+  SLMC_ASSIGN_OR_RETURN(*scales_out, AlignedBuffer::allocate(static_cast<size_t>(l.scales_segment_bytes()),
+                                                             std::string(name) + ": scales"));
   q.inverse.resize(q.scale.size());
   for (size_t i = 0; i < q.scale.size(); ++i) {
     if (l.encoding.scale_dtype == DType::kF16) {
@@ -183,7 +191,7 @@ inline void store_value(uint8_t* values, uint64_t i, const ValueQuantizer& q, fl
 }
 
 Result<EncodedMatrix> encode_csr_like(const SparseLayout& l, const float* w, const uint8_t* keep,
-                                      const ValueQuantizer& q, EncodedMatrix em) {
+                                      const ValueQuantizer& q, EncodedMatrix em, std::string_view name) {
   const int64_t rows = l.rows, cols = l.cols;
   const bool bitmask = l.format() == SparseFormat::kBitmask;
   std::vector<uint64_t> ptr(static_cast<size_t>(rows + 1), 0);
@@ -196,12 +204,12 @@ Result<EncodedMatrix> encode_csr_like(const SparseLayout& l, const float* w, con
   }
   const uint64_t nnz = ptr[static_cast<size_t>(rows)];
   const int64_t pw = SparseLayout::pointer_width(nnz);
-  em.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(l.values_segment_bytes(nnz)));
-  em.segment(SegmentRole::kRowPtr) = AlignedBuffer(static_cast<size_t>(l.row_ptr_segment_bytes(nnz)));
+  SLMC_RETURN_IF_ERROR(allocate_segment(em, SegmentRole::kValues, l.values_segment_bytes(nnz), name));
+  SLMC_RETURN_IF_ERROR(allocate_segment(em, SegmentRole::kRowPtr, l.row_ptr_segment_bytes(nnz), name));
   if (bitmask) {
-    em.segment(SegmentRole::kMeta) = AlignedBuffer(static_cast<size_t>(l.meta_segment_bytes()));
+    SLMC_RETURN_IF_ERROR(allocate_segment(em, SegmentRole::kMeta, l.meta_segment_bytes(), name));
   } else {
-    em.segment(SegmentRole::kColIdx) = AlignedBuffer(static_cast<size_t>(l.col_idx_segment_bytes(nnz)));
+    SLMC_RETURN_IF_ERROR(allocate_segment(em, SegmentRole::kColIdx, l.col_idx_segment_bytes(nnz), name));
   }
   uint8_t* values = em.segment(SegmentRole::kValues).data();
   uint8_t* rp = em.segment(SegmentRole::kRowPtr).data();
@@ -235,7 +243,7 @@ Result<EncodedMatrix> encode_csr_like(const SparseLayout& l, const float* w, con
 }
 
 Result<EncodedMatrix> encode_bsr(const SparseLayout& l, const float* w, const uint8_t* keep, const ValueQuantizer& q,
-                                 EncodedMatrix em) {
+                                 EncodedMatrix em, std::string_view name) {
   const int64_t rows = l.rows, cols = l.cols, br = l.block_rows, bc = l.block_cols;
   auto kept = [&](int64_t r, int64_t c) {
     const int64_t i = r * cols + c;
@@ -259,9 +267,9 @@ Result<EncodedMatrix> encode_bsr(const SparseLayout& l, const float* w, const ui
     nnzb += stored[static_cast<size_t>(b)].size();
   }
   const int64_t pw = SparseLayout::pointer_width(nnzb);
-  em.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(l.values_segment_bytes(nnzb)));
-  em.segment(SegmentRole::kRowPtr) = AlignedBuffer(static_cast<size_t>(l.row_ptr_segment_bytes(nnzb)));
-  em.segment(SegmentRole::kColIdx) = AlignedBuffer(static_cast<size_t>(l.col_idx_segment_bytes(nnzb)));
+  SLMC_RETURN_IF_ERROR(allocate_segment(em, SegmentRole::kValues, l.values_segment_bytes(nnzb), name));
+  SLMC_RETURN_IF_ERROR(allocate_segment(em, SegmentRole::kRowPtr, l.row_ptr_segment_bytes(nnzb), name));
+  SLMC_RETURN_IF_ERROR(allocate_segment(em, SegmentRole::kColIdx, l.col_idx_segment_bytes(nnzb), name));
   uint8_t* values = em.segment(SegmentRole::kValues).data();
   uint8_t* rp = em.segment(SegmentRole::kRowPtr).data();
   uint8_t* ci = em.segment(SegmentRole::kColIdx).data();
@@ -291,8 +299,8 @@ Status encode_nm_row(const SparseLayout& l, const float* w, const uint8_t* keep,
 Result<EncodedMatrix> encode_nm(const SparseLayout& l, const float* w, const uint8_t* keep, const ValueQuantizer& q,
                                 EncodedMatrix em, std::string_view name) {
   const int64_t rows = l.rows;
-  em.segment(SegmentRole::kValues) = AlignedBuffer(static_cast<size_t>(l.values_segment_bytes(0)));
-  em.segment(SegmentRole::kMeta) = AlignedBuffer(static_cast<size_t>(l.meta_segment_bytes()));
+  SLMC_RETURN_IF_ERROR(allocate_segment(em, SegmentRole::kValues, l.values_segment_bytes(0), name));
+  SLMC_RETURN_IF_ERROR(allocate_segment(em, SegmentRole::kMeta, l.meta_segment_bytes(), name));
   uint8_t* values = em.segment(SegmentRole::kValues).data();
   uint8_t* meta = em.segment(SegmentRole::kMeta).data();
   // Symmetric int4 zero is code 8 (0x88 per byte, padding slots included).
@@ -519,8 +527,8 @@ Result<EncodedMatrix> encode_sparse(const float* w, int64_t rows, int64_t cols, 
   Result<EncodedMatrix> r = Status(ErrorCode::kInternal, "unreachable");
   switch (encoding.format) {
     case SparseFormat::kCsr:
-    case SparseFormat::kBitmask: r = encode_csr_like(l, w, keep, q, std::move(em)); break;
-    case SparseFormat::kBsr: r = encode_bsr(l, w, keep, q, std::move(em)); break;
+    case SparseFormat::kBitmask: r = encode_csr_like(l, w, keep, q, std::move(em), tensor_name); break;
+    case SparseFormat::kBsr: r = encode_bsr(l, w, keep, q, std::move(em), tensor_name); break;
     case SparseFormat::kNM: r = encode_nm(l, w, keep, q, std::move(em), tensor_name); break;
     default: break;
   }

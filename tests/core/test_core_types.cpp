@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstring>
+#include <new>
 #include <set>
 #include <string>
 
@@ -89,6 +91,30 @@ TEST_CASE("tensor views check byte sizes against shape and dtype", "[tensor]") {
   REQUIRE(dtype_byte_size(DType::kQ4_0, 33).status().code() == ErrorCode::kInvalidArgument);
   REQUIRE(*dtype_byte_size(DType::kI4, 64) == 32);
   REQUIRE(dtype_byte_size(static_cast<DType>(77), 4).status().code() == ErrorCode::kUnsupported);
+}
+
+TEST_CASE("AlignedBuffer::allocate reports running out of memory as a Status", "[buffer]") {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{63}, size_t{4096}, size_t{3} << 20}) {
+    Result<AlignedBuffer> b = AlignedBuffer::allocate(n, "x");
+    REQUIRE(b.ok());
+    REQUIRE(b->size() == n);
+    if (n > 0) {
+      REQUIRE(reinterpret_cast<uintptr_t>(b->data()) % kBufferAlignment == 0);
+      for (size_t i = 0; i < n; i += 61) REQUIRE(b->data()[i] == 0);  // zero-filled
+    }
+  }
+  // More than any address space: refused with the size and the caller's words, never thrown.
+  for (size_t n : {size_t{1} << 60, SIZE_MAX, SIZE_MAX - 10}) {
+    Result<AlignedBuffer> b = AlignedBuffer::allocate(n, "tensor 'w': codes");
+    REQUIRE(b.status().code() == ErrorCode::kOutOfMemory);
+    REQUIRE(b.status().message().find(std::to_string(n)) != std::string::npos);
+    REQUIRE(b.status().message().find("tensor 'w': codes") != std::string::npos);
+  }
+  REQUIRE_THROWS_AS(AlignedBuffer(size_t{1} << 60), std::bad_alloc);
+  const char text[] = "seventeen bytes!";
+  Result<AlignedBuffer> c = AlignedBuffer::copy_of(text, sizeof(text));
+  REQUIRE(c.ok());
+  REQUIRE(std::memcmp(c->data(), text, sizeof(text)) == 0);
 }
 
 TEST_CASE("CPU features and ISA selection", "[cpu]") {

@@ -62,7 +62,8 @@ class LinearContext {
   bool check_sparse_contents() const noexcept { return check_sparse_; }
   void set_check_sparse_contents(bool on) noexcept { check_sparse_ = on; }
 
-  /// Internal: scratch of at least `bytes` bytes, 64-byte aligned, contents unspecified.
+  /// Internal: scratch of at least `bytes` bytes, 64-byte aligned, contents unspecified; null when
+  /// memory runs out (linear() then returns kOutOfMemory).
   uint8_t* scratch(size_t bytes);
 
  private:
