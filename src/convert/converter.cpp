@@ -299,15 +299,6 @@ std::optional<std::vector<size_t>> choose_within(const std::vector<std::vector<C
 
 std::string format_bytes(uint64_t b) { return std::to_string(b) + " bytes"; }
 
-std::string make_temp_dir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/slmc-dry-run-XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  if (::mkdtemp(buf.data()) == nullptr) return "";
-  return std::string(buf.data());
-}
-
 }  // namespace
 
 Result<ConvertReport> convert_model(const ModelSource& source, const std::string& source_name,
@@ -400,26 +391,11 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
   header.tokenizer = options.tokenizer.empty() ? source.tokenizer() : options.tokenizer;
   for (const auto& [k, v] : options.metadata) header.metadata[k] = v;
 
-  std::string temp_dir;
-  std::string write_path = output;
-  if (options.dry_run) {
-    temp_dir = make_temp_dir();
-    if (temp_dir.empty()) return make_error(ErrorCode::kIoError, "--dry-run: cannot create a temporary directory");
-    write_path = temp_dir + "/dry-run.slm";
-  }
-  auto cleanup = [&] {
-    if (!temp_dir.empty()) {
-      ::unlink(write_path.c_str());
-      ::rmdir(temp_dir.c_str());
-    }
-  };
   std::unique_ptr<ModelFileWriter> writer;
   if (report.gate_failures.empty()) {
-    auto w = ModelFileWriter::create(write_path, header);
-    if (!w.ok()) {
-      cleanup();
-      return w.status();
-    }
+    // --dry-run lays the file out without writing it: the same sizes, nothing on disk.
+    auto w = options.dry_run ? ModelFileWriter::create_sizer(output, header) : ModelFileWriter::create(output, header);
+    if (!w.ok()) return w.status();
     writer = std::move(*w);
   }
 
@@ -446,7 +422,6 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
     Result<EncodedMatrix> m = encode(i, scheme);
     if (!m.ok()) {
       if (writer) writer->abort();
-      cleanup();
       return m.status();
     }
     tr.scheme = scheme.to_string();
@@ -473,7 +448,6 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
       Status s = writer->add(info, m->view());
       if (!s.ok()) {
         writer->abort();
-        cleanup();
         return s.with_context(source_name);
       }
     }
@@ -488,18 +462,11 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
   }
   if (!report.gate_failures.empty()) {
     if (writer) writer->abort();
-    cleanup();
     return report;
   }
-  Status s = writer->finish();
-  if (!s.ok()) {
-    cleanup();
-    return s;
-  }
-  struct stat st {};
-  if (::stat(write_path.c_str(), &st) == 0) report.file_size = static_cast<uint64_t>(st.st_size);
+  SLMC_RETURN_IF_ERROR(writer->finish());
+  report.file_size = writer->file_size();
   if (!options.dry_run) report.output = output;
-  cleanup();
   return report;
 }
 

@@ -181,7 +181,9 @@ struct ModelFileWriter::Impl {
   std::string path;       // destination
   ModelHeader header;
   int data_fd = -1;       // unlinked temporary holding the data section
+  bool size_only = false; // create_sizer(): lay out, write nothing (data_fd stays -1)
   uint64_t data_size = 0;
+  uint64_t file_size = 0;
   uint64_t dedup_bytes = 0;
   bool finished = false;
   bool failed = false;
@@ -221,13 +223,21 @@ struct ModelFileWriter::Impl {
   Result<uint64_t> put(const uint8_t* p, uint64_t n, uint64_t hash) {
     auto range = by_hash.equal_range({hash, n});
     for (auto it = range.first; it != range.second; ++it) {
-      SLMC_ASSIGN_OR_RETURN(bool same, same_bytes(p, n, it->second));
+      bool same = size_only;
+      if (!size_only) {
+        SLMC_ASSIGN_OR_RETURN(same, same_bytes(p, n, it->second));
+      }
       if (same) {
         dedup_bytes += n;
         return it->second;
       }
     }
     const uint64_t offset = align_up(data_size, kSegmentAlignment);
+    if (size_only) {
+      data_size = offset + n;
+      by_hash.emplace(std::make_pair(hash, n), offset);
+      return offset;
+    }
     // Aligned all-zero blocks are skipped: they become holes (sparse files stay sparse).
     uint64_t pos = 0;
     while (pos < n) {
@@ -254,6 +264,18 @@ void ModelFileWriter::abort() noexcept { impl_->cleanup(); }
 uint64_t ModelFileWriter::tensor_count() const noexcept { return impl_->tensors.size(); }
 uint64_t ModelFileWriter::data_bytes() const noexcept { return impl_->data_size; }
 uint64_t ModelFileWriter::deduplicated_bytes() const noexcept { return impl_->dedup_bytes; }
+uint64_t ModelFileWriter::file_size() const noexcept { return impl_->file_size; }
+
+Result<std::unique_ptr<ModelFileWriter>> ModelFileWriter::create_sizer(const std::string& path, ModelHeader header) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path.empty() ? "<dry run>" : path;
+  impl->size_only = true;
+  impl->header = std::move(header);
+  impl->header.format_major = kFormatMajor;
+  impl->header.format_minor = kFormatMinor;
+  if (impl->header.producer_version.empty()) impl->header.producer_version = kVersionString;
+  return std::unique_ptr<ModelFileWriter>(new ModelFileWriter(std::move(impl)));
+}
 
 Result<std::unique_ptr<ModelFileWriter>> ModelFileWriter::create(const std::string& path, ModelHeader header) {
   if (path.empty()) return make_error(ErrorCode::kInvalidArgument, "empty output path");
@@ -276,7 +298,9 @@ Result<std::unique_ptr<ModelFileWriter>> ModelFileWriter::create(const std::stri
 
 Status ModelFileWriter::add(const TensorInfo& info, const EncodedMatrixView& m) {
   Impl& w = *impl_;
-  if (w.finished || w.data_fd < 0) return make_error(ErrorCode::kInvalidArgument, w.path + ": writer is closed");
+  if (w.finished || (w.data_fd < 0 && !w.size_only)) {
+    return make_error(ErrorCode::kInvalidArgument, w.path + ": writer is closed");
+  }
   const std::string where = w.path + ": tensor " + quote(info.name);
   if (info.name.empty() || !is_valid_utf8(info.name)) {
     return make_error(ErrorCode::kInvalidArgument, where + ": name is empty or not valid UTF-8");
@@ -368,7 +392,7 @@ Status copy_data(int src, uint64_t size, int dst, uint64_t dst_offset, const std
 Status ModelFileWriter::finish() {
   Impl& w = *impl_;
   if (w.finished) return make_error(ErrorCode::kInvalidArgument, w.path + ": finish() called twice");
-  if (w.failed || w.data_fd < 0) {
+  if (w.failed || (w.data_fd < 0 && !w.size_only)) {
     w.cleanup();
     return make_error(ErrorCode::kInvalidArgument, w.path + ": an earlier write failed; nothing was written");
   }
@@ -439,6 +463,11 @@ Status ModelFileWriter::finish() {
     return fail(make_error(ErrorCode::kOutOfRange, w.path + ": header of " + std::to_string(fb_size) + " bytes is too large"));
   }
   const uint64_t data_offset = align_up(kPreambleBytes + fb_size, kSegmentAlignment);
+  if (w.size_only) {
+    w.file_size = data_offset + w.data_size;
+    w.finished = true;
+    return Status::ok_status();
+  }
 
   std::vector<uint8_t> head(static_cast<size_t>(data_offset), 0);
   std::memcpy(head.data(), kFileMagic, 8);
@@ -468,6 +497,7 @@ Status ModelFileWriter::finish() {
   }
   w.cleanup();
   w.finished = true;
+  w.file_size = data_offset + w.data_size;
   return Status::ok_status();
 }
 

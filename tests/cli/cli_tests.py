@@ -113,6 +113,22 @@ def test_dry_run_predicts_the_real_size(c):
           os.listdir(c.tmp))
 
 
+def test_dry_run_writes_nothing_and_counts_duplicates(c):
+    # Identical tensors are stored once (deduplicated): the dry run's layout must count that too,
+    # and it must need no writable directory at all.
+    vals = [((i * 37) % 101 - 50) / 7.0 for i in range(64 * 96)]
+    src = c.path("dup.safetensors")
+    write_safetensors(src, {"a.weight": ([64, 96], vals), "b.weight": ([64, 96], vals),
+                            "c.weight": ([64, 96], vals[::-1])})
+    env = dict(os.environ, TMPDIR=c.path("no-such-dir"))
+    for recipe in ("fp32", "int8", "w4", "w8-bitmask50"):
+        p = c.run("convert", src, "--recipe", recipe, "--dry-run", "--json", env=env)
+        d = json.loads(p.stdout)
+        c.run("convert", src, "--recipe", recipe, "-o", c.path("dup.slm"), "--force")
+        check(d["total"]["file_size"] == os.path.getsize(c.path("dup.slm")), (recipe, d["total"]))
+    check(sorted(os.listdir(c.tmp)) == ["dup.safetensors", "dup.slm"], os.listdir(c.tmp))
+
+
 def test_size_gate_trips_and_passes(c):
     m = c.synth()
     r = c.json("convert", m, "--dry-run")

@@ -96,6 +96,11 @@ struct TensorInfo {
 class ModelFileWriter {
  public:
   static Result<std::unique_ptr<ModelFileWriter>> create(const std::string& path, ModelHeader header);
+  /// A writer that lays the file out exactly as create() would and writes nothing: finish()
+  /// computes file_size() (--dry-run). Duplicate segments are recognised by equal xxh64 and size
+  /// alone (create() also compares the bytes), so a hash collision would count one segment less.
+  /// `path` only names the file in messages.
+  static Result<std::unique_ptr<ModelFileWriter>> create_sizer(const std::string& path, ModelHeader header);
   ~ModelFileWriter();
   ModelFileWriter(const ModelFileWriter&) = delete;
   ModelFileWriter& operator=(const ModelFileWriter&) = delete;
@@ -110,6 +115,7 @@ class ModelFileWriter {
   uint64_t tensor_count() const noexcept;
   uint64_t data_bytes() const noexcept;     ///< data section size so far (after deduplication)
   uint64_t deduplicated_bytes() const noexcept;  ///< bytes not written because they were duplicates
+  uint64_t file_size() const noexcept;      ///< the whole file's size, after a successful finish()
 
  private:
   struct Impl;
