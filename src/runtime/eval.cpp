@@ -191,8 +191,7 @@ struct CalibrationSums {
   std::vector<float> last_x;
   std::vector<double> last_xx;
 };
-void observe(void* user, const std::string& weight, const float* x, int64_t n, int64_t k) {
-  auto* s = static_cast<CalibrationSums*>(user);
+void observe(CalibrationSums* s, const std::string& weight, const float* x, int64_t n, int64_t k) {
   std::vector<double>& acc = s->sum_sq[weight];
   acc.resize(static_cast<size_t>(k), 0.0);
   for (int64_t r = 0; r < n; ++r) {
@@ -233,7 +232,8 @@ Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tok
   if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "no calibration tokens");
   CalibrationSums sums;
   sums.gram = gram;
-  model.set_linear_observer(observe, &sums);
+  model.set_linear_observer(
+      [&sums](const std::string& weight, const float* x, int64_t n, int64_t k) { observe(&sums, weight, x, n, k); });
   std::vector<int32_t> input;
   Status status;
   // The windows of evaluate(): BOS (or the previous token) first, window - 1 new tokens each.
@@ -245,7 +245,7 @@ Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tok
     model.reset();
     status = model.forward(input.data(), static_cast<int64_t>(input.size()), nullptr);
   }
-  model.set_linear_observer(nullptr, nullptr);
+  model.set_linear_observer(nullptr);
   SLMC_RETURN_IF_ERROR(status);
   Calibration cal;
   for (auto& [name, acc] : sums.sum_sq) {

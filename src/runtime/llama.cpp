@@ -258,7 +258,7 @@ void LlamaModel::reserve_positions(int64_t positions) {
 }
 
 Status LlamaModel::run_linear(const Linear& w, const float* x, int64_t n, float* y) {
-  if (observer_) observer_(observer_user_, w.name, x, n, w.view.cols);
+  if (observer_) observer_(w.name, x, n, w.view.cols);
   return linear(ctx_, x, n, w.view, w.bias, y, options_.act_mode);
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,11 +72,8 @@ class LlamaModel {
 
   /// Observer of every linear layer's input, for calibration: called with the weight name, the
   /// input rows X[n x K]. Null: no observation.
-  using LinearObserver = void (*)(void* user, const std::string& weight, const float* x, int64_t n, int64_t k);
-  void set_linear_observer(LinearObserver fn, void* user) noexcept {
-    observer_ = fn;
-    observer_user_ = user;
-  }
+  using LinearObserver = std::function<void(const std::string& weight, const float* x, int64_t n, int64_t k)>;
+  void set_linear_observer(LinearObserver fn) { observer_ = std::move(fn); }
 
  private:
   struct Linear {
@@ -109,8 +107,7 @@ class LlamaModel {
   int64_t max_context_ = 0;
   int64_t pos_ = 0;
   std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, scores_;
-  LinearObserver observer_ = nullptr;
-  void* observer_user_ = nullptr;
+  LinearObserver observer_;
 };
 
 }  // namespace slmc
