@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "slmc/codec.hpp"
+#include "slmc/convert/converter.hpp"
 #include "slmc/decode.hpp"
 #include "slmc/layout.hpp"
 #include "support/random.hpp"
@@ -291,4 +292,42 @@ TEST_CASE("each entry's claims hold on an encoded and decoded random matrix", "[
     ++checked;
   }
   CHECK(checked == enumerate_encodings().size());
+}
+
+TEST_CASE("the recipe path stores exactly the encoding its scheme names", "[codec]") {
+  // Every legal encoding as a recipe scheme (sparse formats pruned to half), through the
+  // converter's encoder: the stored Encoding is the one the table enumerates, and it passes
+  // check_encoding. Schemes cannot ask for interleaved N:M values (the Encoding form can).
+  const int64_t m = 16, k = 128;
+  const std::vector<float> w = test::gaussian(static_cast<size_t>(m * k), 5);
+  CalibrationEntry cal;
+  cal.mean_sq.assign(static_cast<size_t>(k), 1.0f);
+  cal.count = 1;
+  size_t stored = 0, refused = 0;
+  for (const Encoding& e : enumerate_encodings()) {
+    Scheme scheme;
+    scheme.encoding = e;
+    const bool needs_sparsity =
+        e.format == SparseFormat::kCsr || e.format == SparseFormat::kBsr || e.format == SparseFormat::kBitmask;
+    if (needs_sparsity) scheme.sparsity = 0.5;
+    const std::string text = scheme.to_string();
+    INFO(text);
+    const Result<Scheme> parsed = parse_scheme(text);
+    REQUIRE(parsed.ok());
+    if (e.format == SparseFormat::kNM && e.is_quantized() && e.layout != RowLayout::kRows) {
+      // The scheme form has no layout for N:M: the string names the plain-rows encoding.
+      CHECK(parsed->encoding.layout == RowLayout::kRows);
+      CHECK(parse_scheme(text + ",layout=i4").status().message().find("layout=") != std::string::npos);
+      ++refused;
+      continue;
+    }
+    CHECK(*parsed == scheme);
+    const Result<EncodedMatrix> em = encode_with_scheme("t", w.data(), m, k, *parsed, &cal);
+    REQUIRE(em.ok());
+    CHECK(em->encoding == e);
+    CHECK(check_encoding(em->encoding, "t").ok());
+    ++stored;
+  }
+  CHECK(stored > 0);
+  CHECK(refused > 0);
 }
