@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "slmc/codec.hpp"
 #include "slmc/convert/converter.hpp"
 #include "slmc/convert/recipe.hpp"
 #include "slmc/text/chat.hpp"
@@ -38,7 +39,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ::close(fd);
       break;
     }
-    case 4: (void)slmc::parse_scheme(text); break;
+    case 4: {
+      // The one grammar, both forms; whatever parses must print and parse back to itself.
+      (void)slmc::parse_scheme(text);
+      const auto e = slmc::parse_encoding(text);
+      if (e.ok()) {
+        const auto again = slmc::parse_encoding(slmc::encoding_to_string(*e));
+        if (!again.ok() || !(*again == *e)) __builtin_trap();
+      }
+      break;
+    }
   }
   return 0;
 }

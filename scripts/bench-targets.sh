@@ -15,7 +15,7 @@ case_() { echo "linear/$1/int8/$2/omp:$3"; }
 sgemv1=baseline/openblas_sgemm/$D8/omp:1
 sgemm1=baseline/openblas_sgemm/$G4/omp:1
 sgemm8=baseline/openblas_sgemm/$B8/omp:1
-i8r1=int8_channel_sym_f32s_r1 i8r8=int8_channel_sym_f32s_r8 i4g32=int4_g32_sym_f16s_r8 i4g128=int4_g128_sym_f16s_r8
+i8r1=int8_channel_sym_f32 i8r8=int8_channel_sym_f32_r8 i4g32=int4_g32_sym_f16_r8 i4g128=int4_g128_sym_f16_r8
 args=(
   --fraction "int8 GEMV (plain rows) / streams4, 1 thread=membw/streams4/256MiB/omp:1:$(case_ $i8r1 $D8 1)"
   --fraction "int8 GEMV (plain rows) / rows4, 1 thread=membw/rows4/256MiB/omp:1:$(case_ $i8r1 $D8 1)"

@@ -9,8 +9,8 @@ Other tenants of a machine only ever add time: the fastest repetition is what th
 median what a user will typically see. Quote both; a ratio that holds only for one is not settled.
 
   scripts/bench_ratios.py --bench build/benchmarks/slmc_bench --rounds 5 \\
-      --filter '^linear/(int8_channel_sym_f32s_r1|nm2of4_int8_s50)/int8/8192x8192/n:1/omp:1/' \\
-      --ratio '2:4 vs dense=linear/int8_channel_sym_f32s_r1/int8/8192x8192/n:1/omp:1:linear/nm2of4_int8_s50/int8/8192x8192/n:1/omp:1'
+      --filter '^linear/(int8_channel_sym_f32|nm2of4_int8_s50)/int8/8192x8192/n:1/omp:1/' \\
+      --ratio '2:4 vs dense=linear/int8_channel_sym_f32/int8/8192x8192/n:1/omp:1:linear/nm2of4_int8_s50/int8/8192x8192/n:1/omp:1'
 
 A ratio is NAME=BASE:CASE and prints time(BASE) / time(CASE), i.e. how many times faster CASE is.
 A fraction (--fraction NAME=ROOFLINE:CASE) prints GB/s(CASE) / GB/s(ROOFLINE), each case's GB/s

@@ -1,6 +1,7 @@
 // The one decoder (include/slmc/decode.hpp).
 #include "slmc/decode.hpp"
 
+#include "slmc/codec.hpp"
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/sparse/encode.hpp"
 
@@ -17,6 +18,9 @@ Status decode(const EncodedMatrixView& view, float* out) {
     }
     return Status::ok_status();
   }
+  // The family's reference decoder (codec table); an encoding of no family goes to the dense or
+  // sparse decoder by format, whose validator names what is wrong.
+  if (const CodecTraits* c = find_codec(view.encoding)) return c->decode(view, out);
   return view.encoding.format == SparseFormat::kDense ? dequantize(view, out) : decode_sparse(view, out);
 }
 

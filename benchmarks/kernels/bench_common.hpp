@@ -8,7 +8,18 @@
 #include <string>
 #include <vector>
 
+#include "slmc/check.hpp"
+#include "slmc/codec.hpp"
+
 namespace slmc::bench {
+
+/// The Encoding of a grammar string (slmc/codec.hpp); benchmarks name their encodings this way
+/// instead of filling Encoding fields. Aborts on a string that does not parse (a benchmark bug).
+inline Encoding encoding(const char* text) {
+  const Result<Encoding> e = parse_encoding(text);
+  SLMC_CHECK(e.ok(), "benchmark encoding: %s", e.status().to_string().c_str());
+  return *e;
+}
 
 struct LinearShape {
   int64_t m, k;

@@ -5,10 +5,12 @@
 #include <benchmark/benchmark.h>
 
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
 #include "kernels/bench_common.hpp"
+#include "slmc/codec.hpp"
 #include "slmc/encoding.hpp"
 #include "slmc/half.hpp"
 #include "slmc/kernels/linear.hpp"
@@ -19,56 +21,32 @@ namespace {
 using slmc::bench::LinearShape;
 
 struct BenchEncoding {
-  const char* name;
+  std::string name;  ///< encoding_name(enc): the name inspect and bench print
   slmc::Encoding enc;
   std::vector<slmc::ActMode> acts;
 };
 
-slmc::Encoding quant(slmc::ValueType vt, slmc::Granularity g, int gs, bool sym, slmc::DType sd, slmc::RowLayout rl) {
-  slmc::Encoding e;
-  e.value_type = vt;
-  e.granularity = g;
-  e.group_size = gs;
-  e.symmetric = sym;
-  e.scale_dtype = sd;
-  e.layout = rl;
-  return e;
-}
-
 const std::vector<BenchEncoding>& bench_encodings() {
   using slmc::ActMode;
-  using slmc::DType;
-  using slmc::Granularity;
-  using slmc::RowLayout;
-  using slmc::ValueType;
   static const std::vector<BenchEncoding> list = [] {
+    // Encodings in the one grammar (slmc/codec.hpp), with the activation modes measured.
+    const std::pair<const char*, std::vector<ActMode>> cases[] = {
+        {"fp32", {ActMode::kFp32}},
+        {"fp16", {ActMode::kFp32}},
+        {"bf16", {ActMode::kFp32}},
+        {"int8:group=channel,scale_dtype=fp32", {ActMode::kInt8, ActMode::kFp32}},
+        {"int8:group=channel,scale_dtype=fp32,layout=i8", {ActMode::kInt8}},
+        {"int8:group=32,scale_dtype=fp16,layout=i8", {ActMode::kInt8}},
+        {"int4:group=32", {ActMode::kInt8}},
+        {"int4:group=32,layout=i8", {ActMode::kInt8, ActMode::kFp32}},
+        {"int4:group=128,layout=i8", {ActMode::kInt8}},
+        {"int4:group=128,sym=false,layout=i8", {ActMode::kInt8}},
+    };
     std::vector<BenchEncoding> l;
-    for (auto [name, vt] : {std::pair{"f32", ValueType::kF32}, {"f16", ValueType::kF16}, {"bf16", ValueType::kBF16}}) {
-      slmc::Encoding e;
-      e.value_type = vt;
-      l.push_back({name, e, {ActMode::kFp32}});
+    for (const auto& [text, acts] : cases) {
+      const slmc::Encoding e = slmc::bench::encoding(text);
+      l.push_back({slmc::encoding_name(e), e, acts});
     }
-    l.push_back({"int8_channel_sym_f32s_r1",
-                 quant(ValueType::kInt8, Granularity::kChannel, 0, true, DType::kF32, RowLayout::kRows),
-                 {ActMode::kInt8, ActMode::kFp32}});
-    l.push_back({"int8_channel_sym_f32s_r8",
-                 quant(ValueType::kInt8, Granularity::kChannel, 0, true, DType::kF32, RowLayout::kInterleave8),
-                 {ActMode::kInt8}});
-    l.push_back({"int8_g32_sym_f16s_r8",
-                 quant(ValueType::kInt8, Granularity::kGroup, 32, true, DType::kF16, RowLayout::kInterleave8),
-                 {ActMode::kInt8}});
-    l.push_back({"int4_g32_sym_f16s_r1",
-                 quant(ValueType::kInt4, Granularity::kGroup, 32, true, DType::kF16, RowLayout::kRows),
-                 {ActMode::kInt8}});
-    l.push_back({"int4_g32_sym_f16s_r8",
-                 quant(ValueType::kInt4, Granularity::kGroup, 32, true, DType::kF16, RowLayout::kInterleave8),
-                 {ActMode::kInt8, ActMode::kFp32}});
-    l.push_back({"int4_g128_sym_f16s_r8",
-                 quant(ValueType::kInt4, Granularity::kGroup, 128, true, DType::kF16, RowLayout::kInterleave8),
-                 {ActMode::kInt8}});
-    l.push_back({"int4_g128_asym_f16s_r8",
-                 quant(ValueType::kInt4, Granularity::kGroup, 128, false, DType::kF16, RowLayout::kInterleave8),
-                 {ActMode::kInt8}});
     return l;
   }();
   return list;

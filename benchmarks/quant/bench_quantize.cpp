@@ -1,6 +1,7 @@
 // Quantizer throughput: GB/s of fp32 input (4 bytes per weight) for absmax and mse scale search,
 // int8 and int4, on a 4096 x 4096 Gaussian matrix, 1 and 2 threads. Case names:
-// quantize/<scheme>/<M>x<K>/omp:<threads>, e.g. quantize/int4_g32_mse/4096x4096/omp:1.
+// quantize/<scheme>/<M>x<K>/omp:<threads>, <scheme> the canonical grammar string (slmc/codec.hpp),
+// e.g. quantize/int4:group=32,sym=true,search=mse,scale_dtype=fp16,layout=rows/4096x4096/omp:1.
 #include <benchmark/benchmark.h>
 
 #include <ctime>
@@ -8,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "slmc/check.hpp"
+#include "slmc/codec.hpp"
+#include "slmc/quant/config.hpp"
 #include "slmc/quant/quantize.hpp"
 
 namespace {
@@ -42,36 +46,23 @@ void bm_quantize(benchmark::State& state, slmc::QuantConfig config, int64_t m, i
   if (cpu_seconds > 0) state.counters["GBps_cpu"] = gb / cpu_seconds;
 }
 
-slmc::QuantConfig scheme(slmc::ValueType vt, slmc::Granularity g, int gs, bool sym, slmc::ScaleSearch s) {
-  slmc::QuantConfig c;
-  c.value_type = vt;
-  c.granularity = g;
-  c.group_size = gs;
-  c.symmetric = sym;
-  c.search = s;
-  return c;
-}
-
 void register_quantize() {
-  using slmc::Granularity;
-  using slmc::ScaleSearch;
-  using slmc::ValueType;
   const int64_t m = 4096, k = 4096;
-  const std::vector<slmc::QuantConfig> schemes = {
-      scheme(ValueType::kInt8, Granularity::kChannel, 0, true, ScaleSearch::kAbsmax),
-      scheme(ValueType::kInt8, Granularity::kChannel, 0, true, ScaleSearch::kMse),
-      scheme(ValueType::kInt8, Granularity::kGroup, 32, true, ScaleSearch::kAbsmax),
-      scheme(ValueType::kInt8, Granularity::kGroup, 32, true, ScaleSearch::kMse),
-      scheme(ValueType::kInt4, Granularity::kGroup, 32, true, ScaleSearch::kAbsmax),
-      scheme(ValueType::kInt4, Granularity::kGroup, 32, true, ScaleSearch::kMse),
-      scheme(ValueType::kInt4, Granularity::kGroup, 128, true, ScaleSearch::kMse),
-      scheme(ValueType::kInt4, Granularity::kGroup, 32, false, ScaleSearch::kAbsmax),
-      scheme(ValueType::kInt4, Granularity::kGroup, 32, false, ScaleSearch::kMse),
+  // Schemes in the one grammar (slmc/codec.hpp); the case name is the canonical string.
+  const char* const schemes[] = {
+      "int8:group=channel,search=absmax,scale_dtype=fp16", "int8:group=channel,search=mse,scale_dtype=fp16",
+      "int8:group=32,search=absmax,scale_dtype=fp16",      "int8:group=32,search=mse,scale_dtype=fp16",
+      "int4:group=32,search=absmax",                       "int4:group=32,search=mse",
+      "int4:group=128,search=mse",                         "int4:group=32,sym=false,search=absmax",
+      "int4:group=32,sym=false,search=mse",
   };
   for (int threads : {1, 2}) {
-    for (slmc::QuantConfig c : schemes) {
+    for (const char* text : schemes) {
+      const slmc::Result<slmc::Encoding> e = slmc::parse_encoding(text);
+      SLMC_CHECK(e.ok(), "%s", e.status().to_string().c_str());
+      slmc::QuantConfig c = slmc::quant_config_from_encoding(*e);
       c.num_threads = threads;
-      const std::string name = "quantize/" + slmc::scheme_name(c) + "/" + std::to_string(m) + "x" +
+      const std::string name = "quantize/" + slmc::encoding_to_string(*e) + "/" + std::to_string(m) + "x" +
                                std::to_string(k) + "/omp:" + std::to_string(threads);
       benchmark::RegisterBenchmark(name.c_str(), bm_quantize, c, m, k)->UseRealTime()->Unit(benchmark::kMillisecond);
     }

@@ -30,43 +30,19 @@ struct SparseBench {
   std::vector<slmc::ActMode> acts;
 };
 
-slmc::Encoding sparse_enc(slmc::SparseFormat f, slmc::ValueType vt, slmc::Granularity g, int gs) {
-  slmc::Encoding e;
-  e.format = f;
-  e.value_type = vt;
-  e.granularity = vt == slmc::ValueType::kF32 ? slmc::Granularity::kNone : g;
-  e.group_size = gs;
-  e.scale_dtype = slmc::DType::kF16;
-  return e;
-}
-
 const std::vector<SparseBench>& sparse_benches() {
   using slmc::ActMode;
-  using slmc::Granularity;
-  using slmc::SparseFormat;
-  using slmc::ValueType;
-  static const std::vector<SparseBench> list = [] {
-    std::vector<SparseBench> l;
-    l.push_back({"csr_f32", sparse_enc(SparseFormat::kCsr, ValueType::kF32, Granularity::kNone, 0), {50, 70, 90, 95},
-                 {ActMode::kFp32}});
-    l.push_back({"csr_int8", sparse_enc(SparseFormat::kCsr, ValueType::kInt8, Granularity::kChannel, 0), {70, 90},
-                 {ActMode::kFp32, ActMode::kInt8}});
-    slmc::Encoding bsr = sparse_enc(SparseFormat::kBsr, ValueType::kF32, Granularity::kNone, 0);
-    bsr.block_rows = 4;
-    bsr.block_cols = 4;
-    l.push_back({"bsr4x4_f32", bsr, {70, 90}, {ActMode::kFp32}});
-    l.push_back({"bitmask_int8", sparse_enc(SparseFormat::kBitmask, ValueType::kInt8, Granularity::kGroup, 32), {50, 70},
-                 {ActMode::kInt8, ActMode::kFp32}});
-    l.push_back({"bitmask_f32", sparse_enc(SparseFormat::kBitmask, ValueType::kF32, Granularity::kNone, 0), {50},
-                 {ActMode::kFp32}});
-    for (auto [name, vt] : {std::pair{"nm2of4_int8", ValueType::kInt8}, {"nm2of4_int4", ValueType::kInt4}}) {
-      slmc::Encoding e = sparse_enc(SparseFormat::kNM, vt, Granularity::kGroup, 32);
-      e.nm_n = 2;
-      e.nm_m = 4;
-      l.push_back({name, e, {50}, {ActMode::kInt8, ActMode::kFp32}});
-    }
-    return l;
-  }();
+  using slmc::bench::encoding;
+  static const std::vector<SparseBench> list = {
+      {"csr_f32", encoding("fp32:format=csr"), {50, 70, 90, 95}, {ActMode::kFp32}},
+      {"csr_int8", encoding("int8:format=csr,scale_dtype=fp16"), {70, 90}, {ActMode::kFp32, ActMode::kInt8}},
+      {"bsr4x4_f32", encoding("fp32:format=bsr4x4"), {70, 90}, {ActMode::kFp32}},
+      {"bitmask_int8", encoding("int8:format=bitmask,group=32,scale_dtype=fp16"), {50, 70},
+       {ActMode::kInt8, ActMode::kFp32}},
+      {"bitmask_f32", encoding("fp32:format=bitmask"), {50}, {ActMode::kFp32}},
+      {"nm2of4_int8", encoding("int8:pattern=2:4,group=32,scale_dtype=fp16"), {50}, {ActMode::kInt8, ActMode::kFp32}},
+      {"nm2of4_int4", encoding("int4:pattern=2:4,group=32,search=absmax"), {50}, {ActMode::kInt8, ActMode::kFp32}},
+  };
   return list;
 }
 

@@ -15,6 +15,7 @@
 #include <omp.h>
 #endif
 
+#include "kernels/bench_common.hpp"
 #include "slmc/prune/prune.hpp"
 #include "slmc/prune/prune_encode.hpp"
 #include "slmc/sparse/validate.hpp"
@@ -121,23 +122,16 @@ void register_all() {
     const std::string name = "prune_encode/" + fmt + "/" + sparsity_name(s) + shape;
     benchmark::RegisterBenchmark(name.c_str(), bm_prune_encode, spec, enc)->Unit(benchmark::kMillisecond)->UseRealTime();
   };
-  auto quant = [](Encoding e, ValueType vt) {
-    e.value_type = vt;
-    e.granularity = Granularity::kChannel;
-    return e;
-  };
+  // Encodings in the one grammar (slmc/codec.hpp).
+  auto enc = [](const std::string& text) { return bench::encoding(text.c_str()); };
   PruneSpec mag;
   mag.method = PruneMethod::kMagnitude;
-  Encoding csr;
-  csr.format = SparseFormat::kCsr;
-  Encoding bitmask;
-  bitmask.format = SparseFormat::kBitmask;
   for (double s : {0.5, 0.7, 0.9, 0.95}) {
     mag.sparsity = s;
-    add("csr", s, mag, csr);
-    add("csr_int8", s, mag, quant(csr, ValueType::kInt8));
-    add("bitmask", s, mag, bitmask);
-    add("bitmask_int8", s, mag, quant(bitmask, ValueType::kInt8));
+    add("csr", s, mag, enc("fp32:format=csr"));
+    add("csr_int8", s, mag, enc("int8:format=csr"));
+    add("bitmask", s, mag, enc("fp32:format=bitmask"));
+    add("bitmask_int8", s, mag, enc("int8:format=bitmask"));
   }
   for (auto [r, c] : std::vector<std::pair<int, int>>{{1, 4}, {4, 1}, {4, 4}, {8, 1}, {16, 1}}) {
     PruneSpec blk;
@@ -145,32 +139,22 @@ void register_all() {
     blk.block_rows = r;
     blk.block_cols = c;
     blk.sparsity = 0.9;
-    Encoding bsr;
-    bsr.format = SparseFormat::kBsr;
-    bsr.block_rows = static_cast<uint8_t>(r);
-    bsr.block_cols = static_cast<uint8_t>(c);
     const std::string fmt = "bsr" + std::to_string(r) + "x" + std::to_string(c);
-    add(fmt, 0.9, blk, bsr);
-    add(fmt + "_int8", 0.9, blk, quant(bsr, ValueType::kInt8));
+    add(fmt, 0.9, blk, enc("fp32:format=" + fmt));
+    add(fmt + "_int8", 0.9, blk, enc("int8:format=" + fmt));
   }
   for (auto [n, m] : std::vector<std::pair<int, int>>{{2, 4}, {4, 8}, {1, 4}}) {
     PruneSpec nm;
     nm.method = PruneMethod::kNM;
     nm.n = n;
     nm.m = m;
-    Encoding e;
-    e.format = SparseFormat::kNM;
-    e.nm_n = static_cast<uint8_t>(n);
-    e.nm_m = static_cast<uint8_t>(m);
-    const std::string fmt = "nm" + std::to_string(n) + ":" + std::to_string(m);
+    const std::string pattern = std::to_string(n) + ":" + std::to_string(m);
+    const std::string fmt = "nm" + pattern;
     const double s = 1.0 - static_cast<double>(n) / m;
-    add(fmt, s, nm, e);
-    add(fmt + "_int8", s, nm, quant(e, ValueType::kInt8));
-    Encoding e4 = quant(e, ValueType::kInt4);
-    e4.granularity = Granularity::kGroup;
-    e4.group_size = 32 * m / n;  // 32 slots per scale
-    e4.scale_dtype = DType::kF16;
-    add(fmt + "_int4", s, nm, e4);
+    add(fmt, s, nm, enc("fp32:pattern=" + pattern));
+    add(fmt + "_int8", s, nm, enc("int8:pattern=" + pattern));
+    // 32 slots per scale.
+    add(fmt + "_int4", s, nm, enc("int4:pattern=" + pattern + ",search=absmax,group=" + std::to_string(32 * m / n)));
   }
 
   auto add_validate = [&](const std::string& fmt, double s, PruneSpec spec, Encoding enc) {
@@ -181,26 +165,18 @@ void register_all() {
     PruneSpec half;
     half.method = PruneMethod::kMagnitude;
     half.sparsity = 0.5;
-    add_validate("csr", 0.5, half, csr);
-    add_validate("csr_int8", 0.5, half, quant(csr, ValueType::kInt8));
-    add_validate("bitmask_int8", 0.5, half, quant(bitmask, ValueType::kInt8));
+    add_validate("csr", 0.5, half, enc("fp32:format=csr"));
+    add_validate("csr_int8", 0.5, half, enc("int8:format=csr"));
+    add_validate("bitmask_int8", 0.5, half, enc("int8:format=bitmask"));
     PruneSpec nm;
     nm.method = PruneMethod::kNM;
-    Encoding e;
-    e.format = SparseFormat::kNM;
-    e.nm_n = 2;
-    e.nm_m = 4;
-    add_validate("nm2:4_int8", 0.5, nm, quant(e, ValueType::kInt8));
+    add_validate("nm2:4_int8", 0.5, nm, enc("int8:pattern=2:4"));
     PruneSpec blk;
     blk.method = PruneMethod::kBlock;
     blk.block_rows = 4;
     blk.block_cols = 4;
     blk.sparsity = 0.9;
-    Encoding bsr;
-    bsr.format = SparseFormat::kBsr;
-    bsr.block_rows = 4;
-    bsr.block_cols = 4;
-    add_validate("bsr4x4", 0.9, blk, bsr);
+    add_validate("bsr4x4", 0.9, blk, enc("fp32:format=bsr4x4"));
   }
 
   auto add_prune = [&](const std::string& method, double s, PruneSpec spec, bool wanda) {

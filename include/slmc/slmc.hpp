@@ -5,6 +5,7 @@
 #include "slmc/arch/naming.hpp"
 #include "slmc/buffer.hpp"
 #include "slmc/check.hpp"
+#include "slmc/codec.hpp"
 #include "slmc/convert/converter.hpp"
 #include "slmc/convert/recipe.hpp"
 #include "slmc/convert/safetensors_writer.hpp"

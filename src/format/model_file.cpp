@@ -148,31 +148,6 @@ bool all_zero(const uint8_t* p, uint64_t n) noexcept {
 
 }  // namespace
 
-std::string encoding_name(const Encoding& e) {
-  std::string s;
-  switch (e.format) {
-    case SparseFormat::kDense: break;
-    case SparseFormat::kCsr: s = "csr_"; break;
-    case SparseFormat::kBsr: s = "bsr" + std::to_string(e.block_rows) + "x" + std::to_string(e.block_cols) + "_"; break;
-    case SparseFormat::kNM: s = "nm" + std::to_string(e.nm_n) + ":" + std::to_string(e.nm_m) + "_"; break;
-    case SparseFormat::kBitmask: s = "bitmask_"; break;
-    default: s = "format" + std::to_string(int(e.format)) + "_"; break;
-  }
-  s += value_type_name(e.value_type);  // the one name (encoding.hpp)
-  if (e.is_quantized()) {
-    switch (e.granularity) {
-      case Granularity::kTensor: s += "_tensor"; break;
-      case Granularity::kChannel: s += "_channel"; break;
-      case Granularity::kGroup: s += "_g" + std::to_string(e.group_size); break;
-      default: s += "_none"; break;
-    }
-    s += e.symmetric ? "_sym" : "_asym";
-    s += e.scale_dtype == DType::kF16 ? "_f16" : "_f32";
-  }
-  if (e.layout != RowLayout::kRows) s += "_r" + std::to_string(static_cast<int>(e.layout));
-  return s;
-}
-
 // ------------------------------------------------------------------------------------------------
 // Writer
 // ------------------------------------------------------------------------------------------------

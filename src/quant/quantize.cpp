@@ -13,6 +13,7 @@
 
 #include "dispatch.hpp"
 #include "slmc/buffer.hpp"
+#include "slmc/codec.hpp"
 #include "slmc/cpu.hpp"
 #include "slmc/encoding.hpp"
 #include "slmc/half.hpp"
@@ -386,15 +387,8 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
   EncodedMatrix out;
   out.rows = rows;
   out.cols = cols;
-  Encoding& e = out.encoding;
-  e.value_type = config.value_type;
-  e.granularity = config.granularity;
-  e.group_size = config.granularity == Granularity::kGroup ? config.group_size : 0;
-  e.symmetric = config.symmetric;
-  e.scale_dtype = config.scale_dtype;
-  e.search = config.search;
-  e.format = SparseFormat::kDense;
-  e.layout = config.layout;
+  out.encoding = encoding_from_quant_config(config);
+  const Encoding& e = out.encoding;
   const DenseQuantLayout l(rows, cols, e);
   const size_t sbytes = static_cast<size_t>(l.scale_count()) * scale_bytes(e.scale_dtype);
   SLMC_ASSIGN_OR_RETURN(out.segment(SegmentRole::kValues),
@@ -425,7 +419,7 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
                       what + ": the scale of row " + std::to_string(row) +
                           (group >= 0 ? ", group " + std::to_string(group) : std::string()) +
                           " overflows " + std::string(dtype_name(e.scale_dtype)) + " (weights too large for " +
-                          scheme_name(config) + (e.scale_dtype == DType::kF16 ? "; use fp32 scales)" : ")"));
+                          encoding_to_string(e) + (e.scale_dtype == DType::kF16 ? "; use fp32 scales)" : ")"));
   };
 
   GroupParams tensor_params;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "slmc/codec.hpp"
 #include "slmc/encoding.hpp"
 #include "slmc/half.hpp"
 #include "slmc/layout.hpp"
@@ -22,56 +23,13 @@ struct TestMatrix {
   std::vector<double> d, m; ///< [M][K] quantized: the element's scale and offset (w = d * code + m)
 };
 
-inline std::string encoding_name(const Encoding& e) {
-  std::string s;
-  switch (e.value_type) {
-    case ValueType::kF32: return "f32";
-    case ValueType::kF16: return "f16";
-    case ValueType::kBF16: return "bf16";
-    case ValueType::kInt8: s = "int8"; break;
-    case ValueType::kInt4: s = "int4"; break;
-  }
-  switch (e.granularity) {
-    case Granularity::kTensor: s += "_tensor"; break;
-    case Granularity::kChannel: s += "_channel"; break;
-    case Granularity::kGroup: s += "_g" + std::to_string(e.group_size); break;
-    default: s += "_none"; break;
-  }
-  s += e.symmetric ? "_sym" : "_asym";
-  s += e.scale_dtype == DType::kF16 ? "_f16s" : "_f32s";
-  s += "_r" + std::to_string(static_cast<int>(e.layout));
-  return s;
-}
-
-/// Every dense encoding the kernels accept (a representative set of group sizes): the combinations
-/// the one legality rule (check_quant_scheme, encoding.hpp) allows.
+/// Every dense encoding the kernels accept, from the codec table (enumerate_encodings, codec.hpp):
+/// its representative group sizes, both symmetries, both scale dtypes, every row layout. The scale
+/// search is provenance only, so one search (absmax) stands for all.
 inline std::vector<Encoding> all_dense_encodings() {
   std::vector<Encoding> out;
-  for (ValueType vt : {ValueType::kF32, ValueType::kF16, ValueType::kBF16}) {
-    Encoding e;
-    e.value_type = vt;
-    out.push_back(e);
-  }
-  for (ValueType vt : {ValueType::kInt8, ValueType::kInt4}) {
-    std::vector<std::pair<Granularity, int>> grans = {{Granularity::kTensor, 0}, {Granularity::kChannel, 0}};
-    const std::vector<int> gs = vt == ValueType::kInt8 ? std::vector<int>{32, 64} : std::vector<int>{16, 32, 64, 128, 256};
-    for (int g : gs) grans.push_back({Granularity::kGroup, g});
-    for (auto [gran, g] : grans) {
-      for (bool sym : {true, false}) {
-        for (DType sd : {DType::kF16, DType::kF32}) {
-          for (RowLayout rl : {RowLayout::kRows, RowLayout::kInterleave4, RowLayout::kInterleave8}) {
-            Encoding e;
-            e.value_type = vt;
-            e.granularity = gran;
-            e.group_size = g;
-            e.symmetric = sym;
-            e.scale_dtype = sd;
-            e.layout = rl;
-            if (check_quant_scheme(vt, gran, g, sd, "test").ok()) out.push_back(e);
-          }
-        }
-      }
-    }
+  for (const Encoding& e : enumerate_encodings()) {
+    if (e.format == SparseFormat::kDense && e.search == ScaleSearch::kAbsmax) out.push_back(e);
   }
   return out;
 }

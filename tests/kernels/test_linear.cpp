@@ -82,7 +82,7 @@ TEST_CASE("linear matches the fp64 reference for every dense encoding and ISA", 
         for (ActMode mode : modes_for(e)) {
           std::vector<float> y(static_cast<size_t>(sh.n * sh.m), -12345.0f);
           const Status st = linear(ctx, x.data(), sh.n, t.em.view(), bias.empty() ? nullptr : bias.data(), y.data(), mode);
-          const std::string what = std::string(isa_name(isa)) + " " + test::encoding_name(e) + " " +
+          const std::string what = std::string(isa_name(isa)) + " " + encoding_name(e) + " " +
                                    act_mode_name(mode) + " M=" + std::to_string(sh.m) + " K=" +
                                    std::to_string(sh.k) + " N=" + std::to_string(sh.n);
           INFO(what);
@@ -111,7 +111,7 @@ TEST_CASE("linear handles extreme codes without saturation", "[linear]") {
         for (size_t i = 0; i < x.size(); ++i) x[i] = (i * 2654435761u >> 7) % 2 ? 3.0f : -3.0f;
         for (ActMode mode : {ActMode::kFp32, ActMode::kInt8}) {
           std::vector<float> y(static_cast<size_t>(sh.n * sh.m));
-          const std::string what = std::string(isa_name(isa)) + " " + test::encoding_name(e) + " " + act_mode_name(mode);
+          const std::string what = std::string(isa_name(isa)) + " " + encoding_name(e) + " " + act_mode_name(mode);
           INFO(what);
           REQUIRE(linear(ctx, x.data(), sh.n, t.em.view(), nullptr, y.data(), mode).ok());
           check_linear(t, x, sh.n, {}, y, mode, what);
@@ -137,7 +137,7 @@ TEST_CASE("linear results do not depend on the thread count", "[linear]") {
           REQUIRE(linear(c1, x.data(), sh.n, t.em.view(), nullptr, y1.data(), mode).ok());
           REQUIRE(linear(c2, x.data(), sh.n, t.em.view(), nullptr, y2.data(), mode).ok());
           REQUIRE(linear(c3, x.data(), sh.n, t.em.view(), nullptr, y3.data(), mode).ok());
-          INFO(std::string(isa_name(isa)) + " " + test::encoding_name(e) + " " + act_mode_name(mode));
+          INFO(std::string(isa_name(isa)) + " " + encoding_name(e) + " " + act_mode_name(mode));
           REQUIRE(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0);
           REQUIRE(std::memcmp(y1.data(), y3.data(), y1.size() * 4) == 0);
         }
@@ -295,7 +295,7 @@ TEST_CASE("gather rows dequantizes every dense encoding", "[linear]") {
       const std::vector<int64_t> rows = {0, 18, 5, 5, 16, 17, 3};
       std::vector<float> out(rows.size() * k);
       REQUIRE(gather_rows(t.em.view(), rows.data(), static_cast<int64_t>(rows.size()), out.data()).ok());
-      INFO(std::string(isa_name(isa)) + " " + test::encoding_name(e));
+      INFO(std::string(isa_name(isa)) + " " + encoding_name(e));
       for (size_t i = 0; i < rows.size(); ++i) {
         for (int64_t c = 0; c < k; ++c) {
           const size_t wi = static_cast<size_t>(rows[i] * k + c);
@@ -338,7 +338,7 @@ TEST_CASE("linear on long rows crosses K blocks and int32 spans", "[linear]") {
         const std::vector<float> bias = test::gaussian(static_cast<size_t>(sh.m), seed + 3);
         for (ActMode mode : modes_for(e)) {
           std::vector<float> y(static_cast<size_t>(sh.n * sh.m));
-          const std::string what = std::string(isa_name(isa)) + " " + test::encoding_name(e) + " " +
+          const std::string what = std::string(isa_name(isa)) + " " + encoding_name(e) + " " +
                                    act_mode_name(mode) + " M=" + std::to_string(sh.m) + " K=" +
                                    std::to_string(sh.k) + " N=" + std::to_string(sh.n);
           INFO(what);
@@ -380,7 +380,7 @@ TEST_CASE("batched int8-mode GEMVs give each row of X the bits of a one-row call
       for (int64_t n = 2; n <= nmax; ++n) {
         std::vector<float> y(static_cast<size_t>(n * m));
         REQUIRE(linear(ctx, x.data(), n, t.em.view(), bias.data(), y.data(), ActMode::kInt8).ok());
-        INFO(test::encoding_name(e) << " K=" << k << " N=" << n);
+        INFO(encoding_name(e) << " K=" << k << " N=" << n);
         REQUIRE(std::memcmp(y.data(), one.data(), y.size() * 4) == 0);
       }
     }

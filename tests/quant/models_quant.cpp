@@ -121,9 +121,9 @@ void table_and_checks(const char* model, const std::vector<test::NamedMatrix>& m
   double rel_abs = 0, rel_mse = 0;
   for (const auto& c : schemes) {
     const Totals t = run_scheme(ms, c);
-    std::printf("%-24s %7.3f %10.5f %9.2f\n", scheme_name(c).c_str(), t.bpw(), t.rel(), t.sqnr());
-    if (scheme_name(c) == "int4_g32_absmax") rel_abs = t.rel();
-    if (scheme_name(c) == "int4_g32_mse") rel_mse = t.rel();
+    std::printf("%-24s %7.3f %10.5f %9.2f\n", test::cfg_name(c).c_str(), t.bpw(), t.rel(), t.sqnr());
+    if (test::cfg_name(c) == "int4:group=32,sym=true,search=absmax,scale_dtype=fp16,layout=rows") rel_abs = t.rel();
+    if (test::cfg_name(c) == "int4:group=32,sym=true,search=mse,scale_dtype=fp16,layout=rows") rel_mse = t.rel();
   }
   const Totals q4 = q4_0_rule(ms);
   std::printf("%-24s %7.3f %10.5f %9.2f\n", "q4_0_rule (test)", q4.bpw(), q4.rel(), q4.sqnr());

@@ -102,7 +102,7 @@ TEST_CASE("error compensation lowers the output error and is never worse per row
     const auto wp = dequant(*plain), wc = dequant(*comp);
     const auto ep = row_output_errors(w, wp, rows, cols, in.gram);
     const auto ec = row_output_errors(w, wc, rows, cols, in.gram);
-    INFO(scheme_name(c) << ": e^T G e plain " << test::sum(ep) << ", compensated " << test::sum(ec));
+    INFO(test::cfg_name(c) << ": e^T G e plain " << test::sum(ep) << ", compensated " << test::sum(ec));
     for (size_t r = 0; r < ep.size(); ++r) REQUIRE(ec[r] <= ep[r] * (1 + 1e-9));
     CHECK(test::sum(ec) < sc.gain * test::sum(ep));
     // The recorded statistics describe the stored result against the original weights.

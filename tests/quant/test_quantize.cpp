@@ -128,7 +128,7 @@ TEST_CASE("absmax round trip stays within half a step on every distribution", "[
         for (DType sd : {DType::kF16, DType::kF32}) {
           for (int gs : {16, 32, 64, 0}) {
             const Granularity g = gs ? Granularity::kGroup : Granularity::kChannel;
-            INFO(cs.name << " " << scheme_name(make_cfg(vt, g, gs, sym, ScaleSearch::kAbsmax, sd)));
+            INFO(cs.name << " " << test::cfg_name(make_cfg(vt, g, gs, sym, ScaleSearch::kAbsmax, sd)));
             check_absmax_bound(cs.w, rows, cols, make_cfg(vt, g, gs, sym, ScaleSearch::kAbsmax, sd));
           }
         }
@@ -192,7 +192,7 @@ TEST_CASE("absmax matches a plain reference quantizer byte for byte", "[quant]")
         for (int gs : {16, 32, 0}) {
           const QuantConfig c = make_cfg(vt, gs ? Granularity::kGroup : Granularity::kChannel, gs, sym,
                                          ScaleSearch::kAbsmax, DType::kF16, rl);
-          INFO(scheme_name(c));
+          INFO(test::cfg_name(c));
           auto r = quantize("t", w.data(), rows, cols, c);
           REQUIRE(r.ok());
           const DenseQuantLayout l(rows, cols, r->encoding);
@@ -308,7 +308,7 @@ TEST_CASE("mse is never worse than absmax on any group", "[quant]") {
             REQUIRE(m.ok());
             const auto ea = group_errors(cs.w, dequant(*a), rows, cols, eff);
             const auto em = group_errors(cs.w, dequant(*m), rows, cols, eff);
-            INFO(cs.name << " " << scheme_name(make_cfg(vt, g, gs, sym, ScaleSearch::kMse, sd)));
+            INFO(cs.name << " " << test::cfg_name(make_cfg(vt, g, gs, sym, ScaleSearch::kMse, sd)));
             for (size_t i = 0; i < ea.size(); ++i) REQUIRE(em[i] <= ea[i] * (1 + 1e-12));
           }
         }
@@ -406,7 +406,7 @@ TEST_CASE("results do not depend on the thread count", "[quant]") {
           c.num_threads = t;
           auto many = quantize("t", w.data(), rows, cols, c);
           REQUIRE(many.ok());
-          INFO(scheme_name(c) << " threads " << t);
+          INFO(test::cfg_name(c) << " threads " << t);
           CHECK(same_bytes(*one, *many));
           CHECK(std::memcmp(&one->stats, &many->stats, sizeof(ErrorStats)) == 0);
         }
@@ -560,7 +560,7 @@ TEST_CASE("results do not depend on the instruction set", "[quant]") {
             REQUIRE(r.ok());
             outs.push_back(std::move(r).value());
           }
-          INFO(scheme_name(c));
+          INFO(test::cfg_name(c));
           for (size_t i = 1; i < outs.size(); ++i) CHECK(same_bytes(outs[0], outs[i]));
         }
       }

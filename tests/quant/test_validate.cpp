@@ -161,7 +161,7 @@ TEST_CASE("dequantize_rows checks its row range", "[quant][validate]") {
 TEST_CASE("quant config round trips through the encoding", "[quant]") {
   const EncodedMatrix e = make(ValueType::kInt4, false, Granularity::kGroup, 64, DType::kF32, RowLayout::kInterleave8);
   const QuantConfig c = quant_config_from_encoding(e.encoding);
-  CHECK(scheme_name(c) == "int4_g64_asym_mse_f32_r8");  // make() keeps the default search (mse)
+  CHECK(test::cfg_name(c) == "int4:group=64,sym=false,search=mse,scale_dtype=fp32,layout=i8");  // make() keeps the default search (mse)
   const auto w = test::gaussian(13 * 70, 3);
   auto again = quantize("t", w.data(), 13, 70, c);
   REQUIRE(again.ok());

@@ -6,11 +6,13 @@
 
 #include <cstring>
 #include <numeric>
+#include <string>
 #include <vector>
 
 #include "quant/detail/common.hpp"
 #include "slmc/layout.hpp"
 #include "slmc/quant/dequantize.hpp"
+#include "slmc/codec.hpp"
 #include "slmc/quant/quantize.hpp"
 
 namespace slmc::test {
@@ -27,6 +29,9 @@ inline QuantConfig make_cfg(ValueType vt, Granularity g, int gs, bool sym, Scale
   c.layout = rl;
   return c;
 }
+
+/// The config's scheme in the one grammar (codec.hpp), for messages.
+inline std::string cfg_name(const QuantConfig& c) { return encoding_to_string(encoding_from_quant_config(c)); }
 
 inline std::vector<float> dequant(const EncodedMatrix& e) {
   std::vector<float> out(static_cast<size_t>(e.rows * e.cols));

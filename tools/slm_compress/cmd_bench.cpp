@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "slmc/codec.hpp"  // parse_scheme, encoding_name
 #include "slmc/convert/converter.hpp"
 #include "slmc/cpu.hpp"
 #include "slmc/format/model_file.hpp"

@@ -3,6 +3,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "slmc/codec.hpp"  // encoding_name
 #include "slmc/io/safe_input.hpp"
 #include "slmc/format/model_file.hpp"
 #include "slmc/kernels/linear.hpp"

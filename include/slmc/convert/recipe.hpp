@@ -1,11 +1,7 @@
 // Compression recipes: which scheme each tensor gets.
 //
-// A scheme string is `ENCODING[:key=value,...]`, ENCODING one of fp32 fp16 bf16 int8 int4, keys:
-//   group=N|channel|tensor  sym=true|false  search=absmax|mse|weighted  scale_dtype=fp16|fp32
-//   sparsity=F (0 <= F < 1)  pattern=N:M  format=dense|csr|bsrRxC|bitmask|nm
-//   prune=magnitude|wanda  layout=rows|i4|i8
-// Defaults: int8 = per-channel, symmetric, absmax, fp32 scales; int4 = group 32, symmetric, mse,
-// fp16 scales. A recipe is an ordered list of rules `GLOB -> scheme candidates` (first match
+// A scheme is a string of the one scheme grammar (`parse_scheme`, slmc/codec.hpp; docs/CLI.md,
+// "Schemes"). A recipe is an ordered list of rules `GLOB -> scheme candidates` (first match
 // wins; several candidates `A|B|C` give --target-size a choice) plus a default scheme.
 #pragma once
 
@@ -14,35 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "slmc/codec.hpp"
 #include "slmc/encoding.hpp"
 #include "slmc/status.hpp"
 
 namespace slmc {
-
-/// How pruning scores weights (the recipe key prune=).
-enum class PruneScore : uint8_t {
-  kMagnitude = 0,  ///< |w|
-  kWanda = 1,      ///< |w| * ||x_j|| (needs calibration statistics)
-};
-
-/// One fully specified way to compress a tensor.
-struct Scheme {
-  Encoding encoding;            ///< value type, quantization, sparse format, row layout
-  double sparsity = 0.0;        ///< fraction of weights to prune (unstructured or block)
-  PruneScore prune = PruneScore::kMagnitude;
-
-  bool is_pruned() const noexcept { return sparsity > 0.0 || encoding.nm_m != 0; }
-  /// Canonical string with every key spelled out, e.g. "int4:group=32,sym=true,search=mse,
-  /// scale_dtype=fp16,layout=rows". parse_scheme(to_string()) gives the same scheme.
-  std::string to_string() const;
-  bool operator==(const Scheme& o) const noexcept {
-    return encoding == o.encoding && sparsity == o.sparsity && prune == o.prune;
-  }
-};
-
-/// Parses a scheme string. Errors (kInvalidArgument) name the bad key or value and list the valid
-/// ones.
-Result<Scheme> parse_scheme(std::string_view text);
 
 struct RecipeRule {
   std::string pattern;           ///< glob over tensor names (fnmatch: * ? [..]; '*' matches '.')

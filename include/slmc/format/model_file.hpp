@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "slmc/codec.hpp"  // encoding_name: the name stored in encodings_used
 #include "slmc/encoding.hpp"
 #include "slmc/io/mapped_file.hpp"
 #include "slmc/io/model_source.hpp"
@@ -47,10 +48,6 @@ struct ModelHeader {
   Metadata metadata;                     ///< free-form
   TokenizerData tokenizer;               ///< 1.1; empty() when the file has none
 };
-
-/// Stable short name of an encoding, e.g. "f32", "int4_g32_sym_f16", "int8_channel_asym_f32_r8",
-/// "csr_f32", "nm2:4_int8_channel_sym_f32". Used for encodings_used and reports.
-std::string encoding_name(const Encoding& e);
 
 /// One distinct encoding used by a file and how many tensors use it.
 struct EncodingUse {

@@ -1,4 +1,5 @@
 // Quantization scheme of one tensor: what quantize() (slmc/quant/quantize.hpp) is asked to do.
+// Name it with encoding_to_string(encoding_from_quant_config(c)) (slmc/codec.hpp).
 // The enums are those of the Encoding (slmc/encoding.hpp), so a QuantConfig maps one to one onto
 // the stored Encoding.
 #pragma once
@@ -37,6 +38,9 @@ struct QuantConfig {
   int num_threads = 0;                        ///< <= 0: slmc::default_num_threads()
 };
 
+// The one mapping between QuantConfig and a dense Encoding, both ways (the codec table's quantizer
+// entry, the converter and quantize() use these; slmc/codec.hpp prints and parses the Encoding).
+
 /// The QuantConfig that reproduces a quantized Encoding (e.g. one parsed from a recipe scheme):
 /// value type, granularity, group size, symmetry, scale dtype, search and row layout. Importance
 /// and threads are left at their defaults; quantize() validates the result.
@@ -52,33 +56,18 @@ inline QuantConfig quant_config_from_encoding(const Encoding& e) {
   return c;
 }
 
-/// Stable short name of a search ("absmax", "mse", "weighted").
-constexpr const char* scale_search_name(ScaleSearch s) noexcept {
-  switch (s) {
-    case ScaleSearch::kAbsmax: return "absmax";
-    case ScaleSearch::kMse: return "mse";
-    case ScaleSearch::kWeighted: return "weighted";
-  }
-  return "invalid";
-}
-
-/// Human-readable scheme name used in reports and benchmark case names, e.g. "int4_g32_mse",
-/// "int8_channel_absmax", "int4_g128_asym_mse_f32" (fp16 scales, symmetric and plain rows are
-/// the unmarked defaults; "_r4"/"_r8" mark interleaved row layouts).
-inline std::string scheme_name(const QuantConfig& c) {
-  std::string s = c.value_type == ValueType::kInt8 ? "int8" : c.value_type == ValueType::kInt4 ? "int4" : "float";
-  switch (c.granularity) {
-    case Granularity::kTensor: s += "_tensor"; break;
-    case Granularity::kChannel: s += "_channel"; break;
-    case Granularity::kGroup: s += "_g" + std::to_string(c.group_size); break;
-    case Granularity::kNone: break;
-  }
-  if (!c.symmetric) s += "_asym";
-  s += "_";
-  s += scale_search_name(c.search);
-  if (c.scale_dtype == DType::kF32) s += "_f32";
-  if (c.layout != RowLayout::kRows) s += "_r" + std::to_string(static_cast<int>(c.layout));
-  return s;
+/// The dense Encoding quantize() stores for `c`: its inverse (group_size 0 unless kGroup).
+inline Encoding encoding_from_quant_config(const QuantConfig& c) {
+  Encoding e;
+  e.value_type = c.value_type;
+  e.granularity = c.granularity;
+  e.group_size = c.granularity == Granularity::kGroup ? c.group_size : 0;
+  e.symmetric = c.symmetric;
+  e.scale_dtype = c.scale_dtype;
+  e.search = c.search;
+  e.format = SparseFormat::kDense;
+  e.layout = c.layout;
+  return e;
 }
 
 }  // namespace slmc
