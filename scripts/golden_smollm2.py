@@ -11,6 +11,8 @@ peer built by ../shared/peers/build-llama-cpp.sh. Never run in CI (the peer take
                  pre-tokenizer (the SmolLM2 vocabulary in a GGUF written with the gguf package,
                  tokenizer.ggml.pre = "default"); run this script with the venv's python
                  (~/.cache/slmc/venv/bin/python) for that file
+  perplexity.json  llama-perplexity's running perplexity after each 512-token chunk of the held-out
+                 text real_tests.llamacpp_protocol_text(MODELS_DIR) on that F32 GGUF (-c 512 -b 512)
   generate.json  greedy continuations (`llama-completion --temp 0 -n 48 -no-cnv`, no chat template,
                  no BOS: the tokenizer adds none) of every line of prompts.txt, from the F32 GGUF
                  that `llama-quantize --allow-requantize SMOLLM2_GGUF F32.gguf F32` writes
@@ -27,9 +29,10 @@ OUT = os.path.join(ROOT, "tests", "golden", "smollm2")
 
 
 def run(cmd, **kw):
-    p = subprocess.run(cmd, capture_output=True, **kw)
+    kw.setdefault("stderr", subprocess.PIPE)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, **kw)
     if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed: {p.stderr[-2000:]}")
+        sys.exit(f"{' '.join(cmd)} failed: {(p.stderr or p.stdout)[-2000:]}")
     return p.stdout
 
 
@@ -112,6 +115,23 @@ def main():
                                     "--no-display-prompt --simple-io --no-warmup --no-escape -t 2 --seed 1"],
                        "peer": "llama.cpp vendored in llama-cpp-python 0.3.36 (../shared/peers/build-llama-cpp.sh)",
                        "items": gens}, fh, ensure_ascii=False, indent=1)
+        if models:
+            sys.path.insert(0, os.path.join(ROOT, "tests", "real"))
+            import real_tests
+            tpath = os.path.join(tmp, "heldout.txt")
+            with open(tpath, "w", encoding="utf-8") as fh:
+                fh.write(real_tests.llamacpp_protocol_text(models))
+            p_cmd = [os.path.join(bin_dir, "llama-perplexity"), "-m", f32, "-f", tpath, "-c", "512", "-b", "512", "-t", "2"]
+            log = run(p_cmd, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT).decode("utf-8", errors="replace")
+            import re
+            running = [float(v) for v in re.findall(r"\[\d+\]([0-9.]+),", log)]
+            final = float(re.search(r"Final estimate: PPL = ([0-9.]+)", log).group(1))
+            with open(os.path.join(OUT, "perplexity.json"), "w", encoding="utf-8") as fh:
+                json.dump({"commands": [" ".join([os.path.basename(q_cmd[0])] + q_cmd[1:2] + ["SMOLLM2.gguf", "F32.gguf", "F32"]),
+                                        "llama-perplexity -m F32.gguf -f HELDOUT.txt -c 512 -b 512 -t 2"],
+                           "text": "real_tests.llamacpp_protocol_text(../shared/models)",
+                           "peer": "llama.cpp vendored in llama-cpp-python 0.3.36 (../shared/peers/build-llama-cpp.sh)",
+                           "running_perplexity": running, "final_perplexity": final}, fh, indent=1)
     print(f"wrote {len(out)} tokenize and {len(gens)} generate items to {OUT}")
 
 

@@ -70,6 +70,13 @@ std::vector<int32_t> protocol_tokens(const Tokenizer& tok, const std::string& te
   return ids;
 }
 
+std::vector<int32_t> llamacpp_tokens(const Tokenizer& tok, const std::string& text, int32_t bos, int64_t max_tokens) {
+  std::vector<int32_t> ids = tok.encode(text, false, false);
+  if (bos >= 0) ids.insert(ids.begin(), bos);
+  if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
+  return ids;
+}
+
 namespace {
 
 // log-softmax of one logits row into out (double precision for the sums).
@@ -108,19 +115,46 @@ Result<EvalResult> evaluate(LlamaModel& model, LlamaModel* reference, const std:
   // predicts all of them; without, it starts with the previous window's last token (context only),
   // so every token but the stream's first is predicted exactly once.
   const bool bos = options.bos >= 0;
+  const bool llamacpp = options.protocol == EvalProtocol::kLlamaCpp;
+  if (options.protocol != EvalProtocol::kSlmc && !llamacpp) {
+    return make_error(ErrorCode::kInvalidArgument, "unknown eval protocol " + std::to_string(int(options.protocol)));
+  }
   const int64_t per_window = options.window - 1;
   if (!bos && tokens.size() < 2) return make_error(ErrorCode::kInvalidArgument, "fewer than 2 tokens to evaluate");
-  std::vector<int32_t> input;
+  if (llamacpp && static_cast<int64_t>(tokens.size()) < options.window) {
+    return make_error(ErrorCode::kInvalidArgument, "the llamacpp protocol needs at least one window of " +
+                                                       std::to_string(options.window) + " tokens, the text has " +
+                                                       std::to_string(tokens.size()));
+  }
+  std::vector<int32_t> input, targets;
   std::vector<float> logits, ref_logits;
   std::vector<double> lp, lq;
   double nll = 0, ref_nll = 0, kl = 0, prefill_seconds = 0;
   int64_t agree = 0, prefill_tokens = 0;
-  for (size_t start = bos ? 0 : 1; start < tokens.size(); start += static_cast<size_t>(per_window)) {
-    const size_t count = std::min(tokens.size() - start, static_cast<size_t>(per_window));
-    input.assign(1, bos ? options.bos : tokens[start - 1]);
-    input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
-                 tokens.begin() + static_cast<std::ptrdiff_t>(start + count) - 1);
-    // input = BOS (or the previous token) + the first count-1 tokens; row t predicts tokens[start + t].
+  // Each window: `input` run from position 0, rows [first, first + targets.size()) scored,
+  // row first + t predicting targets[t].
+  const size_t windows = llamacpp ? tokens.size() / static_cast<size_t>(options.window) : 0;
+  size_t next = bos ? 0 : 1;  // slmc protocol: the next token to predict
+  for (size_t w = 0; llamacpp ? w < windows : next < tokens.size(); ++w) {
+    int64_t first = 0;
+    if (llamacpp) {
+      const size_t start = w * static_cast<size_t>(options.window);
+      input.assign(tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                   tokens.begin() + static_cast<std::ptrdiff_t>(start + static_cast<size_t>(options.window)));
+      if (bos) input[0] = options.bos;
+      first = options.window / 2;
+      targets.assign(input.begin() + first + 1, input.end());
+    } else {
+      const size_t start = next;
+      const size_t count = std::min(tokens.size() - start, static_cast<size_t>(per_window));
+      // input = BOS (or the previous token) + the first count-1 tokens; row t predicts tokens[start + t].
+      input.assign(1, bos ? options.bos : tokens[start - 1]);
+      input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                   tokens.begin() + static_cast<std::ptrdiff_t>(start + count) - 1);
+      targets.assign(tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                     tokens.begin() + static_cast<std::ptrdiff_t>(start + count));
+      next += static_cast<size_t>(per_window);
+    }
     const int64_t n = static_cast<int64_t>(input.size());
     logits.resize(static_cast<size_t>(n * vocab));
     model.reset();
@@ -133,8 +167,10 @@ Result<EvalResult> evaluate(LlamaModel& model, LlamaModel* reference, const std:
       reference->reset();
       SLMC_RETURN_IF_ERROR(reference->forward(input.data(), n, ref_logits.data()));
     }
-    for (int64_t t = 0; t < n; ++t) {
-      const int32_t target = tokens[start + static_cast<size_t>(t)];
+    const int64_t scored = static_cast<int64_t>(targets.size());
+    for (int64_t s = 0; s < scored; ++s) {
+      const int64_t t = first + s;
+      const int32_t target = targets[static_cast<size_t>(s)];
       log_softmax(&logits[static_cast<size_t>(t * vocab)], vocab, lq);
       nll -= lq[static_cast<size_t>(target)];
       if (reference) {
@@ -151,7 +187,10 @@ Result<EvalResult> evaluate(LlamaModel& model, LlamaModel* reference, const std:
         agree += am_p == am_q;
       }
     }
-    r.tokens += n;
+    r.tokens += scored;
+  }
+  if (r.tokens == 0) {
+    return make_error(ErrorCode::kInvalidArgument, "window " + std::to_string(options.window) + " scores no token");
   }
   r.nll = nll / static_cast<double>(r.tokens);
   r.perplexity = std::exp(r.nll);

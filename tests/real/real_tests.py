@@ -172,6 +172,11 @@ def compare(texts, got, want, what):
                    f" want {bad[0][2][:40]}" if bad else "")
 
 
+def models_dir():
+    """../shared/models (SLMC_MODELS_DIR): always present, in CI too."""
+    return os.environ.get("SLMC_MODELS_DIR") or os.environ.get("SLMC_DEFAULT_MODELS_DIR", "")
+
+
 def prose_texts():
     texts = open(os.path.join(ROOT, "tests/data/text/multilingual.txt"), encoding="utf-8").read()
     items = [line for line in texts.split("\n") if line.strip()] + [texts]
@@ -413,6 +418,38 @@ def test_smollm2_eval_uses_the_stored_tokenizer(c):
     with_bos = c.json("eval", c.path("f32.slm"), "--text", text, "--split", "all", "--max-tokens", "600",
                       "--window", "256", "--decode-tokens", "0", "--bos")
     check(with_bos["tokens"] == 600, with_bos["tokens"])
+
+
+def llamacpp_protocol_text(models_dir):
+    """Held-out prose for the llama-perplexity comparison: the TinyStories excerpt's last 16,000
+    characters from the first paragraph boundary on (about 3,600 SmolLM2 tokens, 7 windows of 512)."""
+    story = open(os.path.join(models_dir, "tinystories-valid-excerpt", "tinystories_val.txt"), encoding="utf-8").read()
+    tail = story[-16000:]
+    return tail[tail.index("\n\n") + 2:]
+
+
+def test_smollm2_llamacpp_protocol_matches_llama_perplexity(c):
+    """eval --protocol llamacpp on the fp32 conversion gives llama-perplexity's running perplexity
+    (F32 GGUF, -c 512) after each of the first chunks: same tokens, same chunks, same scored half."""
+    model = smollm2()
+    golden = json.load(open(os.path.join(GOLDEN, "perplexity.json"), encoding="utf-8"))
+    text = c.path("heldout.txt")
+    with open(text, "w", encoding="utf-8") as fh:
+        fh.write(llamacpp_protocol_text(models_dir()))
+    c.run("convert", model, "-o", c.path("f32.slm"), "--recipe", "fp32")
+    chunks = 3
+    r = c.json("eval", c.path("f32.slm"), "--text", text, "--protocol", "llamacpp", "--window", "512",
+               "--max-tokens", str(512 * chunks), "--decode-tokens", "0", "--threads", "2")
+    check(r["protocol"] == "llamacpp" and r["split"] is None, r)
+    check(r["tokens"] == chunks * 255, r["tokens"])  # positions 256..510 of each 512-token chunk
+    want = golden["running_perplexity"][chunks - 1]
+    check(abs(r["perplexity"] / want - 1) < 2e-4, (r["perplexity"], want))
+    # A text shorter than one window is refused, naming the file.
+    p = c.run("eval", c.path("f32.slm"), "--text", text, "--protocol", "llamacpp", "--window", "512",
+              "--max-tokens", "300", "--decode-tokens", "0", expect=3)
+    check("heldout.txt" in p.stderr and "window" in p.stderr, p.stderr)
+    p = c.run("eval", c.path("f32.slm"), "--text", text, "--protocol", "llama", expect=2)
+    check("slmc, llamacpp" in p.stderr, p.stderr)
 
 
 def test_smollm2_chat_prompt_matches_the_jinja_template(c):

@@ -16,7 +16,7 @@ namespace slmc::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, tokenizer, text, reference, prompt, output, split = "eval", system;
+  std::string model, tokenizer, text, reference, prompt, output, split = "eval", system, protocol = "slmc";
   int64_t window = 512, max_tokens = 0, steps = 64, decode_tokens = 64;
   double temperature = 0;
   uint64_t seed = 1;
@@ -63,6 +63,10 @@ Result<TextSplit> parse_split(const std::string& s) {
 int run_eval(const RunArgs& a) {
   auto split = parse_split(a.split);
   if (!split.ok()) return fail(split.status());
+  const bool llamacpp = a.protocol == "llamacpp";
+  if (!llamacpp && a.protocol != "slmc") {
+    return fail_usage("--protocol '" + a.protocol + "': valid: slmc, llamacpp");
+  }
   LlamaOptions lo;
   lo.num_threads = a.threads;
   lo.verify_checksums = !a.no_verify;
@@ -78,20 +82,29 @@ int run_eval(const RunArgs& a) {
   if (!tok.ok()) return fail(tok.status());
   auto text = read_text(a.text);
   if (!text.ok()) return fail(text.status());
-  const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
+  // The llama.cpp protocol reads the whole text as it is (--split does not apply).
+  const std::vector<int32_t> tokens = llamacpp ? llamacpp_tokens(**tok, *text, start_bos(**tok, a), a.max_tokens)
+                                               : protocol_tokens(**tok, *text, *split, a.max_tokens);
+  const std::string what = llamacpp ? std::string("the text") : "the " + a.split + " split";
   if (tokens.size() < 2) {
-    return fail(make_error(ErrorCode::kInvalidFormat, a.text + ": the " + a.split + " split holds " +
-                                                          std::to_string(tokens.size()) +
+    return fail(make_error(ErrorCode::kInvalidFormat, a.text + ": " + what + " holds " + std::to_string(tokens.size()) +
                                                           " tokens; eval needs at least 2 (is the text empty?)"));
   }
+  if (llamacpp && static_cast<int64_t>(tokens.size()) < a.window) {
+    return fail(make_error(ErrorCode::kInvalidFormat, a.text + ": " + what + " holds " + std::to_string(tokens.size()) +
+                                                          " tokens, fewer than one window of " +
+                                                          std::to_string(a.window) + " (--protocol llamacpp)"));
+  }
   EvalOptions eo;
+  eo.protocol = llamacpp ? EvalProtocol::kLlamaCpp : EvalProtocol::kSlmc;
   eo.bos = start_bos(**tok, a);
   eo.window = a.window;
   eo.decode_tokens = a.decode_tokens;
   auto r = evaluate(**model, reference.get(), tokens, eo);
   if (!r.ok()) return fail(r.status());
   if (a.json) {
-    Json j{{"model", a.model}, {"text", a.text}, {"split", a.split}, {"window", a.window}, {"tokens", r->tokens},
+    Json j{{"model", a.model}, {"text", a.text}, {"protocol", a.protocol},
+           {"split", llamacpp ? Json(nullptr) : Json(a.split)}, {"window", a.window}, {"tokens", r->tokens},
            {"nll", r->nll}, {"perplexity", r->perplexity}, {"prefill_tokens_per_s", r->prefill_tokens_per_s},
            {"decode_tokens_per_s", r->decode_tokens_per_s}};
     if (reference) {
@@ -103,8 +116,9 @@ int run_eval(const RunArgs& a) {
     std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
-  std::cout << a.model << ": " << r->tokens << " tokens (" << a.split << " split, windows of " << a.window
-            << ")\n  perplexity " << fmt("%.4f", r->perplexity) << " (nll " << fmt("%.4f", r->nll) << " nats/token)\n";
+  std::cout << a.model << ": " << r->tokens << " tokens ("
+            << (llamacpp ? std::string("llamacpp protocol, second half of each window") : a.split + " split")
+            << ", windows of " << a.window << ")\n  perplexity " << fmt("%.4f", r->perplexity) << " (nll " << fmt("%.4f", r->nll) << " nats/token)\n";
   if (reference) {
     std::cout << "  reference  " << fmt("%.4f", r->reference_perplexity) << ", delta "
               << fmt("%+.2f%%", 100.0 * (r->perplexity / r->reference_perplexity - 1.0)) << ", KL "
@@ -243,6 +257,10 @@ Command add_eval(CLI::App& app) {
   common_options(sub, *a);
   sub->add_option("--text", a->text, "UTF-8 text; paragraphs separated by blank lines")->required();
   sub->add_option("--reference", a->reference, "Reference .slm (e.g. the fp32 conversion) for KL and top-1");
+  sub->add_option("--protocol", a->protocol,
+                  "slmc (every token scored once) or llamacpp (llama-perplexity's chunks: whole text, second "
+                  "half of each window scored)")
+      ->capture_default_str();
   sub->add_option("--split", a->split, "eval (all but the first 20% of paragraphs), calibration, all")
       ->capture_default_str();
   sub->add_option("--window", a->window, "Tokens per scoring window, BOS included")->capture_default_str();

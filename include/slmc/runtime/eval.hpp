@@ -31,11 +31,27 @@ std::vector<std::string> split_paragraphs(const std::string& text);
 std::vector<int32_t> protocol_tokens(const Tokenizer& tok, const std::string& text, TextSplit split,
                                      int64_t max_tokens);
 
+/// How the token stream is cut into windows and which positions are scored (docs/EVAL.md).
+enum class EvalProtocol : uint8_t {
+  /// slmc's: windows advance by window - 1 and every token but the first is predicted once (above).
+  kSlmc = 0,
+  /// llama-perplexity's: the stream (the whole text tokenized as is, BOS first when the tokenizer
+  /// adds one) is cut into floor(size / window) disjoint chunks; a chunk's first token is replaced
+  /// by BOS when the tokenizer adds one; only positions window/2 .. window-2 are scored, each
+  /// predicting the next token of the chunk (window - window/2 - 1 per chunk).
+  kLlamaCpp = 1,
+};
+
 struct EvalOptions {
   int64_t window = 512;       ///< tokens per window, BOS included (<= the model's context)
   int64_t decode_tokens = 64; ///< tokens generated one at a time to measure decode speed
   int32_t bos = -1;           ///< BOS id that starts every window; -1: none (see above)
+  EvalProtocol protocol = EvalProtocol::kSlmc;
 };
+
+/// The llama.cpp protocol's token stream: `text` tokenized whole and unchanged (no paragraph
+/// split; special tokens not parsed), with BOS first when `bos` >= 0, at most `max_tokens`.
+std::vector<int32_t> llamacpp_tokens(const Tokenizer& tok, const std::string& text, int32_t bos, int64_t max_tokens);
 
 struct EvalResult {
   int64_t tokens = 0;          ///< predicted tokens
