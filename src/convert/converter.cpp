@@ -92,6 +92,7 @@ Result<Calibration> parse_calibration_json(std::string_view text, const std::str
 Result<Calibration> load_calibration(const std::string& path) {
   auto text = read_input_file(path);
   if (!text.ok()) return text.status().with_context("calibration");
+  if (is_calibration_binary(*text)) return parse_calibration_binary(*text, path);
   return parse_calibration_json(*text, path);
 }
 

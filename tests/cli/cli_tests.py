@@ -370,6 +370,117 @@ def test_real_stories260k_calibrate_gram(c):
     check("down_proj" in p.stderr and "gram" in p.stderr, p.stderr)
 
 
+def xxh64(data, seed=0):
+    """XXH64, written from the published algorithm (an oracle independent of src/io/hash.cpp)."""
+    import struct
+    P1, P2, P3, P4, P5 = (11400714785074694791, 14029467366897019727, 1609587929392839161,
+                          9650029242287828579, 2870177450012600261)
+    M = (1 << 64) - 1
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (64 - r))) & M
+
+    def rnd(acc, lane):
+        return (rotl((acc + lane * P2) & M, 31) * P1) & M
+
+    def merge(acc, v):
+        return (((acc ^ rnd(0, v)) * P1) + P4) & M
+
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(seed + P1 + P2) & M, (seed + P2) & M, seed, (seed - P1) & M]
+        while i + 32 <= n:
+            for j in range(4):
+                v[j] = rnd(v[j], struct.unpack_from("<Q", data, i + 8 * j)[0])
+            i += 32
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M
+        for x in v:
+            h = merge(h, x)
+    else:
+        h = (seed + P5) & M
+    h = (h + n) & M
+    while i + 8 <= n:
+        h = (rotl(h ^ rnd(0, struct.unpack_from("<Q", data, i)[0]), 27) * P1 + P4) & M
+        i += 8
+    if i + 4 <= n:
+        h = (rotl(h ^ (struct.unpack_from("<I", data, i)[0] * P1 & M), 23) * P2 + P3) & M
+        i += 4
+    while i < n:
+        h = (rotl(h ^ (data[i] * P5 & M), 11) * P1) & M
+        i += 1
+    h ^= h >> 33
+    h = h * P2 & M
+    h ^= h >> 29
+    h = h * P3 & M
+    return h ^ (h >> 32)
+
+
+def test_calibration_binary_format(c):
+    """calibrate writes the binary statistics for any name not ending in .json; convert reads
+    either form to the same bytes; the reader refuses corrupted, truncated and inflated files
+    (generated here) with exit 3 naming the problem, before allocating for them."""
+    import struct
+    d = models_dir()
+    src = os.path.join(d, "stories260K", "stories260K.bin")
+    tok = os.path.join(d, "stories260K", "tok512.bin")
+    text = os.path.join(d, "tinystories-valid-excerpt", "tinystories_val.txt")
+    c.run("convert", src, "-o", c.path("s32.slm"), "--recipe", "fp32")
+    base = ("calibrate", c.path("s32.slm"), "--tokenizer", tok, "--text", text, "--max-tokens", "1500", "--gram")
+    rj = c.json(*base, "-o", c.path("cal.json"))
+    rb = c.json(*base, "-o", c.path("cal.bin"))
+    check(rj["format"] == "json" and rb["format"] == "binary" and rb["bytes"] < rj["bytes"] / 2, (rj, rb))
+    blob = open(c.path("cal.bin"), "rb").read()
+    check(blob[:8] == b"SLMCCAL1" and struct.unpack_from("<II", blob, 8) == (1, 0), blob[:16])
+    check(struct.unpack_from("<Q", blob, len(blob) - 8)[0] == xxh64(blob[:-8]), "xxh64 trailer")
+    # The first tensor as the format says: header, padded name, mean_sq, upper triangle.
+    count = struct.unpack_from("<Q", blob, 16)[0]
+    nb, fl, k, n = struct.unpack_from("<IIQd", blob, 24)
+    name = blob[48:48 + nb].decode()
+    stats = json.load(open(c.path("cal.json")))
+    check(count == len(stats["tensors"]) == 35 and fl == 1 and n == stats["tensors"][name]["count"], (count, fl, n))
+    at = 48 + (nb + 3) // 4 * 4
+    mean_sq = struct.unpack_from(f"<{k}f", blob, at)
+    ref = stats["tensors"][name]["mean_sq"]
+    check(len(ref) == k and all(abs(a - b) <= 1e-6 * max(1.0, abs(b)) for a, b in zip(mean_sq, ref)), name)
+    rule = "*_proj.weight=int4:search=weighted"
+    outs = []
+    for cal in ("cal.json", "cal.bin"):
+        out = c.path(cal + ".slm")
+        c.run("convert", src, "-o", out, "--recipe", "fp32", "--rule", rule, "--calibration", c.path(cal))
+        outs.append(open(out, "rb").read())
+    check(outs[0] == outs[1], "JSON and binary statistics convert to different files")
+
+    def refused(data, *words):
+        bad = c.path("bad.bin")
+        with open(bad, "wb") as f:
+            f.write(data)
+        p = c.run("convert", src, "--rule", rule, "--calibration", bad, "--dry-run", expect=3)
+        for w in words:
+            check(w in p.stderr, (w, p.stderr))
+
+    def sealed(body):
+        return body + struct.pack("<Q", xxh64(body))
+
+    flipped = bytearray(blob)
+    flipped[at + 5] ^= 0x40
+    refused(bytes(flipped), "checksum")
+    refused(blob[:len(blob) // 2], "checksum")
+    refused(blob[:20], "truncated")
+    body = bytearray(blob[:-8])
+    struct.pack_into("<Q", body, 32, 1 << 40)  # K of the first tensor: far beyond the file
+    refused(sealed(bytes(body)), "do not fit", name)
+    body = bytearray(blob[:-8])
+    struct.pack_into("<Q", body, 16, 1 << 60)  # tensor count
+    refused(sealed(bytes(body)), "tensor count")
+    body = bytearray(blob[:-8])
+    struct.pack_into("<f", body, at, float("nan"))
+    refused(sealed(bytes(body)), "mean_sq[0]", name)
+    refused(sealed(bytes(blob[:-8]) + b"xx"), "after the last tensor")
+    body = bytearray(blob[:-8])
+    struct.pack_into("<I", body, 8, 2)
+    refused(sealed(bytes(body)), "version 2")
+
+
 def test_real_gpt2_transposed_and_sparse(c):
     d = models_dir()
     src = os.path.join(d, "capp-gpt2-236K")

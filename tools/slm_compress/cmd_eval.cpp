@@ -16,7 +16,8 @@ namespace slmc::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, tokenizer, text, reference, prompt, output, split = "eval", system, protocol = "slmc";
+  std::string model, tokenizer, text, reference, prompt, output, split = "eval", system, protocol = "slmc",
+              act = "auto", format = "auto";
   int64_t window = 512, max_tokens = 0, steps = 64, decode_tokens = 64;
   double temperature = 0;
   uint64_t seed = 1;
@@ -51,6 +52,18 @@ int32_t start_bos(const Tokenizer& tok, const RunArgs& a) {
   return add ? tok.bos() : -1;
 }
 
+/// Run-time options from the common flags; --act is checked here (a usage error).
+Result<LlamaOptions> llama_options(const RunArgs& a) {
+  LlamaOptions lo;
+  lo.num_threads = a.threads;
+  lo.verify_checksums = !a.no_verify;
+  if (a.act == "auto") lo.act_mode = ActMode::kAuto;
+  else if (a.act == "fp32") lo.act_mode = ActMode::kFp32;
+  else if (a.act == "int8") lo.act_mode = ActMode::kInt8;
+  else return make_error(ErrorCode::kInvalidArgument, "--act '" + a.act + "': valid: auto, fp32, int8");
+  return lo;
+}
+
 Result<std::string> read_text(const std::string& path) { return read_input_file(path); }
 
 Result<TextSplit> parse_split(const std::string& s) {
@@ -67,14 +80,13 @@ int run_eval(const RunArgs& a) {
   if (!llamacpp && a.protocol != "slmc") {
     return fail_usage("--protocol '" + a.protocol + "': valid: slmc, llamacpp");
   }
-  LlamaOptions lo;
-  lo.num_threads = a.threads;
-  lo.verify_checksums = !a.no_verify;
-  auto model = LlamaModel::load(a.model, lo);
+  auto lo = llama_options(a);
+  if (!lo.ok()) return fail_usage(lo.status().message());
+  auto model = LlamaModel::load(a.model, *lo);
   if (!model.ok()) return fail(model.status());
   std::unique_ptr<LlamaModel> reference;
   if (!a.reference.empty()) {
-    auto r = LlamaModel::load(a.reference, lo);
+    auto r = LlamaModel::load(a.reference, *lo);
     if (!r.ok()) return fail(r.status());
     reference = std::move(*r);
   }
@@ -134,10 +146,9 @@ int run_generate(const RunArgs& a) {
   if (!(a.temperature >= 0) || std::isinf(a.temperature)) {
     return fail_usage("--temperature must be a finite number >= 0 (0: greedy), not " + std::to_string(a.temperature));
   }
-  LlamaOptions lo;
-  lo.num_threads = a.threads;
-  lo.verify_checksums = !a.no_verify;
-  auto model = LlamaModel::load(a.model, lo);
+  auto lo = llama_options(a);
+  if (!lo.ok()) return fail_usage(lo.status().message());
+  auto model = LlamaModel::load(a.model, *lo);
   if (!model.ok()) return fail(model.status());
   LlamaModel& m = **model;
   auto tok = model_tokenizer(m, a);
@@ -206,13 +217,18 @@ int run_generate(const RunArgs& a) {
 int run_calibrate(const RunArgs& a) {
   auto split = parse_split(a.split);
   if (!split.ok()) return fail(split.status());
+  if (a.format != "auto" && a.format != "json" && a.format != "binary") {
+    return fail_usage("--format '" + a.format + "': valid: auto, json, binary");
+  }
+  // auto: JSON for a name ending in .json, the binary form for any other.
+  const bool binary = a.format == "binary" ||
+                      (a.format == "auto" && !(a.output.size() >= 5 && a.output.compare(a.output.size() - 5, 5, ".json") == 0));
   std::vector<std::string> inputs{a.model, a.text};
   if (!a.tokenizer.empty()) inputs.push_back(a.tokenizer);
   if (Status s = check_output_path(a.output, inputs, OutputKind::kFile, a.force); !s.ok()) return fail_usage(s.message());
-  LlamaOptions lo;
-  lo.num_threads = a.threads;
-  lo.verify_checksums = !a.no_verify;
-  auto model = LlamaModel::load(a.model, lo);
+  auto lo = llama_options(a);
+  if (!lo.ok()) return fail_usage(lo.status().message());
+  auto model = LlamaModel::load(a.model, *lo);
   if (!model.ok()) return fail(model.status());
   auto tok = model_tokenizer(**model, a);
   if (!tok.ok()) return fail(tok.status());
@@ -226,9 +242,11 @@ int run_calibrate(const RunArgs& a) {
   }
   auto cal = calibrate(**model, tokens, a.window, a.gram, start_bos(**tok, a));
   if (!cal.ok()) return fail(cal.status());
-  if (Status s = write_file_atomic(a.output, calibration_to_json(*cal) + "\n"); !s.ok()) return fail(s);
+  const std::string bytes = binary ? calibration_to_binary(*cal) : calibration_to_json(*cal) + "\n";
+  if (Status s = write_file_atomic(a.output, bytes); !s.ok()) return fail(s);
   if (a.json) {
-    std::cout << Json{{"output", a.output}, {"tokens", tokens.size()}, {"tensors", cal->tensors.size()}}.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    std::cout << Json{{"output", a.output}, {"format", binary ? "binary" : "json"}, {"bytes", bytes.size()},
+                      {"tokens", tokens.size()}, {"tensors", cal->tensors.size()}}.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     std::cout << "wrote " << a.output << ": " << cal->tensors.size() << " linear layers, " << tokens.size()
               << " tokens (" << a.split << " split)\n";
@@ -244,6 +262,10 @@ void common_options(CLI::App* sub, RunArgs& a) {
   auto* bos = sub->add_flag("--bos", a.bos, "Start with BOS even if the tokenizer does not add one");
   sub->add_flag("--no-bos", a.no_bos, "Start without BOS even if the tokenizer adds one")->excludes(bos);
   sub->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--act", a.act,
+                  "Activations of quantized layers: auto (each encoding's default), fp32 (weights dequantized "
+                  "in registers), int8 (integer dot products)")
+      ->capture_default_str();
   sub->add_flag("--json", a.json, "Print one JSON document to stdout");
   sub->add_flag("--no-verify", a.no_verify, "Skip the checksum pass over the model at load (exit 5 on a corrupted file otherwise)");
 }
@@ -291,7 +313,10 @@ Command add_calibrate(CLI::App& app) {
                                                  "layer (for convert --calibration)");
   common_options(sub, *a);
   sub->add_option("--text", a->text, "UTF-8 text; paragraphs separated by blank lines")->required();
-  sub->add_option("-o,--output", a->output, "Output slmc-calibration JSON (written atomically)")->required();
+  sub->add_option("-o,--output", a->output, "Output statistics file (written atomically)")->required();
+  sub->add_option("--format", a->format,
+                  "auto (JSON for a name ending in .json, else binary), json, binary (for --gram at real size)")
+      ->capture_default_str();
   sub->add_flag("--force", a->force, "Replace an existing output that is not a regular file");
   sub->add_option("--split", a->split, "calibration (first 20% of paragraphs), eval, all")->capture_default_str();
   sub->add_option("--window", a->window, "Tokens per window, BOS included")->capture_default_str();

@@ -33,9 +33,21 @@ struct CalibrationEntry {
 struct Calibration {
   std::map<std::string, CalibrationEntry> tensors;
 };
+/// Reads either form below, told apart by the binary magic.
 Result<Calibration> load_calibration(const std::string& path);
 Result<Calibration> parse_calibration_json(std::string_view json, const std::string& origin);
 std::string calibration_to_json(const Calibration& calibration);
+
+/// The binary form, for statistics at real size (a Gram matrix per layer: SmolLM2-135M holds
+/// ~65 M values, ~1 GB as JSON): little-endian, "SLMCCAL1", u32 version = 1, u32 flags = 0, u64
+/// tensor count, then per tensor u32 name bytes, u32 flags (1: has Gram), u64 K, f64 count, the
+/// name zero-padded to 4 bytes, K fp32 mean_sq, and with a Gram matrix its upper triangle row by
+/// row (K (K + 1) / 2 fp32); last, the xxh64 of every byte before it. Tensors in name order, so
+/// equal statistics give equal bytes. The reader checks the checksum first and every size
+/// against the bytes present (docs/CLI.md "Calibration statistics").
+bool is_calibration_binary(std::string_view bytes) noexcept;
+std::string calibration_to_binary(const Calibration& calibration);
+Result<Calibration> parse_calibration_binary(std::string_view bytes, const std::string& origin);
 
 /// Compresses one fp32 matrix W[rows x cols] with a scheme. `calibration` (nullable) supplies the
 /// importance for search=weighted and the norms for prune=wanda (an error when those need it and

@@ -41,7 +41,7 @@ struct LlamaConfig {
 
 struct LlamaOptions {
   int num_threads = 0;           ///< <= 0: all cores
-  ActMode act_mode = ActMode::kAuto;
+  ActMode act_mode = ActMode::kAuto;  ///< for quantized weights (float weights always run fp32)
   int64_t max_context = 0;       ///< longest context allowed; <= 0: the model's context length
                                  ///< (the KV cache grows with the positions actually used)
   /// Recompute every segment's xxh64 at load (kChecksumMismatch names the tensor): one pass over
