@@ -745,7 +745,8 @@ Status write_dense_model(const ModelSource& source, const std::string& path, Val
   header.tokenizer = source.tokenizer();
   SLMC_ASSIGN_OR_RETURN(auto writer, ModelFileWriter::create(path, std::move(header)));
   for (size_t i = 0; i < source.tensors().size(); ++i) {
-    const TensorView& t = source.tensors()[i];
+    AlignedBuffer bytes;  // one tensor at a time
+    SLMC_ASSIGN_OR_RETURN(const TensorView t, source.load(i, bytes));
     TensorInfo info;
     info.name = t.name;
     info.shape = t.shape;

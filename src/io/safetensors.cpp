@@ -5,6 +5,8 @@
 #include <set>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include "io/reader_util.hpp"
@@ -85,10 +87,12 @@ Result<json> parse_json_strict(const char* begin, const char* end, const std::st
   return j;
 }
 
-Status parse_safetensors_into(ModelSource& src, const MappedFile& file, uint32_t file_index) {
+Status parse_safetensors_into(ModelSource& src, const InputFile& file, uint32_t file_index) {
   const std::string& name = file.path();
   if (file.size() < 8) return bad(name, "truncated: " + std::to_string(file.size()) + " bytes, no header length");
-  const uint64_t n = load_le<uint64_t>(file.data());
+  uint8_t length_bytes[8];
+  SLMC_RETURN_IF_ERROR(file.read(0, length_bytes, 8));
+  const uint64_t n = load_le<uint64_t>(length_bytes);
   if (n > kMaxHeaderBytes) {
     return bad(name, "header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(kMaxHeaderBytes),
                ErrorCode::kOutOfRange);
@@ -98,11 +102,12 @@ Status parse_safetensors_into(ModelSource& src, const MappedFile& file, uint32_t
                          std::to_string(file.size()) + " bytes)",
                ErrorCode::kOutOfRange);
   }
-  const char* hbegin = reinterpret_cast<const char*>(file.data() + 8);
+  SLMC_ASSIGN_OR_RETURN(const std::string header_text, file.read_string(8, n));
+  const char* hbegin = header_text.data();
   SLMC_ASSIGN_OR_RETURN(json header, parse_json_strict(hbegin, hbegin + n, name));
   if (!header.is_object()) return bad(name, "header is not a JSON object");
 
-  const uint8_t* buffer = file.data() + 8 + n;
+  const uint64_t buffer = 8 + n;  // file offset of the byte buffer
   const uint64_t buffer_size = file.size() - 8 - n;
 
   struct Entry {
@@ -267,11 +272,10 @@ void architecture_from_config(const json& cfg, Metadata& arch) {
 
 Result<std::optional<json>> read_config_json(const std::string& dir) {
   const std::string path = (dir.empty() ? std::string(".") : dir) + "/config.json";
-  auto mapped = MappedFile::open(path);
-  if (!mapped.ok()) return std::optional<json>();  // absent (or unreadable): names decide
-  const auto& f = **mapped;
-  const char* b = reinterpret_cast<const char*>(f.data());
-  SLMC_ASSIGN_OR_RETURN(json cfg, parse_json_strict(b, b + f.size(), path));
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return std::optional<json>();  // absent: names decide
+  SLMC_ASSIGN_OR_RETURN(const std::string text, read_input_file(path, kMaxHeaderBytes));
+  SLMC_ASSIGN_OR_RETURN(json cfg, parse_json_strict(text.data(), text.data() + text.size(), path));
   if (!cfg.is_object()) return make_error(ErrorCode::kInvalidFormat, path + ": not a JSON object");
   return std::optional<json>(std::move(cfg));
 }
@@ -284,7 +288,8 @@ Status finish_safetensors(ModelSource& src, const std::string& dir, bool look_fo
     SLMC_ASSIGN_OR_RETURN(cfg, read_config_json(dir));
     // A Hugging Face directory's tokenizer.json (and tokenizer_config.json) travels with the model.
     const std::string tok = (dir.empty() ? std::string(".") : dir) + "/tokenizer.json";
-    if (MappedFile::open(tok).ok()) {
+    struct stat st {};
+    if (::lstat(tok.c_str(), &st) == 0) {
       auto t = read_hf_tokenizer(tok);
       if (t.ok()) {
         src.tokenizer_ = std::move(*t);
@@ -323,7 +328,7 @@ Status finish_safetensors(ModelSource& src, const std::string& dir, bool look_fo
 
 }  // namespace io_detail
 
-Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const MappedFile> file, const std::string& dir) {
+Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const InputFile> file, const std::string& dir) {
   auto src = std::make_unique<ModelSource>();
   src->format_ = SourceFormat::kSafetensors;
   SLMC_RETURN_IF_ERROR(io_detail::parse_safetensors_into(*src, *file, 0));
@@ -331,7 +336,7 @@ Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const Mapp
   const size_t slash = fname.find_last_of('/');
   if (slash != std::string::npos) fname = fname.substr(slash + 1);
   src->files_.push_back(SourceFileInfo{fname, file->path(), "", file->size(), SourceFormat::kSafetensors});
-  src->mappings_.push_back(std::move(file));
+  src->inputs_.push_back(std::move(file));
   SLMC_RETURN_IF_ERROR(io_detail::finish_safetensors(*src, dir, !dir.empty()));
   return src;
 }

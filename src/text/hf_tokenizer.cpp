@@ -5,7 +5,9 @@
 #include <fstream>
 
 #include "io/safetensors_internal.hpp"
-#include "slmc/io/mapped_file.hpp"
+#include <sys/stat.h>
+
+#include "slmc/io/safe_input.hpp"
 #include "slmc/text/tokenizer.hpp"
 #include "text/tokenizer_internal.hpp"
 
@@ -79,9 +81,8 @@ std::string config_token(const json& cfg, const char* key) {
 }
 
 Result<json> read_json_file(const std::string& path) {
-  SLMC_ASSIGN_OR_RETURN(auto f, MappedFile::open(path));
-  const char* b = reinterpret_cast<const char*>(f->data());
-  SLMC_ASSIGN_OR_RETURN(json j, io_detail::parse_json_strict(b, b + f->size(), path));
+  SLMC_ASSIGN_OR_RETURN(const std::string text, read_input_file(path));
+  SLMC_ASSIGN_OR_RETURN(json j, io_detail::parse_json_strict(text.data(), text.data() + text.size(), path));
   if (!j.is_object()) return invalid(path, "not a JSON object");
   return j;
 }
@@ -200,7 +201,7 @@ Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
   };
   // tokenizer_config.json beside: special tokens by text, add-BOS/EOS flags, the chat template.
   const std::string cfg_path = dir_of(path) + "/tokenizer_config.json";
-  if (auto probe = MappedFile::open(cfg_path); probe.ok()) {
+  if (struct stat st {}; ::lstat(cfg_path.c_str(), &st) == 0) {
     SLMC_ASSIGN_OR_RETURN(json cfg, read_json_file(cfg_path));
     if (bos_text.empty()) bos_text = config_token(cfg, "bos_token");
     d.eos_id = id_of(config_token(cfg, "eos_token"));

@@ -639,6 +639,70 @@ def test_hostile_names_are_escaped_on_the_terminal(c):
     check(any(t["name"] == esc for t in j["tensors"]), [t["name"] for t in j["tensors"]])
 
 
+def write_llama2c(path, dim=16, hidden=32, layers=2, heads=2, kv_heads=2, vocab=64, seq=32):
+    """A legacy llama2.c checkpoint (shared classifier) with deterministic weights."""
+    import struct
+    head, kv = dim // heads, dim * kv_heads // heads
+    floats = (vocab * dim + layers * (2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * hidden * dim) + dim +
+              seq * head)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<7i", dim, hidden, layers, heads, kv_heads, vocab, seq))
+        fh.write(struct.pack(f"<{floats}f", *[((i * 37) % 101 - 50) / 100.0 for i in range(floats)]))
+
+
+def wait_stopped(pid, timeout):
+    """True once process `pid` is stopped (state T), False after `timeout` seconds."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        if state in ("T", "t"):
+            return True
+        if state == "Z":
+            return False
+        time.sleep(0.01)
+    return False
+
+
+def test_hostile_shrinking_input_is_an_error(c):
+    """A source file truncated while convert reads it (was SIGBUS through the mapping): inputs are
+    read with pread, so convert exits 3 naming the file and the offset, and leaves no output and
+    no temporary file (O_TMPFILE and the named fallback). SLMC_TEST_STOP_AT stops the process after
+    that many tensors so the test can truncate the file at a known point."""
+    import signal
+    m = c.synth()
+    write_llama2c(c.path("l2c.bin"))
+    tmpdir = c.path("tmp")
+    os.mkdir(tmpdir)
+    runs = 0
+    for src, data in ((m, os.path.join(m, "model.safetensors")), (c.path("l2c.bin"), c.path("l2c.bin"))):
+        original = open(data, "rb").read()
+        for named in (False, True):
+            env = dict(os.environ, SLMC_TEST_STOP_AT="2", TMPDIR=tmpdir)
+            if named:
+                env["SLMC_TEST_NO_O_TMPFILE"] = "1"
+            p = subprocess.Popen([*c.cmd, "convert", src, "-o", c.path("out.slm"), "--recipe", "int8"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                check(wait_stopped(p.pid, 60 * TIMEOUT_SCALE), "convert never reached the stop point")
+                os.truncate(data, 1024)
+            finally:
+                p.send_signal(signal.SIGCONT)
+            err = p.communicate(timeout=120 * TIMEOUT_SCALE)[1]
+            check(p.returncode == 3, (src, named, p.returncode, err))
+            check("shrank" in err and data in err and "offset" in err and "1024 bytes now" in err, err)
+            check(not os.path.exists(c.path("out.slm")), "no output after a shrinking input")
+            check(os.listdir(tmpdir) == [], os.listdir(tmpdir))
+            leftovers(c, ["model", "l2c.bin", "tmp"])
+            runs += 1
+            with open(data, "wb") as fh:
+                fh.write(original)
+        c.run("convert", src, "-o", c.path("ok.slm"), "--recipe", "int8")  # the restored file converts
+        os.remove(c.path("ok.slm"))
+    check(runs == 4, runs)
+
+
 def main():
     binary, name, emulator = sys.argv[1], sys.argv[2], sys.argv[3:]
     fn = globals().get(name)
