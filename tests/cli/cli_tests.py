@@ -650,6 +650,24 @@ def write_llama2c(path, dim=16, hidden=32, layers=2, heads=2, kv_heads=2, vocab=
         fh.write(struct.pack(f"<{floats}f", *[((i * 37) % 101 - 50) / 100.0 for i in range(floats)]))
 
 
+def write_llama2c_tokenizer(path, n_tokens=512):
+    """A llama2.c tokenizer.bin of exactly n_tokens: <unk>, <s>, </s>, the 256 byte tokens, then
+    pieces of one and two letters (with and without a leading space) scored by length."""
+    import itertools
+    import string
+    import struct
+    pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    letters = string.ascii_lowercase + ".,"
+    extra = [a for a in letters] + ["\u2581" + a for a in letters] + [a + b for a, b in itertools.product(letters, repeat=2)]
+    pieces += extra[:n_tokens - len(pieces)]
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<i", 16))
+        for i, piece in enumerate(pieces):
+            b = piece.encode()
+            score = 0.0 if i < 259 else -float(i)
+            fh.write(struct.pack("<fi", score, len(b)) + b)
+
+
 def wait_stopped(pid, timeout):
     """True once process `pid` is stopped (state T), False after `timeout` seconds."""
     import time
@@ -701,6 +719,108 @@ def test_hostile_shrinking_input_is_an_error(c):
         c.run("convert", src, "-o", c.path("ok.slm"), "--recipe", "int8")  # the restored file converts
         os.remove(c.path("ok.slm"))
     check(runs == 4, runs)
+
+
+def xxh64(data, seed=0):
+    """XXH64 (the .slm checksums), so a test can forge a file whose checksums are valid."""
+    import struct
+    P1, P2, P3 = 11400714785074694791, 14029467366897019727, 1609587929392839161
+    P4, P5, M = 9650029242287828579, 2870177450012600261, (1 << 64) - 1
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (64 - r))) & M
+
+    def rnd(acc, v):
+        return (rotl((acc + v * P2) & M, 31) * P1) & M
+
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(seed + P1 + P2) & M, (seed + P2) & M, seed, (seed - P1) & M]
+        while i + 32 <= n:
+            v = [rnd(v[k], x) for k, x in enumerate(struct.unpack_from("<4Q", data, i))]
+            i += 32
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M
+        for x in v:
+            h = ((h ^ rnd(0, x)) * P1 + P4) & M
+    else:
+        h = (seed + P5) & M
+    h = (h + n) & M
+    while i + 8 <= n:
+        h = (rotl(h ^ rnd(0, struct.unpack_from("<Q", data, i)[0]), 27) * P1 + P4) & M
+        i += 8
+    if i + 4 <= n:
+        h = (rotl(h ^ ((struct.unpack_from("<I", data, i)[0] * P1) & M), 23) * P2 + P3) & M
+        i += 4
+    while i < n:
+        h = (rotl(h ^ ((data[i] * P5) & M), 11) * P1) & M
+        i += 1
+    h ^= h >> 33
+    h = (h * P2) & M
+    h ^= h >> 29
+    h = (h * P3) & M
+    return h ^ (h >> 32)
+
+
+def peak_rss_kib_of(c, *args, expect=0, env=None):
+    """Runs the tool and returns (process, its peak RSS in KiB) from wait4's rusage."""
+    p = subprocess.Popen([*c.cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _, status, usage = os.wait4(p.pid, 0)
+    out, err = p.stdout.read(), p.stderr.read()
+    p.stdout.close()
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    check(expect is None or p.returncode == expect, (args, p.returncode, err[-2000:]))
+    p.out, p.err = out, err
+    return p, usage.ru_maxrss
+
+
+def test_hostile_memory_bombs_are_bounded_by_the_data(c):
+    """A small .slm with valid checksums whose CSR tensor claims K = 10^8 (a 17 KB file made export
+    allocate 1.5 GB): the loader bounds a tensor's decoded size by the bytes it stores, so every
+    command refuses it, exit 3 naming the tensor, in little memory. And a context_length of 4e7
+    does not size the KV cache: eval --window 32 stays small."""
+    import struct
+    K = 70000  # > 65536: u32 column indices, which hold any inflated K
+    vals = [0.0] * (4 * K)
+    for r in range(4):
+        for j in range(0, K, 997):
+            vals[r * K + j] = 1.0 + r + j / K
+    write_safetensors(c.path("sparse.safetensors"), {"w": ([4, K], vals)})
+    c.run("convert", c.path("sparse.safetensors"), "-o", c.path("ok.slm"), "--rule", "w=fp32:sparsity=0.99,format=csr")
+    data = bytearray(open(c.path("ok.slm"), "rb").read())
+    fb_size = struct.unpack_from("<Q", data, 24)[0]
+    check(xxh64(bytes(data[64:64 + fb_size])) == struct.unpack_from("<Q", data, 48)[0], "xxh64 of the header")
+    needle = struct.pack("<qq", 4, K)
+    at = data.find(needle, 64, 64 + fb_size)
+    check(at > 0 and data.find(needle, at + 1, 64 + fb_size) < 0, "the shape [4, K] once in the header")
+    struct.pack_into("<q", data, at + 8, 10 ** 8)
+    struct.pack_into("<Q", data, 48, xxh64(bytes(data[64:64 + fb_size])))
+    struct.pack_into("<Q", data, 56, xxh64(bytes(data[:56])))
+    with open(c.path("bomb.slm"), "wb") as fh:
+        fh.write(data)
+    check(len(data) < 64 * 1024, len(data))
+    for args in (("export", c.path("bomb.slm"), "-o", c.path("bomb.safetensors")), ("verify", c.path("bomb.slm")),
+                 ("inspect", c.path("bomb.slm")), ("diff", c.path("ok.slm"), c.path("bomb.slm")),
+                 ("bench", c.path("bomb.slm"))):
+        p, rss = peak_rss_kib_of(c, *args, expect=3)
+        check("tensor 'w'" in p.err and "stored bytes" in p.err, (args, p.err))
+        check(rss < 200 * 1024, (args, f"peak RSS {rss} KiB"))
+    check(not os.path.exists(c.path("bomb.safetensors")), "nothing exported")
+    leftovers(c, ["sparse.safetensors", "ok.slm", "bomb.slm"])
+
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    cfg = json.load(open(os.path.join(m, "config.json")))
+    cfg["max_position_embeddings"] = 40000000
+    with open(os.path.join(m, "config.json"), "w") as fh:
+        json.dump(cfg, fh)
+    c.run("convert", m, "-o", c.path("long.slm"))
+    with open(c.path("text.txt"), "w") as fh:
+        fh.write("the quick brown fox jumps over the lazy dog. " * 40)
+    p, rss = peak_rss_kib_of(c, "eval", c.path("long.slm"), "--tokenizer", c.path("tok.bin"), "--text",
+                             c.path("text.txt"), "--window", "32", "--json")
+    check(json.loads(p.out)["tokens"] > 0, p.out[:300])
+    check(rss < 200 * 1024, f"eval peak RSS {rss} KiB with context_length 4e7")
 
 
 def main():
