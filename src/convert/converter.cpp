@@ -35,7 +35,8 @@ Result<Calibration> parse_calibration_json(std::string_view text, const std::str
   if (Status s = check_json_depth(text, "calibration " + origin); !s.ok()) return s;
   nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded()) return err("not valid JSON");
-  if (!j.is_object() || j.value("format", "") != "slmc-calibration") {
+  const auto format = j.is_object() ? j.find("format") : j.end();
+  if (!j.is_object() || format == j.end() || !format->is_string() || *format != "slmc-calibration") {
     return err("expected {\"format\": \"slmc-calibration\", \"version\": 1, \"tensors\": {...}}");
   }
   if (!j.contains("version") || j["version"] != 1) return err("unsupported \"version\" (this slmc reads 1)");

@@ -823,6 +823,66 @@ def test_hostile_memory_bombs_are_bounded_by_the_data(c):
     check(rss < 200 * 1024, f"eval peak RSS {rss} KiB with context_length 4e7")
 
 
+def test_hostile_wrong_json_types_name_the_key(c):
+    """A JSON value of the wrong type in any input file (config.json, tokenizer.json,
+    tokenizer_config.json, calibration, profile) is exit 3 (2 for a profile, like a recipe) with a
+    message naming the file and the key, before anything is written; it was accepted and misread
+    (2.5 layers), failed at run time, or escaped as an internal error (exit 1)."""
+    import copy
+    m = c.synth()
+    cfg0 = json.load(open(os.path.join(m, "config.json")))
+    tok0 = {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "<s>": 3}, "merges": ["a b"]},
+            "added_tokens": [{"id": 3, "content": "<s>", "special": True}],
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+            "decoder": None, "normalizer": None,
+            "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}]}}
+
+    def put(name, value):
+        with open(os.path.join(m, name), "w") as fh:
+            json.dump(value, fh)
+
+    def refused(what, key, args, code=3):
+        p = c.run(*args, expect=None)
+        check(p.returncode == code and key in p.stderr and "internal error" not in p.stderr, (what, p.returncode, p.stderr))
+        check(not os.path.exists(c.path("o.slm")), (what, "output written"))
+
+    convert = ("convert", m, "-o", c.path("o.slm"))
+    for key, value in (("hidden_size", "64"), ("num_hidden_layers", 2.5), ("rope_theta", "x"), ("vocab_size", True),
+                       ("max_position_embeddings", -5), ("model_type", 5), ("rope_scaling", [1])):
+        put("config.json", dict(cfg0, **{key: value}))
+        refused(("config.json", key), f"config.json: '{key}'", convert)
+    put("config.json", dict(cfg0, rope_scaling={"rope_type": "llama3", "factor": "8"}))
+    refused("rope_scaling.factor", "'rope_scaling.factor'", convert)
+    put("config.json", cfg0)
+    for path, value, key in ((("model", "byte_fallback"), "yes", "model.byte_fallback"),
+                             (("added_tokens", 0, "special"), "true", "added_tokens[].special"),
+                             (("post_processor", "single", 0, "SpecialToken", "id"), 5,
+                              "post_processor.single[0].SpecialToken.id")):
+        tok = copy.deepcopy(tok0)
+        node = tok
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        put("tokenizer.json", tok)
+        refused(key, f"tokenizer.json: '{key}'", convert)
+    put("tokenizer.json", tok0)
+    for key, value in (("add_bos_token", "yes"), ("bos_token", 5), ("eos_token", {"content": 5}),
+                       ("chat_template", [{"name": 5, "template": "x"}])):
+        put("tokenizer_config.json", {key: value})
+        refused(key, "tokenizer_config.json: '" + key, convert)
+    os.remove(os.path.join(m, "tokenizer_config.json"))
+    c.run(*convert)  # the repaired directory converts
+    os.remove(c.path("o.slm"))
+    for text, key in (('{"format": 7}', '"format"'), ('{"format": "slmc-calibration", "version": 1, "tensors": []}', '"tensors"')):
+        with open(c.path("cal.json"), "w") as fh:
+            fh.write(text)
+        refused(("calibration", text), key, (*convert, "--calibration", c.path("cal.json")))
+    with open(c.path("profile.json"), "w") as fh:
+        fh.write('{"format": 7, "version": 1}')
+    refused("profile", '"format"', (*convert, "--profile", c.path("profile.json")), code=2)
+    leftovers(c, ["model", "cal.json", "profile.json"])
+
+
 def main():
     binary, name, emulator = sys.argv[1], sys.argv[2], sys.argv[3:]
     fn = globals().get(name)
