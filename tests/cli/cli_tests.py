@@ -528,17 +528,28 @@ def test_hostile_exit_codes_and_messages(c):
     m = c.synth()
     c.run("convert", m, "-o", c.path("m.slm"))
     # A report that cannot be written is a failure, whatever the command.
-    for args in (("inspect", c.path("m.slm"), "--json"), ("info",), ("tokenize", c.path("m.slm"), "--prompt", "x")):
+    for args in (("inspect", c.path("m.slm"), "--json"), ("info",), ("tokenize", c.path("m.slm"), "--prompt", "x"),
+                 ("convert", m, "--dry-run", "--json"), ("verify", c.path("m.slm"), "--json"),
+                 ("diff", c.path("m.slm"), c.path("m.slm"), "--json"), ("bench", c.path("m.slm"), "--min-time", "0.01", "--json")):
         with open("/dev/full", "w") as full:
             p = subprocess.run([*c.cmd, *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
         check(p.returncode != 0 and ("standard output" in p.stderr or "no tokenizer" in p.stderr), (args, p.returncode, p.stderr))
     # One SLMC_ISA policy: a usage error in every command, before anything runs.
     env = dict(os.environ, SLMC_ISA="no-such-isa")
-    for args in (("convert", m, "-o", c.path("isa.slm")), ("inspect", c.path("m.slm")), ("info",),
-                 ("bench", c.path("m.slm")), ("tokenize", c.path("m.slm"), "--prompt", "x")):
-        p = c.run(*args, expect=2, env=env)
-        check("SLMC_ISA" in p.stderr, (args, p.stderr))
-    check(not os.path.exists(c.path("isa.slm")), "nothing written under a bad SLMC_ISA")
+    with open(c.path("t.txt"), "w") as fh:
+        fh.write("some text.\n\nmore text.\n")
+    for isa in ("no-such-isa", "neon" if "x86" in os.uname().machine else "avx2"):
+        env = dict(os.environ, SLMC_ISA=isa)
+        for args in (("convert", m, "-o", c.path("isa.slm")), ("inspect", c.path("m.slm")), ("info",),
+                     ("bench", c.path("m.slm")), ("tokenize", c.path("m.slm"), "--prompt", "x"),
+                     ("eval", c.path("m.slm"), "--tokenizer", c.path("m.slm"), "--text", c.path("t.txt")),
+                     ("generate", c.path("m.slm"), "--tokenizer", c.path("m.slm"), "--bos"),
+                     ("calibrate", c.path("m.slm"), "--text", c.path("t.txt"), "-o", c.path("isa.json")),
+                     ("export", c.path("m.slm"), "-o", c.path("isa.safetensors")), ("diff", c.path("m.slm"), c.path("m.slm")),
+                     ("verify", c.path("m.slm")), ("synth", "-o", c.path("isa_model"))):
+            p = c.run(*args, expect=2, env=env)
+            check(f"SLMC_ISA={isa}" in p.stderr, (isa, args, p.stderr))
+    os.remove(c.path("t.txt"))
     # Output names the file system cannot hold fail before the conversion.
     p = c.run("convert", m, "-o", c.path("n" * 252 + ".slm"), expect=2)
     check("bytes, longer than" in p.stderr, p.stderr)
@@ -881,6 +892,58 @@ def test_hostile_wrong_json_types_name_the_key(c):
         fh.write('{"format": 7, "version": 1}')
     refused("profile", '"format"', (*convert, "--profile", c.path("profile.json")), code=2)
     leftovers(c, ["model", "cal.json", "profile.json"])
+
+
+def test_hostile_llama2c_tokenizer_is_linear(c):
+    """The llama2.c tokenizer merged pairs by rescanning the paragraph (40 KB: 19 s). A 1 MB
+    paragraph and a 200 KB word must tokenize in linear time: a hang guard with a generous bound."""
+    import random
+    import time
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    rng = random.Random(5)
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "zebra", "quiz"]
+    with open(c.path("para.txt"), "w") as fh:
+        fh.write(" ".join(rng.choice(words) for _ in range(220000))[:1_000_000])
+    with open(c.path("word.txt"), "w") as fh:
+        fh.write("ab" * 100_000)
+    for name, least in (("para.txt", 300_000), ("word.txt", 100_000)):
+        t0 = time.time()
+        p = subprocess.run([*c.cmd, "tokenize", c.path("tok.bin"), "--text", c.path(name), "--json"],
+                           capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
+        took = time.time() - t0
+        check(p.returncode == 0 and json.loads(p.stdout)["count"] >= least, (name, p.returncode, p.stderr[-300:]))
+        check(took < 20 * TIMEOUT_SCALE, f"{name}: {took:.1f} s")
+
+
+def test_hostile_empty_texts_and_linked_outputs(c):
+    """eval and calibrate on a text without 2 tokens (empty, blank lines) exit 3 naming the file;
+    export and calibrate refuse an output that is a symlink (exit 2) and leave its target alone."""
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    c.run("convert", m, "-o", c.path("m.slm"))
+    with open(c.path("empty.txt"), "w"):
+        pass
+    with open(c.path("blank.txt"), "w") as fh:
+        fh.write("\n\n   \n\t\n")
+    for text in ("empty.txt", "blank.txt"):
+        for args in (("eval", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--text", c.path(text)),
+                     ("calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--text", c.path(text), "-o",
+                      c.path("cal.json"))):
+            p = c.run(*args, expect=3)
+            check(text in p.stderr and "tokens" in p.stderr, (args, p.stderr))
+    with open(c.path("victim"), "w") as fh:
+        fh.write("precious")
+    os.symlink(c.path("victim"), c.path("link"))
+    with open(c.path("t.txt"), "w") as fh:
+        fh.write("the quick brown fox jumps over the lazy dog. " * 20)
+    for args in (("export", c.path("m.slm"), "-o", c.path("link")),
+                 ("export", c.path("m.slm"), "--format", "hf", "-o", c.path("link")),
+                 ("calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--text", c.path("t.txt"), "-o",
+                  c.path("link"))):
+        p = c.run(*args, expect=2)
+        check("symbolic link" in p.stderr and "--force" in p.stderr, (args, p.stderr))
+    check(open(c.path("victim")).read() == "precious" and os.path.islink(c.path("link")), "the link or its target changed")
+    leftovers(c, ["model", "tok.bin", "m.slm", "empty.txt", "blank.txt", "victim", "link", "t.txt"])
 
 
 def main():
