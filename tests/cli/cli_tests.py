@@ -524,6 +524,44 @@ def test_hostile_signals_leave_nothing_behind(c):
     check(cases >= 9, f"only {cases} interrupted runs: the conversion finished too fast to interrupt")
 
 
+def test_hostile_export_signals_leave_nothing_behind(c):
+    """export (a safetensors file, or a Hugging Face directory) interrupted by SIGINT or SIGKILL
+    leaves no output and no temporary (it left OUT.tmp-<pid>); after a SIGKILL the next export
+    beside it removes the dead process's temporary file or directory."""
+    import signal
+    import time
+    m = c.synth("big", dim=512, hidden=1376, layers=4, vocab=32000)
+    c.run("convert", m, "-o", c.path("m.slm"), "--recipe", "fp32")
+    cases = 0
+    for fmt in ("file", "hf"):
+        out = c.path("out" if fmt == "hf" else "out.safetensors")
+        args = ["export", c.path("m.slm"), "-o", out] + (["--format", "hf"] if fmt == "hf" else [])
+        t0 = time.time()
+        c.run(*args)
+        duration = time.time() - t0
+        shutil.rmtree(out) if fmt == "hf" else os.remove(out)
+        for named in ((False, True) if fmt == "file" else (False,)):
+            env = dict(os.environ)
+            if named:
+                env["SLMC_TEST_NO_O_TMPFILE"] = "1"
+            for sig in (signal.SIGINT, signal.SIGKILL):
+                for frac in (0.3, 0.7):
+                    p = subprocess.Popen([*c.cmd, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                    time.sleep(duration * frac)
+                    p.send_signal(sig)
+                    p.wait(timeout=60 * TIMEOUT_SCALE)
+                    if p.returncode != 0:
+                        cases += 1
+                        check(p.returncode == -sig, (fmt, named, sig, frac, p.returncode))
+                    if os.path.exists(out):  # finished before the signal, or the signal came after the rename
+                        shutil.rmtree(out) if fmt == "hf" else os.remove(out)
+                    if sig == signal.SIGKILL:
+                        c.run(*args, env=env)  # sweeps what the killed process could not remove
+                        shutil.rmtree(out) if fmt == "hf" else os.remove(out)
+                    leftovers(c, ["big", "m.slm"])
+    check(cases >= 6, f"only {cases} interrupted runs: export finished too fast to interrupt")
+
+
 def test_hostile_exit_codes_and_messages(c):
     m = c.synth()
     c.run("convert", m, "-o", c.path("m.slm"))
