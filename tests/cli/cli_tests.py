@@ -686,6 +686,16 @@ def test_hostile_names_are_escaped_on_the_terminal(c):
     check("\\x1B[31m" in c.run("inspect", c.path("e.slm")).stdout, "the escape is shown, escaped")
     j = c.json("inspect", c.path("e.slm"))  # JSON keeps the real name (JSON escapes it)
     check(any(t["name"] == esc for t in j["tensors"]), [t["name"] for t in j["tensors"]])
+    # Invalid UTF-8 (a stray byte, an overlong, a surrogate) in a name or metadata is refused at
+    # the door (it used to be stored and then break inspect --json).
+    import struct
+    for meta in (b'{"k": "v\xff"}', b'{"k\xc0\xaf": "v"}', b'{"k": "\xed\xa0\x80"}'):
+        text = b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": ' + meta + b"}"
+        with open(c.path("u.safetensors"), "wb") as fh:
+            fh.write(struct.pack("<Q", len(text)) + text + b"\0" * 4)
+        p = c.run("convert", c.path("u.safetensors"), "-o", c.path("u.slm"), expect=3)
+        check("u.safetensors" in p.stderr and "UTF-8" in p.stderr, (meta, p.stderr))
+        check(not os.path.exists(c.path("u.slm")), "no output")
 
 
 def write_llama2c(path, dim=16, hidden=32, layers=2, heads=2, kv_heads=2, vocab=64, seq=32):
