@@ -480,7 +480,21 @@ def test_hostile_output_paths(c):
     p = c.run("calibrate", c.path("m.slm"), "--text", c.path("victim"), "-o", c.path("victim"), expect=2)
     check("is the input" in p.stderr and open(c.path("victim")).read() == "precious", p.stderr)
     check(open(c.path("m.slm"), "rb").read() == before, "the input changed")
-    leftovers(c, ["model", "m.slm", "victim", "link.slm"])
+    # synth writes a directory: a link to a directory or an existing directory is refused; with
+    # --force the entry is replaced (nothing written into the old directory or through the link).
+    os.mkdir(c.path("vdir"))
+    with open(c.path("vdir", "keep"), "w") as fh:
+        fh.write("precious")
+    os.symlink(c.path("vdir"), c.path("dlink"))
+    for out in ("dlink", "vdir"):
+        p = c.run("synth", "-o", c.path(out), expect=2)
+        check("--force" in p.stderr, (out, p.stderr))
+    check(os.listdir(c.path("vdir")) == ["keep"], os.listdir(c.path("vdir")))
+    c.run("synth", "-o", c.path("dlink"), "--force")
+    check(not os.path.islink(c.path("dlink")) and os.listdir(c.path("vdir")) == ["keep"], "wrote through the link")
+    c.run("synth", "-o", c.path("vdir"), "--force")
+    check(sorted(os.listdir(c.path("vdir"))) == ["config.json", "model.safetensors"], os.listdir(c.path("vdir")))
+    leftovers(c, ["model", "m.slm", "victim", "link.slm", "vdir", "dlink"])
 
 
 def test_hostile_signals_leave_nothing_behind(c):
