@@ -21,10 +21,20 @@ inline void sink(uint64_t v) {
   s = s + v;
 }
 
+/// Loads every tensor (raw, and as fp32 when it is a weight and small) as a consumer would.
 inline void touch_source(const ModelSource& src) {
   uint64_t sum = 0;
-  for (const auto& t : src.tensors()) {
-    sum += read_all(t.data, t.nbytes) + static_cast<uint64_t>(t.shape.numel());
+  for (size_t i = 0; i < src.tensors().size(); ++i) {
+    const auto& t = src.tensors()[i];
+    AlignedBuffer bytes;
+    auto v = src.load(i, bytes);
+    if (!v.ok()) __builtin_trap();  // every described tensor lies inside the file
+    sum += read_all(v->data, v->nbytes) + static_cast<uint64_t>(t.shape.numel());
+    if (is_weight_dtype(t.dtype) && t.shape.numel() <= (int64_t{1} << 20)) {
+      auto f = src.load_f32(i);
+      if (!f.ok()) __builtin_trap();
+      sum += read_all(f->data(), f->size());
+    }
   }
   for (const auto& [k, v] : src.metadata()) sum += k.size() + v.text.size();
   for (const auto& [k, v] : src.architecture()) sum += k.size() + v.text.size();

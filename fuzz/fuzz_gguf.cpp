@@ -6,7 +6,7 @@
 #include "slmc/io/model_source.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto file = slmc::MappedFile::borrow(data, size, "fuzz.gguf");
+  auto file = slmc::InputFile::borrow(data, size, "fuzz.gguf");
   auto src = slmc::open_gguf(file);
   if (src.ok()) slmc::fuzz::touch_source(**src);
   return 0;

@@ -10,9 +10,9 @@
 #include "slmc/io/model_source.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto detected = slmc::detect_format(data, size, "fuzz.bin");
+  auto detected = slmc::detect_format(data, size, size, "fuzz.bin");
   (void)detected;
-  auto file = slmc::MappedFile::borrow(data, size, "fuzz.bin");
+  auto file = slmc::InputFile::borrow(data, size, "fuzz.bin");
   auto src = slmc::open_llama2c(file);
   if (src.ok()) slmc::fuzz::touch_source(**src);
   if (size < 28) return 0;
@@ -35,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int32_t hdr[7] = {dim, hidden, layers, heads, kv_heads, vocab, seq};
   std::memcpy(ckpt.data(), hdr, 28);
   for (size_t i = 28; i < ckpt.size(); ++i) ckpt[i] = size > 28 ? data[28 + (i - 28) % (size - 28)] : data[i % 28];
-  auto file2 = slmc::MappedFile::borrow(ckpt.data(), ckpt.size(), "fuzz-derived.bin");
+  auto file2 = slmc::InputFile::borrow(ckpt.data(), ckpt.size(), "fuzz-derived.bin");
   auto src2 = slmc::open_llama2c(file2);
   if (!src2.ok()) __builtin_trap();  // a consistent header must always open
   slmc::fuzz::touch_source(**src2);

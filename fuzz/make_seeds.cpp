@@ -37,8 +37,11 @@ std::vector<uint8_t> small_slm(const ModelSource& src, uint64_t max_bytes) {
   auto w = ModelFileWriter::create(dir.file("s.slm"), h);
   if (!w.ok()) return {};
   for (size_t i = 0; i < src.tensors().size(); ++i) {
-    const TensorView& t = src.tensors()[i];
-    if (t.nbytes > max_bytes) continue;
+    if (src.tensors()[i].nbytes > max_bytes) continue;
+    AlignedBuffer bytes;
+    auto loaded = src.load(i, bytes);
+    if (!loaded.ok()) return {};
+    const TensorView& t = *loaded;
     auto v = dense_float_view(t);
     if (!v.ok()) continue;
     TensorInfo info;

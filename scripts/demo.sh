@@ -33,7 +33,7 @@ if [[ -f "$gguf" ]]; then
 else
   echo "demo: SmolLM2 could not be fetched; running on the synthetic model"
   step "a deterministic synthetic Llama-shaped model (heavy-tailed weights, outlier channels)" \
-    "$slm" synth -o "$work/model"
+    "$slm" synth -o "$work/model" --force
   step "convert with the default recipe" "$slm" convert "$work/model" -o "$work/model.slm"
   step "inspect the result" "$slm" inspect "$work/model.slm"
   step "verify checksums and recorded error statistics against the source" \

@@ -17,6 +17,7 @@
 #include "slmc/half.hpp"
 #include "slmc/io/hash.hpp"
 #include "slmc/io/mapped_file.hpp"
+#include "slmc/io/input_file.hpp"
 #include "slmc/io/model_source.hpp"
 #include "slmc/io/output.hpp"
 #include "slmc/io/safe_input.hpp"

@@ -113,7 +113,7 @@ Status canonicalize_tensor_names(ModelSource& source) {
   std::set<std::string> seen;
   std::vector<std::string> renamed;
   renamed.reserve(source.tensors_.size());
-  for (const TensorView& t : source.tensors_) {
+  for (const SourceTensor& t : source.tensors_) {
     std::string n = canonical_tensor_name(arch, source.format(), t.name);
     if (!seen.insert(n).second) {
       return make_error(ErrorCode::kInvalidFormat, "tensor '" + t.name + "' maps to the canonical name '" + n +

@@ -35,7 +35,8 @@ Result<Calibration> parse_calibration_json(std::string_view text, const std::str
   if (Status s = check_json_depth(text, "calibration " + origin); !s.ok()) return s;
   nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded()) return err("not valid JSON");
-  if (!j.is_object() || j.value("format", "") != "slmc-calibration") {
+  const auto format = j.is_object() ? j.find("format") : j.end();
+  if (!j.is_object() || format == j.end() || !format->is_string() || *format != "slmc-calibration") {
     return err("expected {\"format\": \"slmc-calibration\", \"version\": 1, \"tensors\": {...}}");
   }
   if (!j.contains("version") || j["version"] != 1) return err("unsupported \"version\" (this slmc reads 1)");
@@ -223,18 +224,6 @@ namespace {
 
 bool is_float_dtype(DType d) { return is_weight_dtype(d); }  // floats and GGUF block types
 
-// The tensor as fp32: zero-copy for f32, else converted (GGUF blocks: dequantized) into `storage`,
-// one tensor at a time.
-Result<const float*> as_fp32(const TensorView& t, AlignedBuffer& storage) {
-  const int64_t n = t.shape.numel();
-  if (t.dtype == DType::kF32) return t.data_as<float>();
-  SLMC_ASSIGN_OR_RETURN(storage, AlignedBuffer::allocate(static_cast<size_t>(n) * sizeof(float),
-                                                         "tensor '" + t.name + "' as fp32"));
-  const Status s = tensor_to_f32(t, storage.as<float>());
-  SLMC_CHECK(s.ok(), "as_fp32: %s", s.to_string().c_str());  // weight dtypes were checked by the caller
-  return storage.as<float>();
-}
-
 struct Choice {
   uint64_t bytes = 0;
   double sse = 0;  ///< squared error sum ||W - W'||^2
@@ -307,7 +296,7 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
   ConvertReport report;
   report.source = source_name;
   report.recipe_json = options.recipe.to_json();
-  const std::vector<TensorView>& tensors = source.tensors();
+  const std::vector<SourceTensor>& tensors = source.tensors();
   const size_t n = tensors.size();
 
   report.warnings = source.warnings();
@@ -330,8 +319,17 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
     auto it = options.calibration->tensors.find(name);
     return it == options.calibration->tensors.end() ? nullptr : &it->second;
   };
-  auto encode = [&](size_t i, const Scheme& scheme) -> Result<EncodedMatrix> {
-    const TensorView& t = tensors[i];
+  // Tensor data is read from the source one tensor at a time (ModelSource::load_f32: pread, never
+  // a mapping of a file we do not own), so peak memory is the largest tensor's fp32 plus what its
+  // encoding needs.
+  auto load = [&](size_t i) -> Result<AlignedBuffer> {
+    if (tensors[i].shape.numel() == 0) return AlignedBuffer();
+    auto w = source.load_f32(i);
+    if (!w.ok()) return w.status().with_context(source_name);
+    return w;
+  };
+  auto encode = [&](size_t i, const float* w, const Scheme& scheme) -> Result<EncodedMatrix> {
+    const SourceTensor& t = tensors[i];
     if (t.shape.numel() == 0) {
       // Empty tensors are valid (FORMAT.md §2.2): dense float with no segments, whatever the scheme.
       EncodedMatrix empty;
@@ -340,10 +338,6 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
       empty.stats.sqnr_db = 999;  // nothing lost
       return empty;
     }
-    AlignedBuffer storage;
-    Result<const float*> wr = as_fp32(t, storage);
-    if (!wr.ok()) return wr.status().with_context(source_name);
-    const float* w = *wr;
     auto r = encode_with_scheme(t.name, w, t.shape.rows(), t.shape.cols(), scheme, calibration_for(t.name),
                                 options.num_threads);
     if (!r.ok()) return r.status().with_context(source_name);
@@ -357,8 +351,9 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
     std::vector<size_t> index_of;  // tensors that take part
     for (size_t i = 0; i < n; ++i) {
       if (candidates[i].empty()) continue;
+      SLMC_ASSIGN_OR_RETURN(const AlignedBuffer w, load(i));
       for (const Scheme& s : candidates[i]) {
-        SLMC_ASSIGN_OR_RETURN(EncodedMatrix m, encode(i, s));
+        SLMC_ASSIGN_OR_RETURN(EncodedMatrix m, encode(i, w.as<float>(), s));
         const double count = static_cast<double>(tensors[i].shape.numel());
         measured[i].push_back(Choice{m.total_bytes(), m.stats.rmse * m.stats.rmse * count});
       }
@@ -401,7 +396,7 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
   }
 
   for (size_t i = 0; i < n; ++i) {
-    const TensorView& t = tensors[i];
+    const SourceTensor& t = tensors[i];
     const TensorOrigin& origin = source.origins()[i];
     TensorReport tr;
     tr.name = t.name;
@@ -420,7 +415,10 @@ Result<ConvertReport> convert_model(const ModelSource& source, const std::string
       continue;
     }
     const Scheme& scheme = candidates[i][chosen[i]];
-    Result<EncodedMatrix> m = encode(i, scheme);
+    Result<EncodedMatrix> m = [&]() -> Result<EncodedMatrix> {  // the fp32 copy is freed before the write
+      SLMC_ASSIGN_OR_RETURN(const AlignedBuffer w, load(i));
+      return encode(i, w.as<float>(), scheme);
+    }();
     if (!m.ok()) {
       if (writer) writer->abort();
       return m.status();

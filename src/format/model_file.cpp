@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <map>
@@ -58,6 +59,28 @@ Status validate_matrix(const EncodedMatrixView& v, std::string_view name) {
                         "tensor " + quote(name) + ": an empty tensor must be dense float without data");
     }
     return Status::ok_status();
+  }
+  // Memory bombs: a reader decodes a tensor into rows x cols floats, so a few KB of a valid file
+  // must not make it allocate gigabytes (a sparse tensor with an inflated K did). The decoded size
+  // is bounded by the data actually present: at most kMaxExpansion times the stored bytes, or
+  // kMinDecodedLimit, whichever is larger (int4 is 8x, a 2:4 or bitmask encoding below 64x, a CSR
+  // tensor 1024x only above 99.9% sparsity).
+  {
+    constexpr uint64_t kMinDecodedLimit = uint64_t{256} << 20;
+    constexpr uint64_t kMaxExpansion = 1024;
+    const uint64_t rows = static_cast<uint64_t>(v.rows), cols = static_cast<uint64_t>(v.cols);
+    const uint64_t stored = v.total_bytes();
+    const uint64_t limit = std::max(kMinDecodedLimit, stored > UINT64_MAX / kMaxExpansion ? UINT64_MAX : stored * kMaxExpansion);
+    if (rows > limit / 4 / cols) {
+      const long double decoded = static_cast<long double>(rows) * static_cast<long double>(cols) * 4;
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%.0Lf", decoded);
+      return make_error(ErrorCode::kOutOfRange,
+                        "tensor " + quote(name) + ": [" + std::to_string(v.rows) + ", " + std::to_string(v.cols) +
+                            "] decodes to " + buf + " bytes of fp32 from " + std::to_string(stored) +
+                            " stored bytes, more than " + std::to_string(kMaxExpansion) +
+                            " times the stored size and more than 256 MiB (refused: a reader would allocate it)");
+    }
   }
   switch (e.format) {
     case SparseFormat::kDense: return validate_dense_matrix(v, name);
@@ -745,7 +768,8 @@ Status write_dense_model(const ModelSource& source, const std::string& path, Val
   header.tokenizer = source.tokenizer();
   SLMC_ASSIGN_OR_RETURN(auto writer, ModelFileWriter::create(path, std::move(header)));
   for (size_t i = 0; i < source.tensors().size(); ++i) {
-    const TensorView& t = source.tensors()[i];
+    AlignedBuffer bytes;  // one tensor at a time
+    SLMC_ASSIGN_OR_RETURN(const TensorView t, source.load(i, bytes));
     TensorInfo info;
     info.name = t.name;
     info.shape = t.shape;

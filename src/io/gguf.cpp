@@ -39,15 +39,16 @@ const char* ggml_type_name(uint32_t t) {
   return t < sizeof(kNames) / sizeof(kNames[0]) ? kNames[t] : nullptr;
 }
 
+/// Sequential reads of the header through a window of the file (pread, never a mapping).
 class Cursor {
  public:
-  Cursor(const uint8_t* data, uint64_t size, const std::string& file) : data_(data), size_(size), file_(file) {}
+  explicit Cursor(const InputFile& file) : file_(file) {}
   uint64_t pos() const { return pos_; }
-  uint64_t remaining() const { return size_ - pos_; }
+  uint64_t remaining() const { return file_.size() - pos_; }
 
   Status need(uint64_t n, const char* what) const {
     if (n > remaining()) {
-      return make_error(ErrorCode::kInvalidFormat, file_ + ": truncated at byte " + std::to_string(pos_) +
+      return make_error(ErrorCode::kInvalidFormat, file_.path() + ": truncated at byte " + std::to_string(pos_) +
                                                        " reading " + what + " (" + std::to_string(n) + " bytes needed, " +
                                                        std::to_string(remaining()) + " left)");
     }
@@ -56,26 +57,42 @@ class Cursor {
   template <typename T>
   Result<T> read(const char* what) {
     SLMC_RETURN_IF_ERROR(need(sizeof(T), what));
-    T v = io_detail::load_le<T>(data_ + pos_);
-    pos_ += sizeof(T);
-    return v;
+    uint8_t bytes[sizeof(T)];
+    SLMC_RETURN_IF_ERROR(fetch(bytes, sizeof(T)));
+    return io_detail::load_le<T>(bytes);
   }
   Result<std::string> read_string(const char* what) {
     SLMC_ASSIGN_OR_RETURN(uint64_t n, read<uint64_t>(what));
     if (n > remaining()) {
-      return make_error(ErrorCode::kOutOfRange, file_ + ": " + what + " length " + std::to_string(n) +
+      return make_error(ErrorCode::kOutOfRange, file_.path() + ": " + what + " length " + std::to_string(n) +
                                                     " at byte " + std::to_string(pos_) + " goes beyond the end of the file");
     }
-    std::string s(reinterpret_cast<const char*>(data_ + pos_), n);
-    pos_ += n;
+    std::string s(static_cast<size_t>(n), '\0');
+    SLMC_RETURN_IF_ERROR(fetch(s.data(), n));
     return s;
   }
 
  private:
-  const uint8_t* data_;
-  uint64_t size_;
+  static constexpr uint64_t kWindow = uint64_t{1} << 20;
+  /// Copies the next n bytes (n <= remaining()) and advances.
+  Status fetch(void* out, uint64_t n) {
+    if (n > kWindow) {
+      SLMC_RETURN_IF_ERROR(file_.read(pos_, out, n));
+    } else {
+      if (pos_ < window_start_ || pos_ + n > window_start_ + window_.size()) {
+        window_.resize(static_cast<size_t>(std::min(kWindow, remaining())));
+        SLMC_RETURN_IF_ERROR(file_.read(pos_, window_.data(), window_.size()));
+        window_start_ = pos_;
+      }
+      if (n) std::memcpy(out, window_.data() + (pos_ - window_start_), static_cast<size_t>(n));
+    }
+    pos_ += n;
+    return Status::ok_status();
+  }
+  const InputFile& file_;
   uint64_t pos_ = 0;
-  const std::string& file_;
+  std::vector<uint8_t> window_;
+  uint64_t window_start_ = 0;
 };
 
 uint64_t min_value_bytes(uint32_t type) {
@@ -314,15 +331,15 @@ Result<GgufHeader> read_gguf_header(Cursor& c, const std::string& fname) {
 
 }  // namespace
 
-Result<TokenizerData> read_gguf_tokenizer(std::shared_ptr<const MappedFile> file) {
-  Cursor c(file->data(), file->size(), file->path());
+Result<TokenizerData> read_gguf_tokenizer(std::shared_ptr<const InputFile> file) {
+  Cursor c(*file);
   SLMC_ASSIGN_OR_RETURN(GgufHeader h, read_gguf_header(c, file->path()));
   return gguf_tokenizer(h.kvs, file->path());
 }
 
-Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile> file) {
+Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const InputFile> file) {
   const std::string& fname = file->path();
-  Cursor c(file->data(), file->size(), fname);
+  Cursor c(*file);
   SLMC_ASSIGN_OR_RETURN(GgufHeader header, read_gguf_header(c, fname));
   const uint32_t version = header.version;
   const uint64_t n_tensors = header.n_tensors;
@@ -423,15 +440,15 @@ Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile>
   }
 
   for (const Info& t : infos) {
-    const uint8_t* data = file->data() + data_start + t.offset;
+    const uint64_t data = data_start + t.offset;  // file offset
     Shape shape(t.dims);
     if (t.type == kGgmlF32 || t.type == kGgmlF16 || t.type == kGgmlBF16) {
       const DType dt = t.type == kGgmlF32 ? DType::kF32 : t.type == kGgmlF16 ? DType::kF16 : DType::kBF16;
       SLMC_RETURN_IF_ERROR(io_detail::add_tensor(*src, fname, t.name, shape, dt, data, t.nbytes, 0, dt));
       continue;
     }
-    // GGUF block types stay raw (zero-copy): tensor_to_f32 dequantizes one tensor when a
-    // consumer needs it, so opening a quantized model costs no memory beyond the mapping.
+    // GGUF block types stay raw: ModelSource::load_f32 dequantizes one tensor when a consumer
+    // needs it, so opening a quantized model costs no memory beyond its header.
     const DType sdt = t.type == kGgmlQ8_0 ? DType::kQ8_0 : t.type == kGgmlQ4_0 ? DType::kQ4_0 : DType::kQ4_1;
     SLMC_RETURN_IF_ERROR(io_detail::add_tensor(*src, fname, t.name, shape, sdt, data, t.nbytes, 0, sdt));
   }
@@ -474,7 +491,7 @@ Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile>
   const size_t slash = base.find_last_of('/');
   if (slash != std::string::npos) base = base.substr(slash + 1);
   src->files_.push_back(SourceFileInfo{base, fname, "", file->size(), SourceFormat::kGguf});
-  src->mappings_.push_back(std::move(file));
+  src->inputs_.push_back(std::move(file));
   return src;
 }
 

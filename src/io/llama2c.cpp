@@ -50,10 +50,12 @@ std::optional<Llama2cConfig> llama2c_config(const uint8_t* data, uint64_t size) 
 
 }  // namespace io_detail
 
-Result<std::unique_ptr<ModelSource>> open_llama2c(std::shared_ptr<const MappedFile> file) {
+Result<std::unique_ptr<ModelSource>> open_llama2c(std::shared_ptr<const InputFile> file) {
   using namespace io_detail;
   const std::string& fname = file->path();
-  std::optional<Llama2cConfig> cfg = llama2c_config(file->data(), file->size());
+  uint8_t header[28] = {};
+  if (file->size() >= sizeof(header)) SLMC_RETURN_IF_ERROR(file->read(0, header, sizeof(header)));
+  std::optional<Llama2cConfig> cfg = llama2c_config(header, file->size());
   if (!cfg) {
     return make_error(ErrorCode::kInvalidFormat,
                       fname + ": not a llama2.c checkpoint (header values implausible or file size " +
@@ -62,31 +64,31 @@ Result<std::unique_ptr<ModelSource>> open_llama2c(std::shared_ptr<const MappedFi
   const Llama2cConfig& c = *cfg;
   auto src = std::make_unique<ModelSource>();
   src->format_ = SourceFormat::kLlama2c;
-  const uint8_t* p = file->data() + 28;
+  uint64_t p = 28;  // file offset of the next array
   const int64_t d = c.dim, kv = c.kv_dim, hd = c.hidden_dim, L = c.n_layers;
 
   // Per-layer arrays are stacked [L, ...]: remember where each starts, then emit layer by layer so
   // that tensors come out in Hugging Face order.
   auto take = [&](int64_t floats) {
-    const uint8_t* at = p;
-    p += 4 * floats;
+    const uint64_t at = p;
+    p += 4 * static_cast<uint64_t>(floats);
     return at;
   };
-  const uint8_t* emb = take(c.vocab_size * d);
-  const uint8_t* rms_att = take(L * d);
-  const uint8_t* wq = take(L * d * d);
-  const uint8_t* wk = take(L * kv * d);
-  const uint8_t* wv = take(L * kv * d);
-  const uint8_t* wo = take(L * d * d);
-  const uint8_t* rms_ffn = take(L * d);
-  const uint8_t* w1 = take(L * hd * d);
-  const uint8_t* w2 = take(L * d * hd);
-  const uint8_t* w3 = take(L * hd * d);
-  const uint8_t* rms_final = take(d);
+  const uint64_t emb = take(c.vocab_size * d);
+  const uint64_t rms_att = take(L * d);
+  const uint64_t wq = take(L * d * d);
+  const uint64_t wk = take(L * kv * d);
+  const uint64_t wv = take(L * kv * d);
+  const uint64_t wo = take(L * d * d);
+  const uint64_t rms_ffn = take(L * d);
+  const uint64_t w1 = take(L * hd * d);
+  const uint64_t w2 = take(L * d * hd);
+  const uint64_t w3 = take(L * hd * d);
+  const uint64_t rms_final = take(d);
   take(c.seq_len * (d / c.n_heads));  // legacy freq_cis_real/imag: not weights
-  const uint8_t* wcls = c.shared_classifier ? emb : take(c.vocab_size * d);
+  const uint64_t wcls = c.shared_classifier ? emb : take(c.vocab_size * d);
 
-  auto add = [&](std::string name, Shape shape, const uint8_t* data) {
+  auto add = [&](std::string name, Shape shape, uint64_t data) {
     const uint64_t n = 4 * static_cast<uint64_t>(shape.numel());
     return add_tensor(*src, fname, std::move(name), std::move(shape), DType::kF32, data, n, 0, DType::kF32);
   };
@@ -130,7 +132,7 @@ Result<std::unique_ptr<ModelSource>> open_llama2c(std::shared_ptr<const MappedFi
   const size_t slash = base.find_last_of('/');
   if (slash != std::string::npos) base = base.substr(slash + 1);
   src->files_.push_back(SourceFileInfo{base, fname, "", file->size(), SourceFormat::kLlama2c});
-  src->mappings_.push_back(std::move(file));
+  src->inputs_.push_back(std::move(file));
   return src;
 }
 

@@ -13,8 +13,8 @@ struct Llama2cConfig {
   uint64_t expected_bytes = 0;
 };
 
-/// The header of a legacy llama2.c checkpoint if it is plausible and the file size matches it
-/// exactly; nullopt otherwise.
-std::optional<Llama2cConfig> llama2c_config(const uint8_t* data, uint64_t size);
+/// The header of a legacy llama2.c checkpoint (`header`: the file's first 28 bytes) if it is
+/// plausible and the file size `size` matches it exactly; nullopt otherwise.
+std::optional<Llama2cConfig> llama2c_config(const uint8_t* header, uint64_t size);
 
 }  // namespace slmc::io_detail

@@ -10,6 +10,7 @@
 #include "io/llama2c_internal.hpp"
 #include "io/reader_util.hpp"
 #include "io/safetensors_internal.hpp"
+#include "slmc/check.hpp"
 #include "slmc/half.hpp"
 #include <cstring>
 #include "slmc/io/hash.hpp"
@@ -28,28 +29,34 @@ std::string_view source_format_name(SourceFormat format) noexcept {
   return "invalid";
 }
 
-const TensorView* ModelSource::find(std::string_view name) const noexcept {
-  for (const auto& t : tensors_) {
-    if (t.name == name) return &t;
-  }
-  return nullptr;
+const SourceTensor* ModelSource::find(std::string_view name) const noexcept {
+  const int64_t i = index_of(name);
+  return i < 0 ? nullptr : &tensors_[static_cast<size_t>(i)];
 }
 
-Result<SourceFormat> detect_format(const uint8_t* data, uint64_t size, const std::string& name) {
-  if (size >= 4 && std::memcmp(data, "GGUF", 4) == 0) return SourceFormat::kGguf;
-  if (size >= 8 && (std::memcmp(data, "SLMCFILE", 8) == 0)) {
+int64_t ModelSource::index_of(std::string_view name) const noexcept {
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    if (tensors_[i].name == name) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+Result<SourceFormat> detect_format(const uint8_t* data, uint64_t head_size, uint64_t size, const std::string& name) {
+  head_size = std::min(head_size, size);
+  if (head_size >= 4 && std::memcmp(data, "GGUF", 4) == 0) return SourceFormat::kGguf;
+  if (head_size >= 8 && (std::memcmp(data, "SLMCFILE", 8) == 0)) {
     return make_error(ErrorCode::kUnsupported, name + ": is an .slm model file, not a source model (open it with ModelFile)");
   }
-  if (size >= 9) {
+  if (head_size >= 9) {
     const uint64_t n = io_detail::load_le<uint64_t>(data);
     if (n >= 2 && n <= size - 8 && data[8] == '{') return SourceFormat::kSafetensors;
   }
   // A JSON document: a sharded safetensors index.
   uint64_t i = 0;
-  while (i < size && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) ++i;
-  if (i < size && data[i] == '{') return SourceFormat::kSafetensorsIndex;
-  if (io_detail::llama2c_config(data, size)) return SourceFormat::kLlama2c;
-  if (size >= 8) {
+  while (i < head_size && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t')) ++i;
+  if (i < head_size && data[i] == '{') return SourceFormat::kSafetensorsIndex;
+  if (head_size >= 28 && io_detail::llama2c_config(data, size)) return SourceFormat::kLlama2c;
+  if (head_size >= 8) {
     // Looks like a safetensors header length but the JSON is not where it should be.
     const uint64_t n = io_detail::load_le<uint64_t>(data);
     if (n > size - 8 && n < (uint64_t{1} << 32)) {  // llama2.c headers read as u64 are >= 2^32
@@ -76,11 +83,16 @@ bool is_plain_file_name(const std::string& f) {
   return !f.empty() && f != "." && f != ".." && f.find('/') == std::string::npos && f.find('\0') == std::string::npos;
 }
 
-Result<std::unique_ptr<ModelSource>> open_index(std::shared_ptr<const MappedFile> index, const OpenOptions& options) {
+Result<std::unique_ptr<ModelSource>> open_index(std::shared_ptr<const InputFile> index, const OpenOptions& options) {
   using nlohmann::json;
   const std::string& iname = index->path();
-  const char* b = reinterpret_cast<const char*>(index->data());
-  SLMC_ASSIGN_OR_RETURN(json j, io_detail::parse_json_strict(b, b + index->size(), iname));
+  if (index->size() > (uint64_t{1} << 30)) {
+    return make_error(ErrorCode::kOutOfRange, iname + ": " + std::to_string(index->size()) +
+                                                  " bytes, more than a safetensors index may have (1 GiB)");
+  }
+  SLMC_ASSIGN_OR_RETURN(const std::string text, index->read_string(0, index->size()));
+  const char* b = text.data();
+  SLMC_ASSIGN_OR_RETURN(json j, io_detail::parse_json_strict(b, b + text.size(), iname));
   if (!j.is_object()) return make_error(ErrorCode::kInvalidFormat, iname + ": index is not a JSON object");
   auto wm = j.find("weight_map");
   if (wm == j.end() || !wm->is_object() || wm->empty()) {
@@ -107,10 +119,10 @@ Result<std::unique_ptr<ModelSource>> open_index(std::shared_ptr<const MappedFile
     }
   }
   src->files_.push_back(SourceFileInfo{iname_base, iname, "", index->size(), SourceFormat::kSafetensorsIndex});
-  src->mappings_.push_back(std::move(index));
+  src->inputs_.push_back(std::move(index));
   for (const std::string& shard : shards) {  // sorted: deterministic tensor order
     const std::string path = dir + "/" + shard;
-    auto opened = MappedFile::open(path);
+    auto opened = InputFile::open(path);
     if (!opened.ok()) return opened.status().with_context(iname + ": shard " + quote(shard));
     auto mapped = std::move(opened).value();
     const uint32_t file_index = static_cast<uint32_t>(src->files_.size());
@@ -124,7 +136,7 @@ Result<std::unique_ptr<ModelSource>> open_index(std::shared_ptr<const MappedFile
       }
     }
     src->files_.push_back(SourceFileInfo{shard, path, "", mapped->size(), SourceFormat::kSafetensors});
-    src->mappings_.push_back(std::move(mapped));
+    src->inputs_.push_back(std::move(mapped));
   }
   std::set<std::string> seen;
   for (const auto& t : src->tensors_) {
@@ -159,8 +171,11 @@ Result<std::unique_ptr<ModelSource>> open_model(const std::string& path_in, cons
                         path + ": directory holds neither model.safetensors.index.json nor model.safetensors");
     }
   }
-  SLMC_ASSIGN_OR_RETURN(auto file, MappedFile::open(path));
-  SLMC_ASSIGN_OR_RETURN(SourceFormat format, detect_format(file->data(), file->size(), path));
+  SLMC_ASSIGN_OR_RETURN(auto file, InputFile::open(path));
+  uint8_t head[kDetectBytes];
+  const uint64_t head_size = std::min<uint64_t>(file->size(), kDetectBytes);
+  SLMC_RETURN_IF_ERROR(file->read(0, head, head_size));
+  SLMC_ASSIGN_OR_RETURN(SourceFormat format, detect_format(head, head_size, file->size(), path));
   Result<std::unique_ptr<ModelSource>> src = make_error(ErrorCode::kInternal, "unreachable");
   switch (format) {
     case SourceFormat::kSafetensors: src = open_safetensors(file, dir_of(path)); break;
@@ -208,6 +223,93 @@ void dequantize_blocks(DType type, const uint8_t* in, uint64_t blocks, float* ou
 }
 
 }  // namespace
+
+namespace {
+
+/// Bytes read per step by load_f32 when it converts: whole GGUF blocks (18, 20, 34 bytes) and
+/// whole elements of every float dtype.
+constexpr uint64_t kLoadChunkBytes = uint64_t{18 * 20 * 34} << 9;  // 6.0 MiB
+
+/// Transposes a row-major [a, b] array of `es`-byte elements into [b, a].
+void transpose_bytes(const uint8_t* in, uint8_t* out, int64_t a, int64_t b, uint64_t es) {
+  for (int64_t i = 0; i < a; ++i) {
+    for (int64_t j = 0; j < b; ++j) {
+      std::memcpy(out + (static_cast<uint64_t>(j) * a + i) * es, in + (static_cast<uint64_t>(i) * b + j) * es, es);
+    }
+  }
+}
+
+}  // namespace
+
+Result<TensorView> ModelSource::load(size_t i, AlignedBuffer& storage) const {
+  SLMC_CHECK(i < tensors_.size(), "ModelSource::load: index %zu of %zu", i, tensors_.size());
+  const SourceTensor& t = tensors_[i];
+  const TensorOrigin& o = origins_[i];
+  const std::string what = "tensor " + quote(t.name);
+  SLMC_ASSIGN_OR_RETURN(storage, AlignedBuffer::allocate(static_cast<size_t>(t.nbytes), what));
+  const InputFile& file = *inputs_[o.file_index];
+  if (!o.transposed) {
+    SLMC_RETURN_IF_ERROR(file.read(o.offset, storage.data(), t.nbytes).with_context(what));
+  } else {
+    SLMC_ASSIGN_OR_RETURN(AlignedBuffer stored, AlignedBuffer::allocate(static_cast<size_t>(t.nbytes), what));
+    SLMC_RETURN_IF_ERROR(file.read(o.offset, stored.data(), t.nbytes).with_context(what));
+    // Described as [b, a]; stored as [a, b].
+    transpose_bytes(stored.data(), storage.data(), t.shape[1], t.shape[0], io_detail::element_bytes(t.dtype));
+  }
+  TensorView v;
+  v.name = t.name;
+  v.shape = t.shape;
+  v.dtype = t.dtype;
+  v.data = t.nbytes ? storage.data() : nullptr;
+  v.nbytes = t.nbytes;
+  return v;
+}
+
+Status ModelSource::load_f32(size_t i, float* out) const {
+  SLMC_CHECK(i < tensors_.size(), "ModelSource::load_f32: index %zu of %zu", i, tensors_.size());
+  const SourceTensor& t = tensors_[i];
+  const TensorOrigin& o = origins_[i];
+  const std::string what = "tensor " + quote(t.name);
+  if (!is_weight_dtype(t.dtype)) {
+    return make_error(ErrorCode::kUnsupported, what + ": dtype " + std::string(dtype_name(t.dtype)) +
+                                                   " is not a weight type");
+  }
+  const int64_t n = t.shape.numel();
+  if (n == 0) return Status::ok_status();
+  if (o.transposed) {  // GPT-2 Conv1D (float dtypes): the whole tensor, then transposed
+    AlignedBuffer bytes;
+    SLMC_ASSIGN_OR_RETURN(TensorView v, load(i, bytes));
+    return tensor_to_f32(v, out);
+  }
+  const InputFile& file = *inputs_[o.file_index];
+  if (t.dtype == DType::kF32) return file.read(o.offset, out, t.nbytes).with_context(what);
+  const DTypeTraits& traits = dtype_traits(t.dtype);
+  const uint64_t unit_bytes = traits.block_bytes, unit_values = static_cast<uint64_t>(traits.block_size);
+  const uint64_t units = t.nbytes / unit_bytes;
+  const uint64_t units_per_chunk = std::max<uint64_t>(1, kLoadChunkBytes / unit_bytes);
+  SLMC_ASSIGN_OR_RETURN(AlignedBuffer chunk, AlignedBuffer::allocate(static_cast<size_t>(std::min(units, units_per_chunk) * unit_bytes), what));
+  for (uint64_t u = 0; u < units; u += units_per_chunk) {
+    const uint64_t count = std::min(units_per_chunk, units - u);
+    SLMC_RETURN_IF_ERROR(file.read(o.offset + u * unit_bytes, chunk.data(), count * unit_bytes).with_context(what));
+    TensorView part;
+    part.name = t.name;
+    part.shape = Shape{static_cast<int64_t>(count * unit_values)};
+    part.dtype = t.dtype;
+    part.data = chunk.data();
+    part.nbytes = count * unit_bytes;
+    SLMC_RETURN_IF_ERROR(tensor_to_f32(part, out + u * unit_values));
+  }
+  return Status::ok_status();
+}
+
+Result<AlignedBuffer> ModelSource::load_f32(size_t i) const {
+  SLMC_CHECK(i < tensors_.size(), "ModelSource::load_f32: index %zu of %zu", i, tensors_.size());
+  const SourceTensor& t = tensors_[i];
+  SLMC_ASSIGN_OR_RETURN(AlignedBuffer out, AlignedBuffer::allocate(static_cast<size_t>(t.shape.numel()) * sizeof(float),
+                                                                   "tensor " + quote(t.name) + " as fp32"));
+  SLMC_RETURN_IF_ERROR(load_f32(i, out.as<float>()));
+  return out;
+}
 
 bool is_weight_dtype(DType d) noexcept {
   return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16 || d == DType::kF64 || d == DType::kQ8_0 ||

@@ -318,7 +318,26 @@ Status write_file_atomic(const std::string& path, const std::string& bytes) {
 Result<AtomicDirectory> AtomicDirectory::create(const std::string& destination, bool replace) {
   std::string tmpl = destination;
   while (tmpl.size() > 1 && tmpl.back() == '/') tmpl.pop_back();
-  tmpl = parent_of(tmpl) + "/.slmc.dir-XXXXXX";  // short whatever the destination's length
+  const std::string parent = parent_of(tmpl);
+  // ".slmc.dir-<pid>-XXXXXX": short whatever the destination's length. A process killed outright
+  // (SIGKILL) cannot remove its directory; the next one created beside it removes those whose
+  // process no longer exists, as TempFile does for files.
+  const std::string prefix = ".slmc.dir-";
+  if (DIR* d = ::opendir(parent.c_str())) {
+    std::vector<std::string> stale;
+    while (dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      char* end = nullptr;
+      const long pid = std::strtol(name.c_str() + prefix.size(), &end, 10);
+      if (pid > 0 && end && *end == '-' && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        stale.push_back(parent + "/" + name);
+      }
+    }
+    ::closedir(d);
+    for (const std::string& s : stale) remove_tree(s);
+  }
+  tmpl = parent + "/" + prefix + std::to_string(::getpid()) + "-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (::mkdtemp(buf.data()) == nullptr) {

@@ -59,54 +59,39 @@ bool is_valid_utf8(std::string_view s) noexcept {
 }
 
 Status add_tensor(ModelSource& src, const std::string& file, std::string name, Shape shape, DType dtype,
-                  const uint8_t* data, uint64_t nbytes, uint32_t file_index, DType source_dtype) {
-  TensorView v;
-  v.name = std::move(name);
-  v.shape = std::move(shape);
-  v.dtype = dtype;
-  v.data = data;
-  v.nbytes = nbytes;
+                  uint64_t offset, uint64_t nbytes, uint32_t file_index, DType source_dtype) {
+  SourceTensor t;
+  t.name = std::move(name);
+  t.shape = std::move(shape);
+  t.dtype = dtype;
+  t.nbytes = nbytes;
+  Status s = t.shape.validate();
+  if (!s.ok()) return s.with_context(file + ": tensor " + quote(t.name));
+  auto expected = dtype_byte_size(dtype, t.shape.numel());
+  if (!expected.ok()) return expected.status().with_context(file + ": tensor " + quote(t.name));
+  if (*expected != nbytes) {
+    return make_error(ErrorCode::kInvalidFormat, file + ": tensor " + quote(t.name) + ": " +
+                                                     std::string(dtype_name(dtype)) + " " + t.shape.to_string() +
+                                                     " needs " + std::to_string(*expected) + " bytes, has " +
+                                                     std::to_string(nbytes));
+  }
   TensorOrigin origin;
   origin.file_index = file_index;
+  origin.offset = offset;
   origin.source_dtype = source_dtype;
-  // Elements are read in place, so data must be aligned for its element type; block types (GGUF
-  // Q8_0/Q4_0/Q4_1) are decoded byte-wise and need no alignment (their blocks are 18-34 bytes).
-  const uint64_t align = dtype_traits(dtype).block_size > 1 ? 1 : element_bytes(dtype);
-  if (nbytes > 0 && reinterpret_cast<uintptr_t>(data) % align != 0) {
-    AlignedBuffer copy(data, nbytes);
-    v.data = copy.data();
-    src.owned_.push_back(std::move(copy));
-    origin.copied = true;
-  }
-  if (nbytes == 0) v.data = nullptr;
-  Status s = v.validate();
-  if (!s.ok()) return s.with_context(file);
-  src.tensors_.push_back(std::move(v));
+  src.tensors_.push_back(std::move(t));
   src.origins_.push_back(origin);
   return Status::ok_status();
 }
 
 Status transpose_2d(ModelSource& src, size_t index) {
-  TensorView& v = src.tensors_[index];
+  SourceTensor& v = src.tensors_[index];
   if (v.shape.rank() != 2) {
     return make_error(ErrorCode::kInvalidFormat,
                       "tensor " + quote(v.name) + ": expected a rank-2 Conv1D weight, got " + v.shape.to_string());
   }
-  const int64_t a = v.shape[0], b = v.shape[1];
-  const uint64_t es = element_bytes(v.dtype);
-  AlignedBuffer out(v.nbytes);
-  const auto* in = static_cast<const uint8_t*>(v.data);
-  for (int64_t i = 0; i < a; ++i) {
-    for (int64_t j = 0; j < b; ++j) {
-      std::memcpy(out.data() + (static_cast<uint64_t>(j) * a + i) * es, in + (static_cast<uint64_t>(i) * b + j) * es,
-                  es);
-    }
-  }
-  v.data = out.data();
-  v.shape = Shape{b, a};
-  src.owned_.push_back(std::move(out));
-  src.origins_[index].transposed = true;
-  src.origins_[index].copied = true;
+  v.shape = Shape{v.shape[1], v.shape[0]};
+  src.origins_[index].transposed = true;  // ModelSource::load transposes the data
   return Status::ok_status();
 }
 

@@ -16,12 +16,12 @@ std::string quote(std::string_view s);
 /// True if `s` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool is_valid_utf8(std::string_view s) noexcept;
 
-/// Appends a tensor whose bytes are [data, data + nbytes) inside a mapping; copies them into an
-/// owned aligned buffer if `data` is misaligned for the dtype. The view is validated.
+/// Appends a tensor whose bytes are [offset, offset + nbytes) of file `file_index` (the caller
+/// checked that range against the file); checks the shape and that nbytes is shape x dtype.
 Status add_tensor(ModelSource& src, const std::string& file, std::string name, Shape shape, DType dtype,
-                  const uint8_t* data, uint64_t nbytes, uint32_t file_index, DType source_dtype);
+                  uint64_t offset, uint64_t nbytes, uint32_t file_index, DType source_dtype);
 
-/// Transposes a rank-2 tensor [a, b] -> [b, a] in place of its view (the data becomes owned).
+/// Marks a rank-2 tensor [a, b] as stored transposed: it is described (and loaded) as [b, a].
 Status transpose_2d(ModelSource& src, size_t index);
 
 /// Element size of a plain (non-block) dtype.

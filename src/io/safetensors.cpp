@@ -2,8 +2,11 @@
 // Every tensor entry is {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]} with offsets
 // relative to the byte buffer; "__metadata__" is a string -> string map.
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -85,10 +88,12 @@ Result<json> parse_json_strict(const char* begin, const char* end, const std::st
   return j;
 }
 
-Status parse_safetensors_into(ModelSource& src, const MappedFile& file, uint32_t file_index) {
+Status parse_safetensors_into(ModelSource& src, const InputFile& file, uint32_t file_index) {
   const std::string& name = file.path();
   if (file.size() < 8) return bad(name, "truncated: " + std::to_string(file.size()) + " bytes, no header length");
-  const uint64_t n = load_le<uint64_t>(file.data());
+  uint8_t length_bytes[8];
+  SLMC_RETURN_IF_ERROR(file.read(0, length_bytes, 8));
+  const uint64_t n = load_le<uint64_t>(length_bytes);
   if (n > kMaxHeaderBytes) {
     return bad(name, "header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(kMaxHeaderBytes),
                ErrorCode::kOutOfRange);
@@ -98,11 +103,12 @@ Status parse_safetensors_into(ModelSource& src, const MappedFile& file, uint32_t
                          std::to_string(file.size()) + " bytes)",
                ErrorCode::kOutOfRange);
   }
-  const char* hbegin = reinterpret_cast<const char*>(file.data() + 8);
+  SLMC_ASSIGN_OR_RETURN(const std::string header_text, file.read_string(8, n));
+  const char* hbegin = header_text.data();
   SLMC_ASSIGN_OR_RETURN(json header, parse_json_strict(hbegin, hbegin + n, name));
   if (!header.is_object()) return bad(name, "header is not a JSON object");
 
-  const uint8_t* buffer = file.data() + 8 + n;
+  const uint64_t buffer = 8 + n;  // file offset of the byte buffer
   const uint64_t buffer_size = file.size() - 8 - n;
 
   struct Entry {
@@ -216,62 +222,113 @@ void put_json(Metadata& m, const std::string& key, const json& v) {
   }
 }
 
-/// Architecture keys from a Hugging Face config.json.
-void architecture_from_config(const json& cfg, Metadata& arch) {
-  auto get = [&](const char* k) -> json {
-    auto it = cfg.find(k);
-    return it == cfg.end() ? json() : *it;
+/// Architecture keys from a Hugging Face config.json. Every key read here must have its JSON type
+/// (null counts as absent): a count is a non-negative integer, a number is finite, model_type a
+/// string, rope_scaling an object; anything else is kInvalidFormat naming the file and the key
+/// (a wrong type used to travel into the .slm and fail, or be misread, at run time).
+Status architecture_from_config(const json& cfg, Metadata& arch, const std::string& path) {
+  enum class Want { kCount, kNumber, kString, kObject, kAny };
+  auto typed = [&](const json& obj, const std::string& where, const char* k, Want want) -> Result<json> {
+    auto it = obj.find(k);
+    if (it == obj.end() || it->is_null()) return json();
+    const json& v = *it;
+    const char* expected = nullptr;
+    switch (want) {
+      case Want::kCount:
+        if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) expected = "a non-negative integer";
+        break;
+      case Want::kNumber:
+        if (!v.is_number() || !std::isfinite(v.get<double>())) expected = "a finite number";
+        break;
+      case Want::kString:
+        if (!v.is_string()) expected = "a string";
+        break;
+      case Want::kObject:
+        if (!v.is_object()) expected = "an object";
+        break;
+      case Want::kAny: break;
+    }
+    if (expected) {
+      std::string shown = v.dump(-1, ' ', false, json::error_handler_t::replace);
+      if (shown.size() > 60) shown = shown.substr(0, 60) + "...";
+      return make_error(ErrorCode::kInvalidFormat,
+                        path + ": " + quote(where + k) + " is " + shown + ", not " + expected);
+    }
+    return v;
   };
-  const json mt = get("model_type");
-  if (!mt.is_string()) return;
+  auto get = [&](const char* k, Want want) { return typed(cfg, "", k, want); };
+  SLMC_ASSIGN_OR_RETURN(const json mt, get("model_type", Want::kString));
+  if (!mt.is_string()) return Status::ok_status();
   const std::string a = mt.get<std::string>();
   arch[kKeyArchitecture] = MetaValue::string(a);
   if (a == "gpt2") {
-    put_json(arch, "gpt2.context_length", get("n_positions"));
-    put_json(arch, "gpt2.embedding_length", get("n_embd"));
-    json inner = get("n_inner");
-    if (inner.is_null() && get("n_embd").is_number_integer()) inner = 4 * get("n_embd").get<int64_t>();
+    SLMC_ASSIGN_OR_RETURN(const json n_positions, get("n_positions", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json n_embd, get("n_embd", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(json inner, get("n_inner", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json n_layer, get("n_layer", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json n_head, get("n_head", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json eps, get("layer_norm_epsilon", Want::kNumber));
+    SLMC_ASSIGN_OR_RETURN(const json vocab, get("vocab_size", Want::kCount));
+    put_json(arch, "gpt2.context_length", n_positions);
+    put_json(arch, "gpt2.embedding_length", n_embd);
+    if (inner.is_null() && n_embd.is_number_integer()) inner = 4 * n_embd.get<int64_t>();
     put_json(arch, "gpt2.feed_forward_length", inner);
-    put_json(arch, "gpt2.block_count", get("n_layer"));
-    put_json(arch, "gpt2.attention.head_count", get("n_head"));
-    put_json(arch, "gpt2.attention.layer_norm_epsilon", get("layer_norm_epsilon"));
-    put_json(arch, "gpt2.vocab_size", get("vocab_size"));
-    return;
+    put_json(arch, "gpt2.block_count", n_layer);
+    put_json(arch, "gpt2.attention.head_count", n_head);
+    put_json(arch, "gpt2.attention.layer_norm_epsilon", eps);
+    put_json(arch, "gpt2.vocab_size", vocab);
+    return Status::ok_status();
   }
   // Llama-family configs (llama, mistral, qwen2, ...): Hugging Face stores q/k in rotate-half order.
-  put_json(arch, a + ".context_length", get("max_position_embeddings"));
-  put_json(arch, a + ".embedding_length", get("hidden_size"));
-  put_json(arch, a + ".feed_forward_length", get("intermediate_size"));
-  put_json(arch, a + ".block_count", get("num_hidden_layers"));
-  put_json(arch, a + ".attention.head_count", get("num_attention_heads"));
-  json kv = get("num_key_value_heads");
-  put_json(arch, a + ".attention.head_count_kv", kv.is_null() ? get("num_attention_heads") : kv);
-  put_json(arch, a + ".attention.layer_norm_rms_epsilon", get("rms_norm_eps"));
-  json theta = get("rope_theta");
-  if (!get("hidden_size").is_null()) put_json(arch, a + ".rope.freq_base", theta.is_null() ? json(10000.0) : theta);
-  put_json(arch, a + ".vocab_size", get("vocab_size"));
-  if (!get("num_attention_heads").is_null()) arch[rope_layout_key(a)] = MetaValue::string(kRopeRotateHalf);
+  SLMC_ASSIGN_OR_RETURN(const json context, get("max_position_embeddings", Want::kCount));
+  SLMC_ASSIGN_OR_RETURN(const json hidden, get("hidden_size", Want::kCount));
+  SLMC_ASSIGN_OR_RETURN(const json ffn, get("intermediate_size", Want::kCount));
+  SLMC_ASSIGN_OR_RETURN(const json layers, get("num_hidden_layers", Want::kCount));
+  SLMC_ASSIGN_OR_RETURN(const json heads, get("num_attention_heads", Want::kCount));
+  SLMC_ASSIGN_OR_RETURN(const json kv, get("num_key_value_heads", Want::kCount));
+  SLMC_ASSIGN_OR_RETURN(const json eps, get("rms_norm_eps", Want::kNumber));
+  SLMC_ASSIGN_OR_RETURN(const json theta, get("rope_theta", Want::kNumber));
+  SLMC_ASSIGN_OR_RETURN(const json vocab, get("vocab_size", Want::kCount));
+  SLMC_ASSIGN_OR_RETURN(const json scaling, get("rope_scaling", Want::kObject));
+  put_json(arch, a + ".context_length", context);
+  put_json(arch, a + ".embedding_length", hidden);
+  put_json(arch, a + ".feed_forward_length", ffn);
+  put_json(arch, a + ".block_count", layers);
+  put_json(arch, a + ".attention.head_count", heads);
+  put_json(arch, a + ".attention.head_count_kv", kv.is_null() ? heads : kv);
+  put_json(arch, a + ".attention.layer_norm_rms_epsilon", eps);
+  if (!hidden.is_null()) put_json(arch, a + ".rope.freq_base", theta.is_null() ? json(10000.0) : theta);
+  put_json(arch, a + ".vocab_size", vocab);
+  if (!heads.is_null()) arch[rope_layout_key(a)] = MetaValue::string(kRopeRotateHalf);
   // Llama-3's RoPE scaling (rope_type "llama3"), as GGUF names the keys; other types are recorded
   // so the runtime can refuse them by name.
-  const json scaling = get("rope_scaling");
   if (scaling.is_object()) {
-    json type = scaling.contains("rope_type") ? scaling["rope_type"] : scaling.value("type", json());
+    const std::string where = "rope_scaling.";
+    SLMC_ASSIGN_OR_RETURN(json type, typed(scaling, where, "rope_type", Want::kString));
+    if (type.is_null()) {
+      SLMC_ASSIGN_OR_RETURN(type, typed(scaling, where, "type", Want::kString));
+    }
+    SLMC_ASSIGN_OR_RETURN(const json factor, typed(scaling, where, "factor", Want::kNumber));
+    SLMC_ASSIGN_OR_RETURN(const json low, typed(scaling, where, "low_freq_factor", Want::kNumber));
+    SLMC_ASSIGN_OR_RETURN(const json high, typed(scaling, where, "high_freq_factor", Want::kNumber));
+    SLMC_ASSIGN_OR_RETURN(const json original, typed(scaling, where, "original_max_position_embeddings", Want::kCount));
     put_json(arch, a + ".rope.scaling.type", type);
-    put_json(arch, a + ".rope.scaling.factor", scaling.value("factor", json()));
-    put_json(arch, a + ".rope.scaling.low_freq_factor", scaling.value("low_freq_factor", json()));
-    put_json(arch, a + ".rope.scaling.high_freq_factor", scaling.value("high_freq_factor", json()));
-    put_json(arch, a + ".rope.scaling.original_context_length",
-             scaling.value("original_max_position_embeddings", json()));
+    put_json(arch, a + ".rope.scaling.factor", factor);
+    put_json(arch, a + ".rope.scaling.low_freq_factor", low);
+    put_json(arch, a + ".rope.scaling.high_freq_factor", high);
+    put_json(arch, a + ".rope.scaling.original_context_length", original);
   }
+  return Status::ok_status();
 }
 
+std::string dir_config_path(const std::string& dir) { return (dir.empty() ? std::string(".") : dir) + "/config.json"; }
+
 Result<std::optional<json>> read_config_json(const std::string& dir) {
-  const std::string path = (dir.empty() ? std::string(".") : dir) + "/config.json";
-  auto mapped = MappedFile::open(path);
-  if (!mapped.ok()) return std::optional<json>();  // absent (or unreadable): names decide
-  const auto& f = **mapped;
-  const char* b = reinterpret_cast<const char*>(f.data());
-  SLMC_ASSIGN_OR_RETURN(json cfg, parse_json_strict(b, b + f.size(), path));
+  const std::string path = dir_config_path(dir);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return std::optional<json>();  // absent: names decide
+  SLMC_ASSIGN_OR_RETURN(const std::string text, read_input_file(path, kMaxHeaderBytes));
+  SLMC_ASSIGN_OR_RETURN(json cfg, parse_json_strict(text.data(), text.data() + text.size(), path));
   if (!cfg.is_object()) return make_error(ErrorCode::kInvalidFormat, path + ": not a JSON object");
   return std::optional<json>(std::move(cfg));
 }
@@ -284,7 +341,8 @@ Status finish_safetensors(ModelSource& src, const std::string& dir, bool look_fo
     SLMC_ASSIGN_OR_RETURN(cfg, read_config_json(dir));
     // A Hugging Face directory's tokenizer.json (and tokenizer_config.json) travels with the model.
     const std::string tok = (dir.empty() ? std::string(".") : dir) + "/tokenizer.json";
-    if (MappedFile::open(tok).ok()) {
+    struct stat st {};
+    if (::lstat(tok.c_str(), &st) == 0) {
       auto t = read_hf_tokenizer(tok);
       if (t.ok()) {
         src.tokenizer_ = std::move(*t);
@@ -298,7 +356,7 @@ Status finish_safetensors(ModelSource& src, const std::string& dir, bool look_fo
   bool gpt2 = false;
   if (cfg) {
     src.metadata_["hf.config"] = MetaValue::json(cfg->dump());
-    architecture_from_config(*cfg, src.architecture_);
+    SLMC_RETURN_IF_ERROR(architecture_from_config(*cfg, src.architecture_, dir_config_path(dir)));
     auto mt = cfg->find("model_type");
     gpt2 = mt != cfg->end() && mt->is_string() && mt->get<std::string>() == "gpt2";
   } else {
@@ -323,7 +381,7 @@ Status finish_safetensors(ModelSource& src, const std::string& dir, bool look_fo
 
 }  // namespace io_detail
 
-Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const MappedFile> file, const std::string& dir) {
+Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const InputFile> file, const std::string& dir) {
   auto src = std::make_unique<ModelSource>();
   src->format_ = SourceFormat::kSafetensors;
   SLMC_RETURN_IF_ERROR(io_detail::parse_safetensors_into(*src, *file, 0));
@@ -331,7 +389,7 @@ Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const Mapp
   const size_t slash = fname.find_last_of('/');
   if (slash != std::string::npos) fname = fname.substr(slash + 1);
   src->files_.push_back(SourceFileInfo{fname, file->path(), "", file->size(), SourceFormat::kSafetensors});
-  src->mappings_.push_back(std::move(file));
+  src->inputs_.push_back(std::move(file));
   SLMC_RETURN_IF_ERROR(io_detail::finish_safetensors(*src, dir, !dir.empty()));
   return src;
 }

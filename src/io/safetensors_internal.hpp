@@ -11,7 +11,7 @@ namespace slmc::io_detail {
 Result<nlohmann::json> parse_json_strict(const char* begin, const char* end, const std::string& file);
 
 /// Validates one safetensors file and appends its tensors (file order) and __metadata__ to `src`.
-Status parse_safetensors_into(ModelSource& src, const MappedFile& file, uint32_t file_index);
+Status parse_safetensors_into(ModelSource& src, const InputFile& file, uint32_t file_index);
 
 /// After all files are parsed: reads config.json in `dir` (if `look_for_config`), fills the
 /// architecture keys and transposes GPT-2 Conv1D weights.

@@ -59,9 +59,15 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
   LlamaConfig& c = m->config_;
   c.arch = arch;
   const std::string k = arch + ".";
+  // Dimensions and counts are whole numbers below 2^53 (2.5 layers or 1e30 heads are errors
+  // naming the key, not truncated or converted with undefined behaviour).
   auto num = [&](const std::string& key, std::optional<double> fallback = std::nullopt) -> Result<int64_t> {
     auto v = arch_number(h, key, fallback);
     if (!v.ok()) return err(v.status());
+    if (*v != std::floor(*v) || std::fabs(*v) > 9007199254740992.0) {
+      return err(make_error(ErrorCode::kInvalidFormat, "architecture key '" + key + "' = '" +
+                                                           h.architecture.at(key).text + "' is not a whole number"));
+    }
     return static_cast<int64_t>(*v);
   };
   SLMC_ASSIGN_OR_RETURN(c.dim, num(k + "embedding_length"));

@@ -3,9 +3,12 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <type_traits>
 
 #include "io/safetensors_internal.hpp"
-#include "slmc/io/mapped_file.hpp"
+#include <sys/stat.h>
+
+#include "slmc/io/safe_input.hpp"
 #include "slmc/text/tokenizer.hpp"
 #include "text/tokenizer_internal.hpp"
 
@@ -36,6 +39,23 @@ std::string type_of(const json& j) {
   return t != j.end() && t->is_string() ? t->get<std::string>() : std::string("?");
 }
 
+/// obj[key] as a bool or a string when present and not null, else `fallback`. Any other JSON type
+/// is kInvalidFormat naming the file and the key (nlohmann's value() would throw instead).
+template <typename T>
+Result<T> typed_value(const json& obj, const char* key, T fallback, const std::string& path, const std::string& where) {
+  static_assert(std::is_same_v<T, bool> || std::is_same_v<T, std::string>, "bool or string");
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if constexpr (std::is_same_v<T, bool>) {
+    if (it->is_boolean()) return it->get<bool>();
+  } else {
+    if (it->is_string()) return it->get<std::string>();
+  }
+  return invalid(path, "'" + where + key + "' is " + it->dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 60) +
+                           (std::is_same_v<T, bool> ? ", not true or false" : ", not a string"));
+}
+
 bool is_byte_level(const json& j, bool use_regex) {
   if (type_of(j) != "ByteLevel") return false;
   auto r = j.find("use_regex");
@@ -52,12 +72,15 @@ Result<std::string> pre_tokenizer_name(const json& p, const std::string& where) 
       p["pretokenizers"].size() == 2) {
     const json& a = p["pretokenizers"][0];
     const json& b = p["pretokenizers"][1];
-    if (type_of(a) == "Digits" && a.value("individual_digits", false) && is_byte_level(b, true)) {
+    const std::string at = "pre_tokenizer.pretokenizers[0].";
+    SLMC_ASSIGN_OR_RETURN(const bool individual_digits, typed_value(a, "individual_digits", false, where, at));
+    SLMC_ASSIGN_OR_RETURN(const std::string behavior, typed_value(a, "behavior", std::string(), where, at));
+    SLMC_ASSIGN_OR_RETURN(const bool invert, typed_value(a, "invert", false, where, at));
+    if (type_of(a) == "Digits" && individual_digits && is_byte_level(b, true)) {
       return std::string("smollm");
     }
     if (type_of(a) == "Split" && is_byte_level(b, false) && a.contains("pattern") && a["pattern"].is_object() &&
-        a["pattern"].contains("Regex") && a["pattern"]["Regex"].is_string() &&
-        a.value("behavior", std::string()) == "Isolated" && !a.value("invert", false)) {
+        a["pattern"].contains("Regex") && a["pattern"]["Regex"].is_string() && behavior == "Isolated" && !invert) {
       const std::string re = a["pattern"]["Regex"].get<std::string>();
       if (re == kLlama3Regex) return std::string("llama3");
       if (re == kQwen2Regex) return std::string("qwen2");
@@ -69,19 +92,20 @@ Result<std::string> pre_tokenizer_name(const json& p, const std::string& where) 
                                 "Split + ByteLevel)");
 }
 
-/// A token's text from tokenizer_config.json's "bos_token" etc.: a string or {"content": ...}.
-std::string config_token(const json& cfg, const char* key) {
+/// A token's text from tokenizer_config.json's "bos_token" etc.: a string or {"content": ...};
+/// "" when absent or null, an error naming the key for any other JSON value.
+Result<std::string> config_token(const json& cfg, const char* key, const std::string& path) {
   auto it = cfg.find(key);
-  if (it == cfg.end()) return "";
+  if (it == cfg.end() || it->is_null()) return std::string();
   if (it->is_string()) return it->get<std::string>();
   if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) return (*it)["content"].get<std::string>();
-  return "";
+  return invalid(path, std::string("'") + key + "' is " + it->dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 60) +
+                           ", not a token text or {\"content\": text}");
 }
 
 Result<json> read_json_file(const std::string& path) {
-  SLMC_ASSIGN_OR_RETURN(auto f, MappedFile::open(path));
-  const char* b = reinterpret_cast<const char*>(f->data());
-  SLMC_ASSIGN_OR_RETURN(json j, io_detail::parse_json_strict(b, b + f->size(), path));
+  SLMC_ASSIGN_OR_RETURN(const std::string text, read_input_file(path));
+  SLMC_ASSIGN_OR_RETURN(json j, io_detail::parse_json_strict(text.data(), text.data() + text.size(), path));
   if (!j.is_object()) return invalid(path, "not a JSON object");
   return j;
 }
@@ -93,7 +117,9 @@ std::string dir_of(const std::string& path) {
 
 }  // namespace
 
-Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
+namespace {
+
+Result<TokenizerData> read_hf_tokenizer_checked(const std::string& path) {
   SLMC_ASSIGN_OR_RETURN(json j, read_json_file(path));
   const json& model = j.contains("model") ? j["model"] : json();
   if (!model.is_object()) return invalid(path, "has no \"model\" object");
@@ -101,7 +127,8 @@ Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
     return unsupported(path, "model type '" + type_of(model) + "' is not supported (BPE; WordPiece waits for the "
                                                                    "encoder issue)");
   }
-  if (model.value("byte_fallback", false)) {
+  SLMC_ASSIGN_OR_RETURN(const bool byte_fallback, typed_value(model, "byte_fallback", false, path, "model."));
+  if (byte_fallback) {
     return unsupported(path, "SentencePiece-style BPE (byte_fallback) tokenizer.json files are not read yet; use "
                              "the model's GGUF file");
   }
@@ -117,7 +144,7 @@ Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
   TokenizerData d;
   d.kind = TokenizerKind::kByteBpe;
   SLMC_ASSIGN_OR_RETURN(d.pre, pre_tokenizer_name(j.value("pre_tokenizer", json()), path));
-  const bool ignore_merges = model.value("ignore_merges", false);
+  SLMC_ASSIGN_OR_RETURN(const bool ignore_merges, typed_value(model, "ignore_merges", false, path, "model."));
   if (ignore_merges != (d.pre == "llama3")) {
     return unsupported(path, std::string("model.ignore_merges = ") + (ignore_merges ? "true" : "false") +
                                  " with the '" + d.pre + "' pre-tokenizer is a combination slmc does not implement");
@@ -158,7 +185,8 @@ Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
       SLMC_RETURN_IF_ERROR(place(a["content"].get<std::string>(), a["id"]));
       const size_t id = static_cast<size_t>(a["id"].get<int64_t>());
       types.resize(std::max(types.size(), tokens.size()), static_cast<uint8_t>(TokenType::kNormal));
-      types[id] = static_cast<uint8_t>(a.value("special", false) ? TokenType::kControl : TokenType::kUserDefined);
+      SLMC_ASSIGN_OR_RETURN(const bool special, typed_value(a, "special", false, path, "added_tokens[]."));
+      types[id] = static_cast<uint8_t>(special ? TokenType::kControl : TokenType::kUserDefined);
     }
   }
   for (size_t i = 0; i < set.size(); ++i) {
@@ -186,7 +214,8 @@ Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
   const json& post = j.contains("post_processor") ? j["post_processor"] : json();
   if (type_of(post) == "TemplateProcessing" && post.contains("single") && post["single"].is_array() &&
       !post["single"].empty() && post["single"][0].contains("SpecialToken")) {
-    bos_text = post["single"][0]["SpecialToken"].value("id", std::string());
+    SLMC_ASSIGN_OR_RETURN(bos_text, typed_value(post["single"][0]["SpecialToken"], "id", std::string(), path,
+                                                "post_processor.single[0].SpecialToken."));
     d.add_bos = !bos_text.empty();
   } else if (!(post.is_null() || type_of(post) == "ByteLevel")) {
     return unsupported(path, "post_processor '" + type_of(post) + "' is not supported (ByteLevel, TemplateProcessing)");
@@ -200,22 +229,26 @@ Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
   };
   // tokenizer_config.json beside: special tokens by text, add-BOS/EOS flags, the chat template.
   const std::string cfg_path = dir_of(path) + "/tokenizer_config.json";
-  if (auto probe = MappedFile::open(cfg_path); probe.ok()) {
+  if (struct stat st {}; ::lstat(cfg_path.c_str(), &st) == 0) {
     SLMC_ASSIGN_OR_RETURN(json cfg, read_json_file(cfg_path));
-    if (bos_text.empty()) bos_text = config_token(cfg, "bos_token");
-    d.eos_id = id_of(config_token(cfg, "eos_token"));
-    d.unk_id = id_of(config_token(cfg, "unk_token"));
-    d.pad_id = id_of(config_token(cfg, "pad_token"));
-    if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) d.add_bos = cfg["add_bos_token"].get<bool>();
-    if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()) d.add_eos = cfg["add_eos_token"].get<bool>();
+    SLMC_ASSIGN_OR_RETURN(const std::string cfg_bos, config_token(cfg, "bos_token", cfg_path));
+    SLMC_ASSIGN_OR_RETURN(const std::string cfg_eos, config_token(cfg, "eos_token", cfg_path));
+    SLMC_ASSIGN_OR_RETURN(const std::string cfg_unk, config_token(cfg, "unk_token", cfg_path));
+    SLMC_ASSIGN_OR_RETURN(const std::string cfg_pad, config_token(cfg, "pad_token", cfg_path));
+    if (bos_text.empty()) bos_text = cfg_bos;
+    d.eos_id = id_of(cfg_eos);
+    d.unk_id = id_of(cfg_unk);
+    d.pad_id = id_of(cfg_pad);
+    SLMC_ASSIGN_OR_RETURN(d.add_bos, typed_value(cfg, "add_bos_token", d.add_bos, cfg_path, ""));
+    SLMC_ASSIGN_OR_RETURN(d.add_eos, typed_value(cfg, "add_eos_token", d.add_eos, cfg_path, ""));
     if (cfg.contains("chat_template")) {
       const json& t = cfg["chat_template"];
       if (t.is_string()) {
         d.chat_template = t.get<std::string>();
       } else if (t.is_array()) {  // [{"name": "default", "template": ...}, ...]
         for (const json& e : t) {
-          if (e.is_object() && e.value("name", std::string()) == "default" && e.contains("template") &&
-              e["template"].is_string()) {
+          SLMC_ASSIGN_OR_RETURN(const std::string name, typed_value(e, "name", std::string(), cfg_path, "chat_template[]."));
+          if (name == "default" && e.contains("template") && e["template"].is_string()) {
             d.chat_template = e["template"].get<std::string>();
           }
         }
@@ -227,6 +260,18 @@ Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
   text::add_end_of_generation_by_name(d);
   SLMC_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> check, Tokenizer::create(d, path));
   return check->data();
+}
+
+}  // namespace
+
+Result<TokenizerData> read_hf_tokenizer(const std::string& path) {
+  // Every access above checks its JSON type; this is the net for a shape nobody foresaw, so that a
+  // hostile file is an input error, never an exception through the API.
+  try {
+    return read_hf_tokenizer_checked(path);
+  } catch (const json::exception& e) {
+    return invalid(path, std::string("unexpected JSON structure: ") + e.what());
+  }
 }
 
 Status write_hf_tokenizer(const TokenizerData& d, std::string* tokenizer_json, std::string* tokenizer_config_json) {

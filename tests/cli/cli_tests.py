@@ -591,7 +591,21 @@ def test_hostile_output_paths(c):
     p = c.run("calibrate", c.path("m.slm"), "--text", c.path("victim"), "-o", c.path("victim"), expect=2)
     check("is the input" in p.stderr and open(c.path("victim")).read() == "precious", p.stderr)
     check(open(c.path("m.slm"), "rb").read() == before, "the input changed")
-    leftovers(c, ["model", "m.slm", "victim", "link.slm"])
+    # synth writes a directory: a link to a directory or an existing directory is refused; with
+    # --force the entry is replaced (nothing written into the old directory or through the link).
+    os.mkdir(c.path("vdir"))
+    with open(c.path("vdir", "keep"), "w") as fh:
+        fh.write("precious")
+    os.symlink(c.path("vdir"), c.path("dlink"))
+    for out in ("dlink", "vdir"):
+        p = c.run("synth", "-o", c.path(out), expect=2)
+        check("--force" in p.stderr, (out, p.stderr))
+    check(os.listdir(c.path("vdir")) == ["keep"], os.listdir(c.path("vdir")))
+    c.run("synth", "-o", c.path("dlink"), "--force")
+    check(not os.path.islink(c.path("dlink")) and os.listdir(c.path("vdir")) == ["keep"], "wrote through the link")
+    c.run("synth", "-o", c.path("vdir"), "--force")
+    check(sorted(os.listdir(c.path("vdir"))) == ["config.json", "model.safetensors"], os.listdir(c.path("vdir")))
+    leftovers(c, ["model", "m.slm", "victim", "link.slm", "vdir", "dlink"])
 
 
 def test_hostile_signals_leave_nothing_behind(c):
@@ -635,21 +649,70 @@ def test_hostile_signals_leave_nothing_behind(c):
     check(cases >= 9, f"only {cases} interrupted runs: the conversion finished too fast to interrupt")
 
 
+def test_hostile_export_signals_leave_nothing_behind(c):
+    """export (a safetensors file, or a Hugging Face directory) interrupted by SIGINT or SIGKILL
+    leaves no output and no temporary (it left OUT.tmp-<pid>); after a SIGKILL the next export
+    beside it removes the dead process's temporary file or directory."""
+    import signal
+    import time
+    m = c.synth("big", dim=512, hidden=1376, layers=4, vocab=32000)
+    c.run("convert", m, "-o", c.path("m.slm"), "--recipe", "fp32")
+    cases = 0
+    for fmt in ("file", "hf"):
+        out = c.path("out" if fmt == "hf" else "out.safetensors")
+        args = ["export", c.path("m.slm"), "-o", out] + (["--format", "hf"] if fmt == "hf" else [])
+        t0 = time.time()
+        c.run(*args)
+        duration = time.time() - t0
+        shutil.rmtree(out) if fmt == "hf" else os.remove(out)
+        for named in ((False, True) if fmt == "file" else (False,)):
+            env = dict(os.environ)
+            if named:
+                env["SLMC_TEST_NO_O_TMPFILE"] = "1"
+            for sig in (signal.SIGINT, signal.SIGKILL):
+                for frac in (0.3, 0.7):
+                    p = subprocess.Popen([*c.cmd, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                    time.sleep(duration * frac)
+                    p.send_signal(sig)
+                    p.wait(timeout=60 * TIMEOUT_SCALE)
+                    if p.returncode != 0:
+                        cases += 1
+                        check(p.returncode == -sig, (fmt, named, sig, frac, p.returncode))
+                    if os.path.exists(out):  # finished before the signal, or the signal came after the rename
+                        shutil.rmtree(out) if fmt == "hf" else os.remove(out)
+                    if sig == signal.SIGKILL:
+                        c.run(*args, env=env)  # sweeps what the killed process could not remove
+                        shutil.rmtree(out) if fmt == "hf" else os.remove(out)
+                    leftovers(c, ["big", "m.slm"])
+    check(cases >= 6, f"only {cases} interrupted runs: export finished too fast to interrupt")
+
+
 def test_hostile_exit_codes_and_messages(c):
     m = c.synth()
     c.run("convert", m, "-o", c.path("m.slm"))
     # A report that cannot be written is a failure, whatever the command.
-    for args in (("inspect", c.path("m.slm"), "--json"), ("info",), ("tokenize", c.path("m.slm"), "--prompt", "x")):
+    for args in (("inspect", c.path("m.slm"), "--json"), ("info",), ("tokenize", c.path("m.slm"), "--prompt", "x"),
+                 ("convert", m, "--dry-run", "--json"), ("verify", c.path("m.slm"), "--json"),
+                 ("diff", c.path("m.slm"), c.path("m.slm"), "--json"), ("bench", c.path("m.slm"), "--min-time", "0.01", "--json")):
         with open("/dev/full", "w") as full:
             p = subprocess.run([*c.cmd, *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
         check(p.returncode != 0 and ("standard output" in p.stderr or "no tokenizer" in p.stderr), (args, p.returncode, p.stderr))
     # One SLMC_ISA policy: a usage error in every command, before anything runs.
     env = dict(os.environ, SLMC_ISA="no-such-isa")
-    for args in (("convert", m, "-o", c.path("isa.slm")), ("inspect", c.path("m.slm")), ("info",),
-                 ("bench", c.path("m.slm")), ("tokenize", c.path("m.slm"), "--prompt", "x")):
-        p = c.run(*args, expect=2, env=env)
-        check("SLMC_ISA" in p.stderr, (args, p.stderr))
-    check(not os.path.exists(c.path("isa.slm")), "nothing written under a bad SLMC_ISA")
+    with open(c.path("t.txt"), "w") as fh:
+        fh.write("some text.\n\nmore text.\n")
+    for isa in ("no-such-isa", "neon" if "x86" in os.uname().machine else "avx2"):
+        env = dict(os.environ, SLMC_ISA=isa)
+        for args in (("convert", m, "-o", c.path("isa.slm")), ("inspect", c.path("m.slm")), ("info",),
+                     ("bench", c.path("m.slm")), ("tokenize", c.path("m.slm"), "--prompt", "x"),
+                     ("eval", c.path("m.slm"), "--tokenizer", c.path("m.slm"), "--text", c.path("t.txt")),
+                     ("generate", c.path("m.slm"), "--tokenizer", c.path("m.slm"), "--bos"),
+                     ("calibrate", c.path("m.slm"), "--text", c.path("t.txt"), "-o", c.path("isa.json")),
+                     ("export", c.path("m.slm"), "-o", c.path("isa.safetensors")), ("diff", c.path("m.slm"), c.path("m.slm")),
+                     ("verify", c.path("m.slm")), ("synth", "-o", c.path("isa_model"))):
+            p = c.run(*args, expect=2, env=env)
+            check(f"SLMC_ISA={isa}" in p.stderr, (isa, args, p.stderr))
+    os.remove(c.path("t.txt"))
     # Output names the file system cannot hold fail before the conversion.
     p = c.run("convert", m, "-o", c.path("n" * 252 + ".slm"), expect=2)
     check("bytes, longer than" in p.stderr, p.stderr)
@@ -748,6 +811,312 @@ def test_hostile_names_are_escaped_on_the_terminal(c):
     check("\\x1B[31m" in c.run("inspect", c.path("e.slm")).stdout, "the escape is shown, escaped")
     j = c.json("inspect", c.path("e.slm"))  # JSON keeps the real name (JSON escapes it)
     check(any(t["name"] == esc for t in j["tensors"]), [t["name"] for t in j["tensors"]])
+    # Invalid UTF-8 (a stray byte, an overlong, a surrogate) in a name or metadata is refused at
+    # the door (it used to be stored and then break inspect --json).
+    import struct
+    for meta in (b'{"k": "v\xff"}', b'{"k\xc0\xaf": "v"}', b'{"k": "\xed\xa0\x80"}'):
+        text = b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "__metadata__": ' + meta + b"}"
+        with open(c.path("u.safetensors"), "wb") as fh:
+            fh.write(struct.pack("<Q", len(text)) + text + b"\0" * 4)
+        p = c.run("convert", c.path("u.safetensors"), "-o", c.path("u.slm"), expect=3)
+        check("u.safetensors" in p.stderr and "UTF-8" in p.stderr, (meta, p.stderr))
+        check(not os.path.exists(c.path("u.slm")), "no output")
+
+
+def write_llama2c(path, dim=16, hidden=32, layers=2, heads=2, kv_heads=2, vocab=64, seq=32):
+    """A legacy llama2.c checkpoint (shared classifier) with deterministic weights."""
+    import struct
+    head, kv = dim // heads, dim * kv_heads // heads
+    floats = (vocab * dim + layers * (2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * hidden * dim) + dim +
+              seq * head)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<7i", dim, hidden, layers, heads, kv_heads, vocab, seq))
+        fh.write(struct.pack(f"<{floats}f", *[((i * 37) % 101 - 50) / 100.0 for i in range(floats)]))
+
+
+def write_llama2c_tokenizer(path, n_tokens=512):
+    """A llama2.c tokenizer.bin of exactly n_tokens: <unk>, <s>, </s>, the 256 byte tokens, then
+    pieces of one and two letters (with and without a leading space) scored by length."""
+    import itertools
+    import string
+    import struct
+    pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    letters = string.ascii_lowercase + ".,"
+    extra = [a for a in letters] + ["\u2581" + a for a in letters] + [a + b for a, b in itertools.product(letters, repeat=2)]
+    pieces += extra[:n_tokens - len(pieces)]
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<i", 16))
+        for i, piece in enumerate(pieces):
+            b = piece.encode()
+            score = 0.0 if i < 259 else -float(i)
+            fh.write(struct.pack("<fi", score, len(b)) + b)
+
+
+def wait_stopped(pid, timeout):
+    """True once process `pid` is stopped (state T), False after `timeout` seconds."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        if state in ("T", "t"):
+            return True
+        if state == "Z":
+            return False
+        time.sleep(0.01)
+    return False
+
+
+def test_hostile_shrinking_input_is_an_error(c):
+    """A source file truncated while convert reads it (was SIGBUS through the mapping): inputs are
+    read with pread, so convert exits 3 naming the file and the offset, and leaves no output and
+    no temporary file (O_TMPFILE and the named fallback). SLMC_TEST_STOP_AT stops the process after
+    that many tensors so the test can truncate the file at a known point."""
+    import signal
+    m = c.synth()
+    write_llama2c(c.path("l2c.bin"))
+    tmpdir = c.path("tmp")
+    os.mkdir(tmpdir)
+    runs = 0
+    for src, data in ((m, os.path.join(m, "model.safetensors")), (c.path("l2c.bin"), c.path("l2c.bin"))):
+        original = open(data, "rb").read()
+        for named in (False, True):
+            env = dict(os.environ, SLMC_TEST_STOP_AT="2", TMPDIR=tmpdir)
+            if named:
+                env["SLMC_TEST_NO_O_TMPFILE"] = "1"
+            p = subprocess.Popen([*c.cmd, "convert", src, "-o", c.path("out.slm"), "--recipe", "int8"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                check(wait_stopped(p.pid, 60 * TIMEOUT_SCALE), "convert never reached the stop point")
+                os.truncate(data, 1024)
+            finally:
+                p.send_signal(signal.SIGCONT)
+            err = p.communicate(timeout=120 * TIMEOUT_SCALE)[1]
+            check(p.returncode == 3, (src, named, p.returncode, err))
+            check("shrank" in err and data in err and "offset" in err and "1024 bytes now" in err, err)
+            check(not os.path.exists(c.path("out.slm")), "no output after a shrinking input")
+            check(os.listdir(tmpdir) == [], os.listdir(tmpdir))
+            leftovers(c, ["model", "l2c.bin", "tmp"])
+            runs += 1
+            with open(data, "wb") as fh:
+                fh.write(original)
+        c.run("convert", src, "-o", c.path("ok.slm"), "--recipe", "int8")  # the restored file converts
+        os.remove(c.path("ok.slm"))
+    check(runs == 4, runs)
+
+
+def xxh64(data, seed=0):
+    """XXH64 (the .slm checksums), so a test can forge a file whose checksums are valid."""
+    import struct
+    P1, P2, P3 = 11400714785074694791, 14029467366897019727, 1609587929392839161
+    P4, P5, M = 9650029242287828579, 2870177450012600261, (1 << 64) - 1
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (64 - r))) & M
+
+    def rnd(acc, v):
+        return (rotl((acc + v * P2) & M, 31) * P1) & M
+
+    n, i = len(data), 0
+    if n >= 32:
+        v = [(seed + P1 + P2) & M, (seed + P2) & M, seed, (seed - P1) & M]
+        while i + 32 <= n:
+            v = [rnd(v[k], x) for k, x in enumerate(struct.unpack_from("<4Q", data, i))]
+            i += 32
+        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M
+        for x in v:
+            h = ((h ^ rnd(0, x)) * P1 + P4) & M
+    else:
+        h = (seed + P5) & M
+    h = (h + n) & M
+    while i + 8 <= n:
+        h = (rotl(h ^ rnd(0, struct.unpack_from("<Q", data, i)[0]), 27) * P1 + P4) & M
+        i += 8
+    if i + 4 <= n:
+        h = (rotl(h ^ ((struct.unpack_from("<I", data, i)[0] * P1) & M), 23) * P2 + P3) & M
+        i += 4
+    while i < n:
+        h = (rotl(h ^ ((data[i] * P5) & M), 11) * P1) & M
+        i += 1
+    h ^= h >> 33
+    h = (h * P2) & M
+    h ^= h >> 29
+    h = (h * P3) & M
+    return h ^ (h >> 32)
+
+
+def peak_rss_kib_of(c, *args, expect=0, env=None):
+    """Runs the tool and returns (process, its peak RSS in KiB) from wait4's rusage."""
+    p = subprocess.Popen([*c.cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _, status, usage = os.wait4(p.pid, 0)
+    out, err = p.stdout.read(), p.stderr.read()
+    p.stdout.close()
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    check(expect is None or p.returncode == expect, (args, p.returncode, err[-2000:]))
+    p.out, p.err = out, err
+    return p, usage.ru_maxrss
+
+
+def test_hostile_memory_bombs_are_bounded_by_the_data(c):
+    """A small .slm with valid checksums whose CSR tensor claims K = 10^8 (a 17 KB file made export
+    allocate 1.5 GB): the loader bounds a tensor's decoded size by the bytes it stores, so every
+    command refuses it, exit 3 naming the tensor, in little memory. And a context_length of 4e7
+    does not size the KV cache: eval --window 32 stays small."""
+    import struct
+    K = 70000  # > 65536: u32 column indices, which hold any inflated K
+    vals = [0.0] * (4 * K)
+    for r in range(4):
+        for j in range(0, K, 997):
+            vals[r * K + j] = 1.0 + r + j / K
+    write_safetensors(c.path("sparse.safetensors"), {"w": ([4, K], vals)})
+    c.run("convert", c.path("sparse.safetensors"), "-o", c.path("ok.slm"), "--rule", "w=fp32:sparsity=0.99,format=csr")
+    data = bytearray(open(c.path("ok.slm"), "rb").read())
+    fb_size = struct.unpack_from("<Q", data, 24)[0]
+    check(xxh64(bytes(data[64:64 + fb_size])) == struct.unpack_from("<Q", data, 48)[0], "xxh64 of the header")
+    needle = struct.pack("<qq", 4, K)
+    at = data.find(needle, 64, 64 + fb_size)
+    check(at > 0 and data.find(needle, at + 1, 64 + fb_size) < 0, "the shape [4, K] once in the header")
+    struct.pack_into("<q", data, at + 8, 10 ** 8)
+    struct.pack_into("<Q", data, 48, xxh64(bytes(data[64:64 + fb_size])))
+    struct.pack_into("<Q", data, 56, xxh64(bytes(data[:56])))
+    with open(c.path("bomb.slm"), "wb") as fh:
+        fh.write(data)
+    check(len(data) < 64 * 1024, len(data))
+    for args in (("export", c.path("bomb.slm"), "-o", c.path("bomb.safetensors")), ("verify", c.path("bomb.slm")),
+                 ("inspect", c.path("bomb.slm")), ("diff", c.path("ok.slm"), c.path("bomb.slm")),
+                 ("bench", c.path("bomb.slm"))):
+        p, rss = peak_rss_kib_of(c, *args, expect=3)
+        check("tensor 'w'" in p.err and "stored bytes" in p.err, (args, p.err))
+        check(rss < 200 * 1024, (args, f"peak RSS {rss} KiB"))
+    check(not os.path.exists(c.path("bomb.safetensors")), "nothing exported")
+    leftovers(c, ["sparse.safetensors", "ok.slm", "bomb.slm"])
+
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    cfg = json.load(open(os.path.join(m, "config.json")))
+    cfg["max_position_embeddings"] = 40000000
+    with open(os.path.join(m, "config.json"), "w") as fh:
+        json.dump(cfg, fh)
+    c.run("convert", m, "-o", c.path("long.slm"))
+    with open(c.path("text.txt"), "w") as fh:
+        fh.write("the quick brown fox jumps over the lazy dog. " * 40)
+    p, rss = peak_rss_kib_of(c, "eval", c.path("long.slm"), "--tokenizer", c.path("tok.bin"), "--text",
+                             c.path("text.txt"), "--window", "32", "--json")
+    check(json.loads(p.out)["tokens"] > 0, p.out[:300])
+    check(rss < 200 * 1024, f"eval peak RSS {rss} KiB with context_length 4e7")
+
+
+def test_hostile_wrong_json_types_name_the_key(c):
+    """A JSON value of the wrong type in any input file (config.json, tokenizer.json,
+    tokenizer_config.json, calibration, profile) is exit 3 (2 for a profile, like a recipe) with a
+    message naming the file and the key, before anything is written; it was accepted and misread
+    (2.5 layers), failed at run time, or escaped as an internal error (exit 1)."""
+    import copy
+    m = c.synth()
+    cfg0 = json.load(open(os.path.join(m, "config.json")))
+    tok0 = {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "<s>": 3}, "merges": ["a b"]},
+            "added_tokens": [{"id": 3, "content": "<s>", "special": True}],
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+            "decoder": None, "normalizer": None,
+            "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>"}}]}}
+
+    def put(name, value):
+        with open(os.path.join(m, name), "w") as fh:
+            json.dump(value, fh)
+
+    def refused(what, key, args, code=3):
+        p = c.run(*args, expect=None)
+        check(p.returncode == code and key in p.stderr and "internal error" not in p.stderr, (what, p.returncode, p.stderr))
+        check(not os.path.exists(c.path("o.slm")), (what, "output written"))
+
+    convert = ("convert", m, "-o", c.path("o.slm"))
+    for key, value in (("hidden_size", "64"), ("num_hidden_layers", 2.5), ("rope_theta", "x"), ("vocab_size", True),
+                       ("max_position_embeddings", -5), ("model_type", 5), ("rope_scaling", [1])):
+        put("config.json", dict(cfg0, **{key: value}))
+        refused(("config.json", key), f"config.json: '{key}'", convert)
+    put("config.json", dict(cfg0, rope_scaling={"rope_type": "llama3", "factor": "8"}))
+    refused("rope_scaling.factor", "'rope_scaling.factor'", convert)
+    put("config.json", cfg0)
+    for path, value, key in ((("model", "byte_fallback"), "yes", "model.byte_fallback"),
+                             (("added_tokens", 0, "special"), "true", "added_tokens[].special"),
+                             (("post_processor", "single", 0, "SpecialToken", "id"), 5,
+                              "post_processor.single[0].SpecialToken.id")):
+        tok = copy.deepcopy(tok0)
+        node = tok
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        put("tokenizer.json", tok)
+        refused(key, f"tokenizer.json: '{key}'", convert)
+    put("tokenizer.json", tok0)
+    for key, value in (("add_bos_token", "yes"), ("bos_token", 5), ("eos_token", {"content": 5}),
+                       ("chat_template", [{"name": 5, "template": "x"}])):
+        put("tokenizer_config.json", {key: value})
+        refused(key, "tokenizer_config.json: '" + key, convert)
+    os.remove(os.path.join(m, "tokenizer_config.json"))
+    c.run(*convert)  # the repaired directory converts
+    os.remove(c.path("o.slm"))
+    for text, key in (('{"format": 7}', '"format"'), ('{"format": "slmc-calibration", "version": 1, "tensors": []}', '"tensors"')):
+        with open(c.path("cal.json"), "w") as fh:
+            fh.write(text)
+        refused(("calibration", text), key, (*convert, "--calibration", c.path("cal.json")))
+    with open(c.path("profile.json"), "w") as fh:
+        fh.write('{"format": 7, "version": 1}')
+    refused("profile", '"format"', (*convert, "--profile", c.path("profile.json")), code=2)
+    leftovers(c, ["model", "cal.json", "profile.json"])
+
+
+def test_hostile_llama2c_tokenizer_is_linear(c):
+    """The llama2.c tokenizer merged pairs by rescanning the paragraph (40 KB: 19 s). A 1 MB
+    paragraph and a 200 KB word must tokenize in linear time: a hang guard with a generous bound."""
+    import random
+    import time
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    rng = random.Random(5)
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "zebra", "quiz"]
+    with open(c.path("para.txt"), "w") as fh:
+        fh.write(" ".join(rng.choice(words) for _ in range(220000))[:1_000_000])
+    with open(c.path("word.txt"), "w") as fh:
+        fh.write("ab" * 100_000)
+    for name, least in (("para.txt", 300_000), ("word.txt", 100_000)):
+        t0 = time.time()
+        p = subprocess.run([*c.cmd, "tokenize", c.path("tok.bin"), "--text", c.path(name), "--json"],
+                           capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
+        took = time.time() - t0
+        check(p.returncode == 0 and json.loads(p.stdout)["count"] >= least, (name, p.returncode, p.stderr[-300:]))
+        check(took < 20 * TIMEOUT_SCALE, f"{name}: {took:.1f} s")
+
+
+def test_hostile_empty_texts_and_linked_outputs(c):
+    """eval and calibrate on a text without 2 tokens (empty, blank lines) exit 3 naming the file;
+    export and calibrate refuse an output that is a symlink (exit 2) and leave its target alone."""
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    c.run("convert", m, "-o", c.path("m.slm"))
+    with open(c.path("empty.txt"), "w"):
+        pass
+    with open(c.path("blank.txt"), "w") as fh:
+        fh.write("\n\n   \n\t\n")
+    for text in ("empty.txt", "blank.txt"):
+        for args in (("eval", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--text", c.path(text)),
+                     ("calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--text", c.path(text), "-o",
+                      c.path("cal.json"))):
+            p = c.run(*args, expect=3)
+            check(text in p.stderr and "tokens" in p.stderr, (args, p.stderr))
+    with open(c.path("victim"), "w") as fh:
+        fh.write("precious")
+    os.symlink(c.path("victim"), c.path("link"))
+    with open(c.path("t.txt"), "w") as fh:
+        fh.write("the quick brown fox jumps over the lazy dog. " * 20)
+    for args in (("export", c.path("m.slm"), "-o", c.path("link")),
+                 ("export", c.path("m.slm"), "--format", "hf", "-o", c.path("link")),
+                 ("calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--text", c.path("t.txt"), "-o",
+                  c.path("link"))):
+        p = c.run(*args, expect=2)
+        check("symbolic link" in p.stderr and "--force" in p.stderr, (args, p.stderr))
+    check(open(c.path("victim")).read() == "precious" and os.path.islink(c.path("link")), "the link or its target changed")
+    leftovers(c, ["model", "tok.bin", "m.slm", "empty.txt", "blank.txt", "victim", "link", "t.txt"])
 
 
 def main():

@@ -6,6 +6,7 @@
 
 #include "io/gguf_test_writer.hpp"
 #include "io/io_test_util.hpp"
+#include "io/source_test_util.hpp"
 #include "slmc/io/model_source.hpp"
 #include "support/random.hpp"
 
@@ -87,7 +88,7 @@ TEST_CASE("gguf metadata of every type", "[io][gguf]") {
     CHECK(a.at("llama.block_count").text == "2");
     CHECK(a.at("llama.rope.layout").text == "interleaved");
     CHECK(m.count("llama.block_count") == 0);
-    CHECK(std::memcmp(src.find("w")->data, x.data(), 32) == 0);
+    CHECK(std::memcmp(slmc::test::load_tensor(src, "w")->data, x.data(), 32) == 0);
   }
 }
 
@@ -119,30 +120,29 @@ TEST_CASE("gguf tensor types dims and alignment", "[io][gguf]") {
     for (const char* n : {"f32", "f16", "bf16", "q8_0", "q4_0"}) CHECK(src.find(n)->shape == slmc::Shape{3, 64});
     CHECK(src.find("q4_1")->shape == slmc::Shape{3, 1, 64});
     CHECK(src.find("scalar")->shape == slmc::Shape{});
-    CHECK(src.find("f32")->data_as<float>()[65] == x[65]);  // row 1, col 1: no reordering of data
+    CHECK(slmc::test::load_tensor(src, "f32")->data_as<float>()[65] == x[65]);  // row 1, col 1: no reordering of data
     CHECK(src.find("f16")->dtype == slmc::DType::kF16);
-    CHECK(std::memcmp(src.find("f16")->data, f16.data(), f16.size()) == 0);
-    CHECK(std::memcmp(src.find("bf16")->data, bf16.data(), bf16.size()) == 0);
+    CHECK(std::memcmp(slmc::test::load_tensor(src, "f16")->data, f16.data(), f16.size()) == 0);
+    CHECK(std::memcmp(slmc::test::load_tensor(src, "bf16")->data, bf16.data(), bf16.size()) == 0);
     for (auto [name, expected, sdt] : {std::make_tuple("q8_0", &e8, slmc::DType::kQ8_0),
                                        std::make_tuple("q4_0", &e40, slmc::DType::kQ4_0),
                                        std::make_tuple("q4_1", &e41, slmc::DType::kQ4_1)}) {
       INFO(name);
-      const slmc::TensorView* t = src.find(name);
+      const slmc::SourceTensor* t = src.find(name);
       REQUIRE(t);
-      // Block types stay raw and zero-copy (nothing is dequantized at open); tensor_to_f32
-      // dequantizes one tensor on demand.
+      // Block types stay raw (nothing is read or dequantized at open); load_f32 dequantizes one
+      // tensor on demand.
       CHECK(t->dtype == sdt);
       const size_t idx = static_cast<size_t>(t - src.tensors().data());
       CHECK(src.origins()[idx].source_dtype == sdt);
-      CHECK_FALSE(src.origins()[idx].copied);
       CHECK(slmc::is_weight_dtype(t->dtype));
       std::vector<float> f(x.size());
-      REQUIRE(slmc::tensor_to_f32(*t, f.data()).ok());
+      REQUIRE(src.load_f32(idx, f.data()).ok());
       for (size_t i = 0; i < x.size(); ++i) REQUIRE(f[i] == (*expected)[i]);
       // and close to the original
       for (size_t i = 0; i < x.size(); ++i) CHECK(std::fabs(f[i] - x[i]) < 0.5f);
     }
-    CHECK(src.find("scalar")->data_as<float>()[0] == 3.0f);
+    CHECK(slmc::test::load_tensor(src, "scalar")->data_as<float>()[0] == 3.0f);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "io/io_test_util.hpp"
+#include "io/source_test_util.hpp"
 #include "slmc/half.hpp"
 #include "slmc/io/hash.hpp"
 #include "slmc/io/model_source.hpp"
@@ -52,8 +53,8 @@ TEST_CASE("safetensors reads every dtype zero copy", "[io][safetensors]") {
   CHECK(src.format() == slmc::SourceFormat::kSafetensors);
   REQUIRE(src.tensors().size() == dtypes.size() + 1);
   for (const auto& [d, size] : dtypes) {
-    const slmc::TensorView* t = src.find("t_" + d);
-    REQUIRE(t != nullptr);
+    const auto t = slmc::test::load_tensor(src, "t_" + d);
+    REQUIRE(t);
     CHECK(t->shape == slmc::Shape{2, 3});
     CHECK(t->nbytes == 6 * size);
     CHECK(std::memcmp(t->data, raw.data(), t->nbytes) == 0);
@@ -66,7 +67,7 @@ TEST_CASE("safetensors reads every dtype zero copy", "[io][safetensors]") {
                                                    slmc::test::read_bytes(dir.file("model.bin")).size()));
 }
 
-TEST_CASE("safetensors misaligned data is copied aligned", "[io][safetensors]") {
+TEST_CASE("safetensors misaligned data is loaded aligned", "[io][safetensors]") {
   // Header of odd length: the F32 data starts at an odd file offset.
   const std::vector<float> v = {1.5f, -2.0f, 3.25f};
   std::vector<uint8_t> buf(1 + 12);
@@ -75,7 +76,7 @@ TEST_CASE("safetensors misaligned data is copied aligned", "[io][safetensors]") 
   TempDir dir;
   auto r = open_bytes(dir, "m", slmc::test::safetensors_bytes(h, buf));
   REQUIRE(r.ok());
-  const slmc::TensorView* w = (*r)->find("w");
+  const auto w = slmc::test::load_tensor(**r, "w");
   REQUIRE(w);
   CHECK(reinterpret_cast<uintptr_t>(w->data) % 4 == 0);
   CHECK(w->data_as<float>()[2] == 3.25f);
@@ -99,7 +100,7 @@ TEST_CASE("safetensors gpt2 conv1d weights are transposed", "[io][safetensors]")
     auto r = open_bytes(dir, "model.safetensors", b.bytes());
     REQUIRE(r.ok());
     const auto& src = **r;
-    const slmc::TensorView* t = src.find("h.0.attn.c_attn.weight");
+    const auto t = slmc::test::load_tensor(src, "h.0.attn.c_attn.weight");
     REQUIRE(t);
     CHECK(t->shape == slmc::Shape{out, in});
     for (int64_t o = 0; o < out; ++o) {
@@ -152,7 +153,7 @@ TEST_CASE("safetensors sharded index", "[io][safetensors]") {
   REQUIRE(src.tensors().size() == 2);
   CHECK(src.files().size() == 3);
   CHECK(src.origins()[1].file_index == 2);
-  CHECK(src.find("c")->data_as<float>()[3] == c[3]);
+  CHECK(slmc::test::load_tensor(src, "c")->data_as<float>()[3] == c[3]);
   for (const auto& f : src.files()) CHECK(f.sha256.size() == 64);
   CHECK(src.metadata().at("safetensors.index.total_size").text == "40");
 

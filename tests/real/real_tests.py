@@ -366,14 +366,15 @@ def test_smollm2_w4_stores_embeddings_int8(c):
 
 
 def test_convert_streams_one_tensor_at_a_time(c):
-    """Peak memory of convert on the Q4_1 GGUF stays within the mapped file plus one tensor in fp32
-    plus slack (it was 676 MB when every tensor was dequantized at open)."""
+    """Peak memory of convert on the Q4_1 GGUF stays within one tensor in fp32, its int8 encoding
+    and slack for the program (it was 676 MB when every tensor was dequantized at open, 191 MiB
+    while the source was mapped: the file is now read with pread one tensor at a time, 161 MiB)."""
     import resource
     model = smollm2()
     c.run("convert", model, "-o", c.path("w4.slm"))
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB -> bytes (Linux)
-    largest_fp32 = 49152 * 576 * 4  # the embedding, the largest tensor
-    bound = os.path.getsize(model) + largest_fp32 + 64 * 2**20
+    largest_fp32 = 49152 * 576 * 4  # the embedding, the largest tensor (w4 stores it int8)
+    bound = largest_fp32 + largest_fp32 // 4 + 32 * 2**20
     print(f"peak RSS {peak / 2**20:.0f} MiB, bound {bound / 2**20:.0f} MiB")
     check(peak <= bound, f"convert peaked at {peak / 2**20:.0f} MiB, above {bound / 2**20:.0f} MiB")
 

@@ -1,5 +1,7 @@
 // slm-compress convert: source model -> recipe -> .slm file, with a per-tensor report and gates.
 #include <cmath>
+#include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -166,7 +168,7 @@ int run_convert(const ConvertArgs& a) {
   }
   if (!a.tokenizer.empty()) {
     const int64_t rows = [&]() -> int64_t {  // the token embedding's rows bound the vocabulary
-      for (const TensorView& t : (*source)->tensors()) {
+      for (const SourceTensor& t : (*source)->tensors()) {
         if (tensor_role(t.name) == TensorRole::kEmbedding && t.shape.rank() == 2 &&
             t.name.find("position") == std::string::npos && t.name.find("wpe") == std::string::npos &&
             t.name.find("token_type") == std::string::npos) {
@@ -180,7 +182,14 @@ int run_convert(const ConvertArgs& a) {
     opts.tokenizer = (*tok)->data();
   }
   Progress progress("converting");
-  opts.progress = [&](size_t done, size_t total, const std::string& name) { progress.update(done, total, name); };
+  // SLMC_TEST_STOP_AT=N: a test hook that stops the process (SIGSTOP) once N tensors are done, so
+  // a test can change the input mid-conversion (a shrinking source file) and then continue it.
+  const char* stop_env = std::getenv("SLMC_TEST_STOP_AT");
+  const long long stop_at = stop_env ? std::atoll(stop_env) : -1;
+  opts.progress = [&](size_t done, size_t total, const std::string& name) {
+    progress.update(done, total, name);
+    if (stop_at >= 0 && done == static_cast<size_t>(stop_at)) std::raise(SIGSTOP);
+  };
   Result<ConvertReport> report = convert_model(**source, a.input, a.output, opts);
   opts.progress = nullptr;
   if (!report.ok()) return fail(report.status());

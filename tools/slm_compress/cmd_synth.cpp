@@ -5,11 +5,13 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "slmc/convert/synthetic.hpp"
+#include "slmc/io/output.hpp"
 
 namespace slmc::cli {
 
 Command add_synth(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
   auto cfg = std::make_shared<SyntheticLlamaConfig>();
   CLI::App* sub = app.add_subcommand("synth", "Write a deterministic synthetic Llama-shaped model (safetensors + "
                                              "config.json) with heavy-tailed weights and outlier channels");
@@ -29,8 +31,17 @@ Command add_synth(CLI::App& app) {
   auto* untied = sub->add_flag_function("--untied", [cfg](int64_t) { cfg->tied = false; },
                                         "A separate lm_head.weight instead of the tied embedding");
   (void)untied;
-  return {sub, [dir, cfg]() -> int {
-            Status s = write_synthetic_llama(*dir, *cfg);
+  sub->add_flag("--force", *force, "Replace an existing output directory (or a link, device, ...) at -o");
+  return {sub, [dir, cfg, force]() -> int {
+            // Like export --format hf: an existing entry at -o is refused unless --force, then
+            // replaced by rename, never written into or through.
+            if (Status s = check_output_path(*dir, {}, OutputKind::kDirectory, *force); !s.ok()) {
+              return fail_usage(s.message());
+            }
+            auto out = AtomicDirectory::create(*dir, *force);
+            if (!out.ok()) return fail(out.status());
+            Status s = write_synthetic_llama(out->path(), *cfg);
+            if (s.ok()) s = out->commit();
             if (!s.ok()) return fail(s);
             std::cout << "wrote " << *dir << "/model.safetensors and config.json (dim " << cfg->dim << ", "
                       << cfg->layers << " layers, vocab " << cfg->vocab << ", seed " << cfg->seed << ")\n";

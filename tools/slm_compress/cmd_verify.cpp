@@ -47,7 +47,8 @@ int run_verify(const VerifyArgs& a) {
     auto source = open_model(a.source);
     if (!source.ok()) return fail(source.status());
     for (const StoredTensor& t : (*file)->tensors()) {
-      const TensorView* src = (*source)->find(t.name);
+      const int64_t src_index = (*source)->index_of(t.name);
+      const SourceTensor* src = src_index < 0 ? nullptr : &(*source)->tensors()[static_cast<size_t>(src_index)];
       if (!src) {
         mismatches.push_back("tensor '" + t.name + "' is not in the source " + a.source);
         continue;
@@ -57,13 +58,13 @@ int run_verify(const VerifyArgs& a) {
                              src->shape.to_string() + " in the source");
         continue;
       }
-      auto original = encode_dense_float(*src, ValueType::kF32);
-      if (!original.ok()) return fail(original.status());
+      auto original = (*source)->load_f32(static_cast<size_t>(src_index));  // one tensor at a time
+      if (!original.ok()) return fail(original.status().with_context(a.source));
       const int64_t n = t.shape.numel();
       std::vector<float> decoded(static_cast<size_t>(n));
       Status s = decode(t.view, decoded.data());
       if (!s.ok()) return fail(s.with_context(a.path + ": tensor '" + t.name + "'"));
-      ErrorStats re = compute_error_stats(original->segment(SegmentRole::kValues).as<float>(), decoded.data(), n,
+      ErrorStats re = compute_error_stats(original->as<float>(), decoded.data(), n,
                                           t.view.total_bytes());
       ++compared;
       if (!close_enough(t.stats.rel_error, re.rel_error) || !close_enough(t.stats.max_abs_error, re.max_abs_error)) {

@@ -37,7 +37,9 @@ Result<DeviceProfile> parse_profile_json(const std::string& text, const std::str
                  "row_layout, recipe, rules");
     }
   }
-  if (j.value("format", "") != "slmc-profile") return err("\"format\" must be \"slmc-profile\"");
+  if (auto f = j.find("format"); f == j.end() || !f->is_string() || *f != "slmc-profile") {
+    return err("\"format\" must be \"slmc-profile\"");
+  }
   if (!j.contains("version") || j["version"] != 1) return err("unsupported \"version\" (this slm-compress reads 1)");
   DeviceProfile p;
   p.json = j.dump();

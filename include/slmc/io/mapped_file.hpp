@@ -1,5 +1,7 @@
-// Read-only memory mapping of a whole file: the zero-copy backing store of every reader and of the
-// .slm loader. Works on read-only file systems (PROT_READ, MAP_SHARED of an O_RDONLY descriptor).
+// Read-only memory mapping of a whole file: the zero-copy backing store of the .slm loader. Works
+// on read-only file systems (PROT_READ, MAP_SHARED of an O_RDONLY descriptor). A mapped file that
+// is truncated while mapped raises SIGBUS on the next access to a lost page, so only files slmc
+// writes (and replaces by rename) are mapped; source models are read with InputFile (pread).
 #pragma once
 
 #include <cstdint>

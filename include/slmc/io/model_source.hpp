@@ -1,12 +1,14 @@
 // Readers for source model files: safetensors (single file or sharded), GGUF v2/v3 and llama2.c
 // checkpoints. The format is detected from the content, never from the file extension.
 //
-// Every reader maps its files read-only and validates every offset, size, shape and dtype before a
-// TensorView is handed out; errors name the file and the tensor. Tensor data is zero-copy (points
-// into the mapping) except where the import has to compute something: GGUF Q8_0/Q4_0/Q4_1 blocks
-// are dequantized to f32, GPT-2 Conv1D weights are transposed from [in, out] to [out, in], and data
-// that is misaligned for its dtype is copied into an aligned buffer. Those buffers are owned by the
-// ModelSource, so every TensorView stays valid as long as the ModelSource lives.
+// Every reader reads its file's header with pread (InputFile) and validates every offset, size,
+// shape and dtype before a tensor is described; errors name the file and the tensor. Tensor data
+// stays in the file until ModelSource::load / load_f32 reads one tensor: source files are not
+// ours, and a mapping of a file that shrinks while it is read would turn the next access into
+// SIGBUS, where a read is a clear error (kIoError naming the file and the offset). Peak memory
+// of a consumer that loads one tensor at a time is that tensor, not the model. GPT-2 Conv1D
+// weights are transposed from [in, out] to [out, in] as they are loaded; GGUF Q8_0/Q4_0/Q4_1
+// blocks are dequantized by load_f32.
 //
 // All linear weights come out as row-major [M out, K in] (nn.Linear convention).
 #pragma once
@@ -21,7 +23,7 @@
 #include "slmc/buffer.hpp"
 #include "slmc/dtype.hpp"
 #include "slmc/encoding.hpp"
-#include "slmc/io/mapped_file.hpp"
+#include "slmc/io/input_file.hpp"
 #include "slmc/status.hpp"
 #include "slmc/tensor.hpp"
 #include "slmc/text/tokenizer.hpp"
@@ -68,12 +70,22 @@ struct SourceFileInfo {
   SourceFormat format = SourceFormat::kSafetensors;
 };
 
+/// A tensor of a source model as the file's header describes it (the data is read by
+/// ModelSource::load). `shape` is the shape handed out (transposed for GPT-2 Conv1D weights);
+/// `nbytes` is the exact byte size of shape x dtype.
+struct SourceTensor {
+  std::string name;
+  Shape shape;
+  DType dtype = DType::kF32;
+  uint64_t nbytes = 0;
+};
+
 /// Where a tensor came from (parallel to ModelSource::tensors()).
 struct TensorOrigin {
   uint32_t file_index = 0;         ///< index into ModelSource::files()
+  uint64_t offset = 0;             ///< byte offset of the tensor's data in that file
   DType source_dtype = DType::kF32;  ///< dtype in the source file (e.g. kQ4_0 before dequantization)
-  bool transposed = false;         ///< stored [in, out] in the source, transposed on import
-  bool copied = false;             ///< data is owned by the ModelSource rather than the mapping
+  bool transposed = false;         ///< stored [in, out] in the source, transposed on load
   std::string source_name;         ///< the name in the source file (open_model renames GGUF tensors)
 };
 
@@ -86,11 +98,24 @@ struct OpenOptions {
 class ModelSource {
  public:
   SourceFormat format() const noexcept { return format_; }
-  /// Tensors in file order (sharded: shard by shard). Names are unique.
-  const std::vector<TensorView>& tensors() const noexcept { return tensors_; }
+  /// Tensors in file order (sharded: shard by shard), as described by the headers. Names are unique.
+  const std::vector<SourceTensor>& tensors() const noexcept { return tensors_; }
   const std::vector<TensorOrigin>& origins() const noexcept { return origins_; }
   /// The tensor named `name`, or nullptr.
-  const TensorView* find(std::string_view name) const noexcept;
+  const SourceTensor* find(std::string_view name) const noexcept;
+  /// Index of the tensor named `name` in tensors(), or -1.
+  int64_t index_of(std::string_view name) const noexcept;
+
+  /// Reads tensor `i` (its dtype, transposed where the origin says so) into `storage` (allocated
+  /// here, aligned) and returns a view of it. kIoError naming the file and offset if the file
+  /// shrank since it was opened; kOutOfMemory naming the tensor.
+  Result<TensorView> load(size_t i, AlignedBuffer& storage) const;
+  /// Tensor `i` as fp32 into `out` (tensors()[i].shape.numel() floats): F32 read in place,
+  /// F16/BF16/F64 converted and GGUF blocks dequantized chunk by chunk, so the only buffer of the
+  /// tensor's size is `out`. kUnsupported for non-weight dtypes.
+  Status load_f32(size_t i, float* out) const;
+  /// Tensor `i` as fp32 in a new aligned buffer.
+  Result<AlignedBuffer> load_f32(size_t i) const;
   /// Free-form metadata preserved from the source (safetensors __metadata__, GGUF KVs that are not
   /// architecture keys, config.json as "hf.config").
   const Metadata& metadata() const noexcept { return metadata_; }
@@ -109,15 +134,15 @@ class ModelSource {
   ModelSource(const ModelSource&) = delete;
   ModelSource& operator=(const ModelSource&) = delete;
   SourceFormat format_ = SourceFormat::kSafetensors;
-  std::vector<TensorView> tensors_;
+  std::vector<SourceTensor> tensors_;
   std::vector<TensorOrigin> origins_;
   Metadata metadata_;
   Metadata architecture_;
   std::vector<SourceFileInfo> files_;
   TokenizerData tokenizer_;
   std::vector<std::string> warnings_;
-  std::vector<std::shared_ptr<const MappedFile>> mappings_;
-  std::vector<AlignedBuffer> owned_;  ///< dequantized / transposed / realigned tensor data
+  /// The open files, parallel to files_ (TensorOrigin::file_index indexes both).
+  std::vector<std::shared_ptr<const InputFile>> inputs_;
 };
 
 /// Detects the format of `path` from its content and opens it. Tensor names are canonical
@@ -126,27 +151,31 @@ class ModelSource {
 /// model.safetensors.index.json or model.safetensors.
 Result<std::unique_ptr<ModelSource>> open_model(const std::string& path, const OpenOptions& options = {});
 
-/// Format-specific entry points (open_model dispatches to these). `file` is already mapped; `name`
+/// Format-specific entry points (open_model dispatches to these). `file` is already open; its path
 /// is used in error messages. They do not hash files and do not look at neighbouring files
 /// (except open_safetensors, which reads config.json beside `file` when `dir` is non-empty).
-Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const MappedFile> file,
+Result<std::unique_ptr<ModelSource>> open_safetensors(std::shared_ptr<const InputFile> file,
                                                       const std::string& dir = "");
-Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const MappedFile> file);
-Result<std::unique_ptr<ModelSource>> open_llama2c(std::shared_ptr<const MappedFile> file);
+Result<std::unique_ptr<ModelSource>> open_gguf(std::shared_ptr<const InputFile> file);
+Result<std::unique_ptr<ModelSource>> open_llama2c(std::shared_ptr<const InputFile> file);
 /// The tokenizer of a GGUF file from its metadata alone (no tensor is read); empty() when the file
 /// has none.
-Result<TokenizerData> read_gguf_tokenizer(std::shared_ptr<const MappedFile> file);
+Result<TokenizerData> read_gguf_tokenizer(std::shared_ptr<const InputFile> file);
 
-/// Detected format of the bytes, or kUnsupported / kInvalidFormat.
-Result<SourceFormat> detect_format(const uint8_t* data, uint64_t size, const std::string& name);
+/// How many leading bytes detect_format looks at.
+inline constexpr uint64_t kDetectBytes = 4096;
+/// Detected format of a file of `file_size` bytes from its first min(file_size, kDetectBytes)
+/// bytes `head` (`head_size` of them), or kUnsupported / kInvalidFormat.
+Result<SourceFormat> detect_format(const uint8_t* head, uint64_t head_size, uint64_t file_size,
+                                   const std::string& name);
 
 /// True for the dtypes whose tensors are weights: floats (F32, F16, BF16, F64) and GGUF's block
 /// types (Q8_0, Q4_0, Q4_1), which readers hand out as raw blocks (zero-copy, not dequantized).
 bool is_weight_dtype(DType dtype) noexcept;
 
-/// The tensor's values as fp32 into `out` (shape.numel() floats): F32 copied, F16/BF16/F64
-/// converted, GGUF blocks dequantized (w = d*q for Q8_0 and Q4_0 with q = u - 8, d*u + m for Q4_1).
-/// Converters call it one tensor at a time, so peak memory is one tensor's fp32, not the model's.
+/// The in-memory tensor's values as fp32 into `out` (shape.numel() floats): F32 copied,
+/// F16/BF16/F64 converted, GGUF blocks dequantized (w = d*q for Q8_0 and Q4_0 with q = u - 8,
+/// d*u + m for Q4_1). ModelSource::load_f32 applies it chunk by chunk.
 Status tensor_to_f32(const TensorView& tensor, float* out);
 
 /// Converts a weight tensor (float or GGUF block dtype) to a dense float EncodedMatrix of `value_type`
