@@ -1,21 +1,24 @@
-// AVX2 + FMA + F16C linear kernels. Design notes in docs/KERNELS.md; in short:
+// AVX2 + FMA + F16C linear micro-kernels. The drivers (row groups, batches of rows of X, the GEMM
+// panel loop, the path plan and its thresholds, kLinearTuningAvx2) are ISA-neutral:
+// kernels/linear/driver.hpp. Design notes in docs/KERNELS.md; in short:
 //
-// GEMV (N < kGemmMinN in fp32 mode, one weight pass per row of X; N < kGemmMinNInt8 in int8 mode,
-// one pass per 8 rows of X), four rows in flight:
+// GEMV (fp32 mode: one weight pass per row of X; int8 mode: one pass per 8 rows of X), four rows
+// in flight:
 //   int8 mode: int8 codes  -> vpmaddubsw(|w|, sign(x, w)) + vpmaddwd, int32 per scale span;
 //              int4 nibbles -> one broadcast load, vpsrlvd + vpand give 32 codes u in element order,
 //              vpmaddubsw(u, x) summed in int16 over up to 8 chunks (|u| <= 15: 8 * 2 * 15 * 127
 //              < 32767), then one vpmaddwd; one cvt + FMA with the scale per group.
 //   fp32 mode: codes -> floats -> w = d*c + m -> FMA with x.
-// int4 in interleaved blocks, int8 mode (every N with g32 scales, N < kGemmMinNInt4Pairs with
-//   others): row pairs from one 32-byte load, up to 8 rows of X per weight pass (PairsGemv).
-// GEMM (N from kGemmMinN / kGemmMinNInt8 / kGemmMinNInt4Pairs): 16 output rows at a time; the
-//   weights of a K block are repacked into an L1/L2-resident panel once and reused for every row of X:
+// int4 in interleaved blocks, int8 mode: row pairs from one 32-byte load, up to 8 rows of X per
+//   weight pass (PairsGemv).
+// GEMM: 16 output rows at a time; the weights of a K block are repacked into an L1/L2-resident
+//   panel once and reused for every row of X:
 //   fp32 mode: panel [k][16 rows] fp32, outer-product micro-kernel 16 x 6 (12 accumulators).
 //   int8 mode: panel [k/4][16 rows][4 codes]: one vpmaddubsw multiplies 8 rows x 4 k with a
 //              broadcast of 4 activation bytes, so output lanes are rows (no horizontal sums) and
 //              int4 products accumulate in int16 over 32 k (8 vpmaddubsw) before one vpmaddwd.
 //              int8 codes use |w| and vpsignb; their products are widened every step.
+// The int8 dot of a chunk (vpmaddubsw + vpmaddwd) is where a VNNI build's vpdpbusd goes.
 // Unusual groupings in int8 mode (group size not a multiple of 32) use the scalar kernel.
 #include <immintrin.h>
 
@@ -25,6 +28,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "linear/driver.hpp"
 #include "linear/linear.hpp"
 #include "linear/linear_rows.hpp"
 #include "slmc/check.hpp"
@@ -36,27 +40,10 @@
 namespace slmc::detail {
 namespace {
 
-constexpr int64_t kGemmMinN = 4;  // fp32 mode: N at which repacking weights pays off
-// int4 weights in interleaved blocks, int8 mode: the row-pair GEMV serves 8 rows of X per weight
-// pass (PairsGemv), with fewer instructions per product than the GEMM's nibble unpacking and
-// transposes. Session 5, slmc_bench fastest of 6 interleaved runs, GEMV vs GEMM, ms:
-//   g32: 4096^2 N = 32 / 128: 11.4 / 42.7 vs 17.2 / 60.4; 8192^2 N = 32 / 128: 54.3 / 185 vs 76.1 /
-//        262; 2 threads 4096^2 N = 128: 25.3 vs 33.0 -> the GEMV for every N;
-//   g128 (the GEMM sums 4 chunks in int16 before converting): 4096^2 N = 8 / 16 / 24 / 32 / 128:
-//        2.7 / 5.7 / 12.8 / 10.9 / 48.6 vs 5.6 / 9.3 / 11.8 / 9.5 / 35.5; per-channel scales
-//        N = 12 / 16 / 24: 3.8 / 5.5 / 10.5 vs 6.6 / 5.9 / 7.2 -> the GEMV up to N = 16.
-constexpr int64_t kGemmMinNInt4Pairs = 17;
-// Other quantized rows in int8 mode (int8 codes, plain int4 rows): RowsGemv, up to 8 rows of X
-// per weight pass, up to N = 8. Session 5, fastest of 6 interleaved runs, GEMV vs GEMM, ms, N = 8
-// / 32: int8 per-channel plain rows 4096^2 3.7 / 13.7 vs 5.7 / 16.1, 8192^2 13.0 / 58.5 vs 26.6 /
-// 51.8; int8 per-channel R=8 4096^2 5.2 / 18.8 vs 6.0 / 14.5, 8192^2 18.5 / 74.9 vs 27.7 / 50.0;
-// int8 g32 R=8 4096^2 5.8 / 21.9 vs 6.4 / 16.3; int4 g32 plain rows 4096^2 4.8 / 19.6 vs 7.2 / 16.1,
-// 8192^2 14.7 / 62.7 vs 34.2 / 62.2.
-constexpr int64_t kGemmMinNInt8 = 9;
 // Software prefetch distance in chunk steps of a row stream (1 KiB ahead on plain int8 rows, 8 KiB on
 // 8-row interleaved int8 blocks): measured better than 0, 4 or 12 on the DRAM-resident GEMV.
 constexpr int64_t kPrefetchChunks = 32;
-constexpr int kMaxNX = 8;  // rows of X per weight pass of the batched GEMVs
+constexpr int kMaxNX = static_cast<int>(kLinearTuningAvx2.gemv_nx_int8);  // rows of X per weight pass, batched GEMVs
 constexpr int64_t kMr = 16;        // GEMM rows per panel
 constexpr int64_t kNrF32 = 6;      // GEMM fp32 micro-kernel columns (rows of X)
 constexpr int64_t kNrI8 = 3;       // GEMM int8 micro-kernel columns
@@ -141,29 +128,6 @@ inline void transpose8(__m256 r[8]) {
   r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
   r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
   r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
-// Calls fn(r, P) over [m0, m1) with P rows that share one storage region: P = R for R-row
-// interleaved blocks (one sequential stream), P = 4 for plain rows (four streams), P = 1 for the
-// rest. m0 is a multiple of 16 and of R, so the split is the same for any thread count.
-template <typename Fn>
-inline void for_row_groups(const LinearArgs& a, int64_t m0, int64_t m1, Fn&& fn) {
-  const bool quant = a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4;
-  const int64_t mi = quant ? a.layout.interleaved_rows : 0;
-  const int64_t rr = quant ? a.layout.interleave : 1;
-  int64_t r = m0;
-  while (r < m1) {
-    if (rr > 1 && r + rr <= std::min(m1, mi)) {
-      fn(r, static_cast<int>(rr));
-      r += rr;
-    } else if (r + 4 <= m1 && (r >= mi || rr == 1)) {
-      fn(r, 4);
-      r += 4;
-    } else {
-      fn(r, 1);
-      r += 1;
-    }
-  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -634,18 +598,9 @@ class RowsGemv {
   uintptr_t next_ = 0;  ///< where the next row group's storage starts (prefetched, never read)
 };
 
-// Calls f(std::integral_constant<int, nx>()) for a runtime nx in [NX, kMaxNX].
-template <int NX, typename F>
-inline void with_nx(int nx, F&& f) {
-  if constexpr (NX < kMaxNX) {
-    if (nx != NX) return with_nx<NX + 1>(nx, std::forward<F>(f));
-  }
-  f(std::integral_constant<int, NX>());
-}
-
 template <bool kInt4, int P, int kSpan>
 void gemv_i8_multi(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* buf, float* out) {
-  with_nx<2>(nx, [&](auto c) { RowsGemv<kInt4, P, kSpan, decltype(c)::value>(a, r, i0, buf).run(out); });
+  with_count<2, kMaxNX>(nx, [&](auto c) { RowsGemv<kInt4, P, kSpan, decltype(c)::value>(a, r, i0, buf).run(out); });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -757,35 +712,27 @@ void mk_f32_any(int nr, const float* panel, int64_t kc, const float* xp, float* 
   }
 }
 
-// Runs `kernel(c, ldc, first)` on the tile y[nb .. nb+nr)[mb .. mb+rows): in place when the tile
-// has 16 rows, else through the 16-column buffer `tile` (rows beyond `rows` are never stored).
-template <typename Kernel>
-void on_tile(const LinearArgs& a, int64_t mb, int64_t rows, int64_t nb, int nr, bool first, float* tile,
-             Kernel&& kernel) {
-  float* y = a.y + nb * a.m + mb;
-  if (rows == kMr) return kernel(y, a.m, first);
-  for (int j = 0; j < nr; ++j) {
-    for (int64_t r = 0; r < kMr; ++r) tile[j * kMr + r] = (!first && r < rows) ? y[j * a.m + r] : 0.0f;
-  }
-  kernel(tile, kMr, first);
-  for (int j = 0; j < nr; ++j) std::memcpy(y + j * a.m, tile + j * kMr, static_cast<size_t>(rows) * 4);
-}
-
-// K blocks outermost: the activation slice of a block (N x 256 floats) stays in L2 while every
-// 16-row panel of this thread's rows is packed once and multiplied with it; partial sums live in y.
+// The fp32-mode panel of gemm_panels (driver.hpp): weights [k][16 rows] fp32, micro-kernel 16 x 6.
+// Activations of one K block are packed per tile of 6 rows as [k][6]: one stream for the
+// broadcasts (rows of X 16 KiB apart would share L1 sets with each other and the panel).
 template <ValueType kVt>
-void gemm_f32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  constexpr bool kQuant = kVt == ValueType::kInt8 || kVt == ValueType::kInt4;
-  float* panel = reinterpret_cast<float*>(scratch);
-  float* tile = panel + kKcF32 * kMr;
-  // Activations of one K block, packed per tile of 6 rows as [k][6]: one stream for the
-  // broadcasts (rows of X 16 KiB apart would share L1 sets with each other and the panel).
-  float* xpack = tile + kNrF32 * kMr;
-  const float* x = kQuant ? a.xpad : a.x;
-  const int64_t ldx = kQuant ? a.kpad : a.k;
-  const int64_t tiles = (a.n + kNrF32 - 1) / kNrF32;
-  for (int64_t kb = 0; kb < a.k; kb += kKcF32) {
-    const int64_t kc = std::min(kKcF32, a.k - kb);
+struct F32Panel {
+  static constexpr bool kQuant = kVt == ValueType::kInt8 || kVt == ValueType::kInt4;
+  static constexpr int64_t kMr = detail::kMr, kNr = kNrF32;
+  const LinearArgs& a;
+  int64_t kend, kc_max = kKcF32;
+  float* panel;
+  float* tilebuf;  ///< [kNr][kMr] partial tiles
+  float* xpack;
+
+  F32Panel(const LinearArgs& args, uint8_t* scratch)
+      : a(args), kend(args.k), panel(reinterpret_cast<float*>(scratch)), tilebuf(panel + kKcF32 * kMr),
+        xpack(tilebuf + kNrF32 * kMr) {}
+
+  void pack_x(int64_t kb, int64_t kc) {
+    const float* x = kQuant ? a.xpad : a.x;
+    const int64_t ldx = kQuant ? a.kpad : a.k;
+    const int64_t tiles = (a.n + kNrF32 - 1) / kNrF32;
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t nb = t * kNrF32, nr = std::min(kNrF32, a.n - nb);
       float* dst = xpack + t * kKcF32 * kNrF32;
@@ -794,21 +741,20 @@ void gemm_f32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
         for (int64_t k = 0; k < kc; ++k) dst[k * kNrF32 + j] = src[k];
       }
     }
-    for (int64_t mb = m0; mb < m1; mb += kMr) {
-      const int64_t rows = std::min(kMr, m1 - mb);
-      pack_f32<kVt>(a, mb, rows, kb, kc, panel);
-      for (int64_t nb = 0; nb < a.n; nb += kNrF32) {
-        const int nr = static_cast<int>(std::min(kNrF32, a.n - nb));
-        on_tile(a, mb, rows, nb, nr, kb == 0, tile, [&](float* c, int64_t ldc, bool first) {
-          mk_f32_any(nr, panel, kc, xpack + nb / kNrF32 * kKcF32 * kNrF32, c, ldc, first);
-        });
-      }
-    }
   }
-  if (a.bias) {
-    for (int64_t n = 0; n < a.n; ++n)
-      for (int64_t r = m0; r < m1; ++r) a.y[n * a.m + r] += a.bias[r];
+  void pack_w(int64_t kb, int64_t kc, int64_t mb, int64_t rows) { pack_f32<kVt>(a, mb, rows, kb, kc, panel); }
+  void tile(int64_t, int64_t kc, int64_t mb, int64_t rows, int64_t nb, int nr, bool first) {
+    on_tile<kMr>(a, mb, rows, nb, nr, first, tilebuf, [&](float* c, int64_t ldc, bool f) {
+      mk_f32_any(nr, panel, kc, xpack + nb / kNrF32 * kKcF32 * kNrF32, c, ldc, f);
+    });
   }
+  void finish(int64_t m0, int64_t m1) { add_bias(a, m0, m1, 0, a.n); }
+};
+
+template <ValueType kVt>
+void gemm_f32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  F32Panel<kVt> panel(a, scratch);
+  gemm_panels(a, m0, m1, panel);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -943,34 +889,42 @@ void mk_i8_any(int nr, const I8Panel& p, int64_t steps, int64_t span_steps, cons
   }
 }
 
-// K blocks outermost (the int8 activation slice, N x kc bytes, stays in L2); y accumulates
-// sum_spans d * isum, then one pass applies y = xscale * y + sum_g m_g * xsum_g + bias.
+// The int8-mode panel of gemm_panels (driver.hpp). K blocks of whole scale groups (the int8
+// activation slice, N x kc bytes, stays in L2); y accumulates sum_spans d * isum, then finish
+// applies y = xscale * y + sum_g m_g * xsum_g + bias.
 template <bool kInt4>
-void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  const DenseQuantLayout& l = a.layout;
-  const int64_t kc_max = i8_kc(a);
-  const bool grouped = l.groups > 1 || l.group_size < a.k;
-  const int64_t span_k = grouped ? l.group_size : kc_max;
+struct I8Gemm {
+  static constexpr int64_t kMr = detail::kMr, kNr = kNrI8;
+  const LinearArgs& a;
+  const DenseQuantLayout& l;
+  int64_t kend, kc_max;
+  bool grouped;
+  int64_t span_k;
   I8Panel p;
-  uint8_t* q = scratch;
-  p.u = q;
-  q += kc_max * kMr;
-  p.w = reinterpret_cast<int8_t*>(q);
-  q += kInt4 ? 0 : kc_max * kMr;
-  p.d = reinterpret_cast<float*>(q);
-  q += (kc_max / span_k + 1) * kMr * 4;
-  p.m = reinterpret_cast<float*>(q);
-  q += l.groups * kMr * 4;
-  p.tile = reinterpret_cast<float*>(q);
-  q += kNrI8 * kMr * 4;
   // Activations of one K block, packed per tile of kNrI8 rows as [k/4][kNrI8][4 bytes]: one
   // sequential stream for the broadcasts (rows of X kpad bytes apart alias in L1 at K = 4096).
-  int8_t* xpack = reinterpret_cast<int8_t*>(q);
-  const int64_t tiles = (a.n + kNrI8 - 1) / kNrI8;
+  int8_t* xpack;
   RowStream s[kMr];
-  for (int64_t kb = 0; kb < a.kpad; kb += kc_max) {
-    const int64_t kc = std::min(kc_max, a.kpad - kb);  // a multiple of 32
-    const int64_t spans = (kc + span_k - 1) / span_k;
+
+  I8Gemm(const LinearArgs& args, uint8_t* scratch)
+      : a(args), l(args.layout), kend(args.kpad), kc_max(i8_kc(args)), grouped(grouped_scales(args)),
+        span_k(grouped ? l.group_size : kc_max) {
+    uint8_t* q = scratch;
+    p.u = q;
+    q += kc_max * kMr;
+    p.w = reinterpret_cast<int8_t*>(q);
+    q += kInt4 ? 0 : kc_max * kMr;
+    p.d = reinterpret_cast<float*>(q);
+    q += (kc_max / span_k + 1) * kMr * 4;
+    p.m = reinterpret_cast<float*>(q);
+    q += l.groups * kMr * 4;
+    p.tile = reinterpret_cast<float*>(q);
+    q += kNrI8 * kMr * 4;
+    xpack = reinterpret_cast<int8_t*>(q);
+  }
+
+  void pack_x(int64_t kb, int64_t kc) {  // kc: a multiple of 32
+    const int64_t tiles = (a.n + kNrI8 - 1) / kNrI8;
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t nb = t * kNrI8, nr = std::min(kNrI8, a.n - nb);
       int8_t* dst = xpack + t * kc * kNrI8;
@@ -980,117 +934,123 @@ void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
         }
       }
     }
+  }
+
+  void pack_w(int64_t kb, int64_t kc, int64_t mb, int64_t rows) {
+    const int64_t spans = (kc + span_k - 1) / span_k;
+    for (int64_t r = 0; r < rows; ++r) s[r] = row_stream(a, mb + r);
+    for (int64_t sp = 0; sp < spans; ++sp) {
+      const int64_t g = grouped ? (kb / span_k + sp) : 0;
+      for (int64_t r = 0; r < kMr; ++r) {
+        float d = 0.0f, m = 0.0f;
+        if (r < rows) scale_min(a, s[r], g, &d, &m);
+        p.d[sp * kMr + r] = d;
+      }
+    }
+    pack_i8<kInt4>(s, rows, kb / kChunk, kc / kChunk, p);
+  }
+
+  void tile(int64_t, int64_t kc, int64_t mb, int64_t rows, int64_t nb, int nr, bool first) {
+    const int8_t* x = xpack + nb / kNrI8 * kc * kNrI8;
+    on_tile<kMr>(a, mb, rows, nb, nr, first, p.tile, [&](float* c, int64_t ldc, bool f) {
+      mk_i8_any<kInt4>(nr, p, kc / 4, span_k / 4, x, c, ldc, f);
+    });
+  }
+
+  // y = xscale * y + sum_g m_g * xsum_g + bias.
+  void finish(int64_t m0, int64_t m1) {
+    const bool has_m = !a.symmetric || kInt4;
     for (int64_t mb = m0; mb < m1; mb += kMr) {
       const int64_t rows = std::min(kMr, m1 - mb);
-      for (int64_t r = 0; r < rows; ++r) s[r] = row_stream(a, mb + r);
-      for (int64_t sp = 0; sp < spans; ++sp) {
-        const int64_t g = grouped ? (kb / span_k + sp) : 0;
-        for (int64_t r = 0; r < kMr; ++r) {
-          float d = 0.0f, m = 0.0f;
-          if (r < rows) scale_min(a, s[r], g, &d, &m);
-          p.d[sp * kMr + r] = d;
-        }
-      }
-      pack_i8<kInt4>(s, rows, kb / kChunk, kc / kChunk, p);
-      for (int64_t nb = 0; nb < a.n; nb += kNrI8) {
-        const int nr = static_cast<int>(std::min(kNrI8, a.n - nb));
-        const int8_t* x = xpack + nb / kNrI8 * kc * kNrI8;
-        on_tile(a, mb, rows, nb, nr, kb == 0, p.tile, [&](float* c, int64_t ldc, bool first) {
-          mk_i8_any<kInt4>(nr, p, kc / 4, span_k / 4, x, c, ldc, first);
-        });
-      }
-    }
-  }
-  // y = xscale * y + sum_g m_g * xsum_g + bias.
-  const bool has_m = !a.symmetric || kInt4;
-  for (int64_t mb = m0; mb < m1; mb += kMr) {
-    const int64_t rows = std::min(kMr, m1 - mb);
-    if (has_m) {
-      for (int64_t r = 0; r < rows; ++r) s[r] = row_stream(a, mb + r);
-      for (int64_t g = 0; g < l.groups; ++g) {
-        for (int64_t r = 0; r < kMr; ++r) {
-          float d = 0.0f, m = 0.0f;
-          if (r < rows) scale_min(a, s[r], g, &d, &m);
-          p.m[g * kMr + r] = m;
-        }
-      }
-    }
-    for (int64_t n = 0; n < a.n; ++n) {
-      alignas(32) float mt[kMr] = {};
       if (has_m) {
-        const float* xs = a.xsum + n * l.groups;
-        __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+        for (int64_t r = 0; r < rows; ++r) s[r] = row_stream(a, mb + r);
         for (int64_t g = 0; g < l.groups; ++g) {
-          const __m256 xg = _mm256_set1_ps(xs[g]);
-          t0 = _mm256_fmadd_ps(_mm256_load_ps(p.m + g * kMr), xg, t0);
-          t1 = _mm256_fmadd_ps(_mm256_load_ps(p.m + g * kMr + 8), xg, t1);
+          for (int64_t r = 0; r < kMr; ++r) {
+            float d = 0.0f, m = 0.0f;
+            if (r < rows) scale_min(a, s[r], g, &d, &m);
+            p.m[g * kMr + r] = m;
+          }
         }
-        _mm256_store_ps(mt, t0);
-        _mm256_store_ps(mt + 8, t1);
       }
-      float* y = a.y + n * a.m + mb;
-      const float sx = a.xscale[n];
-      for (int64_t r = 0; r < rows; ++r) y[r] = sx * y[r] + mt[r] + (a.bias ? a.bias[mb + r] : 0.0f);
+      for (int64_t n = 0; n < a.n; ++n) {
+        alignas(32) float mt[kMr] = {};
+        if (has_m) {
+          const float* xs = a.xsum + n * l.groups;
+          __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+          for (int64_t g = 0; g < l.groups; ++g) {
+            const __m256 xg = _mm256_set1_ps(xs[g]);
+            t0 = _mm256_fmadd_ps(_mm256_load_ps(p.m + g * kMr), xg, t0);
+            t1 = _mm256_fmadd_ps(_mm256_load_ps(p.m + g * kMr + 8), xg, t1);
+          }
+          _mm256_store_ps(mt, t0);
+          _mm256_store_ps(mt + 8, t1);
+        }
+        float* y = a.y + n * a.m + mb;
+        const float sx = a.xscale[n];
+        for (int64_t r = 0; r < rows; ++r) y[r] = sx * y[r] + mt[r] + (a.bias ? a.bias[mb + r] : 0.0f);
+      }
     }
   }
+};
+
+template <bool kInt4>
+void gemm_i8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  I8Gemm<kInt4> panel(a, scratch);
+  gemm_panels(a, m0, m1, panel);
 }
 
 // ------------------------------------------------------------------------------------------------
 // Entry points
 // ------------------------------------------------------------------------------------------------
 
+// fp32 mode, the GEMV micro-kernels on rows r..r+P-1 for rows i0..i0+nx-1 of X.
 template <ValueType kVt>
-void fp32_float(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  if (a.n >= kGemmMinN) return gemm_f32<kVt>(a, m0, m1, scratch);
-  for (int64_t i = 0; i < a.n; ++i) {
+void gemv_f32_float_rows(const LinearArgs& a, int64_t r, int p, int64_t i0, int nx) {
+  for (int64_t i = i0; i < i0 + nx; ++i) {
     const float* x = a.x + i * a.k;
-    float* y = a.y + i * a.m;
-    for_row_groups(a, m0, m1, [&](int64_t r, int p) {
-      if (p == 4) {
-        gemv_f32_float<kVt, 4>(a, r, x, y + r);
-      } else {
-        gemv_f32_float<kVt, 1>(a, r, x, y + r);
-      }
-    });
-    if (a.bias)
-      for (int64_t r = m0; r < m1; ++r) y[r] += a.bias[r];
+    float* y = a.y + i * a.m + r;
+    if (p == 4) {
+      gemv_f32_float<kVt, 4>(a, r, x, y);
+    } else {
+      gemv_f32_float<kVt, 1>(a, r, x, y);
+    }
   }
 }
 
 template <bool kInt4>
-void fp32_quant(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  if (a.n >= kGemmMinN) {
-    return gemm_f32<kInt4 ? ValueType::kInt4 : ValueType::kInt8>(a, m0, m1, scratch);
-  }
-  for (int64_t i = 0; i < a.n; ++i) {
+void gemv_f32_quant_rows(const LinearArgs& a, int64_t r, int p, int64_t i0, int nx) {
+  for (int64_t i = i0; i < i0 + nx; ++i) {
     const float* x = a.xpad + i * a.kpad;
-    float* y = a.y + i * a.m;
-    for_row_groups(a, m0, m1, [&](int64_t r, int p) {
-      if (p >= 4) {
-        for (int q = 0; q < p; q += 4) gemv_f32_quant<kInt4, 4>(a, r + q, x, y + r + q);
-      } else {
-        gemv_f32_quant<kInt4, 1>(a, r, x, y + r);
-      }
-    });
-    if (a.bias)
-      for (int64_t r = m0; r < m1; ++r) y[r] += a.bias[r];
+    float* y = a.y + i * a.m + r;
+    if (p >= 4) {
+      for (int q = 0; q < p; q += 4) gemv_f32_quant<kInt4, 4>(a, r + q, x, y + q);
+    } else {
+      gemv_f32_quant<kInt4, 1>(a, r, x, y);
+    }
   }
+}
+
+template <ValueType kVt>
+void fp32_path(const LinearArgs& a, const LinearPlan& pl, int64_t m0, int64_t m1, uint8_t* scratch) {
+  if (pl.path == LinearPath::kGemm) return gemm_f32<kVt>(a, m0, m1, scratch);
+  gemv_batches(a, m0, m1, pl.nx, [&](int64_t r, int p, int64_t i0, int nx) {
+    if constexpr (kVt == ValueType::kInt8 || kVt == ValueType::kInt4) {
+      gemv_f32_quant_rows<kVt == ValueType::kInt4>(a, r, p, i0, nx);
+    } else {
+      gemv_f32_float_rows<kVt>(a, r, p, i0, nx);
+    }
+  });
 }
 
 void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  const LinearPlan pl = linear_plan(a, /*int8_acts=*/false, kLinearTuningAvx2);
   switch (a.vt) {
-    case ValueType::kF32: return fp32_float<ValueType::kF32>(a, m0, m1, scratch);
-    case ValueType::kF16: return fp32_float<ValueType::kF16>(a, m0, m1, scratch);
-    case ValueType::kBF16: return fp32_float<ValueType::kBF16>(a, m0, m1, scratch);
-    case ValueType::kInt8: return fp32_quant<false>(a, m0, m1, scratch);
-    case ValueType::kInt4: return fp32_quant<true>(a, m0, m1, scratch);
+    case ValueType::kF32: return fp32_path<ValueType::kF32>(a, pl, m0, m1, scratch);
+    case ValueType::kF16: return fp32_path<ValueType::kF16>(a, pl, m0, m1, scratch);
+    case ValueType::kBF16: return fp32_path<ValueType::kBF16>(a, pl, m0, m1, scratch);
+    case ValueType::kInt8: return fp32_path<ValueType::kInt8>(a, pl, m0, m1, scratch);
+    case ValueType::kInt4: return fp32_path<ValueType::kInt4>(a, pl, m0, m1, scratch);
   }
-}
-
-// The int8-mode kernels need scale spans of whole 32-element chunks.
-bool i8_fast_path(const LinearArgs& a) {
-  const bool grouped = a.layout.groups > 1 || a.layout.group_size < a.k;
-  return !grouped || a.layout.group_size % kChunk == 0;
 }
 
 // int4, R-row interleaved (P = R = 4 or 8): the chunk records of rows 2q and 2q+1 are adjacent,
@@ -1342,72 +1302,61 @@ class PairsGemv {
 
 template <int P, int kSpan>
 void gemv_i4_pairs(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* out) {
-  with_nx<1>(nx, [&](auto c) { PairsGemv<P, kSpan, decltype(c)::value>(a, r, i0).run(out); });
+  with_count<1, kMaxNX>(nx, [&](auto c) { PairsGemv<P, kSpan, decltype(c)::value>(a, r, i0).run(out); });
 }
 
-// int4 in 4- or 8-row interleaved blocks with per-row scales: the row-pair GEMV (PairsGemv). Per-tensor
-// scales have no per-row layout to pair: the generic path handles them.
-inline bool row_pair_layout(const LinearArgs& a) {
-  return a.vt == ValueType::kInt4 && !a.layout.per_tensor && (a.layout.interleave == 4 || a.layout.interleave == 8);
+// int8 mode, the GEMV micro-kernels on rows r..r+P-1 for rows i0..i0+nx-1 of X: int4 in 4- or
+// 8-row interleaved blocks through the row pairs (PairsGemv) when the plan says so, several rows of
+// X through RowsGemv, one through gemv_i8.
+template <bool kInt4, int kSpan>
+void gemv_i8_rows(const LinearArgs& a, bool pairs, int64_t r, int p, int64_t i0, int nx, float* buf) {
+  float* out = a.y + i0 * a.m + r;
+  if (kInt4 && pairs && r < a.layout.interleaved_rows && p == a.layout.interleave) {
+    return p == 8 ? gemv_i4_pairs<8, kSpan>(a, r, i0, nx, out) : gemv_i4_pairs<4, kSpan>(a, r, i0, nx, out);
+  }
+  if (nx > 1 && p == 8) return gemv_i8_multi<kInt4, 8, kSpan>(a, r, i0, nx, buf, out);
+  if (nx > 1 && p == 4) return gemv_i8_multi<kInt4, 4, kSpan>(a, r, i0, nx, buf, out);
+  for (int64_t i = i0; i < i0 + nx; ++i) {
+    float* y = a.y + i * a.m;
+    if (p == 8 && !kInt4 && a.layout.groups == 1 && a.k <= kShortRowK) {
+      // Short int8 rows, one scale per row: two 4-row halves of the block. Eight int32
+      // accumulators spill in the 8-row loop, four do not; the block (<= 8 KiB) is still in L1
+      // for the second half.
+      gemv_i8<kInt4, 4, kSpan>(a, r, i, buf, y + r);
+      gemv_i8<kInt4, 4, kSpan>(a, r + 4, i, buf, y + r + 4);
+    } else if (p == 8) {
+      gemv_i8<kInt4, 8, kSpan>(a, r, i, buf, y + r);
+    } else if (p == 4) {
+      gemv_i8<kInt4, 4, kSpan>(a, r, i, buf, y + r);
+    } else {
+      gemv_i8<kInt4, 1, kSpan>(a, r, i, buf, y + r);
+    }
+  }
 }
 
 template <bool kInt4, int kSpan>
-void gemv_i8_rows(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+void gemv_i8_path(const LinearArgs& a, const LinearPlan& pl, int64_t m0, int64_t m1, uint8_t* scratch) {
   float* buf = reinterpret_cast<float*>(scratch);
-  const bool pair_layout = kInt4 && row_pair_layout(a);
-  for (int64_t i0 = 0; i0 < a.n;) {
-    // Up to kMaxNX rows of X per weight pass (groups of 4 or 8 rows; single tail rows one by one).
-    const int nx = static_cast<int>(std::min<int64_t>(kMaxNX, a.n - i0));
-    for_row_groups(a, m0, m1, [&](int64_t r, int p) {
-      float* out = a.y + i0 * a.m + r;
-      if (pair_layout && r < a.layout.interleaved_rows && p == a.layout.interleave) {
-        return p == 8 ? gemv_i4_pairs<8, kSpan>(a, r, i0, nx, out) : gemv_i4_pairs<4, kSpan>(a, r, i0, nx, out);
-      }
-      if (nx > 1 && p == 8) return gemv_i8_multi<kInt4, 8, kSpan>(a, r, i0, nx, buf, out);
-      if (nx > 1 && p == 4) return gemv_i8_multi<kInt4, 4, kSpan>(a, r, i0, nx, buf, out);
-      for (int64_t i = i0; i < i0 + nx; ++i) {
-        float* y = a.y + i * a.m;
-        if (p == 8 && !kInt4 && a.layout.groups == 1 && a.k <= kShortRowK) {
-          // Short int8 rows, one scale per row: two 4-row halves of the block. Eight int32
-          // accumulators spill in the 8-row loop, four do not; the block (<= 8 KiB) is still in L1
-          // for the second half.
-          gemv_i8<kInt4, 4, kSpan>(a, r, i, buf, y + r);
-          gemv_i8<kInt4, 4, kSpan>(a, r + 4, i, buf, y + r + 4);
-        } else if (p == 8) {
-          gemv_i8<kInt4, 8, kSpan>(a, r, i, buf, y + r);
-        } else if (p == 4) {
-          gemv_i8<kInt4, 4, kSpan>(a, r, i, buf, y + r);
-        } else {
-          gemv_i8<kInt4, 1, kSpan>(a, r, i, buf, y + r);
-        }
-      }
-    });
-    if (a.bias) {
-      for (int64_t i = i0; i < i0 + nx; ++i)
-        for (int64_t r = m0; r < m1; ++r) a.y[i * a.m + r] += a.bias[r];
-    }
-    i0 += nx;
+  gemv_batches(a, m0, m1, pl.nx, [&](int64_t r, int p, int64_t i0, int nx) {
+    gemv_i8_rows<kInt4, kSpan>(a, pl.pairs, r, p, i0, nx, buf);
+  });
+}
+
+template <bool kInt4>
+void int8_path(const LinearArgs& a, const LinearPlan& pl, int64_t m0, int64_t m1, uint8_t* scratch) {
+  if (pl.path == LinearPath::kGemm) return gemm_i8<kInt4>(a, m0, m1, scratch);
+  // The common group sizes get their span as a constant: the per-group loops then unroll.
+  switch (pl.span) {
+    case 1: return gemv_i8_path<kInt4, 1>(a, pl, m0, m1, scratch);
+    case 4: return gemv_i8_path<kInt4, 4>(a, pl, m0, m1, scratch);
+    default: return gemv_i8_path<kInt4, 0>(a, pl, m0, m1, scratch);
   }
 }
 
 void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  if (!i8_fast_path(a)) return linear_kernels_scalar().int8(a, m0, m1, scratch);
-  const bool int4 = a.vt == ValueType::kInt4;
-  const bool pairs = row_pair_layout(a);
-  const bool g32 = a.layout.groups > 1 && a.layout.group_size == 32;
-  const bool gemm = pairs ? !g32 && a.n >= kGemmMinNInt4Pairs : a.n >= kGemmMinNInt8;
-  if (gemm) {
-    return int4 ? gemm_i8<true>(a, m0, m1, scratch) : gemm_i8<false>(a, m0, m1, scratch);
-  }
-  const bool grouped = a.layout.groups > 1 || a.layout.group_size < a.k;
-  // The common group sizes get their span as a constant: the per-group loops then unroll.
-  if (grouped && a.layout.group_size == 32) {
-    return int4 ? gemv_i8_rows<true, 1>(a, m0, m1, scratch) : gemv_i8_rows<false, 1>(a, m0, m1, scratch);
-  }
-  if (grouped && a.layout.group_size == 128) {
-    return int4 ? gemv_i8_rows<true, 4>(a, m0, m1, scratch) : gemv_i8_rows<false, 4>(a, m0, m1, scratch);
-  }
-  return int4 ? gemv_i8_rows<true, 0>(a, m0, m1, scratch) : gemv_i8_rows<false, 0>(a, m0, m1, scratch);
+  const LinearPlan pl = linear_plan(a, /*int8_acts=*/true, kLinearTuningAvx2);
+  if (pl.path == LinearPath::kReference) return linear_kernels_scalar().int8(a, m0, m1, scratch);
+  return a.vt == ValueType::kInt4 ? int8_path<true>(a, pl, m0, m1, scratch) : int8_path<false>(a, pl, m0, m1, scratch);
 }
 
 // int8-mode activations: quantize_x_scalar's operations on eight lanes, bit-identical to it (a
