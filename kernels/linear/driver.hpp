@@ -10,7 +10,8 @@
 //   - the GEMM panel loop (gemm_panels: K blocks outermost, 16-row panels packed once per block,
 //     tiles of rows of X) and the K-blocked row-group loop (k_blocked_rows);
 //   - the bias epilogue (add_bias) and compile-time dispatch of runtime counts (with_count).
-// The thread split is the front end's (src/kernels/linear.cpp): ranges of kLinearRowGrain rows.
+// The thread split is the front end's (for_row_slots, src/kernels/linear.cpp): ranges of whole
+// kLinearRowGrain-row blocks, the same for dense and sparse weights.
 //
 // Micro-kernel interface (the "table keyed by encoding x activation mode x shape class"): the ISA
 // file's fp32 / int8 entry points call linear_plan() and map the (path, span class, pairs) they get
