@@ -1,5 +1,5 @@
 #!/bin/bash
-# The kernel issue's CSR f32 targets as same-run ratios (docs/KERNELS.md "Measured", session 6):
+# The kernel issue's CSR f32 targets as same-run ratios (docs/measurements/2026-11-29.md, session 6):
 # CSR vs Eigen CSR at 50/70/90/95 % sparsity and N = 1/8/32/128, and CSR vs OpenBLAS sgemv at
 # N = 1 for 70 % and 90 %; 4096 x 4096, 1 thread, 3 rounds of 3 repetitions (about 4-5 minutes).
 #   scripts/bench-csr.sh [path/to/slmc_bench] [extra bench_ratios.py arguments, e.g. --json out.json]

@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "linear/driver.hpp"
 #include "linear/linear.hpp"
 #include "linear/linear_rows.hpp"
 
@@ -53,7 +54,6 @@
 namespace slmc::detail {
 namespace {
 
-constexpr int64_t kGemmMinN = 4;    // N at which K blocking / panel packing pays off
 constexpr int64_t kMr = 16;         // fp32 GEMM rows per panel
 constexpr int kNr = 4;              // fp32 GEMM micro-kernel columns (rows of X)
 constexpr int64_t kKcF32 = 256;     // fp32 panel depth (a multiple of 16): 16 KiB panel
@@ -107,29 +107,6 @@ void fill_scales(const LinearArgs& a, const RowStream* s, const void* src, int64
   for (int64_t j = 0; j < ng; ++j) {
     SLMC_NEON_UNROLL
     for (int p = 0; p < P; ++p) dst[j * P + p] = scale_at(src, a.scales_f16, s[p].s0 + (g0 + j) * s[p].sstride);
-  }
-}
-
-// Calls fn(r, P) over [m0, m1) with P rows that share one storage region: P = R for R-row
-// interleaved blocks (one sequential stream), P = 4 for plain rows (four streams), P = 1 for the
-// rest. m0 is a multiple of 16 and of R, so the grouping is the same for any thread count.
-template <typename Fn>
-inline void for_row_groups(const LinearArgs& a, int64_t m0, int64_t m1, Fn&& fn) {
-  const bool quant = a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4;
-  const int64_t mi = quant ? a.layout.interleaved_rows : 0;
-  const int64_t rr = quant ? a.layout.interleave : 1;
-  int64_t r = m0;
-  while (r < m1) {
-    if (rr > 1 && r + rr <= std::min(m1, mi)) {
-      fn(r, static_cast<int>(rr));
-      r += rr;
-    } else if (r + 4 <= m1 && (r >= mi || rr == 1)) {
-      fn(r, 4);
-      r += 4;
-    } else {
-      fn(r, 1);
-      r += 1;
-    }
   }
 }
 
@@ -195,7 +172,7 @@ inline void dequant16(const RowStream& s, int64_t k, float32x4_t d, float32x4_t 
 }
 
 // ------------------------------------------------------------------------------------------------
-// fp32 mode, GEMV (N < kGemmMinN): P weight rows x NB rows of X
+// fp32 mode, GEMV (below the plan's GEMM threshold): P weight rows x NB rows of X
 // ------------------------------------------------------------------------------------------------
 
 // One accumulator per (row, row of X) and vector slot; with a single row of X two slots keep
@@ -204,7 +181,8 @@ template <int NB>
 constexpr int kGemvSlots = NB == 1 ? 2 : 1;
 
 template <int P, int NB>
-inline void gemv_store(const LinearArgs& a, int64_t r, float32x4_t (&acc)[P][NB][kGemvSlots<NB>], const float* tail) {
+inline void gemv_store(const LinearArgs& a, int64_t r, int64_t i0, float32x4_t (&acc)[P][NB][kGemvSlots<NB>],
+                       const float* tail) {
   SLMC_NEON_UNROLL
   for (int p = 0; p < P; ++p) {
     SLMC_NEON_UNROLL
@@ -212,15 +190,16 @@ inline void gemv_store(const LinearArgs& a, int64_t r, float32x4_t (&acc)[P][NB]
       float32x4_t t = acc[p][n][0];
       if constexpr (kGemvSlots<NB> == 2) t = vaddq_f32(t, acc[p][n][1]);
       const float s = vaddvq_f32(t) + (tail ? tail[p * NB + n] : 0.0f);
-      a.y[n * a.m + r + p] = s + (a.bias ? a.bias[r + p] : 0.0f);
+      a.y[(i0 + n) * a.m + r + p] = s + (a.bias ? a.bias[r + p] : 0.0f);
     }
   }
 }
 
 template <ValueType kVt, int P, int NB>
-void gemv_f32_float(const LinearArgs& a, int64_t r) {
+void gemv_f32_float(const LinearArgs& a, int64_t r, int64_t i0) {
   constexpr int kU = kGemvSlots<NB>;
   const int64_t k = a.k, kmain = k / (4 * kU) * (4 * kU);
+  const float* x = a.x + i0 * k;
   float32x4_t acc[P][NB][kU];
   SLMC_NEON_UNROLL
   for (int p = 0; p < P; ++p)
@@ -233,7 +212,7 @@ void gemv_f32_float(const LinearArgs& a, int64_t r) {
     for (int u = 0; u < kU; ++u) {
       float32x4_t xv[NB];
       SLMC_NEON_UNROLL
-      for (int n = 0; n < NB; ++n) xv[n] = vld1q_f32(a.x + n * k + c + 4 * u);
+      for (int n = 0; n < NB; ++n) xv[n] = vld1q_f32(x + n * k + c + 4 * u);
       SLMC_NEON_UNROLL
       for (int p = 0; p < P; ++p) {
         const float32x4_t w = float4<kVt>(a.values, (r + p) * k + c + 4 * u);
@@ -246,15 +225,15 @@ void gemv_f32_float(const LinearArgs& a, int64_t r) {
   for (int p = 0; p < P; ++p) {
     for (int n = 0; n < NB; ++n) {
       float t = 0.0f;
-      for (int64_t c = kmain; c < k; ++c) t += float1<kVt>(a.values, (r + p) * k + c) * a.x[n * k + c];
+      for (int64_t c = kmain; c < k; ++c) t += float1<kVt>(a.values, (r + p) * k + c) * x[n * k + c];
       tail[p * NB + n] = t;
     }
   }
-  gemv_store<P, NB>(a, r, acc, kmain < k ? tail : nullptr);
+  gemv_store<P, NB>(a, r, i0, acc, kmain < k ? tail : nullptr);
 }
 
 template <bool kInt4, int P, int NB>
-void gemv_f32_quant(const LinearArgs& a, int64_t r) {
+void gemv_f32_quant(const LinearArgs& a, int64_t r, int64_t i0) {
   constexpr int kU = kGemvSlots<NB>;
   const DenseQuantLayout& l = a.layout;
   const int64_t kend = (a.k + 15) / 16 * 16;  // codes up to here lie in real groups; x is 0 beyond k
@@ -285,18 +264,18 @@ void gemv_f32_quant(const LinearArgs& a, int64_t r) {
         dequant16<kInt4>(s[p], c, d[p], m[p], w);
         SLMC_NEON_UNROLL
         for (int n = 0; n < NB; ++n) {
-          const float* x = a.xpad + n * a.kpad + c;
+          const float* x = a.xpad + (i0 + n) * a.kpad + c;
           SLMC_NEON_UNROLL
           for (int j = 0; j < 4; ++j) acc[p][n][j % kU] = vfmaq_f32(acc[p][n][j % kU], w[j], vld1q_f32(x + 4 * j));
         }
       }
     }
   }
-  gemv_store<P, NB>(a, r, acc, nullptr);
+  gemv_store<P, NB>(a, r, i0, acc, nullptr);
 }
 
 // ------------------------------------------------------------------------------------------------
-// fp32 mode, GEMM (N >= kGemmMinN): panel [4 quads][k][4 rows], micro-kernel 16 x kNr
+// fp32 mode, GEMM (gemm_panels in driver.hpp): panel [4 quads][k][4 rows], micro-kernel 16 x kNr
 // ------------------------------------------------------------------------------------------------
 
 // Quad q of the panel (rows 4q..4q+3) starts at panel + q * kKcF32 * 4; element (k, j) of a quad
@@ -443,32 +422,30 @@ void mk_f32_tile(const LinearArgs& a, const float* panel, int64_t kb, int64_t kc
   store_tile<NR>(a, mb, rows, nb, first, acc);
 }
 
-// K blocks outermost (the activation slice of a block, N x 256 floats, stays in L2); every 16-row
-// panel of this thread's rows is packed once per block and multiplied with all rows of X.
+// The fp32-mode panel of gemm_panels (driver.hpp): 16 rows dequantized once per K block of 256,
+// multiplied with all rows of X (read in place: no activation packing).
+template <ValueType kVt>
+struct F32Panel {
+  static constexpr bool kQuant = kVt == ValueType::kInt8 || kVt == ValueType::kInt4;
+  static constexpr int64_t kMr = detail::kMr, kNr = detail::kNr;
+  const LinearArgs& a;
+  int64_t kend, kc_max = kKcF32;
+  float* panel;
+
+  F32Panel(const LinearArgs& args, uint8_t* scratch)
+      : a(args), kend(kQuant ? (args.k + 15) / 16 * 16 : args.k), panel(reinterpret_cast<float*>(scratch)) {}
+  void pack_x(int64_t, int64_t) {}
+  void pack_w(int64_t kb, int64_t kc, int64_t mb, int64_t rows) { pack_f32<kVt>(a, mb, rows, kb, kc, panel); }
+  void tile(int64_t kb, int64_t kc, int64_t mb, int64_t rows, int64_t nb, int nr, bool first) {
+    with_count<1, kNr>(nr, [&](auto c) { mk_f32_tile<decltype(c)::value>(a, panel, kb, kc, mb, rows, nb, first); });
+  }
+  void finish(int64_t m0, int64_t m1) { add_bias(a, m0, m1, 0, a.n); }
+};
+
 template <ValueType kVt>
 void gemm_f32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  constexpr bool kQuant = kVt == ValueType::kInt8 || kVt == ValueType::kInt4;
-  float* panel = reinterpret_cast<float*>(scratch);
-  const int64_t kend = kQuant ? (a.k + 15) / 16 * 16 : a.k;
-  for (int64_t kb = 0; kb < kend; kb += kKcF32) {
-    const int64_t kc = std::min(kKcF32, kend - kb);
-    for (int64_t mb = m0; mb < m1; mb += kMr) {
-      const int64_t rows = std::min(kMr, m1 - mb);
-      pack_f32<kVt>(a, mb, rows, kb, kc, panel);
-      for (int64_t nb = 0; nb < a.n; nb += kNr) {
-        switch (std::min<int64_t>(kNr, a.n - nb)) {
-          case 1: mk_f32_tile<1>(a, panel, kb, kc, mb, rows, nb, kb == 0); break;
-          case 2: mk_f32_tile<2>(a, panel, kb, kc, mb, rows, nb, kb == 0); break;
-          case 3: mk_f32_tile<3>(a, panel, kb, kc, mb, rows, nb, kb == 0); break;
-          default: mk_f32_tile<4>(a, panel, kb, kc, mb, rows, nb, kb == 0); break;
-        }
-      }
-    }
-  }
-  if (a.bias) {
-    for (int64_t n = 0; n < a.n; ++n)
-      for (int64_t r = m0; r < m1; ++r) a.y[n * a.m + r] += a.bias[r];
-  }
+  F32Panel<kVt> panel(a, scratch);
+  gemm_panels(a, m0, m1, panel);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -514,7 +491,7 @@ struct I8Plan {
   int64_t block = 0;  ///< units per K block, a multiple of span unless it covers all units
 };
 
-inline I8Plan i8_plan(const LinearArgs& a) {
+inline I8Plan i8_plan(const LinearArgs& a, const LinearPlan& lp) {
   const DenseQuantLayout& l = a.layout;
   I8Plan pl;
   pl.grouped = l.groups > 1 || l.group_size < a.k;
@@ -522,7 +499,7 @@ inline I8Plan i8_plan(const LinearArgs& a) {
   const int64_t unit = pl.half ? 16 : kChunk;
   pl.units = pl.half ? (a.k + 15) / 16 : l.chunks;
   pl.span = pl.grouped ? l.group_size / unit : kSpanMax;
-  if (a.n < kGemmMinN) {
+  if (lp.path != LinearPath::kGemm) {
     pl.block = pl.units;
   } else {
     const int64_t target = kKcI8 / unit;
@@ -705,18 +682,11 @@ void i8_rows(const LinearArgs& a, const I8Plan& pl, const I8Out& o, int64_t r, i
   // P * NB int32 accumulators, the activations and (without sdot) the int16 products must fit the
   // 32 vector registers.
   constexpr int kNbMax = SLMC_LINEAR_SDOT ? (P == 8 ? 2 : 4) : (P == 8 ? 1 : (P == 4 ? 2 : 4));
-  for (int64_t n0 = 0; n0 < a.n; n0 += kNbMax) {
-    switch (std::min<int64_t>(kNbMax, a.n - n0)) {
-      case 1: i8_rows_tile<kInt4, kHalf, P, 1>(a, pl, o, s, r, u0, u1, g0, dbuf, mb, n0, single); break;
-      case 2: i8_rows_tile<kInt4, kHalf, P, 2>(a, pl, o, s, r, u0, u1, g0, dbuf, mb, n0, single); break;
-      case 3:
-        if constexpr (kNbMax >= 3) i8_rows_tile<kInt4, kHalf, P, 3>(a, pl, o, s, r, u0, u1, g0, dbuf, mb, n0, single);
-        break;
-      default:
-        if constexpr (kNbMax >= 4) i8_rows_tile<kInt4, kHalf, P, 4>(a, pl, o, s, r, u0, u1, g0, dbuf, mb, n0, single);
-        break;
-    }
-  }
+  for_x_batches(a.n, kNbMax, [&](int64_t n0, int nb) {
+    with_count<1, kNbMax>(nb, [&](auto c) {
+      i8_rows_tile<kInt4, kHalf, P, decltype(c)::value>(a, pl, o, s, r, u0, u1, g0, dbuf, mb, n0, single);
+    });
+  });
 }
 
 // After the K blocks: y = xscale * y + sum_g m_g xsum_g + bias for rows r..r+P-1.
@@ -739,6 +709,7 @@ void i8_final(const LinearArgs& a, const I8Out& o, int64_t r, float* mbuf) {
   }
 }
 
+// int8 mode through k_blocked_rows (driver.hpp): one K block below the plan's GEMM threshold.
 template <bool kInt4, bool kHalf>
 void int8_impl(const LinearArgs& a, const I8Plan& pl, int64_t m0, int64_t m1, uint8_t* scratch) {
   float* dbuf = reinterpret_cast<float*>(scratch);
@@ -746,82 +717,74 @@ void int8_impl(const LinearArgs& a, const I8Plan& pl, int64_t m0, int64_t m1, ui
   I8Out o;
   o.has_m = !a.symmetric || kInt4;
   o.sym4 = kInt4 && a.symmetric;
-  for (int64_t u0 = 0; u0 < pl.units; u0 += pl.block) {
-    const int64_t u1 = std::min(pl.units, u0 + pl.block);
-    for_row_groups(a, m0, m1, [&](int64_t r, int p) {
-      if (p == 8) {
-        i8_rows<kInt4, kHalf, 8>(a, pl, o, r, u0, u1, dbuf, mbuf);
-      } else if (p == 4) {
-        i8_rows<kInt4, kHalf, 4>(a, pl, o, r, u0, u1, dbuf, mbuf);
-      } else {
-        i8_rows<kInt4, kHalf, 1>(a, pl, o, r, u0, u1, dbuf, mbuf);
-      }
-    });
-  }
-  if (pl.block >= pl.units) return;
-  for_row_groups(a, m0, m1, [&](int64_t r, int p) {
-    if (p == 8) {
-      i8_final<8>(a, o, r, mbuf);
-    } else if (p == 4) {
-      i8_final<4>(a, o, r, mbuf);
-    } else {
-      i8_final<1>(a, o, r, mbuf);
-    }
-  });
+  k_blocked_rows(
+      a, m0, m1, pl.units, pl.block,
+      [&](int64_t r, int p, int64_t u0, int64_t u1) {
+        if (p == 8) {
+          i8_rows<kInt4, kHalf, 8>(a, pl, o, r, u0, u1, dbuf, mbuf);
+        } else if (p == 4) {
+          i8_rows<kInt4, kHalf, 4>(a, pl, o, r, u0, u1, dbuf, mbuf);
+        } else {
+          i8_rows<kInt4, kHalf, 1>(a, pl, o, r, u0, u1, dbuf, mbuf);
+        }
+      },
+      [&](int64_t r, int p) {
+        if (p == 8) {
+          i8_final<8>(a, o, r, mbuf);
+        } else if (p == 4) {
+          i8_final<4>(a, o, r, mbuf);
+        } else {
+          i8_final<1>(a, o, r, mbuf);
+        }
+      });
 }
 
 // ------------------------------------------------------------------------------------------------
 // Entry points
 // ------------------------------------------------------------------------------------------------
 
+// fp32 mode, the GEMV micro-kernels on rows r..r+P-1 for rows i0..i0+nx-1 of X (nx <= 3).
 template <ValueType kVt>
-void fp32_float(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  if (a.n >= kGemmMinN) return gemm_f32<kVt>(a, m0, m1, scratch);
-  for_row_groups(a, m0, m1, [&](int64_t r, int p) {
-    switch (a.n * 8 + p) {
-      case 1 * 8 + 4: return gemv_f32_float<kVt, 4, 1>(a, r);
-      case 2 * 8 + 4: return gemv_f32_float<kVt, 4, 2>(a, r);
-      case 3 * 8 + 4: return gemv_f32_float<kVt, 4, 3>(a, r);
-      case 1 * 8 + 1: return gemv_f32_float<kVt, 1, 1>(a, r);
-      case 2 * 8 + 1: return gemv_f32_float<kVt, 1, 2>(a, r);
-      default: return gemv_f32_float<kVt, 1, 3>(a, r);
+void gemv_f32_rows(const LinearArgs& a, int64_t r, int p, int64_t i0, int nx) {
+  constexpr bool kQuant = kVt == ValueType::kInt8 || kVt == ValueType::kInt4;
+  with_count<1, 3>(nx, [&](auto c) {
+    constexpr int NB = decltype(c)::value;
+    if constexpr (kQuant) {
+      if (p >= 4) {
+        for (int q = 0; q < p; q += 4) gemv_f32_quant<kVt == ValueType::kInt4, 4, NB>(a, r + q, i0);
+      } else {
+        gemv_f32_quant<kVt == ValueType::kInt4, 1, NB>(a, r, i0);
+      }
+    } else if (p == 4) {
+      gemv_f32_float<kVt, 4, NB>(a, r, i0);
+    } else {
+      gemv_f32_float<kVt, 1, NB>(a, r, i0);
     }
   });
 }
 
-template <bool kInt4, int P>
-void gemv_f32_quant_n(const LinearArgs& a, int64_t r) {
-  switch (a.n) {
-    case 1: return gemv_f32_quant<kInt4, P, 1>(a, r);
-    case 2: return gemv_f32_quant<kInt4, P, 2>(a, r);
-    default: return gemv_f32_quant<kInt4, P, 3>(a, r);
-  }
-}
-
-template <bool kInt4>
-void fp32_quant(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  if (a.n >= kGemmMinN) return gemm_f32<kInt4 ? ValueType::kInt4 : ValueType::kInt8>(a, m0, m1, scratch);
-  for_row_groups(a, m0, m1, [&](int64_t r, int p) {
-    if (p >= 4) {
-      for (int q = 0; q < p; q += 4) gemv_f32_quant_n<kInt4, 4>(a, r + q);
-    } else {
-      gemv_f32_quant_n<kInt4, 1>(a, r);
-    }
+template <ValueType kVt>
+void fp32_path(const LinearArgs& a, const LinearPlan& pl, int64_t m0, int64_t m1, uint8_t* scratch) {
+  if (pl.path == LinearPath::kGemm) return gemm_f32<kVt>(a, m0, m1, scratch);
+  static_assert(kLinearTuningNeon.gemv_nx_fp32 <= 3, "the fp32 GEMV micro-kernels take 1..3 rows of X");
+  gemv_batches</*kKernelAddsBias=*/true>(a, m0, m1, pl.nx, [&](int64_t r, int p, int64_t i0, int nx) {
+    gemv_f32_rows<kVt>(a, r, p, i0, nx);
   });
 }
 
 void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  const LinearPlan pl = linear_plan(a, /*int8_acts=*/false, kLinearTuningNeon);
   switch (a.vt) {
-    case ValueType::kF32: return fp32_float<ValueType::kF32>(a, m0, m1, scratch);
-    case ValueType::kF16: return fp32_float<ValueType::kF16>(a, m0, m1, scratch);
-    case ValueType::kBF16: return fp32_float<ValueType::kBF16>(a, m0, m1, scratch);
-    case ValueType::kInt8: return fp32_quant<false>(a, m0, m1, scratch);
-    case ValueType::kInt4: return fp32_quant<true>(a, m0, m1, scratch);
+    case ValueType::kF32: return fp32_path<ValueType::kF32>(a, pl, m0, m1, scratch);
+    case ValueType::kF16: return fp32_path<ValueType::kF16>(a, pl, m0, m1, scratch);
+    case ValueType::kBF16: return fp32_path<ValueType::kBF16>(a, pl, m0, m1, scratch);
+    case ValueType::kInt8: return fp32_path<ValueType::kInt8>(a, pl, m0, m1, scratch);
+    case ValueType::kInt4: return fp32_path<ValueType::kInt4>(a, pl, m0, m1, scratch);
   }
 }
 
 void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  const I8Plan pl = i8_plan(a);
+  const I8Plan pl = i8_plan(a, linear_plan(a, /*int8_acts=*/true, kLinearTuningNeon));
   const bool int4 = a.vt == ValueType::kInt4;
   if (int4) {
     return pl.half ? int8_impl<true, true>(a, pl, m0, m1, scratch) : int8_impl<true, false>(a, pl, m0, m1, scratch);

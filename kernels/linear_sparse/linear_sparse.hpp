@@ -200,70 +200,11 @@ inline bool sparse_scales_in_chunks(const SparseLayout& l) noexcept {
   return !grouped || l.scale_group % 32 == 0;
 }
 
-/// Scratch of the SIMD decoded-row kernels: a decoded row (sparse_xq_stride(K) bytes, then 64
+/// Scratch of the SIMD decoded-row kernels (sparse_decoded_rows, driver.hpp): a decoded row (sparse_xq_stride(K) bytes, then 64
 /// spare), the row's scales, and what the scalar fallback needs.
 inline size_t sparse_decoded_scratch_bytes(const SparseLinearArgs& a) {
   return static_cast<size_t>(sparse_xq_stride(a.layout.cols)) + 64 +
          static_cast<size_t>(a.layout.scale_groups_per_row + 8) * 4 + linear_sparse_kernels_scalar().scratch_bytes(a);
-}
-
-/// fp32 mode, N > 1, on the transposed activation tiles of T rows: each stored weight of row r
-/// meets T activations. Acc<T> is the ISA's register accumulator: zero(), fma(w, xt) (acc +=
-/// w * xt[0:T)) and store(out) (T floats, aligned to 32 bytes).
-template <int T, template <int> class Acc>
-void sparse_tiles_f32(const SparseLinearArgs& a, int64_t m0, int64_t m1) {
-  const SparseLayout& l = a.layout;
-  const int64_t k = l.cols, m = l.rows, tiles = (a.n + T - 1) / T;
-  const bool csr_f32 = l.encoding.format == SparseFormat::kCsr && !l.quantized();
-  alignas(32) float out[T];
-  for (int64_t r = m0; r < m1; ++r) {
-    const float b = a.bias ? a.bias[r] : 0.0f;
-    for (int64_t t = 0; t < tiles; ++t) {
-      const float* xt = a.xt + t * k * T;
-      Acc<T> acc;
-      acc.zero();
-      if (csr_f32) {
-        const auto* v = static_cast<const float*>(a.values);
-        const uint64_t p1 = a.pointer(r + 1);
-        if (l.col_index_bytes == 2) {
-          const auto* idx = static_cast<const uint16_t*>(a.col_idx);
-          for (uint64_t p = a.pointer(r); p < p1; ++p) acc.fma(v[p], xt + int64_t{idx[p]} * T);
-        } else {
-          const auto* idx = static_cast<const uint32_t*>(a.col_idx);
-          for (uint64_t p = a.pointer(r); p < p1; ++p) acc.fma(v[p], xt + int64_t{idx[p]} * T);
-        }
-      } else {
-        for_each_sparse_entry(a, r, [&](const SparseEntry& e) { acc.fma(e.w, xt + e.col * T); });
-      }
-      acc.store(out);
-      const int64_t i1 = std::min<int64_t>(T, a.n - t * T);
-      for (int64_t i = 0; i < i1; ++i) a.y[(t * T + i) * m + r] = out[i] + b;
-    }
-  }
-}
-
-/// fp32-mode rows [m0, m1) of the SIMD files. Quantized N:M (and bitmask with several rows of X)
-/// whose scales cover whole chunks (`chunked`) go to decoded(): each row's codes decoded once,
-/// then one vectorized dot per row of X (the entry walker would read every code through the
-/// layout). Otherwise N = 1 takes row_dot(a, r, x) per row and N > 1 the transposed tiles.
-template <template <int> class Acc, typename RowDot, typename Decoded>
-void sparse_fp32_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, bool chunked, RowDot&& row_dot,
-                      Decoded&& decoded) {
-  const SparseLayout& l = a.layout;
-  if (l.quantized() && chunked &&
-      (l.encoding.format == SparseFormat::kNM || (l.encoding.format == SparseFormat::kBitmask && a.n > 1))) {
-    decoded();
-    return;
-  }
-  if (a.n == 1) {
-    for (int64_t r = m0; r < m1; ++r) a.y[r] = row_dot(a, r, a.x) + (a.bias ? a.bias[r] : 0.0f);
-    return;
-  }
-  switch (a.tile) {
-    case 8: sparse_tiles_f32<8, Acc>(a, m0, m1); break;
-    case 16: sparse_tiles_f32<16, Acc>(a, m0, m1); break;
-    default: sparse_tiles_f32<32, Acc>(a, m0, m1); break;
-  }
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "linear_sparse/driver.hpp"
 #include "linear_sparse/linear_sparse.hpp"
 
 namespace slmc::detail {
@@ -159,24 +160,6 @@ float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
   return s;
 }
 
-float row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
-  const SparseLayout& l = a.layout;
-  const bool q = l.quantized();
-  switch (l.encoding.format) {
-    case SparseFormat::kCsr:
-      if (l.col_index_bytes == 2) return q ? csr_row_f32<uint16_t, int8_t>(a, r, x) : csr_row_f32<uint16_t, float>(a, r, x);
-      return q ? csr_row_f32<uint32_t, int8_t>(a, r, x) : csr_row_f32<uint32_t, float>(a, r, x);
-    case SparseFormat::kBitmask:
-      return q ? bitmask_row_f32<int8_t>(a, r, x) : bitmask_row_f32<float>(a, r, x);
-    default:
-      return sparse_entry_dot(a, r, x);
-  }
-}
-
-template <bool kF32>
-void decoded_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
-bool chunked_scales(const SparseLayout& l);
-
 // ---- fp32 mode, N > 1: transposed activation tiles ----------------------------------------------
 
 template <int T>
@@ -196,12 +179,6 @@ struct TileAcc {
     for (int j = 0; j < T / 8; ++j) _mm256_store_ps(out + 8 * j, v[j]);
   }
 };
-
-void fp32_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  const auto row_dot = [](const SparseLinearArgs& s, int64_t r, const float* x) { return row_f32(s, r, x); };
-  sparse_fp32_rows<TileAcc>(a, m0, m1, chunked_scales(a.layout), row_dot,
-                            [&] { decoded_rows<true>(a, m0, m1, scratch); });
-}
 
 // ---- int8 mode -----------------------------------------------------------------------------------
 
@@ -474,84 +451,52 @@ float dot_codes_f32(const int8_t* w, const float* x, int64_t k, int64_t span, co
   return s;
 }
 
-enum class Decoder { kBitmask, kNm24, kScatter };
-
-// kF32: fp32 activations (x), else quantized activations (xq).
-template <Decoder D, bool kF32>
-void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  const SparseLayout& l = a.layout;
-  const int64_t k = l.cols, m = l.rows;
-  const bool grouped = l.encoding.granularity == Granularity::kGroup && l.scale_group < k;
-  auto* wrow = reinterpret_cast<int8_t*>(scratch);
-  auto* ds = reinterpret_cast<float*>(scratch + sparse_xq_stride(k) + 64);
-  const int64_t chunks = (k + 31) / 32;
-  const int64_t span = grouped ? l.scale_group / 32 : kSpanMax;
-  const int64_t groups = grouped ? l.scale_groups_per_row : 1;
-  // 2:4 GEMV selects from swizzled activations, kept where the decoded row would go.
-  const int8_t* xs = nullptr;
-  if (D == Decoder::kNm24 && !kF32 && a.n == 1) {
-    nm24_swizzle_x(a.xq, (chunks + 1) / 2, wrow);
-    xs = wrow;
+// The micro-kernels of this file for the ISA-neutral drivers (linear_sparse/driver.hpp).
+struct SparseUkernels {
+  static constexpr int64_t kSpanMax = detail::kSpanMax;
+  template <int T>
+  using TileAcc = detail::TileAcc<T>;
+  using BitmaskChunks = detail::BitmaskChunks;
+  using Nm24Chunks = detail::Nm24Chunks;
+  using BufferChunks = detail::BufferChunks;
+  template <typename Idx, typename Val>
+  static float csr_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
+    return detail::csr_row_f32<Idx, Val>(a, r, x);
   }
-  for (int64_t r = m0; r < m1; ++r) {
-    row_scales(a, r, groups, ds);
-    const float b = a.bias ? a.bias[r] : 0.0f;
-    auto finish = [&](int64_t i, float s) {
-      const float v = grouped ? s : ds[0] * s;
-      a.y[i * m + r] = (kF32 ? v : a.xscale[i] * v) + b;
-    };
-    if constexpr (D != Decoder::kScatter) {
-      using Chunks = std::conditional_t<D == Decoder::kBitmask, BitmaskChunks, Nm24Chunks>;
-      if constexpr (D == Decoder::kNm24 && !kF32) {
-        float sum;
-        if (a.n == 1 && nm24_gemv_row(Nm24Select(a, r, xs), chunks, span, grouped ? ds : nullptr, &sum)) {
-          finish(0, sum);
-          continue;
-        }
-      }
-      Chunks dec(a, r);
-      if (!kF32 && a.n == 1) {  // GEMV: decode and multiply in registers
-        finish(0, dot_i8(dec, a.xq, chunks, span, grouped ? ds : nullptr));
-        continue;
-      }
-      for (int64_t c = 0; c < chunks; ++c) _mm256_store_si256(reinterpret_cast<__m256i*>(wrow + 32 * c), dec.next(c));
-    } else {
-      sparse_decode_scatter(a, r, wrow, chunks * 32);
-    }
-    if constexpr (kF32) {
-      for (int64_t i = 0; i < a.n; ++i) finish(i, dot_codes_f32(wrow, a.x + i * k, k, span, grouped ? ds : nullptr));
-    } else {
-      BufferChunks buf{wrow};
-      for (int64_t i = 0; i < a.n; ++i) finish(i, dot_i8(buf, a.xq + i * a.kpad, chunks, span, grouped ? ds : nullptr));
-    }
+  template <typename Val>
+  static float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
+    return detail::bitmask_row_f32<Val>(a, r, x);
   }
-}
-
-// Scale groups of a whole number of 32-column chunks, at most kSpanMax of them (int32 sums stay
-// exact), or one scale per row? Anything else runs the scalar kernel.
-bool chunked_scales(const SparseLayout& l) {
-  return sparse_scales_in_chunks(l) && !(l.encoding.granularity == Granularity::kGroup && l.scale_group / 32 > kSpanMax);
-}
-
-template <bool kF32>
-void decoded_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  const SparseLayout& l = a.layout;
-  if (l.encoding.format == SparseFormat::kBitmask) {
-    rows_with<Decoder::kBitmask, kF32>(a, m0, m1, scratch);
-  } else if (l.encoding.format == SparseFormat::kNM && l.nm_n == 2 && l.nm_m == 4) {
-    rows_with<Decoder::kNm24, kF32>(a, m0, m1, scratch);
-  } else {
-    rows_with<Decoder::kScatter, kF32>(a, m0, m1, scratch);
+  template <typename Chunks>
+  static void store_chunk(Chunks& dec, int64_t c, int8_t* dst) {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(dst), dec.next(c));
   }
-}
-
-void int8_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  if (!chunked_scales(a.layout)) {
-    linear_sparse_kernels_scalar().int8(a, m0, m1, scratch);
-    return;
+  template <typename Chunks>
+  static float dot_i8(Chunks& w, const int8_t* x, int64_t chunks, int64_t span, const float* ds) {
+    return detail::dot_i8(w, x, chunks, span, ds);
   }
-  decoded_rows<false>(a, m0, m1, scratch);
-}
+  static float dot_codes_f32(const int8_t* w, const float* x, int64_t k, int64_t span, const float* ds) {
+    return detail::dot_codes_f32(w, x, k, span, ds);
+  }
+  static void row_scales(const SparseLinearArgs& a, int64_t r, int64_t groups, float* ds) {
+    detail::row_scales(a, r, groups, ds);
+  }
+  // Scale groups of a whole number of 32-column chunks, at most kSpanMax of them (int32 sums stay
+  // exact), or one scale per row? Anything else runs the scalar kernel.
+  static bool chunked_scales(const SparseLayout& l) {
+    return sparse_scales_in_chunks(l) && !(l.encoding.granularity == Granularity::kGroup && l.scale_group / 32 > kSpanMax);
+  }
+  // 2:4, int8 mode, N = 1: select the activations (Nm24Select) instead of expanding the weights.
+  static constexpr bool kNm24SelectGemv = true;
+  static void nm24_swizzle_x(const int8_t* x, int64_t steps, int8_t* xs) { detail::nm24_swizzle_x(x, steps, xs); }
+  static bool nm24_select_row(const SparseLinearArgs& a, int64_t r, const int8_t* xs, int64_t chunks, int64_t span,
+                              const float* ds, float* out) {
+    return nm24_gemv_row(Nm24Select(a, r, xs), chunks, span, ds, out);
+  }
+};
+
+void fp32_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) { sparse_fp32<SparseUkernels>(a, m0, m1, scratch); }
+void int8_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) { sparse_int8<SparseUkernels>(a, m0, m1, scratch); }
 
 }  // namespace
 

@@ -33,6 +33,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "linear_sparse/driver.hpp"
 #include "linear_sparse/linear_sparse.hpp"
 
 #if defined(__ARM_FEATURE_DOTPROD)
@@ -221,24 +222,6 @@ float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
   return s;
 }
 
-float row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
-  const SparseLayout& l = a.layout;
-  const bool q = l.quantized();
-  switch (l.encoding.format) {
-    case SparseFormat::kCsr:
-      if (l.col_index_bytes == 2) return q ? csr_row_f32<uint16_t, int8_t>(a, r, x) : csr_row_f32<uint16_t, float>(a, r, x);
-      return q ? csr_row_f32<uint32_t, int8_t>(a, r, x) : csr_row_f32<uint32_t, float>(a, r, x);
-    case SparseFormat::kBitmask:
-      return q ? bitmask_row_f32<int8_t>(a, r, x) : bitmask_row_f32<float>(a, r, x);
-    default:
-      return sparse_entry_dot(a, r, x);
-  }
-}
-
-template <bool kF32>
-void decoded_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
-bool chunked_scales(const SparseLayout& l);
-
 // ---- fp32 mode, N > 1: transposed activation tiles ----------------------------------------------
 
 template <int T>
@@ -257,12 +240,6 @@ struct TileAcc {
     for (int j = 0; j < T / 4; ++j) vst1q_f32(out + 4 * j, v[j]);
   }
 };
-
-void fp32_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  const auto row_dot = [](const SparseLinearArgs& s, int64_t r, const float* x) { return row_f32(s, r, x); };
-  sparse_fp32_rows<TileAcc>(a, m0, m1, chunked_scales(a.layout), row_dot,
-                            [&] { decoded_rows<true>(a, m0, m1, scratch); });
-}
 
 // ---- int8 mode -----------------------------------------------------------------------------------
 
@@ -421,72 +398,46 @@ float dot_codes_f32(const int8_t* w, const float* x, int64_t k, int64_t span, co
   return s;
 }
 
-enum class Decoder { kBitmask, kNm24, kScatter };
-
-// kF32: fp32 activations (x), else quantized activations (xq).
-template <Decoder D, bool kF32>
-void rows_with(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  const SparseLayout& l = a.layout;
-  const int64_t k = l.cols, m = l.rows;
-  const bool grouped = l.encoding.granularity == Granularity::kGroup && l.scale_group < k;
-  auto* wrow = reinterpret_cast<int8_t*>(scratch);
-  auto* ds = reinterpret_cast<float*>(scratch + sparse_xq_stride(k) + 64);
-  const int64_t chunks = (k + 31) / 32;
-  const int64_t span = grouped ? l.scale_group / 32 : kSpanMax;
-  const int64_t groups = grouped ? l.scale_groups_per_row : 1;
-  for (int64_t r = m0; r < m1; ++r) {
-    row_scales(a, r, groups, ds);
-    const float b = a.bias ? a.bias[r] : 0.0f;
-    auto finish = [&](int64_t i, float s) {
-      const float v = grouped ? s : ds[0] * s;
-      a.y[i * m + r] = (kF32 ? v : a.xscale[i] * v) + b;
-    };
-    if constexpr (D != Decoder::kScatter) {
-      using Chunks = std::conditional_t<D == Decoder::kBitmask, BitmaskChunks, Nm24Chunks>;
-      Chunks dec(a, r);
-      if (!kF32 && a.n == 1) {  // GEMV: decode and multiply in registers
-        finish(0, dot_i8(dec, a.xq, chunks, span, grouped ? ds : nullptr));
-        continue;
-      }
-      for (int64_t c = 0; c < chunks; ++c) {
-        const I8x32 q = dec.next(c);
-        vst1q_s8(wrow + 32 * c, q.lo);
-        vst1q_s8(wrow + 32 * c + 16, q.hi);
-      }
-    } else {
-      sparse_decode_scatter(a, r, wrow, chunks * 32);
-    }
-    if constexpr (kF32) {
-      for (int64_t i = 0; i < a.n; ++i) finish(i, dot_codes_f32(wrow, a.x + i * k, k, span, grouped ? ds : nullptr));
-    } else {
-      BufferChunks buf{wrow};
-      for (int64_t i = 0; i < a.n; ++i) finish(i, dot_i8(buf, a.xq + i * a.kpad, chunks, span, grouped ? ds : nullptr));
-    }
+// The micro-kernels of this file for the ISA-neutral drivers (linear_sparse/driver.hpp).
+struct SparseUkernels {
+  static constexpr int64_t kSpanMax = detail::kSpanMax;
+  template <int T>
+  using TileAcc = detail::TileAcc<T>;
+  using BitmaskChunks = detail::BitmaskChunks;
+  using Nm24Chunks = detail::Nm24Chunks;
+  using BufferChunks = detail::BufferChunks;
+  template <typename Idx, typename Val>
+  static float csr_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
+    return detail::csr_row_f32<Idx, Val>(a, r, x);
   }
-}
-
-// Scale groups of a whole number of 32-column chunks (or one scale per row)?
-bool chunked_scales(const SparseLayout& l) { return sparse_scales_in_chunks(l); }
-
-template <bool kF32>
-void decoded_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  const SparseLayout& l = a.layout;
-  if (l.encoding.format == SparseFormat::kBitmask) {
-    rows_with<Decoder::kBitmask, kF32>(a, m0, m1, scratch);
-  } else if (l.encoding.format == SparseFormat::kNM && l.nm_n == 2 && l.nm_m == 4) {
-    rows_with<Decoder::kNm24, kF32>(a, m0, m1, scratch);
-  } else {
-    rows_with<Decoder::kScatter, kF32>(a, m0, m1, scratch);
+  template <typename Val>
+  static float bitmask_row_f32(const SparseLinearArgs& a, int64_t r, const float* x) {
+    return detail::bitmask_row_f32<Val>(a, r, x);
   }
-}
-
-void int8_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
-  if (!chunked_scales(a.layout)) {
-    linear_sparse_kernels_scalar().int8(a, m0, m1, scratch);
-    return;
+  template <typename Chunks>
+  static void store_chunk(Chunks& dec, int64_t c, int8_t* dst) {
+    const I8x32 q = dec.next(c);
+    vst1q_s8(dst, q.lo);
+    vst1q_s8(dst + 16, q.hi);
   }
-  decoded_rows<false>(a, m0, m1, scratch);
-}
+  template <typename Chunks>
+  static float dot_i8(Chunks& w, const int8_t* x, int64_t chunks, int64_t span, const float* ds) {
+    return detail::dot_i8(w, x, chunks, span, ds);
+  }
+  static float dot_codes_f32(const int8_t* w, const float* x, int64_t k, int64_t span, const float* ds) {
+    return detail::dot_codes_f32(w, x, k, span, ds);
+  }
+  static void row_scales(const SparseLinearArgs& a, int64_t r, int64_t groups, float* ds) {
+    detail::row_scales(a, r, groups, ds);
+  }
+  // Scale groups of a whole number of 32-column chunks (or one scale per row)? dot_i8 splits
+  // longer spans into kSpanMax chunks itself.
+  static bool chunked_scales(const SparseLayout& l) { return sparse_scales_in_chunks(l); }
+  static constexpr bool kNm24SelectGemv = false;
+};
+
+void fp32_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) { sparse_fp32<SparseUkernels>(a, m0, m1, scratch); }
+void int8_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) { sparse_int8<SparseUkernels>(a, m0, m1, scratch); }
 
 }  // namespace
 }  // namespace slmc::detail

@@ -138,6 +138,21 @@ int worker_slots(int threads, int64_t blocks, int64_t m, int64_t k, int64_t n) {
   const double slots = std::min({static_cast<double>(threads), static_cast<double>(blocks), useful});
   return std::max(1, static_cast<int>(slots));
 }
+
+// The thread split of dense and sparse kernels alike: `slots` contiguous ranges of whole
+// kLinearRowGrain-row blocks (so m0 is a multiple of every interleave R and a row group never
+// depends on the split); run(t, m0, m1) for range t, which uses scratch slot t.
+template <typename Run>
+void for_row_slots(int64_t m, int slots, Run&& run) {
+  const int64_t blocks = (m + detail::kLinearRowGrain - 1) / detail::kLinearRowGrain;
+  parallel_for(slots, 1, slots, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t m0 = blocks * t / slots * detail::kLinearRowGrain;
+      const int64_t m1 = std::min(m, blocks * (t + 1) / slots * detail::kLinearRowGrain);
+      if (m0 < m1) run(t, m0, m1);
+    }
+  });
+}
 }  // namespace
 
 void LinearContext::set_num_threads(int num_threads) noexcept {
@@ -204,12 +219,8 @@ Status run_sparse(LinearContext& ctx, SparseLinearArgs& sa, Isa isa, bool int8) 
   }
   auto run = int8 ? kern.int8 : kern.fp32;
   uint8_t* slot0 = scratch + prep;
-  parallel_for(slots, 1, slots, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t m0 = blocks * t / slots * kLinearRowGrain;
-      const int64_t m1 = std::min(m, blocks * (t + 1) / slots * kLinearRowGrain);
-      if (m0 < m1) run(sa, m0, m1, slot0 + slot_bytes * static_cast<size_t>(t));
-    }
+  for_row_slots(m, slots, [&](int64_t t, int64_t m0, int64_t m1) {
+    run(sa, m0, m1, slot0 + slot_bytes * static_cast<size_t>(t));
   });
   return Status();
 }
@@ -377,12 +388,8 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
   }
 
   auto run = int8 ? kern.int8 : kern.fp32;
-  parallel_for(slots, 1, slots, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t m0 = blocks * t / slots * detail::kLinearRowGrain;
-      const int64_t m1 = std::min(m, blocks * (t + 1) / slots * detail::kLinearRowGrain);
-      if (m0 < m1) run(a, m0, m1, scratch + slots_off + slot_bytes * static_cast<size_t>(t));
-    }
+  for_row_slots(m, slots, [&](int64_t t, int64_t m0, int64_t m1) {
+    run(a, m0, m1, scratch + slots_off + slot_bytes * static_cast<size_t>(t));
   });
   return Status();
 }
