@@ -20,12 +20,25 @@ printf '\x01{"format":"slmc-recipe","version":1,"default":"int4:group=32","rules
 printf "\x02{{ '<|im_start|>system\\nX<|im_end|>' }}<|im_start|>" > "$work/seeds/text_inputs/chat"
 printf '\x03{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"decoder":null,"normalizer":null}' > "$work/seeds/text_inputs/tokenizer_json"
 printf '\x04int4:group=32,sym=false' > "$work/seeds/text_inputs/scheme"
+# Seeds of the input files read by path (fuzz_input_files): config.json, calibration, profile,
+# tokenizer files of every kind, tokenizer_config.json.
+mkdir -p "$work/seeds/input_files"
+printf '\x00{"model_type":"llama","hidden_size":2,"intermediate_size":4,"num_hidden_layers":1,"num_attention_heads":1,"num_key_value_heads":1,"max_position_embeddings":64,"rms_norm_eps":1e-5,"rope_theta":10000.0,"vocab_size":4,"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}}' > "$work/seeds/input_files/config"
+printf '\x00{"model_type":"gpt2","n_embd":2,"n_layer":1,"n_head":1,"n_positions":8,"n_inner":null,"vocab_size":4}' > "$work/seeds/input_files/config_gpt2"
+printf '\x01{"format":"slmc-calibration","version":1,"tensors":{"w":{"mean_sq":[1,2],"count":3,"gram":[1,0.5,2]}}}' > "$work/seeds/input_files/calibration"
+for f in "$repo"/profiles/*.json; do { printf '\x02'; cat "$f"; } > "$work/seeds/input_files/profile_$(basename "$f" .json)"; done
+printf '\x03{"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]},"pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false,"use_regex":true},"decoder":null,"normalizer":null}' > "$work/seeds/input_files/tokenizer_json"
+for f in "$work"/seeds/gguf/good.gguf "$work"/seeds/slm/good.slm; do
+  [[ -f $f ]] && { printf '\x03'; cat "$f"; } > "$work/seeds/input_files/tokenizer_$(basename "$f")"
+done
+[[ -f $models/stories260K/tok512.bin ]] && { printf '\x03'; cat "$models/stories260K/tok512.bin"; } > "$work/seeds/input_files/tokenizer_tok512"
+printf '\x04{"bos_token":"<s>","eos_token":{"content":"<s>"},"add_bos_token":true,"chat_template":[{"name":"default","template":"{{ messages }}"}]}' > "$work/seeds/input_files/tokenizer_config"
 
 declare -A corpus=([safetensors]=safetensors [gguf]=gguf [llama2c]=llama2c [slm]=slm [tokenize]=tokenize
-                   [text_inputs]=text_inputs)
+                   [text_inputs]=text_inputs [input_files]=input_files)
 status=0
 summary=()
-for target in safetensors gguf llama2c slm tokenize text_inputs; do
+for target in safetensors gguf llama2c slm tokenize text_inputs input_files; do
   bin="$build/fuzz/slmc_fuzz_$target"
   live="$work/corpus/$target"
   mkdir -p "$live"

@@ -651,6 +651,16 @@ Result<std::unique_ptr<ModelFile>> ModelFile::open_mapped(std::shared_ptr<const 
     st.name = t->name()->str();
     const std::string where = "tensor " + quote(st.name);
     if (st.name.empty() || !is_valid_utf8(st.name)) return bad(where + ": name is empty or not valid UTF-8");
+    // The Verifier (FlatBuffers 2.0) checks vectors for 4-byte alignment only: the 8-byte
+    // elements of shape ([long]) and segments ([Segment]) are read in place, so a crafted header
+    // could make those reads misaligned (undefined behaviour). Our writer aligns them (empty
+    // vectors, which are never read, it leaves where they fall).
+    auto misaligned = [](const void* p, size_t a) { return reinterpret_cast<uintptr_t>(p) % a != 0; };
+    if ((t->shape()->size() > 0 && misaligned(t->shape()->Data(), alignof(int64_t))) ||
+        (t->segments()->size() > 0 && misaligned(t->segments()->Data(), alignof(fb::Segment))) ||
+        (t->stats() != nullptr && misaligned(t->stats(), alignof(fb::ErrorStats)))) {
+      return bad(where + ": shape, segments or stats misaligned in the header");
+    }
     std::vector<int64_t> dims(t->shape()->begin(), t->shape()->end());
     st.shape = Shape(std::move(dims));
     Status s = st.shape.validate();
