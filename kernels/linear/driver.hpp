@@ -168,9 +168,12 @@ inline void with_count(int c, F&& f) {
 
 /// y[i][m0:m1) += bias for rows i in [i0, i0 + nx) of X (one rounding per output, after the sum).
 inline void add_bias(const LinearArgs& a, int64_t m0, int64_t m1, int64_t i0, int64_t nx) {
-  if (!a.bias) return;
-  for (int64_t i = i0; i < i0 + nx; ++i)
-    for (int64_t r = m0; r < m1; ++r) a.y[i * a.m + r] += a.bias[r];
+  const float* bias = a.bias;
+  if (!bias) return;
+  for (int64_t i = i0; i < i0 + nx; ++i) {
+    float* y = a.y + i * a.m;  // a local row pointer: the inner loop vectorizes
+    for (int64_t r = m0; r < m1; ++r) y[r] += bias[r];
+  }
 }
 
 /// The GEMV: rows of X in batches of nx_max, each batch a pass over the thread's row groups

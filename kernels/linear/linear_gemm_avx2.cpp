@@ -216,9 +216,13 @@ void pack_i8(const RowStream* s, int64_t rows, int64_t cb, int64_t nch, I8Panel&
 
 // C[j][0:16] (+)= sum over spans of d[span][0:16] * isum_span[j][0:16], for j < NR.
 // steps: k/4 steps in the block; span_steps: k/4 steps per scale span (a multiple of 8).
+// Not inlined: the loop needs more than the 16 ymm registers, and where GCC spills depended on
+// the code it was inlined into. Inlined into the panel driver (I8Gemm::tile), it kept the int8
+// codes in memory (six vpsignb with memory operands per step) and spilled an accumulator: the
+// int8 GEMM at N = 128 ran 4-13 % slower than compiled on its own, as here.
 template <bool kInt4, int NR>
-void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* xp, float* c, int64_t ldc,
-           bool first) {
+__attribute__((noinline)) void mk_i8(const I8Panel& p, int64_t steps, int64_t span_steps, const int8_t* xp, float* c,
+                                     int64_t ldc, bool first) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NR][2];
   SLMC_UNROLL
