@@ -899,6 +899,55 @@ def test_delta_refuses_wrong_base_and_damage(c):
     check(open(old, "rb").read() != b"", "the base is untouched")
 
 
+def test_delta_malformed_ops_with_valid_checksums(c):
+    """A delta whose checksums are right but whose op table is wrong (a buggy writer, or a forger
+    without a signature) is still refused, naming the op: the validator, not only the checksum."""
+    import struct
+    m = c.synth()
+    old, new = c.path("old.slm"), c.path("new.slm")
+    c.run("convert", m, "-o", old, "--recipe", "int8")
+    c.run("convert", m, "-o", new, "--recipe", "int8", "--rule", "*.layers.1.mlp.up_proj.weight=int4")
+    u = c.path("u.slmdelta")
+    c.run("delta", old, new, "-o", u)
+    good = bytearray(open(u, "rb").read())
+    count, table = struct.unpack_from("<QQ", good, 64)
+    ops = [list(struct.unpack_from("<BBHIQQQQQQ", good, table + 56 * i)) for i in range(count)]
+    # fields: kind, codec, r16, r32, new_len, old_offset, old_len, payload_offset, payload_size, xxh64
+
+    def forge(edit):
+        data = bytearray(good)
+        o = [list(x) for x in ops]
+        edit(o, data)
+        for i, x in enumerate(o):
+            struct.pack_into("<BBHIQQQQQQ", data, table + 56 * i, *x)
+        struct.pack_into("<Q", data, 16, len(data))
+        struct.pack_into("<Q", data, 112, xxh64(bytes(data[128:])))
+        struct.pack_into("<Q", data, 120, xxh64(bytes(data[:120])))
+        bad = c.path("bad.slmdelta")
+        open(bad, "wb").write(bytes(data))
+        return bad
+
+    first = lambda o, kind: next(i for i, x in enumerate(o) if x[0] == kind)
+    cases = [
+        (lambda o, d: o[0].__setitem__(0, 9), 3, "unknown op kind"),
+        (lambda o, d: o[0].__setitem__(2, 1), 3, "reserved"),
+        (lambda o, d: o[first(o, 1)].__setitem__(5, 1 << 40), 3, "outside the base"),
+        (lambda o, d: o[first(o, 2)].__setitem__(7, 1 << 40), 3, "outside the payload area"),
+        (lambda o, d: o[-1].__setitem__(4, o[-1][4] + 1), 3, "overruns NEW"),
+        (lambda o, d: (o[-1].__setitem__(4, o[-1][4] - 1), o[-1].__setitem__(6, o[-1][6] - 1)), 3, "NEW has"),
+        (lambda o, d: o[first(o, 1)].__setitem__(9, o[first(o, 1)][9] ^ 1), 5, "the delta expects"),
+        (lambda o, d: o[0].__setitem__(8, o[0][8] - 1), 3, "zstd"),
+        (lambda o, d: o[first(o, 1)].__setitem__(1, 2), 3, "has a codec"),
+    ]
+    for edit, code, text in cases:
+        p = c.run("apply", old, forge(edit), "-o", c.path("out.slm"), expect=code)
+        check(text in p.stderr and ("op " in p.stderr or "ops" in p.stderr), (text, p.stderr))
+        leftovers(c, ["model", "old.slm", "new.slm", "u.slmdelta", "bad.slmdelta"])
+    # The unmodified table passes the same re-signing (the forge itself is right).
+    c.run("apply", old, forge(lambda o, d: None), "-o", c.path("out.slm"))
+    check(open(c.path("out.slm"), "rb").read() == open(new, "rb").read(), "forge round trip")
+
+
 def test_real_stories260k_delta(c):
     d = models_dir()
     src = os.path.join(d, "stories260K", "stories260K.bin")
