@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Measures .slmdelta updates of SmolLM2-135M (the table in docs/FLEET.md).
 
-Usage: ~/.cache/slmc/venv/bin/python scripts/measure_delta_smollm2.py BUILD/tools/slm-compress WORKDIR
+Usage: ~/.cache/slmc/venv/bin/python scripts/measure_delta_smollm2.py BUILD/tools/slm-compress WORKDIR [TEXT]
 
   (a) recipe change: int8 everywhere -> int4 (g32) in three tensors, from the GGUF (tokenizer in the header)
   (b) fine-tune-like change: a rank-8 update with Frobenius norm 1 % of the weight's added to every
       attention projection (q, k, v, o) of every layer, both sides converted with the same recipe (int8)
       from an fp32 safetensors export
+  (c) with TEXT: a recalibration: int4 g32 search=weighted on every projection, calibrated on 4096
+      tokens of TEXT's calibration split (OLD) and then on 4096 tokens of its eval split (NEW)
 For each: full file, delta (and the time to write it), `zstd -19` of NEW, apply time and peak RSS
 (/usr/bin/time -v), and that apply reproduced NEW byte for byte. Prints a Markdown table and writes
 WORKDIR/delta_measurements.json. Needs numpy and safetensors (the venv of `make models`)."""
@@ -56,13 +58,24 @@ def measure(slm, work, name, old, new, changed_desc):
     with open(new, "rb") as a, open(out, "rb") as b:
         same = a.read() == b.read()
     z = os.path.join(work, name + ".new.slm.zst")
-    _, t_zstd = run("zstd", "-19", "-q", "-f", "-T1", new, "-o", z)
+    # zstd -19 of 136 MB takes minutes: cached by NEW's content (the result is deterministic).
+    import hashlib
+    cache_path = os.path.join(work, "zstd19_cache.json")
+    cache = json.load(open(cache_path)) if os.path.exists(cache_path) else {}
+    with open(new, "rb") as fh:
+        key = hashlib.sha256(fh.read()).hexdigest()
+    if key not in cache:
+        _, t = run("zstd", "-19", "-q", "-f", "-T1", new, "-o", z)
+        cache[key] = [os.path.getsize(z), t]
+        os.remove(z)
+        json.dump(cache, open(cache_path, "w"))
+    zsize, t_zstd = cache[key]
     r = {"case": name, "changed": changed_desc, "full_file": os.path.getsize(new), "delta": os.path.getsize(u),
          "changed_segment_bytes": d["changed_segment_bytes"], "copied_bytes": d["copied_bytes"],
          "xor_bytes": d["xor_bytes"], "literal_bytes": d["literal_bytes"], "delta_seconds": round(t_delta, 2),
-         "zstd19_new": os.path.getsize(z), "zstd19_seconds": round(t_zstd, 2), "apply_seconds": round(t_apply, 2),
+         "add_bytes": d["add_bytes"], "zstd19_new": zsize, "zstd19_seconds": round(t_zstd, 2),
+         "apply_seconds": round(t_apply, 2),
          "apply_peak_rss_kib": rss, "byte_identical": same}
-    os.remove(z)
     os.remove(out)
     print(json.dumps(r), flush=True)
     return r
@@ -111,6 +124,19 @@ def main():
     run(slm, "convert", base_st, "-o", b_old, "--recipe", "int8", "--force")
     run(slm, "convert", tuned_st, "-o", b_new, "--recipe", "int8", "--force")
     results.append(measure(slm, work, "b_rank8", b_old, b_new, f"rank-8, 1 % Frobenius, {touched} attention projections"))
+
+    if len(sys.argv) > 3:
+        text = sys.argv[3]
+        cal = {}
+        for split in ("calibration", "eval"):
+            cal[split] = os.path.join(work, f"cal_{split}.bin")
+            run(slm, "calibrate", f32, "--text", text, "--split", split, "--max-tokens", "4096", "-o", cal[split],
+                "--force")
+        c_old, c_new = os.path.join(work, "c_old.slm"), os.path.join(work, "c_new.slm")
+        rule = ["--rule", "*_proj.weight=int4:search=weighted"]
+        run(slm, "convert", GGUF, "-o", c_old, "--recipe", "w4", *rule, "--calibration", cal["calibration"], "--force")
+        run(slm, "convert", GGUF, "-o", c_new, "--recipe", "w4", *rule, "--calibration", cal["eval"], "--force")
+        results.append(measure(slm, work, "c_recal", c_old, c_new, "w4 weighted, recalibrated on other text"))
 
     with open(os.path.join(work, "delta_measurements.json"), "w") as fh:
         json.dump(results, fh, indent=2)

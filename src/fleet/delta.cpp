@@ -367,6 +367,7 @@ class DeltaBuilder {
       case DeltaOpKind::kCopy: stats.copied_bytes += op.new_len; break;
       case DeltaOpKind::kLiteral: stats.literal_bytes += op.new_len; break;
       case DeltaOpKind::kXor: stats.xor_bytes += op.new_len; break;
+      case DeltaOpKind::kAdd: stats.add_bytes += op.new_len; break;
     }
     stats.items.push_back(DeltaItem{std::move(tensor), std::move(what), op.kind, op.codec, op.new_len, op.payload_size});
     return Status::ok_status();
@@ -400,7 +401,9 @@ class DeltaBuilder {
         best_payload = zp.data();
       }
     }
-    std::vector<uint8_t> zx;
+    // Differences against the old segment: xor (bits that flipped) and bytewise subtraction (a code
+    // that moved by ±1 is 0x01 / 0xFF whatever its value, which compresses better than its xor).
+    std::vector<uint8_t> zx, za;
     if (xor_base != nullptr) {
       std::vector<uint8_t> x(size);
       for (uint64_t i = 0; i < size; ++i) x[i] = bytes[i] ^ xor_base[i];
@@ -412,6 +415,16 @@ class DeltaBuilder {
         best.old_len = size;
         best.payload_size = zx.size();
         best_payload = zx.data();
+      }
+      for (uint64_t i = 0; i < size; ++i) x[i] = static_cast<uint8_t>(bytes[i] - xor_base[i]);
+      SLMC_ASSIGN_OR_RETURN(za, zstd_compress(cctx_.get(), options_.zstd_level, x.data(), size, nullptr, 0));
+      if (za.size() < best.payload_size) {
+        best.kind = DeltaOpKind::kAdd;
+        best.codec = DeltaCodec::kZstd;
+        best.old_offset = xor_base_offset;
+        best.old_len = size;
+        best.payload_size = za.size();
+        best_payload = za.data();
       }
     }
     return push(best, best_payload, stats, std::move(tensor), std::move(what));
@@ -659,6 +672,7 @@ std::string_view delta_op_kind_name(DeltaOpKind kind) noexcept {
     case DeltaOpKind::kCopy: return "copy";
     case DeltaOpKind::kLiteral: return "literal";
     case DeltaOpKind::kXor: return "xor";
+    case DeltaOpKind::kAdd: return "add";
   }
   return "invalid";
 }
@@ -761,7 +775,8 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
     if (get_u16(raw + 2) != 0 || get_u32(raw + 4) != 0) return bad(where + ": reserved bytes are not zero");
     if (op.new_len == 0 || op.new_len > new_size - covered) return bad(where + ": length " + std::to_string(op.new_len) + " overruns NEW");
     covered += op.new_len;
-    const bool has_payload = op.kind == DeltaOpKind::kLiteral || op.kind == DeltaOpKind::kXor;
+    const bool differs = op.kind == DeltaOpKind::kXor || op.kind == DeltaOpKind::kAdd;
+    const bool has_payload = op.kind == DeltaOpKind::kLiteral || differs;
     switch (op.kind) {
       case DeltaOpKind::kZero:
       case DeltaOpKind::kCopy:
@@ -773,13 +788,15 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
         }
         break;
       case DeltaOpKind::kXor:
+      case DeltaOpKind::kAdd:
         if (op.codec != DeltaCodec::kRaw && op.codec != DeltaCodec::kZstd) {
-          return bad(where + ": codec " + std::to_string(static_cast<int>(op.codec)) + " is not valid for xor");
+          return bad(where + ": codec " + std::to_string(static_cast<int>(op.codec)) + " is not valid for " +
+                     std::string(delta_op_kind_name(op.kind)));
         }
         break;
       default: return bad(where + ": unknown op kind " + std::to_string(static_cast<int>(op.kind)));
     }
-    if (op.kind == DeltaOpKind::kCopy || op.kind == DeltaOpKind::kXor) {
+    if (op.kind == DeltaOpKind::kCopy || differs) {
       if (op.old_len != op.new_len) return bad(where + ": old length differs from new length");
     } else if (op.codec == DeltaCodec::kZstdPrefix) {
       if (op.old_len == 0 || op.old_len > kDeltaMaxPrefixBytes) return bad(where + ": prefix of " + std::to_string(op.old_len) + " bytes");
@@ -837,10 +854,14 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
     uint64_t produced = 0;
     // Emits decoded bytes: xor with OLD where needed, hash, write.
     auto emit = [&](uint8_t* data, size_t size) -> Status {
-      if (op.kind == DeltaOpKind::kXor) {
+      if (op.kind == DeltaOpKind::kXor || op.kind == DeltaOpKind::kAdd) {
         old_buf.resize(size);
         SLMC_RETURN_IF_ERROR(pread_all(ofd.get(), old_buf.data(), size, op.old_offset + produced, old_path));
-        for (size_t k = 0; k < size; ++k) data[k] ^= old_buf[k];
+        if (op.kind == DeltaOpKind::kXor) {
+          for (size_t k = 0; k < size; ++k) data[k] ^= old_buf[k];
+        } else {
+          for (size_t k = 0; k < size; ++k) data[k] = static_cast<uint8_t>(data[k] + old_buf[k]);
+        }
       }
       produced += size;
       op_hash.update(data, size);

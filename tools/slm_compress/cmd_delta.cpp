@@ -55,6 +55,7 @@ int run_delta(const DeltaArgs& a) {
            {"payload_bytes", st.payload_bytes},
            {"copied_bytes", st.copied_bytes},
            {"xor_bytes", st.xor_bytes},
+           {"add_bytes", st.add_bytes},
            {"literal_bytes", st.literal_bytes},
            {"zero_bytes", st.zero_bytes},
            {"changed_segment_bytes", st.changed_segment_bytes},
@@ -66,7 +67,8 @@ int run_delta(const DeltaArgs& a) {
     std::cout << "wrote " << terminal_safe(a.output) << ": " << st.delta_bytes << " bytes ("
               << human_bytes(st.delta_bytes) << ") for a " << human_bytes(st.new_file_bytes) << " file; "
               << human_bytes(st.copied_bytes) << " referenced from the base, " << human_bytes(st.xor_bytes)
-              << " as xor, " << human_bytes(st.literal_bytes) << " whole\n";
+              << " as xor, " << human_bytes(st.add_bytes) << " as differences, " << human_bytes(st.literal_bytes)
+              << " whole\n";
   }
   return kExitOk;
 }

@@ -4,8 +4,8 @@
 //
 //   write_delta(OLD, NEW) -> U     segments of NEW found in OLD (checksum, size, then the bytes)
 //                                  are referenced by their OLD offset; changed ones travel as
-//                                  zstd(NEW xor OLD) against the same tensor's old segment, as
-//                                  zstd(NEW) or raw, whichever is smallest; NEW's header travels
+//                                  zstd(NEW xor OLD) or zstd(NEW - OLD) against the same tensor's
+//                                  old segment, as zstd(NEW) or raw, whichever is smallest; NEW's header travels
 //                                  too (zstd with OLD's header as a prefix dictionary)
 //   apply_delta(OLD, U) -> NEW     checks U's checksums and OLD's identity (size + whole-file
 //                                  xxh64) before anything is written, streams NEW into a temporary
@@ -43,6 +43,7 @@ enum class DeltaOpKind : uint8_t {
   kCopy = 1,     ///< OLD[old_offset, +new_len)
   kLiteral = 2,  ///< the payload, decoded
   kXor = 3,      ///< OLD[old_offset, +new_len) xor the decoded payload
+  kAdd = 4,      ///< OLD[old_offset, +new_len) plus the decoded payload, byte by byte modulo 256
 };
 
 /// How an op's payload is stored (stored in files: values never reused).
@@ -79,6 +80,7 @@ struct DeltaStats {
   uint64_t payload_bytes = 0;   ///< sum of the ops' payloads
   uint64_t copied_bytes = 0;    ///< bytes of NEW referenced from OLD
   uint64_t xor_bytes = 0;       ///< bytes of NEW shipped as a xor against OLD
+  uint64_t add_bytes = 0;       ///< bytes of NEW shipped as a bytewise difference from OLD
   uint64_t literal_bytes = 0;   ///< bytes of NEW shipped whole (raw or compressed)
   uint64_t zero_bytes = 0;      ///< padding
   uint64_t changed_segment_bytes = 0;  ///< NEW segment bytes not found in OLD (what xor/literal ops carry)
