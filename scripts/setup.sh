@@ -9,14 +9,14 @@ packages=(
   cmake g++ make pkg-config
   libeigen3-dev libflatbuffers-dev flatbuffers-compiler libxsimd-dev
   catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev libxxhash-dev
-  libssl-dev libopenblas-dev libomp-dev python3 python3-venv python3-pip
+  libssl-dev libzstd-dev libopenblas-dev libomp-dev python3 python3-venv python3-pip
 )
 arm64=0
 if [[ "${1:-}" == "--arm64" ]]; then
   arm64=1
   # Cross compiler, emulator, and the arm64 builds of the compiled libraries slmc links
   # (Debian multiarch: the host and arm64 -dev packages install side by side).
-  packages+=(g++-aarch64-linux-gnu qemu-user libssl-dev:arm64)
+  packages+=(g++-aarch64-linux-gnu qemu-user libssl-dev:arm64 libzstd-dev:arm64)
 fi
 if [[ " $* " == *" --fuzz "* ]]; then
   packages+=(clang-14 libclang-rt-14-dev)   # libFuzzer + sanitizers for make fuzz-smoke

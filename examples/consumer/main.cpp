@@ -18,6 +18,10 @@ int main() {
   for (size_t i = 0; i < x.size(); ++i) {
     if (back[i] != slmc::fp16_to_fp32(slmc::fp32_to_fp16(x[i]))) return 1;
   }
+  // The delta API links (it pulls in zstd, a dependency the installed package must provide) and
+  // reports a missing base as a Status, not an exception.
+  const slmc::Status delta = slmc::apply_delta("/nonexistent/old.slm", "/nonexistent/u.slmdelta", "/nonexistent/new.slm");
+  if (delta.ok()) return 1;
   std::printf("consumer: slmc %s, isa %s, fp16 round trip ok\n", slmc::kVersionString,
               std::string(slmc::isa_name(*isa)).c_str());
   return 0;

@@ -13,6 +13,7 @@
 #include "slmc/cpu.hpp"
 #include "slmc/dtype.hpp"
 #include "slmc/encoding.hpp"
+#include "slmc/fleet/delta.hpp"
 #include "slmc/format/model_file.hpp"
 #include "slmc/half.hpp"
 #include "slmc/io/hash.hpp"

@@ -281,7 +281,8 @@ def test_diff_and_export(c):
     check(d["added"] == [] and d["removed"] == [] and d["unchanged"] == 17, d)
     check(0 < d["update_bytes"] < os.path.getsize(c.path("b.slm")), d)
     same = c.json("diff", c.path("a.slm"), c.path("a.slm"))
-    check(same["update_bytes"] == 0 and same["changed"] == [], same)
+    check(same["changed_segment_bytes"] == 0 and same["changed"] == [], same)
+    check(0 < same["update_bytes"] < 4096, same)  # the delta's preamble, op table and header
     # export -> convert fp32 -> the weights are exactly the decoded ones: error 0 against the export.
     c.run("export", c.path("a.slm"), "-o", c.path("a.safetensors"))
     r = c.json("convert", c.path("a.safetensors"), "--recipe", "fp32", "-o", c.path("a32.slm"))
@@ -1117,6 +1118,226 @@ def test_hostile_empty_texts_and_linked_outputs(c):
         check("symbolic link" in p.stderr and "--force" in p.stderr, (args, p.stderr))
     check(open(c.path("victim")).read() == "precious" and os.path.islink(c.path("link")), "the link or its target changed")
     leftovers(c, ["model", "tok.bin", "m.slm", "empty.txt", "blank.txt", "victim", "link", "t.txt"])
+
+
+# --- delta / apply (docs/FLEET.md) ---------------------------------------------------------------
+
+def perturb_safetensors(path, pattern, scale, seed=1):
+    """Adds a small deterministic perturbation (relative size `scale`) to every F32 tensor of a
+    safetensors file whose name contains `pattern`, in place (same header, same offsets)."""
+    import random
+    import re
+    import struct
+    rng = random.Random(seed)
+    with open(path, "r+b") as fh:
+        n = struct.unpack("<Q", fh.read(8))[0]
+        header = json.loads(fh.read(n))
+        base = 8 + n
+        touched = 0
+        for name, info in header.items():
+            if name == "__metadata__" or not re.search(pattern, name) or info["dtype"] != "F32":
+                continue
+            a, b = info["data_offsets"]
+            fh.seek(base + a)
+            vals = list(struct.unpack(f"<{(b - a) // 4}f", fh.read(b - a)))
+            rms = (sum(v * v for v in vals) / max(len(vals), 1)) ** 0.5
+            vals = [v + scale * rms * rng.gauss(0, 1) for v in vals]
+            fh.seek(base + a)
+            fh.write(struct.pack(f"<{len(vals)}f", *vals))
+            touched += 1
+    return touched
+
+
+def delta_round_trip(c, old, new, name):
+    """delta + apply: the output equals NEW byte for byte, diff's update_bytes is the delta's size."""
+    d = c.json("delta", old, new, "-o", c.path(name + ".slmdelta"))
+    size = os.path.getsize(c.path(name + ".slmdelta"))
+    check(d["delta_bytes"] == size and d["new_file_bytes"] == os.path.getsize(new), (d["delta_bytes"], size))
+    diff = c.json("diff", old, new)
+    check(diff["update_bytes"] == size, (diff["update_bytes"], size))
+    a = c.json("apply", old, c.path(name + ".slmdelta"), "-o", c.path(name + ".out.slm"))
+    check(a["segments_verified"] > 0 and a["new_file_bytes"] == os.path.getsize(new), a)
+    with open(new, "rb") as x, open(c.path(name + ".out.slm"), "rb") as y:
+        check(x.read() == y.read(), f"{name}: apply did not reproduce NEW byte for byte")
+    c.run("verify", c.path(name + ".out.slm"))
+    return d
+
+
+def test_delta_recipe_change(c):
+    m = c.synth()
+    old, new = c.path("old.slm"), c.path("new.slm")
+    c.run("convert", m, "-o", old, "--recipe", "int8")
+    changed = ["model.layers.1.mlp.up_proj.weight", "model.layers.0.self_attn.v_proj.weight"]
+    c.run("convert", m, "-o", new, "--recipe", "int8", *sum((["--rule", f"{n}=int4"] for n in changed), []))
+    d = delta_round_trip(c, old, new, "u")
+    by_tensor = {}
+    for it in d["items"]:
+        by_tensor.setdefault(it["tensor"], set()).add(it["op"])
+    for n in changed:
+        check("copy" not in by_tensor[n], (n, by_tensor[n]))
+    copied = [n for n, ops in by_tensor.items() if n and ops == {"copy"}]
+    check(len(copied) == 20 - 2, by_tensor)
+    changed_bytes = sum(it["bytes"] for it in d["items"] if it["tensor"] in changed)
+    check(d["changed_segment_bytes"] == changed_bytes, d["changed_segment_bytes"])
+    check(d["delta_bytes"] <= changed_bytes * 1.01 + 4096, (d["delta_bytes"], changed_bytes))
+    check(d["delta_bytes"] < os.path.getsize(new) // 3, d["delta_bytes"])
+
+
+def test_delta_weight_perturbation(c):
+    m = c.synth(layers=2)
+    shutil.copytree(m, c.path("tuned"))
+    touched = perturb_safetensors(c.path("tuned", "model.safetensors"), r"self_attn\.[qkvo]_proj\.weight", 0.01)
+    check(touched == 8, touched)
+    old, new = c.path("old.slm"), c.path("new.slm")
+    c.run("convert", m, "-o", old, "--recipe", "int8")
+    c.run("convert", c.path("tuned"), "-o", new, "--recipe", "int8")
+    d = delta_round_trip(c, old, new, "u")
+    ops = {(it["tensor"], it["what"]): it["op"] for it in d["items"]}
+    check(ops[("model.layers.0.self_attn.q_proj.weight", "values")] in ("xor", "add"), ops)
+    check(ops[("model.layers.0.mlp.up_proj.weight", "values")] == "copy", ops)
+    check(d["delta_bytes"] < os.path.getsize(new) // 2, (d["delta_bytes"], os.path.getsize(new)))
+
+
+def test_delta_identical_files(c):
+    m = c.synth()
+    c.run("convert", m, "-o", c.path("a.slm"))
+    shutil.copyfile(c.path("a.slm"), c.path("b.slm"))
+    d = delta_round_trip(c, c.path("a.slm"), c.path("b.slm"), "u")
+    check(d["copied_bytes"] + d["zero_bytes"] + d["literal_bytes"] == os.path.getsize(c.path("b.slm")), d)
+    check(d["xor_bytes"] == d["add_bytes"] == 0 and d["changed_segment_bytes"] == 0, d)
+    check([it["what"] for it in d["items"] if it["op"] != "copy"] == ["header"], d["items"])
+    check(d["op_count"] == 2, d["op_count"])  # the header, then one copy of the whole data section
+    check(d["delta_bytes"] < 128 + 56 * 2 + 256, d["delta_bytes"])  # the header costs a few bytes
+
+
+def test_delta_refuses_wrong_base_and_damage(c):
+    m = c.synth()
+    old, new, other = c.path("old.slm"), c.path("new.slm"), c.path("other.slm")
+    c.run("convert", m, "-o", old, "--recipe", "int8")
+    c.run("convert", m, "-o", new, "--recipe", "int8", "--rule", "*.layers.1.mlp.*=int4")
+    c.run("convert", m, "-o", other, "--recipe", "w4")
+    u = c.path("u.slmdelta")
+    c.run("delta", old, new, "-o", u)
+    keep = ["model", "old.slm", "new.slm", "other.slm", "u.slmdelta"]
+    out = c.path("out.slm")
+    # Another base: exit 5, nothing written, no temporary left.
+    p = c.run("apply", other, u, "-o", out, expect=5)
+    check("wrong base" in p.stderr and "other.slm" in p.stderr, p.stderr)
+    leftovers(c, keep)
+    # A base with the same size but one flipped byte is another base too.
+    data = bytearray(open(old, "rb").read())
+    data[len(data) // 2] ^= 1
+    open(c.path("old2.slm"), "wb").write(bytes(data))
+    c.run("apply", c.path("old2.slm"), u, "-o", out, expect=5)
+    os.remove(c.path("old2.slm"))
+    leftovers(c, keep)
+    good = open(u, "rb").read()
+    bad = c.path("bad.slmdelta")
+    # A flipped byte anywhere (preamble, payloads, op table) is refused: checksum (5) or format (3).
+    for pos in (0, 9, 20, 40, 130, len(good) // 2, len(good) - 60, len(good) - 1):
+        data = bytearray(good)
+        data[pos] ^= 0x10
+        open(bad, "wb").write(bytes(data))
+        p = c.run("apply", old, bad, "-o", out, expect=None)
+        check(p.returncode in (3, 5), (pos, p.returncode, p.stderr))
+        check("bad.slmdelta" in p.stderr, p.stderr)
+        leftovers(c, keep + ["bad.slmdelta"])
+    data = bytearray(good)
+    data[len(good) // 2] ^= 0x10
+    open(bad, "wb").write(bytes(data))
+    p = c.run("apply", old, bad, "-o", out, expect=5)
+    check("checksum mismatch" in p.stderr, p.stderr)
+    # Truncated: exit 3 naming it.
+    for n in (0, 100, 128, len(good) - 1):
+        open(bad, "wb").write(good[:n])
+        p = c.run("apply", old, bad, "-o", out, expect=3)
+        check("truncated" in p.stderr, p.stderr)
+    open(bad, "wb").write(b"not a delta at all" * 10)
+    p = c.run("apply", old, bad, "-o", out, expect=3)
+    check("SLMDELTA" in p.stderr, p.stderr)
+    os.remove(bad)
+    leftovers(c, keep)
+    # Outputs that name an input are refused (exit 2), for delta and apply alike.
+    c.run("apply", old, u, "-o", old, expect=2)
+    c.run("apply", old, u, "-o", u, expect=2)
+    c.run("delta", old, new, "-o", new, expect=2)
+    c.run("delta", old, new, "-o", c.path("x.slmdelta"), "--level", "30", expect=2)
+    # Inputs that are not .slm files are exit 3.
+    c.run("delta", u, new, "-o", c.path("x.slmdelta"), expect=3)
+    leftovers(c, keep)
+    check(open(old, "rb").read() != b"", "the base is untouched")
+
+
+def test_delta_malformed_ops_with_valid_checksums(c):
+    """A delta whose checksums are right but whose op table is wrong (a buggy writer, or a forger
+    without a signature) is still refused, naming the op: the validator, not only the checksum."""
+    import struct
+    m = c.synth()
+    old, new = c.path("old.slm"), c.path("new.slm")
+    c.run("convert", m, "-o", old, "--recipe", "int8")
+    c.run("convert", m, "-o", new, "--recipe", "int8", "--rule", "*.layers.1.mlp.up_proj.weight=int4")
+    u = c.path("u.slmdelta")
+    c.run("delta", old, new, "-o", u)
+    good = bytearray(open(u, "rb").read())
+    count, table = struct.unpack_from("<QQ", good, 64)
+    ops = [list(struct.unpack_from("<BBHIQQQQQQ", good, table + 56 * i)) for i in range(count)]
+    # fields: kind, codec, r16, r32, new_len, old_offset, old_len, payload_offset, payload_size, xxh64
+
+    def forge(edit):
+        data = bytearray(good)
+        o = [list(x) for x in ops]
+        edit(o, data)
+        for i, x in enumerate(o):
+            struct.pack_into("<BBHIQQQQQQ", data, table + 56 * i, *x)
+        struct.pack_into("<Q", data, 16, len(data))
+        struct.pack_into("<Q", data, 112, xxh64(bytes(data[128:])))
+        struct.pack_into("<Q", data, 120, xxh64(bytes(data[:120])))
+        bad = c.path("bad.slmdelta")
+        open(bad, "wb").write(bytes(data))
+        return bad
+
+    first = lambda o, kind: next(i for i, x in enumerate(o) if x[0] == kind)
+    cases = [
+        (lambda o, d: o[0].__setitem__(0, 9), 3, "unknown op kind"),
+        (lambda o, d: o[0].__setitem__(2, 1), 3, "reserved"),
+        (lambda o, d: o[first(o, 1)].__setitem__(5, 1 << 40), 3, "outside the base"),
+        (lambda o, d: o[first(o, 2)].__setitem__(7, 1 << 40), 3, "outside the payload area"),
+        (lambda o, d: o[-1].__setitem__(4, o[-1][4] + 1), 3, "overruns NEW"),
+        (lambda o, d: (o[-1].__setitem__(4, o[-1][4] - 1), o[-1].__setitem__(6, o[-1][6] - 1)), 3, "NEW has"),
+        (lambda o, d: o[first(o, 1)].__setitem__(9, o[first(o, 1)][9] ^ 1), 5, "the delta expects"),
+        (lambda o, d: o[0].__setitem__(8, o[0][8] - 1), 3, "zstd"),
+        (lambda o, d: o[first(o, 1)].__setitem__(1, 2), 3, "has a codec"),
+    ]
+    for edit, code, text in cases:
+        p = c.run("apply", old, forge(edit), "-o", c.path("out.slm"), expect=code)
+        check(text in p.stderr and ("op " in p.stderr or "ops" in p.stderr), (text, p.stderr))
+        leftovers(c, ["model", "old.slm", "new.slm", "u.slmdelta", "bad.slmdelta"])
+    # The unmodified table passes the same re-signing (the forge itself is right).
+    c.run("apply", old, forge(lambda o, d: None), "-o", c.path("out.slm"))
+    check(open(c.path("out.slm"), "rb").read() == open(new, "rb").read(), "forge round trip")
+
+
+def test_real_stories260k_delta(c):
+    d = models_dir()
+    src = os.path.join(d, "stories260K", "stories260K.bin")
+    # (a) a recipe change in a couple of tensors
+    c.run("convert", src, "-o", c.path("a.slm"), "--recipe", "int8")
+    rules = ["--rule", "model.layers.2.mlp.down_proj.weight=int4", "--rule", "model.layers.4.self_attn.q_proj.weight=int4"]
+    c.run("convert", src, "-o", c.path("b.slm"), "--recipe", "int8", *rules)
+    u = delta_round_trip(c, c.path("a.slm"), c.path("b.slm"), "recipe")
+    check(u["delta_bytes"] <= u["changed_segment_bytes"] * 1.01 + 4096, u)
+    # (b) a perturbation of every attention projection, same recipe
+    c.run("export", c.path("a.slm"), "-o", c.path("base.safetensors"))
+    shutil.copyfile(c.path("base.safetensors"), c.path("tuned.safetensors"))
+    check(perturb_safetensors(c.path("tuned.safetensors"), r"self_attn\.[qkvo]_proj\.weight", 0.01) == 20, "attn")
+    c.run("convert", c.path("base.safetensors"), "-o", c.path("c.slm"), "--recipe", "int8")
+    c.run("convert", c.path("tuned.safetensors"), "-o", c.path("d.slm"), "--recipe", "int8")
+    u = delta_round_trip(c, c.path("c.slm"), c.path("d.slm"), "tuned")
+    check(u["xor_bytes"] + u["add_bytes"] > 0 and u["delta_bytes"] < os.path.getsize(c.path("d.slm")), u)
+    # (c) identical
+    shutil.copyfile(c.path("a.slm"), c.path("a2.slm"))
+    u = delta_round_trip(c, c.path("a.slm"), c.path("a2.slm"), "same")
+    check(u["changed_segment_bytes"] == 0 and u["delta_bytes"] < 4096, u)
 
 
 def main():

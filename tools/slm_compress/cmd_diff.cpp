@@ -1,12 +1,14 @@
 // slm-compress diff: which tensors were added, removed or changed (by content hash) between two
-// .slm files, and how many bytes an update from A to B has to ship (segments of B whose content
-// A does not already hold).
+// .slm files, and how many bytes an update from A to B has to ship: update_bytes is the exact size
+// of the .slmdelta `slm-compress delta A B` writes (the same planner, measure_delta, with a
+// counting sink), changed_segment_bytes the raw size of B's segments that A does not hold.
 #include <iostream>
 #include <map>
 #include <set>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "slmc/fleet/delta.hpp"
 #include "slmc/format/model_file.hpp"
 
 namespace slmc::cli {
@@ -14,10 +16,12 @@ namespace {
 
 struct DiffArgs {
   std::string a, b;
+  int level = 19;
   bool json = false, no_verify = false;
 };
 
 int run_diff(const DiffArgs& args) {
+  if (args.level < 1 || args.level > 19) return fail_usage("--level " + std::to_string(args.level) + ": valid: 1..19");
   LoadOptions load;
   load.verify_checksums = !args.no_verify;  // the stored hashes diff compares must be true
   auto fa = ModelFile::open(args.a, load);
@@ -58,18 +62,26 @@ int run_diff(const DiffArgs& args) {
   for (const auto& [name, ta] : in_a) {
     if (!in_b.count(name)) removed.push_back(name);
   }
+  // The update's exact size: the delta writer's own planner (it compresses every changed segment).
+  DeltaOptions delta_options;
+  delta_options.zstd_level = args.level;
+  auto delta = measure_delta(args.a, args.b, delta_options);
+  if (!delta.ok()) return fail(delta.status());
+  const uint64_t update = delta->delta_bytes;
   if (args.json) {
     Json j{{"a", args.a},           {"b", args.b},         {"added", added},
            {"removed", removed},    {"changed", changed},  {"unchanged", unchanged.size()},
-           {"update_bytes", ship},  {"b_file_size", (*fb)->file_size()}};
+           {"update_bytes", update}, {"changed_segment_bytes", ship}, {"level", args.level},
+           {"b_file_size", (*fb)->file_size()}};
     std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
     for (const auto& n : added) std::cout << "+ " << terminal_safe(n) << "\n";
     for (const auto& n : removed) std::cout << "- " << terminal_safe(n) << "\n";
     for (const auto& n : changed) std::cout << "~ " << terminal_safe(n) << "\n";
     std::cout << added.size() << " added, " << removed.size() << " removed, " << changed.size() << " changed, "
-              << unchanged.size() << " unchanged; an update ships " << ship << " bytes (" << human_bytes(ship)
-              << ") of tensor data out of " << human_bytes((*fb)->file_size()) << "\n";
+              << unchanged.size() << " unchanged; the update (slm-compress delta) is " << update << " bytes ("
+              << human_bytes(update) << ") for a " << human_bytes((*fb)->file_size()) << " file; "
+              << human_bytes(ship) << " of tensor data changed\n";
   }
   return kExitOk;
 }
@@ -83,6 +95,7 @@ Command add_diff(CLI::App& app) {
   sub->add_option("b", a->b, "New .slm file")->required();
   sub->add_flag("--json", a->json, "Print one JSON document to stdout");
   sub->add_flag("--no-verify", a->no_verify, "Skip the checksum pass over both files");
+  sub->add_option("--level", a->level, "zstd level 1..19 the update is measured at (as delta --level; default 19)");
   return {sub, [a] { return run_diff(*a); }};
 }
 

@@ -25,5 +25,7 @@ Command add_eval(CLI::App& app);
 Command add_generate(CLI::App& app);
 Command add_calibrate(CLI::App& app);
 Command add_tokenize(CLI::App& app);
+Command add_delta(CLI::App& app);
+Command add_apply(CLI::App& app);
 
 }  // namespace slmc::cli
