@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "profile.hpp"
@@ -28,6 +29,16 @@ const std::string& work_dir() {
     if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
     return tmpl;
   }();
+  // Removed when the fuzzer exits normally (-max_total_time, -runs); a crash leaves it for the
+  // artifact's reproduction.
+  static const bool cleanup_registered = [] {
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(work_dir(), ec);
+    });
+    return true;
+  }();
+  (void)cleanup_registered;
   return dir;
 }
 
