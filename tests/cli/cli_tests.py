@@ -1265,6 +1265,22 @@ def test_delta_refuses_wrong_base_and_damage(c):
     # Inputs that are not .slm files are exit 3.
     c.run("delta", u, new, "-o", c.path("x.slmdelta"), expect=3)
     leftovers(c, keep)
+    # An output that is a link to the base is the base: refused. A planted link elsewhere is
+    # refused without --force, and replaced (not written through) with it.
+    os.symlink(old, c.path("alias.slm"))
+    p = c.run("apply", old, u, "-o", c.path("alias.slm"), expect=2)
+    check("is the input" in p.stderr, p.stderr)
+    os.remove(c.path("alias.slm"))
+    with open(c.path("victim"), "w") as fh:
+        fh.write("precious")
+    os.symlink(c.path("victim"), c.path("link.slm"))
+    p = c.run("apply", old, u, "-o", c.path("link.slm"), expect=2)
+    check("symbolic link" in p.stderr, p.stderr)
+    c.run("apply", old, u, "-o", c.path("link.slm"), "--force")
+    check(open(c.path("victim")).read() == "precious" and not os.path.islink(c.path("link.slm")), "wrote through")
+    check(open(c.path("link.slm"), "rb").read() == open(new, "rb").read(), "forced apply output")
+    c.run("apply", old, u, "-o", "/dev/null", expect=2)
+    leftovers(c, keep + ["victim", "link.slm"])
     check(open(old, "rb").read() != b"", "the base is untouched")
 
 
