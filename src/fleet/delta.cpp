@@ -20,6 +20,7 @@
 #include "slmc/io/mapped_file.hpp"
 #include "slmc/io/output.hpp"
 #include "slmc/io/safe_input.hpp"
+#include "slmc/parallel.hpp"
 
 namespace slmc {
 namespace {
@@ -261,8 +262,6 @@ class DeltaBuilder {
       return make_error(ErrorCode::kInvalidArgument,
                         "zstd level " + std::to_string(options_.zstd_level) + " is outside 1..19");
     }
-    cctx_.reset(ZSTD_createCCtx());
-    if (!cctx_) return make_error(ErrorCode::kOutOfMemory, "cannot create a zstd compression context");
     SLMC_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> old_map, MappedFile::open(old_path));
     SLMC_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> new_map, MappedFile::open(new_path));
     LoadOptions load;
@@ -384,15 +383,55 @@ class DeltaBuilder {
     best.new_len = size;
     best.payload_size = size;
     const uint8_t* best_payload = bytes;
-    SLMC_ASSIGN_OR_RETURN(std::vector<uint8_t> z, zstd_compress(cctx_.get(), options_.zstd_level, bytes, size, nullptr, 0));
+    // The candidates: zstd of the bytes, with OLD's header as prefix, of the xor and of the
+    // bytewise difference against the old segment (a code that moved by ±1 is 0x01 / 0xFF
+    // whatever its value, which compresses better than its xor). They are compressed in
+    // parallel, each with its own context, and compared in this fixed order (ties go to the
+    // earlier, simpler form), so the delta's bytes do not depend on the thread count.
+    std::vector<uint8_t> xr, ad;
+    if (xor_base != nullptr) {
+      xr.resize(size);
+      ad.resize(size);
+      for (uint64_t i = 0; i < size; ++i) {
+        xr[i] = bytes[i] ^ xor_base[i];
+        ad[i] = static_cast<uint8_t>(bytes[i] - xor_base[i]);
+      }
+    }
+    struct Candidate {
+      const uint8_t* src;
+      const uint8_t* prefix;
+      uint64_t prefix_size;
+      Result<std::vector<uint8_t>> out = std::vector<uint8_t>{};
+    };
+    std::vector<Candidate> c;
+    c.push_back({bytes, nullptr, 0});
+    if (prefix != nullptr) c.push_back({bytes, prefix, prefix_size});
+    if (xor_base != nullptr) {
+      c.push_back({xr.data(), nullptr, 0});
+      c.push_back({ad.data(), nullptr, 0});
+    }
+    const int level = options_.zstd_level;
+    parallel_for(static_cast<int64_t>(c.size()), 1, 0, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        Candidate& k = c[static_cast<size_t>(i)];
+        std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx(ZSTD_createCCtx());
+        k.out = cctx ? zstd_compress(cctx.get(), level, k.src, size, k.prefix, k.prefix_size)
+                     : Result<std::vector<uint8_t>>(make_error(ErrorCode::kOutOfMemory,
+                                                                "cannot create a zstd compression context"));
+      }
+    });
+    for (Candidate& k : c) {
+      if (!k.out.ok()) return k.out.status();
+    }
+    size_t next = 0;
+    const std::vector<uint8_t>& z = *c[next++].out;
     if (z.size() < best.payload_size) {
       best.codec = DeltaCodec::kZstd;
       best.payload_size = z.size();
       best_payload = z.data();
     }
-    std::vector<uint8_t> zp;
     if (prefix != nullptr) {
-      SLMC_ASSIGN_OR_RETURN(zp, zstd_compress(cctx_.get(), options_.zstd_level, bytes, size, prefix, prefix_size));
+      const std::vector<uint8_t>& zp = *c[next++].out;
       if (zp.size() < best.payload_size) {
         best.codec = DeltaCodec::kZstdPrefix;
         best.old_offset = prefix_offset;
@@ -401,13 +440,8 @@ class DeltaBuilder {
         best_payload = zp.data();
       }
     }
-    // Differences against the old segment: xor (bits that flipped) and bytewise subtraction (a code
-    // that moved by ±1 is 0x01 / 0xFF whatever its value, which compresses better than its xor).
-    std::vector<uint8_t> zx, za;
     if (xor_base != nullptr) {
-      std::vector<uint8_t> x(size);
-      for (uint64_t i = 0; i < size; ++i) x[i] = bytes[i] ^ xor_base[i];
-      SLMC_ASSIGN_OR_RETURN(zx, zstd_compress(cctx_.get(), options_.zstd_level, x.data(), size, nullptr, 0));
+      const std::vector<uint8_t>& zx = *c[next++].out;
       if (zx.size() < best.payload_size) {
         best.kind = DeltaOpKind::kXor;
         best.codec = DeltaCodec::kZstd;
@@ -416,8 +450,7 @@ class DeltaBuilder {
         best.payload_size = zx.size();
         best_payload = zx.data();
       }
-      for (uint64_t i = 0; i < size; ++i) x[i] = static_cast<uint8_t>(bytes[i] - xor_base[i]);
-      SLMC_ASSIGN_OR_RETURN(za, zstd_compress(cctx_.get(), options_.zstd_level, x.data(), size, nullptr, 0));
+      const std::vector<uint8_t>& za = *c[next++].out;
       if (za.size() < best.payload_size) {
         best.kind = DeltaOpKind::kAdd;
         best.codec = DeltaCodec::kZstd;
@@ -485,7 +518,6 @@ class DeltaBuilder {
 
   const DeltaOptions& options_;
   PayloadSink& sink_;
-  std::unique_ptr<ZSTD_CCtx, CctxDeleter> cctx_;
   std::vector<Op> ops_;
 };
 
