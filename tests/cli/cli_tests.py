@@ -371,51 +371,6 @@ def test_real_stories260k_calibrate_gram(c):
     check("down_proj" in p.stderr and "gram" in p.stderr, p.stderr)
 
 
-def xxh64(data, seed=0):
-    """XXH64, written from the published algorithm (an oracle independent of src/io/hash.cpp)."""
-    import struct
-    P1, P2, P3, P4, P5 = (11400714785074694791, 14029467366897019727, 1609587929392839161,
-                          9650029242287828579, 2870177450012600261)
-    M = (1 << 64) - 1
-
-    def rotl(x, r):
-        return ((x << r) | (x >> (64 - r))) & M
-
-    def rnd(acc, lane):
-        return (rotl((acc + lane * P2) & M, 31) * P1) & M
-
-    def merge(acc, v):
-        return (((acc ^ rnd(0, v)) * P1) + P4) & M
-
-    n, i = len(data), 0
-    if n >= 32:
-        v = [(seed + P1 + P2) & M, (seed + P2) & M, seed, (seed - P1) & M]
-        while i + 32 <= n:
-            for j in range(4):
-                v[j] = rnd(v[j], struct.unpack_from("<Q", data, i + 8 * j)[0])
-            i += 32
-        h = (rotl(v[0], 1) + rotl(v[1], 7) + rotl(v[2], 12) + rotl(v[3], 18)) & M
-        for x in v:
-            h = merge(h, x)
-    else:
-        h = (seed + P5) & M
-    h = (h + n) & M
-    while i + 8 <= n:
-        h = (rotl(h ^ rnd(0, struct.unpack_from("<Q", data, i)[0]), 27) * P1 + P4) & M
-        i += 8
-    if i + 4 <= n:
-        h = (rotl(h ^ (struct.unpack_from("<I", data, i)[0] * P1 & M), 23) * P2 + P3) & M
-        i += 4
-    while i < n:
-        h = (rotl(h ^ (data[i] * P5 & M), 11) * P1) & M
-        i += 1
-    h ^= h >> 33
-    h = h * P2 & M
-    h ^= h >> 29
-    h = h * P3 & M
-    return h ^ (h >> 32)
-
-
 def test_calibration_binary_format(c):
     """calibrate writes the binary statistics for any name not ending in .json; convert reads
     either form to the same bytes; the reader refuses corrupted, truncated and inflated files
