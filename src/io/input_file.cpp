@@ -12,16 +12,11 @@
 namespace slmc {
 
 Result<std::shared_ptr<const InputFile>> InputFile::open(const std::string& path) {
-  SLMC_ASSIGN_OR_RETURN(const int fd, open_regular_file(path));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return make_error(ErrorCode::kIoError, path + ": cannot stat: " + std::strerror(err));
-  }
+  uint64_t size = 0;
+  SLMC_ASSIGN_OR_RETURN(const int fd, open_regular_file(path, &size));
   std::shared_ptr<InputFile> file(new InputFile());
   file->fd_ = fd;
-  file->size_ = static_cast<uint64_t>(st.st_size);
+  file->size_ = size;
   file->path_ = path;
   return std::shared_ptr<const InputFile>(std::move(file));
 }

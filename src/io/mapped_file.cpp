@@ -13,16 +13,11 @@ namespace slmc {
 
 Result<std::shared_ptr<const MappedFile>> MappedFile::open(const std::string& path) {
   // Never blocks: a FIFO, device or directory is refused before anything waits on it.
-  SLMC_ASSIGN_OR_RETURN(const int fd, open_regular_file(path));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return make_error(ErrorCode::kIoError, path + ": cannot stat: " + std::strerror(err));
-  }
+  uint64_t size = 0;
+  SLMC_ASSIGN_OR_RETURN(const int fd, open_regular_file(path, &size));
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;
-  file->size_ = static_cast<uint64_t>(st.st_size);
+  file->size_ = size;
   if (file->size_ > 0) {
     void* p = ::mmap(nullptr, file->size_, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {

@@ -19,7 +19,7 @@ const char* kind_of(mode_t m) {
 }
 }  // namespace
 
-Result<int> open_regular_file(const std::string& path) {
+Result<int> open_regular_file(const std::string& path, uint64_t* size) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return make_error(ErrorCode::kIoError, path + ": cannot open: " + std::strerror(errno));
@@ -37,20 +37,20 @@ Result<int> open_regular_file(const std::string& path) {
   // Regular files ignore O_NONBLOCK for reads; clear it anyway so later reads behave normally.
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  if (size != nullptr) *size = static_cast<uint64_t>(st.st_size);
   return fd;
 }
 
 Result<std::string> read_input_file(const std::string& path, uint64_t max_bytes) {
-  SLMC_ASSIGN_OR_RETURN(int fd, open_regular_file(path));
-  struct stat st {};
-  ::fstat(fd, &st);
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+  uint64_t bytes = 0;
+  SLMC_ASSIGN_OR_RETURN(int fd, open_regular_file(path, &bytes));
+  if (bytes > max_bytes) {
     ::close(fd);
-    return make_error(ErrorCode::kOutOfRange, path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
+    return make_error(ErrorCode::kOutOfRange, path + ": " + std::to_string(bytes) + " bytes, more than the " +
                                                   std::to_string(max_bytes) + " this input may have");
   }
   std::string out;
-  out.reserve(static_cast<size_t>(st.st_size));
+  out.reserve(static_cast<size_t>(bytes));
   char buf[1 << 16];
   while (true) {
     const ssize_t n = ::read(fd, buf, sizeof buf);

@@ -15,8 +15,9 @@ namespace slmc {
 inline constexpr int kMaxJsonDepth = 64;
 
 /// Opens `path` read-only with O_NONBLOCK, refuses anything but a regular file, returns the
-/// descriptor (the caller closes it). kIoError / kInvalidArgument naming the path and what it is.
-Result<int> open_regular_file(const std::string& path);
+/// descriptor (the caller closes it) and, when `size` is given, the file's size at opening.
+/// kIoError naming the path and what it is.
+Result<int> open_regular_file(const std::string& path, uint64_t* size = nullptr);
 
 /// The bytes of a regular file of at most `max_bytes` (kOutOfRange above it).
 Result<std::string> read_input_file(const std::string& path, uint64_t max_bytes = uint64_t{1} << 30);
