@@ -30,7 +30,6 @@ void put_floats(std::string& out, const float* p, size_t n) {
 class Reader {
  public:
   Reader(std::string_view body, const std::string& origin) : body_(body), origin_(origin) {}
-  size_t offset() const noexcept { return at_; }
   size_t left() const noexcept { return body_.size() - at_; }
   template <typename T>
   Status get(T* v, const char* what) {

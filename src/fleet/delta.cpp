@@ -397,18 +397,24 @@ class DeltaBuilder {
         ad[i] = static_cast<uint8_t>(bytes[i] - xor_base[i]);
       }
     }
+    // Each candidate: its input, its dictionary, and the op it becomes if it is the smallest.
     struct Candidate {
       const uint8_t* src;
       const uint8_t* prefix;
       uint64_t prefix_size;
+      DeltaOpKind kind;
+      DeltaCodec codec;
+      uint64_t old_offset, old_len;
       Result<std::vector<uint8_t>> out = std::vector<uint8_t>{};
     };
     std::vector<Candidate> c;
-    c.push_back({bytes, nullptr, 0});
-    if (prefix != nullptr) c.push_back({bytes, prefix, prefix_size});
+    c.push_back({bytes, nullptr, 0, DeltaOpKind::kLiteral, DeltaCodec::kZstd, 0, 0});
+    if (prefix != nullptr) {
+      c.push_back({bytes, prefix, prefix_size, DeltaOpKind::kLiteral, DeltaCodec::kZstdPrefix, prefix_offset, prefix_size});
+    }
     if (xor_base != nullptr) {
-      c.push_back({xr.data(), nullptr, 0});
-      c.push_back({ad.data(), nullptr, 0});
+      c.push_back({xr.data(), nullptr, 0, DeltaOpKind::kXor, DeltaCodec::kZstd, xor_base_offset, size});
+      c.push_back({ad.data(), nullptr, 0, DeltaOpKind::kAdd, DeltaCodec::kZstd, xor_base_offset, size});
     }
     const int level = options_.zstd_level;
     parallel_for(static_cast<int64_t>(c.size()), 1, 0, [&](int64_t b, int64_t e) {
@@ -420,44 +426,15 @@ class DeltaBuilder {
                                                                 "cannot create a zstd compression context"));
       }
     });
-    for (Candidate& k : c) {
+    for (const Candidate& k : c) {
       if (!k.out.ok()) return k.out.status();
-    }
-    size_t next = 0;
-    const std::vector<uint8_t>& z = *c[next++].out;
-    if (z.size() < best.payload_size) {
-      best.codec = DeltaCodec::kZstd;
-      best.payload_size = z.size();
-      best_payload = z.data();
-    }
-    if (prefix != nullptr) {
-      const std::vector<uint8_t>& zp = *c[next++].out;
-      if (zp.size() < best.payload_size) {
-        best.codec = DeltaCodec::kZstdPrefix;
-        best.old_offset = prefix_offset;
-        best.old_len = prefix_size;
-        best.payload_size = zp.size();
-        best_payload = zp.data();
-      }
-    }
-    if (xor_base != nullptr) {
-      const std::vector<uint8_t>& zx = *c[next++].out;
-      if (zx.size() < best.payload_size) {
-        best.kind = DeltaOpKind::kXor;
-        best.codec = DeltaCodec::kZstd;
-        best.old_offset = xor_base_offset;
-        best.old_len = size;
-        best.payload_size = zx.size();
-        best_payload = zx.data();
-      }
-      const std::vector<uint8_t>& za = *c[next++].out;
-      if (za.size() < best.payload_size) {
-        best.kind = DeltaOpKind::kAdd;
-        best.codec = DeltaCodec::kZstd;
-        best.old_offset = xor_base_offset;
-        best.old_len = size;
-        best.payload_size = za.size();
-        best_payload = za.data();
+      if (k.out->size() < best.payload_size) {
+        best.kind = k.kind;
+        best.codec = k.codec;
+        best.old_offset = k.old_offset;
+        best.old_len = k.old_len;
+        best.payload_size = k.out->size();
+        best_payload = k.out->data();
       }
     }
     return push(best, best_payload, stats, std::move(tensor), std::move(what));
