@@ -12,6 +12,8 @@ D8='8192x8192/n:1'    # DRAM-resident GEMV
 G4='4096x4096/n:128'  # GEMM
 B8='4096x4096/n:8'    # small batch
 case_() { echo "linear/$1/int8/$2/omp:$3"; }
+# Sparse int8 kernels take one activation scale per row (int8-row): compared with dense int8-row.
+caser() { echo "linear/$1/int8-row/$2/omp:$3"; }
 sgemv1=baseline/openblas_sgemm/$D8/omp:1
 sgemm1=baseline/openblas_sgemm/$G4/omp:1
 sgemm8=baseline/openblas_sgemm/$B8/omp:1
@@ -25,9 +27,9 @@ args=(
   --fraction "int4 g128 GEMV / streams4, 2 threads=membw/streams4/256MiB/omp:2:$(case_ $i4g128 $D8 2)"
   --ratio "int8 GEMV vs sgemv=$sgemv1:$(case_ $i8r1 $D8 1)"
   --ratio "int4 g32 GEMV vs sgemv=$sgemv1:$(case_ $i4g32 $D8 1)"
-  --ratio "2:4 int8 vs dense int8=$(case_ $i8r1 $D8 1):$(case_ nm2of4_int8_s50 $D8 1)"
-  --ratio "2:4 int4 vs dense int8=$(case_ $i8r1 $D8 1):$(case_ nm2of4_int4_s50 $D8 1)"
-  --ratio "bitmask int8 50% vs dense int8=$(case_ $i8r1 $D8 1):$(case_ bitmask_int8_s50 $D8 1)"
+  --ratio "2:4 int8 vs dense int8 (int8-row)=$(caser $i8r1 $D8 1):$(caser nm2of4_int8_s50 $D8 1)"
+  --ratio "2:4 int4 vs dense int8 (int8-row)=$(caser $i8r1 $D8 1):$(caser nm2of4_int4_s50 $D8 1)"
+  --ratio "bitmask int8 50% vs dense int8 (int8-row)=$(caser $i8r1 $D8 1):$(caser bitmask_int8_s50 $D8 1)"
   --ratio "GEMM W8A8 vs sgemm=$sgemm1:$(case_ $i8r8 $G4 1)"
   --ratio "GEMM W4A8 g32 vs sgemm=$sgemm1:$(case_ $i4g32 $G4 1)"
   --ratio "GEMM W4A8 g128 vs sgemm=$sgemm1:$(case_ $i4g128 $G4 1)"
@@ -41,4 +43,4 @@ args=(
   --ratio "GEMM W4A8 g128, 2 threads vs 1=$(case_ $i4g128 $G4 1):$(case_ $i4g128 $G4 2)"
 )
 exec python3 scripts/bench_ratios.py --bench "$BENCH" --rounds 5 --repetitions 3 "${args[@]}" "$@" \
-  --filter "^(membw/(streams4|rows4)/256MiB/omp:(1|2)|baseline/openblas_sgemm/($D8|$G4)/omp:(1|2)|baseline/openblas_sgemm/$B8/omp:1|linear/($i8r1|$i8r8|$i4g32|$i4g128)/int8/($D8|$G4)/omp:(1|2)|linear/($i8r1|$i8r8|$i4g32)/int8/$B8/omp:1|linear/(nm2of4_int8_s50|nm2of4_int4_s50|bitmask_int8_s50)/int8/$D8/omp:1)/"
+  --filter "^(membw/(streams4|rows4)/256MiB/omp:(1|2)|baseline/openblas_sgemm/($D8|$G4)/omp:(1|2)|baseline/openblas_sgemm/$B8/omp:1|linear/($i8r1|$i8r8|$i4g32|$i4g128)/int8/($D8|$G4)/omp:(1|2)|linear/($i8r1|$i8r8|$i4g32)/int8/$B8/omp:1|linear/($i8r1|nm2of4_int8_s50|nm2of4_int4_s50|bitmask_int8_s50)/int8-row/$D8/omp:1)/"

@@ -34,13 +34,13 @@ const std::vector<BenchEncoding>& bench_encodings() {
         {"fp32", {ActMode::kFp32}},
         {"fp16", {ActMode::kFp32}},
         {"bf16", {ActMode::kFp32}},
-        {"int8:group=channel,scale_dtype=fp32", {ActMode::kInt8, ActMode::kFp32}},
-        {"int8:group=channel,scale_dtype=fp32,layout=i8", {ActMode::kInt8}},
-        {"int8:group=32,scale_dtype=fp16,layout=i8", {ActMode::kInt8}},
-        {"int4:group=32", {ActMode::kInt8}},
-        {"int4:group=32,layout=i8", {ActMode::kInt8, ActMode::kFp32}},
-        {"int4:group=128,layout=i8", {ActMode::kInt8}},
-        {"int4:group=128,sym=false,layout=i8", {ActMode::kInt8}},
+        {"int8:group=channel,scale_dtype=fp32", {ActMode::kInt8, ActMode::kInt8Row, ActMode::kFp32}},
+        {"int8:group=channel,scale_dtype=fp32,layout=i8", {ActMode::kInt8, ActMode::kInt8Row}},
+        {"int8:group=32,scale_dtype=fp16,layout=i8", {ActMode::kInt8, ActMode::kInt8Row}},
+        {"int4:group=32", {ActMode::kInt8, ActMode::kInt8Row}},
+        {"int4:group=32,layout=i8", {ActMode::kInt8, ActMode::kInt8Row, ActMode::kFp32}},
+        {"int4:group=128,layout=i8", {ActMode::kInt8, ActMode::kInt8Row}},
+        {"int4:group=128,sym=false,layout=i8", {ActMode::kInt8, ActMode::kInt8Row}},
     };
     std::vector<BenchEncoding> l;
     for (const auto& [text, acts] : cases) {

@@ -35,13 +35,13 @@ const std::vector<SparseBench>& sparse_benches() {
   using slmc::bench::encoding;
   static const std::vector<SparseBench> list = {
       {"csr_f32", encoding("fp32:format=csr"), {50, 70, 90, 95}, {ActMode::kFp32}},
-      {"csr_int8", encoding("int8:format=csr,scale_dtype=fp16"), {70, 90}, {ActMode::kFp32, ActMode::kInt8}},
+      {"csr_int8", encoding("int8:format=csr,scale_dtype=fp16"), {70, 90}, {ActMode::kFp32, ActMode::kInt8Row}},
       {"bsr4x4_f32", encoding("fp32:format=bsr4x4"), {70, 90}, {ActMode::kFp32}},
       {"bitmask_int8", encoding("int8:format=bitmask,group=32,scale_dtype=fp16"), {50, 70},
-       {ActMode::kInt8, ActMode::kFp32}},
+       {ActMode::kInt8Row, ActMode::kFp32}},
       {"bitmask_f32", encoding("fp32:format=bitmask"), {50}, {ActMode::kFp32}},
-      {"nm2of4_int8", encoding("int8:pattern=2:4,group=32,scale_dtype=fp16"), {50}, {ActMode::kInt8, ActMode::kFp32}},
-      {"nm2of4_int4", encoding("int4:pattern=2:4,group=32,search=absmax"), {50}, {ActMode::kInt8, ActMode::kFp32}},
+      {"nm2of4_int8", encoding("int8:pattern=2:4,group=32,scale_dtype=fp16"), {50}, {ActMode::kInt8Row, ActMode::kFp32}},
+      {"nm2of4_int4", encoding("int4:pattern=2:4,group=32,search=absmax"), {50}, {ActMode::kInt8Row, ActMode::kFp32}},
   };
   return list;
 }

@@ -10,7 +10,9 @@ set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
 
 set(_slmc_stage "${CMAKE_BINARY_DIR}/host-headers")
-set(_slmc_header_only xsimd nlohmann flatbuffers xxhash.h catch2 CLI eigen3)
+# zstd's headers are architecture-independent (libzstd-dev:arm64 installs the same files as the
+# host's); its arm64 library is found in /usr/lib/aarch64-linux-gnu.
+set(_slmc_header_only xsimd nlohmann flatbuffers xxhash.h catch2 CLI eigen3 zstd.h zstd_errors.h zdict.h)
 foreach(_h IN LISTS _slmc_header_only)
   if(EXISTS "/usr/include/${_h}" AND NOT EXISTS "${_slmc_stage}/usr/include/${_h}")
     file(MAKE_DIRECTORY "${_slmc_stage}/usr/include")

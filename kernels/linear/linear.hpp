@@ -40,9 +40,12 @@ struct LinearArgs {
   const float* x = nullptr;      ///< [n][k] as given by the caller
   const float* xpad = nullptr;   ///< fp32 mode, quantized weights: [n][kpad], zero beyond k
   const int8_t* xq = nullptr;    ///< int8 mode: [n][kpad] codes, zero beyond k
-  const float* xscale = nullptr; ///< int8 mode: [n] scales (x ~ xscale * xq)
-  const float* xsum = nullptr;   ///< int8 mode: [n][groups] sums of x over each weight group: fp32
-                                 ///< sums of x, or for symmetric int4 xscale * (sum of xq)
+  const float* xscale = nullptr; ///< int8-row mode: [n] scales (x ~ xscale * xq)
+  const float* xbs = nullptr;    ///< int8 (block) mode: [n][chunks] scales, one per 32 values
+                                 ///< (x[c] ~ xbs[c / 32] * xq[c])
+  const float* xsum = nullptr;   ///< both int8 modes: [n][groups] sums of x over each weight group:
+                                 ///< fp32 sums of x, or for symmetric int4 the sums of the quantized
+                                 ///< x (xscale * sum of xq; block mode: sum of xbs[c / 32] * xq[c])
 
   const float* bias = nullptr;   ///< [m] or null
   float* y = nullptr;            ///< [n][m]
@@ -52,7 +55,11 @@ struct LinearKernels {
   const char* isa;
   /// fp32 activations: y[:, m0:m1) (bias included).
   void (*fp32)(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
-  /// int8 activations (quantized weights only): y[:, m0:m1) (bias included).
+  /// int8-row activations (one scale per row of X; quantized weights only): y[:, m0:m1) (bias
+  /// included).
+  void (*int8_row)(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
+  /// int8 activations with one scale per block of 32 values (a.xbs; quantized weights only):
+  /// y[:, m0:m1) (bias included).
   void (*int8)(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
   /// Scratch bytes one thread needs for a call with `a` (64-byte aligned slot).
   size_t (*scratch_bytes)(const LinearArgs& a);
@@ -67,10 +74,18 @@ struct LinearKernels {
 /// The reference activation quantizer (linear_scalar.cpp), also the NEON tables' entry.
 float quantize_x_scalar(const float* x, int64_t k, int64_t kpad, int8_t* xq);
 
+/// The reference int8 (block) kernel (linear_scalar.cpp): what every ISA's int8 entry computes,
+/// and the entry of ISAs (and groupings) without block micro-kernels of their own.
+void linear_int8_block_scalar(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
+/// The scalar row gather (linear_scalar.cpp), shared by the x86 tables.
+void linear_gather_scalar(const LinearArgs& a, const int64_t* rows, int64_t count, float* out);
+
 const LinearKernels& linear_kernels_scalar();
 const LinearKernels& linear_kernels_avx2();
 const LinearKernels& linear_kernels_neon();
 const LinearKernels& linear_kernels_neon_dotprod();
+const LinearKernels& linear_kernels_avxvnni();
+const LinearKernels& linear_kernels_avx512();
 
 // ---- helpers shared by the ISA files (plain C++) ----
 

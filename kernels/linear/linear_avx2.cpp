@@ -5,9 +5,10 @@
 #include <cmath>
 
 #include "linear/linear_avx2.hpp"
+#include "linear/linear_block_x86.hpp"
 
 namespace slmc::detail {
-namespace {
+namespace avx2 {
 
 void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   const LinearPlan pl = linear_plan(a, /*int8_acts=*/false, kLinearTuningAvx2);
@@ -15,10 +16,10 @@ void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   avx2::gemv_fp32(a, m0, m1, pl.nx);
 }
 
-void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+void int8_row(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   const LinearPlan pl = linear_plan(a, /*int8_acts=*/true, kLinearTuningAvx2);
   switch (pl.path) {
-    case LinearPath::kReference: return linear_kernels_scalar().int8(a, m0, m1, scratch);
+    case LinearPath::kReference: return linear_kernels_scalar().int8_row(a, m0, m1, scratch);
     case LinearPath::kGemm: return avx2::gemm_int8(a, m0, m1, scratch);
     case LinearPath::kGemv: return avx2::gemv_int8(a, pl.pairs, pl.span, pl.nx, m0, m1, scratch);
   }
@@ -82,14 +83,19 @@ size_t scratch_bytes(const LinearArgs& a) {
   }
   // GEMV: fp32 copies of the scales and mins of 4 rows (interleaved: of their R-row block).
   const size_t gemv = static_cast<size_t>(2 * (a.layout.groups * 8 + 16) * 4);
-  return std::max(std::max(f32, i8), gemv) + 64;
+  const size_t block = blk::scratch_floats(a) * 4;  // int8 (block) mode, every x86 table
+  return std::max({f32, i8, gemv, block}) + 64;
 }
 
+}  // namespace avx2
+
+namespace {
+// Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built.
+constexpr LinearKernels kAvx2Linear{"avx2",           avx2::fp32,          avx2::int8_row,
+                                    blk::int8_block<blk::DotAvx2>, avx2::scratch_bytes, linear_gather_scalar,
+                                    avx2::quantize_x};
 }  // namespace
 
-const LinearKernels& linear_kernels_avx2() {
-  static const LinearKernels k{"avx2", fp32, int8, scratch_bytes, linear_kernels_scalar().gather, quantize_x};
-  return k;
-}
+const LinearKernels& linear_kernels_avx2() { return kAvx2Linear; }
 
 }  // namespace slmc::detail

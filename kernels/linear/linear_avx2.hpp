@@ -37,6 +37,12 @@ void gemv_int8(const LinearArgs& a, bool pairs, int span, int64_t nx, int64_t m0
 void gemm_fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
 /// int8 mode, the GEMM path: y[:, m0:m1) with bias.
 void gemm_int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
+/// The table's entries (linear_avx2.cpp), also the entries of the AVX-VNNI and AVX-512 tables
+/// for what those ISAs do not specialize.
+void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
+void int8_row(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
+float quantize_x(const float* x, int64_t k, int64_t kpad, int8_t* xq);
+size_t scratch_bytes(const LinearArgs& a);
 }  // namespace avx2
 
 namespace {

@@ -9,7 +9,8 @@ static_assert(!SLMC_LINEAR_SDOT, "linear_neon.cpp must be compiled without the d
 namespace slmc::detail {
 namespace {
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built.
-constexpr LinearKernels kNeonLinear{"neon", fp32, int8, scratch_bytes, gather, quantize_x_scalar};
+constexpr LinearKernels kNeonLinear{"neon", fp32, int8, linear_int8_block_scalar, scratch_bytes, gather,
+                                    quantize_x_scalar};
 }  // namespace
 
 const LinearKernels& linear_kernels_neon() { return kNeonLinear; }

@@ -9,7 +9,8 @@ namespace slmc::detail {
 namespace {
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built,
 // including CPUs without dotprod, so it must not execute any ARMv8.2 instruction itself.
-constexpr LinearKernels kNeonDotprodLinear{"neon_dotprod", fp32, int8, scratch_bytes, gather, quantize_x_scalar};
+constexpr LinearKernels kNeonDotprodLinear{"neon_dotprod", fp32, int8, linear_int8_block_scalar, scratch_bytes,
+                                            gather, quantize_x_scalar};
 }  // namespace
 
 const LinearKernels& linear_kernels_neon_dotprod() { return kNeonDotprodLinear; }

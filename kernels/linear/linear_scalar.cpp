@@ -63,7 +63,7 @@ void quantized_fp32(const LinearArgs& a, int64_t m0, int64_t m1) {
   }
 }
 
-// int8 mode: y = sum_g [ d_g * xscale * sum_{k in g} c_k xq_k + m_g * xsum_g ], integer inner sums.
+// int8-row mode: y = sum_g [ d_g * xscale * sum_{k in g} c_k xq_k + m_g * xsum_g ], integer inner sums.
 void quantized_int8(const LinearArgs& a, int64_t m0, int64_t m1) {
   const DenseQuantLayout& l = a.layout;
   // Symmetric int8 has no offset (m = 0): the term is skipped, as in the SIMD kernels, so a NaN
@@ -92,6 +92,57 @@ void quantized_int8(const LinearArgs& a, int64_t m0, int64_t m1) {
   }
 }
 
+}  // namespace
+
+// int8 (block) mode: y = sum_j s_j * sum_{k in chunk j} d_g(k) c_k xq_k + sum_g m_g * xsum_g with
+// s_j = xbs[j] the scale of 32-value block j of x and integer sums over each piece of a chunk that
+// shares one weight scale (the whole chunk when the group size is a multiple of 32). Per-row and
+// per-tensor scales factor out: y = d * sum_j s_j * isum_j + m * xsum.
+void linear_int8_block_scalar(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t*) {
+  const DenseQuantLayout& l = a.layout;
+  const bool has_m = !a.symmetric || a.vt == ValueType::kInt4;  // as in quantized_int8
+  const bool per_row = l.groups == 1;
+  int32_t codes[32];
+  for (int64_t i = 0; i < a.n; ++i) {
+    const float* xs = a.xsum + i * l.groups;
+    const float* xb = a.xbs + i * l.chunks;
+    const int8_t* xq = a.xq + i * a.kpad;
+    for (int64_t r = m0; r < m1; ++r) {
+      float acc = 0.0f;
+      float d = 0.0f, mn = 0.0f;
+      if (per_row) group_params(a, r, 0, &d, &mn);
+      for (int64_t chunk = 0; chunk < l.chunks; ++chunk) {
+        load_chunk_codes(a, r, chunk, codes);
+        const int64_t end = std::min(a.k, (chunk + 1) * kChunk);
+        for (int64_t c0 = chunk * kChunk; c0 < end;) {
+          const int64_t g = c0 / l.group_size;
+          const int64_t c1 = std::min(end, (g + 1) * l.group_size);
+          int32_t isum = 0;
+          for (int64_t c = c0; c < c1; ++c) isum += codes[c % kChunk] * xq[c];
+          if (per_row) {
+            acc += xb[chunk] * static_cast<float>(isum);
+          } else {
+            group_params(a, r, g, &d, &mn);
+            acc += (d * xb[chunk]) * static_cast<float>(isum);
+          }
+          c0 = c1;
+        }
+      }
+      if (per_row) acc *= d;
+      float offset = 0.0f;
+      if (has_m) {
+        for (int64_t g = 0; g < l.groups; ++g) {
+          group_params(a, r, g, &d, &mn);
+          offset += mn * xs[g];
+        }
+      }
+      a.y[i * a.m + r] = acc + offset + (a.bias ? a.bias[r] : 0.0f);
+    }
+  }
+}
+
+namespace {
+
 void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t*) {
   if (a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4) {
     quantized_fp32(a, m0, m1);
@@ -100,11 +151,13 @@ void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t*) {
   }
 }
 
-void int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t*) { quantized_int8(a, m0, m1); }
+void int8_row(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t*) { quantized_int8(a, m0, m1); }
 
 size_t scratch_bytes(const LinearArgs&) { return 0; }
 
-void gather(const LinearArgs& a, const int64_t* rows, int64_t count, float* out) {
+}  // namespace
+
+void linear_gather_scalar(const LinearArgs& a, const int64_t* rows, int64_t count, float* out) {
   int32_t codes[32];
   for (int64_t i = 0; i < count; ++i) {
     const int64_t r = rows[i];
@@ -123,8 +176,6 @@ void gather(const LinearArgs& a, const int64_t* rows, int64_t count, float* out)
     }
   }
 }
-
-}  // namespace
 
 // Round to nearest even for |v| < 2^22 with the default rounding mode: adding and subtracting
 // 1.5 * 2^23 leaves the integer part (the SIMD quantizers do the same two additions).
@@ -145,7 +196,8 @@ float quantize_x_scalar(const float* x, int64_t k, int64_t kpad, int8_t* xq) {
 }
 
 const LinearKernels& linear_kernels_scalar() {
-  static const LinearKernels k{"scalar", fp32, int8, scratch_bytes, gather, quantize_x_scalar};
+  static const LinearKernels k{"scalar", fp32, int8_row, linear_int8_block_scalar, scratch_bytes,
+                               linear_gather_scalar, quantize_x_scalar};
   return k;
 }
 

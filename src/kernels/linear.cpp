@@ -116,15 +116,25 @@ const char* act_mode_name(ActMode mode) noexcept {
     case ActMode::kAuto: return "auto";
     case ActMode::kFp32: return "fp32";
     case ActMode::kInt8: return "int8";
+    case ActMode::kInt8Row: return "int8-row";
   }
   return "invalid";
 }
 
+std::optional<ActMode> act_mode_from_name(std::string_view name) noexcept {
+  for (ActMode m : {ActMode::kAuto, ActMode::kFp32, ActMode::kInt8, ActMode::kInt8Row}) {
+    if (name == act_mode_name(m)) return m;
+  }
+  return std::nullopt;
+}
+
 ActMode default_act_mode(const Encoding& encoding) noexcept {
-  // CSR and BSR keep fp32: their int8 path decodes whole rows (measured 4x slower at 70-90%).
-  const bool decoded = encoding.format == SparseFormat::kDense || encoding.format == SparseFormat::kBitmask ||
-                       encoding.format == SparseFormat::kNM;
-  return encoding.is_quantized() && decoded ? ActMode::kInt8 : ActMode::kFp32;
+  if (!encoding.is_quantized()) return ActMode::kFp32;
+  if (encoding.format == SparseFormat::kDense) return ActMode::kInt8;
+  // Bitmask and N:M: their int8 kernels take one scale per row. CSR and BSR keep fp32: their int8
+  // path decodes whole rows (measured 4x slower at 70-90%).
+  const bool decoded = encoding.format == SparseFormat::kBitmask || encoding.format == SparseFormat::kNM;
+  return decoded ? ActMode::kInt8Row : ActMode::kFp32;
 }
 
 namespace {
@@ -291,13 +301,18 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
   if (n > 0 && (k > detail::kMaxElements / n || m > detail::kMaxElements / n)) {
     return Status(ErrorCode::kOutOfRange, "linear: n=" + std::to_string(n) + " rows of X are too many");
   }
-  if (mode != ActMode::kAuto && mode != ActMode::kFp32 && mode != ActMode::kInt8) {
+  if (mode != ActMode::kAuto && mode != ActMode::kFp32 && mode != ActMode::kInt8 && mode != ActMode::kInt8Row) {
     return Status(ErrorCode::kInvalidArgument, "linear: act mode " + std::to_string(static_cast<int>(mode)));
   }
   if (mode == ActMode::kAuto) mode = default_act_mode(w.encoding);
-  if (mode == ActMode::kInt8 && !w.encoding.is_quantized()) {
-    return Status(ErrorCode::kUnsupported, "linear: act mode int8 needs int8/int4 weights, got " +
+  if ((mode == ActMode::kInt8 || mode == ActMode::kInt8Row) && !w.encoding.is_quantized()) {
+    return Status(ErrorCode::kUnsupported, std::string("linear: act mode ") + act_mode_name(mode) +
+                                               " needs int8/int4 weights, got " +
                                                std::string(value_type_name(w.encoding.value_type)));
+  }
+  if (mode == ActMode::kInt8 && sparse) {
+    return Status(ErrorCode::kUnsupported,
+                  "linear: act mode int8 (one scale per 32 values) has no sparse kernels yet; use int8-row");
   }
   if (n > 0 && k > 0 && x == nullptr) return Status(ErrorCode::kInvalidArgument, "linear: x is null");
   if (n > 0 && m > 0 && y == nullptr) return Status(ErrorCode::kInvalidArgument, "linear: y is null");
@@ -320,7 +335,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     sa.x = x;
     sa.bias = bias;
     sa.y = y;
-    return detail::run_sparse(ctx, sa, *isa, mode == ActMode::kInt8);
+    return detail::run_sparse(ctx, sa, *isa, mode == ActMode::kInt8Row);
   }
   const detail::LinearKernels& kern = detail::linear_kernels(*isa);
   detail::LinearArgs a = detail::weight_args(w);
@@ -329,17 +344,19 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
   a.bias = bias;
   a.y = y;
   const bool quant = w.encoding.is_quantized();
-  const bool int8 = mode == ActMode::kInt8;
+  const bool block = mode == ActMode::kInt8;
+  const bool int8 = block || mode == ActMode::kInt8Row;
   const int64_t groups = int8 ? a.layout.groups : 0;  // xsum is an int8-mode input only
+  const int64_t chunks = a.layout.chunks;
 
-  // Scratch: [xpad | xq | xscale | xsum | per-thread slots].
+  // Scratch: [xpad | xq | xscale (per row) or xbs (per block) | xsum | per-thread slots].
   size_t off = 0;
   const size_t xpad_off = off;
   if (quant && !int8) off += detail::align64(static_cast<size_t>(n * a.kpad) * 4);
   const size_t xq_off = off;
   if (int8) off += detail::align64(static_cast<size_t>(n * a.kpad));
   const size_t xscale_off = off;
-  if (int8) off += detail::align64(static_cast<size_t>(n) * 4);
+  if (int8) off += detail::align64(static_cast<size_t>(block ? n * chunks : n) * 4);
   const size_t xsum_off = off;
   off += detail::align64(static_cast<size_t>(n * groups) * 4);
   const int64_t blocks = (m + detail::kLinearRowGrain - 1) / detail::kLinearRowGrain;
@@ -353,26 +370,48 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
   if (quant) {
     float* xpad = int8 ? nullptr : reinterpret_cast<float*>(scratch + xpad_off);
     int8_t* xq = int8 ? reinterpret_cast<int8_t*>(scratch + xq_off) : nullptr;
-    float* xscale = int8 ? reinterpret_cast<float*>(scratch + xscale_off) : nullptr;
+    float* xscale = int8 && !block ? reinterpret_cast<float*>(scratch + xscale_off) : nullptr;
+    float* xbs = block ? reinterpret_cast<float*>(scratch + xscale_off) : nullptr;
     float* xsum = int8 ? reinterpret_cast<float*>(scratch + xsum_off) : nullptr;
     const int64_t kpad = a.kpad, gs = a.layout.group_size;
     const bool sym_int4 = w.encoding.value_type == ValueType::kInt4 && w.encoding.symmetric;
     parallel_for(n, 1, ctx.num_threads(), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const float* xr = x + i * k;
+        int8_t* q = xq ? xq + i * kpad : nullptr;
         if (xpad) {
           std::memcpy(xpad + i * kpad, xr, static_cast<size_t>(k) * 4);
           std::fill(xpad + i * kpad + k, xpad + (i + 1) * kpad, 0.0f);
         }
-        if (xq) xscale[i] = kern.quantize_x(xr, k, kpad, xq + i * kpad);
+        if (xscale) xscale[i] = kern.quantize_x(xr, k, kpad, q);
+        if (xbs) {
+          // One scale per 32 values: the row quantizer on each block (bit-identical in every ISA).
+          for (int64_t j = 0; j < chunks; ++j) {
+            const int64_t c0 = j * kChunk, len = std::min<int64_t>(kChunk, k - c0);
+            xbs[i * chunks + j] = kern.quantize_x(xr + c0, len, kChunk, q + c0);
+          }
+        }
         for (int64_t g = 0; g < groups; ++g) {
           const int64_t c0 = g * gs, c1 = std::min(k, (g + 1) * gs);
           if (sym_int4) {
             // m = -8d multiplies the quantized activations: the kernels then compute
             // d * s * sum (u - 8) * xq exactly like symmetric int8 computes d * s * sum q * xq.
-            int32_t qs = 0;
-            for (int64_t c = c0; c < c1; ++c) qs += xq[i * kpad + c];
-            xsum[i * groups + g] = xscale[i] * static_cast<float>(qs);
+            if (xscale) {
+              int32_t qs = 0;
+              for (int64_t c = c0; c < c1; ++c) qs += q[c];
+              xsum[i * groups + g] = xscale[i] * static_cast<float>(qs);
+            } else {
+              // Block scales: the group's pieces of each block, in block order.
+              float t = 0.0f;
+              for (int64_t p0 = c0; p0 < c1;) {
+                const int64_t p1 = std::min(c1, (p0 / kChunk + 1) * kChunk);
+                int32_t qs = 0;
+                for (int64_t c = p0; c < p1; ++c) qs += q[c];
+                t += xbs[i * chunks + p0 / kChunk] * static_cast<float>(qs);
+                p0 = p1;
+              }
+              xsum[i * groups + g] = t;
+            }
           } else {
             float s = 0.0f;
             for (int64_t c = c0; c < c1; ++c) s += xr[c];
@@ -384,10 +423,11 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     a.xpad = xpad;
     a.xq = xq;
     a.xscale = xscale;
+    a.xbs = xbs;
     a.xsum = xsum;
   }
 
-  auto run = int8 ? kern.int8 : kern.fp32;
+  auto run = block ? kern.int8 : int8 ? kern.int8_row : kern.fp32;
   for_row_slots(m, slots, [&](int64_t t, int64_t m0, int64_t m1) {
     run(a, m0, m1, scratch + slots_off + slot_bytes * static_cast<size_t>(t));
   });

@@ -30,28 +30,33 @@ const std::vector<Shape> kShapes = {{1, 1, 1},   {1, 37, 3},  {13, 97, 1}, {17, 
 
 // Tolerances, as documented in docs/KERNELS.md:
 //   fp32 mode: |y - y64| <= 1e-5 * (sum_k |x_k w_k| + |bias|)
-//   int8 mode: |y - y64| <= 0.5 * s * sum_k |d c_k| + 1e-5 * (sum_k (|d c_k| + |m_k|) |x_k| + |bias|)
-//              with s = max_k |x_k| / 127 the row's activation scale.
+//   int8 modes: |y - y64| <= 0.5 * sum_k s_k |d c_k| + 1e-5 * (sum_k (|d c_k| + |m_k|) |x_k| + |bias|)
+//              with s_k the activation scale of x_k: max |x| / 127 over the 32-value block of k
+//              (int8) or over the row (int8-row).
 void check_linear(const TestMatrix& t, const std::vector<float>& x, int64_t n, const std::vector<float>& bias,
                   const std::vector<float>& y, ActMode mode, const std::string& what) {
   const int64_t m = t.em.rows, k = t.em.cols;
+  const int64_t block = mode == ActMode::kInt8 ? 32 : std::max<int64_t>(k, 1);
+  std::vector<double> s(static_cast<size_t>(k));
   for (int64_t i = 0; i < n; ++i) {
-    double amax = 0;
-    for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(static_cast<double>(x[i * k + c])));
-    const double s = amax / 127.0;
+    for (int64_t b0 = 0; b0 < k; b0 += block) {
+      double amax = 0;
+      for (int64_t c = b0; c < std::min(k, b0 + block); ++c) amax = std::max(amax, std::fabs(static_cast<double>(x[i * k + c])));
+      for (int64_t c = b0; c < std::min(k, b0 + block); ++c) s[static_cast<size_t>(c)] = amax / 127.0;
+    }
     for (int64_t r = 0; r < m; ++r) {
       double ref = bias.empty() ? 0.0 : bias[r];
       double abs_sum = bias.empty() ? 0.0 : std::fabs(bias[r]);
-      double dc_sum = 0, wide_sum = abs_sum;
+      double q_err = 0, wide_sum = abs_sum;
       for (int64_t c = 0; c < k; ++c) {
         const size_t wi = static_cast<size_t>(r * k + c);
         const double xv = x[static_cast<size_t>(i * k + c)];
         ref += t.w[wi] * xv;
         abs_sum += std::fabs(t.w[wi] * xv);
-        dc_sum += t.dc[wi];
+        q_err += 0.5 * s[static_cast<size_t>(c)] * t.dc[wi];
         wide_sum += (t.dc[wi] + t.off[wi]) * std::fabs(xv);
       }
-      const double tol = mode == ActMode::kFp32 ? 1e-5 * abs_sum : 0.5 * s * dc_sum * (1 + 1e-6) + 1e-5 * wide_sum;
+      const double tol = mode == ActMode::kFp32 ? 1e-5 * abs_sum : q_err * (1 + 1e-6) + 1e-5 * wide_sum;
       const double got = y[static_cast<size_t>(i * m + r)];
       if (!(std::fabs(got - ref) <= tol)) {
         FAIL(what << ": y[" << i << "][" << r << "] = " << got << ", fp64 reference " << ref << ", error "
@@ -62,7 +67,7 @@ void check_linear(const TestMatrix& t, const std::vector<float>& x, int64_t n, c
 }
 
 std::vector<ActMode> modes_for(const Encoding& e) {
-  if (e.is_quantized()) return {ActMode::kFp32, ActMode::kInt8};
+  if (e.is_quantized()) return {ActMode::kFp32, ActMode::kInt8, ActMode::kInt8Row};
   return {ActMode::kFp32};
 }
 
@@ -109,7 +114,7 @@ TEST_CASE("linear handles extreme codes without saturation", "[linear]") {
         test::make_extreme_codes(t, seed);
         std::vector<float> x(static_cast<size_t>(sh.n * sh.k));
         for (size_t i = 0; i < x.size(); ++i) x[i] = (i * 2654435761u >> 7) % 2 ? 3.0f : -3.0f;
-        for (ActMode mode : {ActMode::kFp32, ActMode::kInt8}) {
+        for (ActMode mode : {ActMode::kFp32, ActMode::kInt8, ActMode::kInt8Row}) {
           std::vector<float> y(static_cast<size_t>(sh.n * sh.m));
           const std::string what = std::string(isa_name(isa)) + " " + encoding_name(e) + " " + act_mode_name(mode);
           INFO(what);
@@ -178,13 +183,13 @@ TEST_CASE("linear scratch does not grow in steady state", "[linear]") {
   const std::vector<float> x = test::gaussian(256 * 9, 2);
   std::vector<float> y(64 * 9);
   LinearContext ctx(2);
-  for (ActMode mode : {ActMode::kFp32, ActMode::kInt8}) {
+  for (ActMode mode : {ActMode::kFp32, ActMode::kInt8, ActMode::kInt8Row}) {
     REQUIRE(linear(ctx, x.data(), 9, t.em.view(), nullptr, y.data(), mode).ok());
   }
   const int64_t grows = ctx.scratch_grows();
   for (int rep = 0; rep < 3; ++rep) {
     for (int64_t n : {1, 9, 4}) {
-      for (ActMode mode : {ActMode::kFp32, ActMode::kInt8}) {
+      for (ActMode mode : {ActMode::kFp32, ActMode::kInt8, ActMode::kInt8Row}) {
         REQUIRE(linear(ctx, x.data(), n, t.em.view(), nullptr, y.data(), mode).ok());
       }
     }
@@ -276,6 +281,7 @@ TEST_CASE("linear rejects bad inputs with a status", "[linear]") {
   f.value_type = ValueType::kF16;
   const TestMatrix tf = test::make_matrix(8, 64, f, 22);
   expect(tf.em.view(), ErrorCode::kUnsupported, ActMode::kInt8);
+  expect(tf.em.view(), ErrorCode::kUnsupported, ActMode::kInt8Row);
   {
     EncodedMatrixView v = tf.em.view();
     v.encoding.layout = RowLayout::kInterleave4;  // float weights are plain rows only
@@ -375,11 +381,11 @@ TEST_CASE("batched int8-mode GEMVs give each row of X the bits of a one-row call
       const std::vector<float> bias = test::gaussian(static_cast<size_t>(m), seed + 2);
       std::vector<float> one(static_cast<size_t>(nmax * m));
       for (int64_t i = 0; i < nmax; ++i) {
-        REQUIRE(linear(ctx, x.data() + i * k, 1, t.em.view(), bias.data(), one.data() + i * m, ActMode::kInt8).ok());
+        REQUIRE(linear(ctx, x.data() + i * k, 1, t.em.view(), bias.data(), one.data() + i * m, ActMode::kInt8Row).ok());
       }
       for (int64_t n = 2; n <= nmax; ++n) {
         std::vector<float> y(static_cast<size_t>(n * m));
-        REQUIRE(linear(ctx, x.data(), n, t.em.view(), bias.data(), y.data(), ActMode::kInt8).ok());
+        REQUIRE(linear(ctx, x.data(), n, t.em.view(), bias.data(), y.data(), ActMode::kInt8Row).ok());
         INFO(encoding_name(e) << " K=" << k << " N=" << n);
         REQUIRE(std::memcmp(y.data(), one.data(), y.size() * 4) == 0);
       }
@@ -425,34 +431,93 @@ TEST_CASE("int8 activations get the same codes and scale in every ISA", "[linear
             row[k / 2] = -INFINITY;
           }
         }
-        // Expected outputs from the quantizer's definition (scale max|x| / 127 over non-NaN x;
-        // code = round half to even of x * 127 / max, clamped, NaN -> 0), in the same float
-        // operations, so SIMD outputs must match them bit for bit.
+        // Expected outputs from the quantizer's definition (scale max|x| / 127 over the non-NaN x of
+        // the row (int8-row) or of the 32-value block (int8); code = round half to even of
+        // x * 127 / max, clamped, NaN -> 0), in the same float operations, so SIMD outputs must
+        // match them bit for bit. In block mode an infinite scale (an infinite x) multiplies the
+        // zero sums of the other rows too: the whole row of X gives NaN, in every ISA.
+        for (ActMode mode : {ActMode::kInt8Row, ActMode::kInt8}) {
+        const int64_t block = mode == ActMode::kInt8 ? 32 : k;
         std::vector<float> want(static_cast<size_t>(n * k));
         for (int64_t i = 0; i < n; ++i) {
           const float* row = x.data() + i * k;
-          float amax = 0.0f;
-          for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
-          const float inv = amax > 0.0f && std::isfinite(amax) ? 127.0f / amax : 0.0f;
-          for (int64_t c = 0; c < k; ++c) {
-            float v = row[c] * inv;
-            v = std::isnan(v) ? 0.0f : std::min(127.0f, std::max(-127.0f, v));
-            want[static_cast<size_t>(i * k + c)] = amax / 127.0f * static_cast<float>(static_cast<int>(std::nearbyint(v)));
+          bool poisoned = false;
+          for (int64_t b0 = 0; b0 < k; b0 += block) {
+            const int64_t b1 = std::min(k, b0 + block);
+            float amax = 0.0f;
+            for (int64_t c = b0; c < b1; ++c) amax = std::max(amax, std::fabs(row[c]));
+            poisoned |= mode == ActMode::kInt8 && !std::isfinite(amax / 127.0f);
+            const float inv = amax > 0.0f && std::isfinite(amax) ? 127.0f / amax : 0.0f;
+            for (int64_t c = b0; c < b1; ++c) {
+              float v = row[c] * inv;
+              v = std::isnan(v) ? 0.0f : std::min(127.0f, std::max(-127.0f, v));
+              want[static_cast<size_t>(i * k + c)] = amax / 127.0f * static_cast<float>(static_cast<int>(std::nearbyint(v)));
+            }
           }
+          if (poisoned) std::fill(want.begin() + i * k, want.begin() + (i + 1) * k, std::nanf(""));
         }
         for (Isa isa : runnable_isas()) {
           ScopedIsaOverride force(isa);
           LinearContext ctx(2);
           std::vector<float> y(want.size(), -1.0f);
-          REQUIRE(linear(ctx, x.data(), n, w.view(), nullptr, y.data(), ActMode::kInt8).ok());
+          REQUIRE(linear(ctx, x.data(), n, w.view(), nullptr, y.data(), mode).ok());
           for (size_t j = 0; j < y.size(); ++j) {
-            INFO(isa_name(isa) << " k=" << k << " n=" << n << " variant " << variant << " at " << j << ": x = "
-                               << x[j] << ", y = " << y[j] << ", want " << want[j]);
+            INFO(isa_name(isa) << " " << act_mode_name(mode) << " k=" << k << " n=" << n << " variant " << variant
+                               << " at " << j << ": x = " << x[j] << ", y = " << y[j] << ", want " << want[j]);
             if (std::isnan(want[j])) {
               REQUIRE(std::isnan(y[j]));
             } else {
               REQUIRE(std::memcmp(&y[j], &want[j], 4) == 0);
             }
+          }
+        }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("int8 (block) mode: every ISA agrees with the scalar reference, any N gives one-row bits", "[linear]") {
+  // The block micro-kernels (AVX2, AVX-VNNI, AVX-512) take up to 2 or 4 rows of X per weight pass
+  // and 1, 4 or 8 rows per group: each row of X must get the bits of a one-row call, and every ISA
+  // must agree with the scalar reference up to float rounding (integer chunk sums are exact; only
+  // the order of the fp32 additions differs).
+  uint64_t seed = 123000;
+  for (const Encoding& e : test::all_dense_encodings()) {
+    if (!e.is_quantized()) continue;
+    for (const Shape& sh : std::vector<Shape>{{37, 300, 9}, {24, 1100, 5}, {16, 64, 3}}) {
+      ++seed;
+      const TestMatrix t = test::make_matrix(sh.m, sh.k, e, seed);
+      std::vector<float> x = test::gaussian(static_cast<size_t>(sh.n * sh.k), seed + 1);
+      for (size_t i = 0; i < x.size(); i += 97) x[i] *= 40.0f;  // outliers: block scales differ a lot
+      const std::vector<float> bias = test::gaussian(static_cast<size_t>(sh.m), seed + 2);
+      std::vector<float> ref(static_cast<size_t>(sh.n * sh.m));
+      {
+        ScopedIsaOverride force(Isa::kScalar);
+        LinearContext ctx(1);
+        REQUIRE(linear(ctx, x.data(), sh.n, t.em.view(), bias.data(), ref.data(), ActMode::kInt8).ok());
+      }
+      for (Isa isa : runnable_isas()) {
+        ScopedIsaOverride force(isa);
+        LinearContext ctx(2);
+        std::vector<float> y(ref.size()), one(ref.size());
+        REQUIRE(linear(ctx, x.data(), sh.n, t.em.view(), bias.data(), y.data(), ActMode::kInt8).ok());
+        for (int64_t i = 0; i < sh.n; ++i) {
+          REQUIRE(linear(ctx, x.data() + i * sh.k, 1, t.em.view(), bias.data(), one.data() + i * sh.m, ActMode::kInt8).ok());
+        }
+        INFO(isa_name(isa) << " " << encoding_name(e) << " M=" << sh.m << " K=" << sh.k << " N=" << sh.n);
+        REQUIRE(std::memcmp(y.data(), one.data(), y.size() * 4) == 0);
+        for (int64_t i = 0; i < sh.n; ++i) {
+          for (int64_t r = 0; r < sh.m; ++r) {
+            // Tolerance: 1e-5 of the sum of |terms| (bounded here by |w| |x| summed in fp64).
+            double mag = std::fabs(bias[static_cast<size_t>(r)]);
+            for (int64_t c = 0; c < sh.k; ++c) {
+              mag += (t.dc[static_cast<size_t>(r * sh.k + c)] + t.off[static_cast<size_t>(r * sh.k + c)]) *
+                     std::fabs(x[static_cast<size_t>(i * sh.k + c)]);
+            }
+            const size_t j = static_cast<size_t>(i * sh.m + r);
+            INFO("y[" << i << "][" << r << "] = " << y[j] << ", scalar " << ref[j]);
+            REQUIRE(std::fabs(y[j] - ref[j]) <= 1e-5 * mag);
           }
         }
       }

@@ -149,8 +149,8 @@ TEST_CASE("sparse linear matches the fp64 product of the decoded weights", "[lin
         if (sc.enc.is_quantized()) {
           // int8 mode: within the activation-rounding bound of docs/KERNELS.md,
           // 1/2 * s * sum_k |w_k| + 1e-5 * (sum_k |w_k x_k| + |b|), s = max|x| / 127 per row of X.
-          REQUIRE(linear(ctx, x.data(), n, em->view(), bias.data(), y.data(), ActMode::kInt8).ok());
-          REQUIRE(linear(one, x.data(), n, em->view(), bias.data(), y1.data(), ActMode::kInt8).ok());
+          REQUIRE(linear(ctx, x.data(), n, em->view(), bias.data(), y.data(), ActMode::kInt8Row).ok());
+          REQUIRE(linear(one, x.data(), n, em->view(), bias.data(), y1.data(), ActMode::kInt8Row).ok());
           REQUIRE(std::memcmp(y.data(), y1.data(), y.size() * 4) == 0);
           for (int64_t i = 0; i < n; ++i) {
             double amax = 0;
@@ -196,11 +196,11 @@ TEST_CASE("sparse linear rejects int8 activations on f32 values and corrupt weig
   LinearContext ctx;
   REQUIRE(default_act_mode(ef) == ActMode::kFp32);
   REQUIRE(default_act_mode(e) == ActMode::kFp32);  // CSR/BSR int8 values: fp32 is faster
-  REQUIRE(default_act_mode(sparse_enc(SparseFormat::kBitmask, ValueType::kInt8, Granularity::kGroup, 32)) == ActMode::kInt8);
-  REQUIRE(default_act_mode(sparse_enc(SparseFormat::kNM, ValueType::kInt4, Granularity::kGroup, 32)) == ActMode::kInt8);
+  REQUIRE(default_act_mode(sparse_enc(SparseFormat::kBitmask, ValueType::kInt8, Granularity::kGroup, 32)) == ActMode::kInt8Row);
+  REQUIRE(default_act_mode(sparse_enc(SparseFormat::kNM, ValueType::kInt4, Granularity::kGroup, 32)) == ActMode::kInt8Row);
   REQUIRE(linear(ctx, x.data(), 1, emf->view(), nullptr, y.data()).ok());
-  REQUIRE(linear(ctx, x.data(), 1, emf->view(), nullptr, y.data(), ActMode::kInt8).code() == ErrorCode::kUnsupported);
-  REQUIRE(linear(ctx, x.data(), 1, em->view(), nullptr, y.data(), ActMode::kInt8).ok());
+  REQUIRE(linear(ctx, x.data(), 1, emf->view(), nullptr, y.data(), ActMode::kInt8Row).code() == ErrorCode::kUnsupported);
+  REQUIRE(linear(ctx, x.data(), 1, em->view(), nullptr, y.data(), ActMode::kInt8Row).ok());
   EncodedMatrixView v = em->view();
   v.segments[static_cast<size_t>(SegmentRole::kColIdx)].nbytes -= 2;
   const Status st = linear(ctx, x.data(), 1, v, nullptr, y.data());

@@ -90,11 +90,9 @@ Status bench_one(const EncodedMatrixView& w, const std::string& name, const Benc
 int run_bench(const BenchArgs& a) {
   Result<Isa> isa = active_isa();
   if (!isa.ok()) return fail_usage(isa.status().message());
-  ActMode act;
-  if (a.act == "auto") act = ActMode::kAuto;
-  else if (a.act == "fp32") act = ActMode::kFp32;
-  else if (a.act == "int8") act = ActMode::kInt8;
-  else return fail_usage("--act '" + a.act + "': valid: auto, fp32, int8");
+  const std::optional<ActMode> parsed = act_mode_from_name(a.act);
+  if (!parsed) return fail_usage("--act '" + a.act + "': valid: auto, fp32, int8, int8-row");
+  const ActMode act = *parsed;
   if (a.path.empty() == a.shape.empty()) return fail_usage("bench: give a .slm FILE or --shape MxK --encoding SCHEME");
   if (a.batch < 1) return fail_usage("--batch must be >= 1");
   LinearContext ctx(a.threads);
@@ -222,7 +220,7 @@ Command add_bench(CLI::App& app) {
   sub->add_option("--shape", a->shape, "MxK: benchmark one synthetic matrix instead of a file");
   sub->add_option("--encoding", a->encoding, "Scheme for --shape (default int4)");
   sub->add_option("--batch", a->batch, "Rows of X (1 = decode/GEMV, more = prefill/GEMM)")->capture_default_str();
-  sub->add_option("--act", a->act, "Activation mode: auto, fp32, int8")->capture_default_str();
+  sub->add_option("--act", a->act, "Activation mode: auto, fp32, int8 (a scale per 32 values), int8-row (a scale per row)")->capture_default_str();
   sub->add_option("--threads", a->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--min-time", a->min_time, "Seconds to run each measurement")->capture_default_str();
   sub->add_flag("--json", a->json, "Print one JSON document to stdout");

@@ -57,10 +57,9 @@ Result<LlamaOptions> llama_options(const RunArgs& a) {
   LlamaOptions lo;
   lo.num_threads = a.threads;
   lo.verify_checksums = !a.no_verify;
-  if (a.act == "auto") lo.act_mode = ActMode::kAuto;
-  else if (a.act == "fp32") lo.act_mode = ActMode::kFp32;
-  else if (a.act == "int8") lo.act_mode = ActMode::kInt8;
-  else return make_error(ErrorCode::kInvalidArgument, "--act '" + a.act + "': valid: auto, fp32, int8");
+  const std::optional<ActMode> mode = act_mode_from_name(a.act);
+  if (!mode) return make_error(ErrorCode::kInvalidArgument, "--act '" + a.act + "': valid: auto, fp32, int8, int8-row");
+  lo.act_mode = *mode;
   return lo;
 }
 
@@ -264,7 +263,7 @@ void common_options(CLI::App* sub, RunArgs& a) {
   sub->add_option("--threads", a.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--act", a.act,
                   "Activations of quantized layers: auto (each encoding's default), fp32 (weights dequantized "
-                  "in registers), int8 (integer dot products)")
+                  "in registers), int8 (integer dot products, a scale per 32 activations), int8-row (a scale per row)")
       ->capture_default_str();
   sub->add_flag("--json", a.json, "Print one JSON document to stdout");
   sub->add_flag("--no-verify", a.no_verify, "Skip the checksum pass over the model at load (exit 5 on a corrupted file otherwise)");

@@ -56,10 +56,10 @@ Result<DeviceProfile> parse_profile_json(const std::string& text, const std::str
   SLMC_RETURN_IF_ERROR(get_string("recipe", p.recipe));
   if (p.name.empty()) p.name = origin;
   if (!p.isa.empty() && !isa_from_name(p.isa)) {
-    return err("unknown isa '" + p.isa + "'; valid: scalar, avx2, neon, neon_dotprod");
+    return err("unknown isa '" + p.isa + "'; valid: scalar, avx2, avxvnni, avx512, neon, neon_dotprod");
   }
-  if (p.activation_mode != "fp32" && p.activation_mode != "int8") {
-    return err("activation_mode '" + p.activation_mode + "'; valid: fp32, int8");
+  if (p.activation_mode != "fp32" && p.activation_mode != "int8" && p.activation_mode != "int8-row") {
+    return err("activation_mode '" + p.activation_mode + "'; valid: fp32, int8, int8-row");
   }
   if (j.contains("memory_budget_bytes")) {
     if (!j["memory_budget_bytes"].is_number_unsigned()) return err("\"memory_budget_bytes\" must be a positive integer");

@@ -6,11 +6,18 @@
 // Activation modes (docs/KERNELS.md has the error bounds):
 //   kFp32: weights are dequantized in registers and multiplied with fp32 activations; exact up to
 //          float rounding (every output within 1e-5 * sum_k |x_k w_k| of the fp64 product).
-//   kInt8: each row of X is quantized on the fly to int8 with one scale s = max|x| / 127 (round to
-//          nearest even), and the weight codes are multiplied with integer dot products (W8A8,
-//          W4A8); the offset part of a code (int4's -8, asymmetric mins) uses exact fp32 sums of X.
-//   kAuto: kInt8 for int8/int4 weights stored dense, as bitmask or as N:M; kFp32 for float
-//          weights and for CSR/BSR (default_act_mode()).
+//   kInt8: X is quantized on the fly to int8 in blocks of 32 values along K, each block with its
+//          own scale s = max|x| / 127 over the block (round to nearest even), and the weight codes
+//          are multiplied with integer dot products (W8A8, W4A8), one per 32-value chunk, scaled
+//          by s * d in fp32; the offset part of a code (int4's -8, asymmetric mins) uses fp32 sums
+//          of X (of the quantized X for symmetric int4). The scheme of llama.cpp's Q8_0
+//          activations; chosen on SmolLM2 (docs/measurements/2026-12-02-quality.md: KL to fp32
+//          0.0258 with one scale per row, 0.005 with one per block). Dense weights only.
+//   kInt8Row: the older scheme, one scale s = max|x| / 127 per row of X and integer sums over
+//          whole scale groups: less work per product, larger error on rows with outliers. Dense,
+//          bitmask and N:M weights.
+//   kAuto: kInt8 for int8/int4 weights stored dense; kInt8Row for bitmask and N:M (their kernels
+//          have no block mode yet); kFp32 for float weights and for CSR/BSR (default_act_mode()).
 //
 // Results are bit-identical for any thread count: threads split the output rows, and every output
 // element is reduced in a fixed order.
@@ -18,6 +25,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 #include "slmc/buffer.hpp"
 #include "slmc/encoding.hpp"
@@ -28,14 +37,17 @@ namespace slmc {
 enum class ActMode : uint8_t {
   kAuto = 0,  ///< default_act_mode() of the weight encoding
   kFp32 = 1,  ///< fp32 activations, weights dequantized in registers
-  kInt8 = 2,  ///< activations quantized per row to int8, integer dot products (quantized weights)
+  kInt8Row = 2,  ///< activations quantized to int8 with one scale per row (quantized weights)
+  kInt8 = 3,     ///< activations quantized to int8 with one scale per 32 values (dense quantized weights)
 };
 
-/// "auto", "fp32" or "int8".
+/// "auto", "fp32", "int8" or "int8-row".
 const char* act_mode_name(ActMode mode) noexcept;
+/// The mode named `name` (the spelling of act_mode_name), or nullopt.
+std::optional<ActMode> act_mode_from_name(std::string_view name) noexcept;
 
-/// The activation mode kAuto resolves to: kInt8 for int8/int4 weights stored dense, bitmask or
-/// N:M; kFp32 for float weights and for CSR/BSR.
+/// The activation mode kAuto resolves to: kInt8 for int8/int4 weights stored dense, kInt8Row for
+/// bitmask or N:M; kFp32 for float weights and for CSR/BSR.
 ActMode default_act_mode(const Encoding& encoding) noexcept;
 
 /// Scratch memory and thread count for linear(). The scratch grows to the largest call seen and is
@@ -78,8 +90,9 @@ class LinearContext {
 /// row-major, must not alias x (may be null when N*M == 0). `n` >= 0 is the number of rows of X.
 /// Validates the encoding, its segment sizes and the arguments; errors name the bad value.
 /// Sparse weights (CSR, BSR, N:M, bitmask) are validated with validate_sparse_matrix unless the
-/// context says they were already (LinearContext::set_check_sparse_contents); int8 mode applies to
-/// their int8/int4 values. Not supported (kUnsupported): kInt8 with float weights.
+/// context says they were already (LinearContext::set_check_sparse_contents); int8-row mode applies
+/// to their int8/int4 values. Not supported (kUnsupported): kInt8 or kInt8Row with float weights,
+/// kInt8 with sparse weights.
 Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrixView& w, const float* bias,
               float* y, ActMode mode = ActMode::kAuto);
 
@@ -94,7 +107,7 @@ Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t coun
 /// the layout requires. linear() and gather_rows() call it; exposed for loaders and tests.
 Status validate_dense_weights(const EncodedMatrixView& w);
 
-/// Name of the kernel ISA linear() would use now ("scalar", "avx2"), for reports.
+/// Name of the kernel ISA linear() would use now ("scalar", "avx2", "avx512", ...), for reports.
 const char* linear_kernel_isa();
 
 }  // namespace slmc

@@ -1,0 +1,456 @@
+// x86 micro-kernels of the int8 (block) activation mode, shared by the AVX2, AVX-VNNI and AVX-512
+// builds: each ISA file instantiates them with its own chunk dot (Dot below) and its own flags.
+//
+// The mode (include/slmc/kernels/linear.hpp): x is quantized in blocks of 32 values, block j of a
+// row of X with its own scale s_j, so each 32-value chunk of a weight row gives one integer dot
+// that is converted and scaled once:
+//   y = sum_j s_j * d_g(j) * isum_j + sum_g m_g * xsum_g        (grouped scales, G % 32 == 0)
+//   y = d * sum_j s_j * isum_j + m * xsum                       (per-row or per-tensor scales)
+// isum_j over the chunk's 32 codes: int8 codes q as vpmaddubsw/vpdpbusd(|q|, sign(xq, q)); int4
+// nibbles u (0..15) directly as the unsigned operand with xq signed, the -8 of symmetric int4 (and
+// asymmetric mins) in the offset term. Eight int32 lanes per chunk, one cvt + FMA into eight fp32
+// lanes per (row, row of X); the lanes are summed once at the end.
+//
+// The loops around the micro-kernel are the shared drivers (gemv_batches, for_row_groups):
+// P = the row group (R for interleaved blocks, 4 plain rows, 1), NX rows of X per weight pass
+// bounded by the register file (Dot::kAccumulators fp32 vectors).
+//
+// Determinism: an output's reduction is the same chunk-ordered sequence of vector FMAs and one
+// horizontal sum whatever P, NX, the batch or the thread split, so results are bit-identical for
+// any thread count and any N.
+//
+// Internal linkage (unnamed namespace): every ISA file compiles its own copy with its own flags.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "linear/driver.hpp"
+#include "linear/linear.hpp"
+#include "linear/linear_rows.hpp"
+#include "slmc/check.hpp"
+
+#define SLMC_BLK_UNROLL _Pragma("GCC unroll 16")
+
+#if defined(__AVXVNNI__)
+#define SLMC_HAVE_AVXVNNI_FLAGS 1
+#else
+#define SLMC_HAVE_AVXVNNI_FLAGS 0
+#endif
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
+#define SLMC_HAVE_AVX512_FLAGS 1
+#else
+#define SLMC_HAVE_AVX512_FLAGS 0
+#endif
+
+namespace slmc::detail {
+namespace {
+namespace blk {
+
+/// AVX2: vpmaddubsw (pairs of u8 * s8 -> s16; |u| <= 128 and |s| <= 127 never saturate) + vpmaddwd.
+struct DotAvx2 {
+  static constexpr int kAccumulators = 8;  // 16 YMM registers
+  static inline __m256i dot(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+  }
+  /// dot(u1, s1) + dot(u2, s2) for nibbles (|u| <= 15: four products per int16 lane stay < 2^15).
+  static inline __m256i dot2_u4(__m256i u1, __m256i s1, __m256i u2, __m256i s2) {
+    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(u1, s1), _mm256_maddubs_epi16(u2, s2)),
+                             _mm256_set1_epi16(1));
+  }
+};
+
+#if defined(__AVXVNNI__)
+/// AVX-VNNI: one VEX vpdpbusd per chunk.
+struct DotAvxVnni {
+  static constexpr int kAccumulators = 8;
+  static inline __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s); }
+  static inline __m256i dot2_u4(__m256i u1, __m256i s1, __m256i u2, __m256i s2) {
+    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
+  }
+};
+#endif
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+/// AVX-512 VNNI + VL: the EVEX vpdpbusd on YMM, and 32 vector registers.
+struct DotAvx512 {
+  static constexpr int kAccumulators = 16;
+  static inline __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+  static inline __m256i dot2_u4(__m256i u1, __m256i s1, __m256i u2, __m256i s2) {
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
+  }
+};
+#endif
+
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float scale_of(const void* p, bool f16, int64_t i) {
+  if (f16) return _cvtsh_ss(static_cast<const uint16_t*>(p)[i]);
+  return static_cast<const float*>(p)[i];
+}
+
+/// The scales (or mins) of P rows as fp32, [g][P]: the micro-kernel's per-chunk scale is then one
+/// broadcast load (no fp16 conversion, no index arithmetic in the chunk loop). Interleaved blocks
+/// store the P scales of a group side by side: eight at a time.
+template <int P>
+void row_group_scales(const LinearArgs& a, const RowStream* s, const void* src, float* dst) {
+  const int64_t groups = a.layout.groups;
+  const bool side_by_side = P == 8 && s[0].sstride == 8 && s[1].s0 == s[0].s0 + 1;
+  for (int64_t g = 0; g < groups; ++g) {
+    if (side_by_side && a.scales_f16) {
+      const auto* h = static_cast<const uint16_t*>(src) + s[0].s0 + g * 8;
+      _mm256_storeu_ps(dst + g * P, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h))));
+      continue;
+    }
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) dst[g * P + p] = scale_of(src, a.scales_f16, s[p].s0 + g * s[p].sstride);
+  }
+}
+
+/// out[p] = sum_g m[g][P + p] * xs[g] for the P rows (m: [g][P] fp32, from row_group_scales).
+template <int P>
+inline void offset_terms(const float* m, const float* xs, int64_t groups, float* out) {
+  if constexpr (P == 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) acc = _mm256_fmadd_ps(_mm256_loadu_ps(m + g * 8), _mm256_broadcast_ss(xs + g), acc);
+    _mm256_storeu_ps(out, acc);
+  } else if constexpr (P == 4) {
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) acc = _mm_fmadd_ps(_mm_loadu_ps(m + g * 4), _mm_broadcast_ss(xs + g), acc);
+    _mm_storeu_ps(out, acc);
+  } else {
+    int64_t g = 0;
+    __m256 acc = _mm256_setzero_ps();
+    for (; g + 8 <= groups; g += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(m + g), _mm256_loadu_ps(xs + g), acc);
+    float t = hsum8(acc);
+    for (; g < groups; ++g) t += m[g] * xs[g];
+    out[0] = t;
+  }
+}
+
+// Distance of the software prefetch along a row stream, in chunks (as the int8-row GEMV).
+constexpr int64_t kPrefetchChunks = 32;
+
+/// Rows r..r+P-1 times rows i0..i0+NX-1 of X: y[i][r + p] = the block-mode product (no bias).
+/// `buf`: room for 2 * groups * P floats (grouped scales only).
+template <class Dot, bool kInt4, bool kGrouped, int P, int NX>
+void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
+  const DenseQuantLayout& l = a.layout;
+  RowStream s[P];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+  // Every row of a group advances by the same stride: one pointer walks the chunks, the rows sit
+  // at fixed offsets from it (R-row blocks: adjacent chunks; plain rows: one row apart).
+  const int64_t wstride = s[0].wstride;
+  int64_t off[P];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) {
+    SLMC_DCHECK(s[p].wstride == wstride, "block rows: one stride per row group");
+    off[p] = s[p].w - s[0].w;
+  }
+  const bool one_region = off[P - 1] == (P - 1) * l.chunk_bytes;  // interleaved block: P chunks side by side
+  const int64_t region = P * l.chunk_bytes;
+  const bool has_m = !a.symmetric || a.vt == ValueType::kInt4;
+  float* dbuf = buf;
+  float* mbuf = buf + l.groups * P;
+  if (kGrouped) {
+    row_group_scales<P>(a, s, a.scales, dbuf);
+    if (!a.symmetric) row_group_scales<P>(a, s, a.mins, mbuf);
+  }
+  const int8_t* xq[NX];
+  const float* xb[NX];
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    xq[i] = a.xq + (i0 + i) * a.kpad;
+    xb[i] = a.xbs + (i0 + i) * l.chunks;
+  }
+  __m256 acc[P][NX];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) {
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) acc[p][i] = _mm256_setzero_ps();
+  }
+  const int64_t chunks_per_group = kGrouped ? l.group_size / kChunk : 1;
+  const __m128i low4 = _mm_set1_epi8(0x0f);
+  const uint8_t* wj = s[0].w;
+  const float* dg = dbuf;
+  int64_t left_in_group = chunks_per_group;
+  for (int64_t j = 0; j < l.chunks; ++j, wj += wstride) {
+    __m256i xv[NX];
+    __m256 sx[NX];
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) {
+      xv[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[i] + j * kChunk));
+      sx[i] = _mm256_broadcast_ss(xb[i] + j);
+    }
+    if (one_region) {
+      for (int64_t b = 0; b < region; b += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(wj + kPrefetchChunks * wstride + b), _MM_HINT_T0);
+      }
+    }
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) {
+      const uint8_t* w = wj + off[p];
+      if (!one_region) _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetchChunks * wstride), _MM_HINT_T0);
+      __m256i isum[NX];
+      if (kInt4) {
+        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+        const __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), low4), _mm_and_si128(b, low4));
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) isum[i] = Dot::dot(u, xv[i]);
+      } else {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+        const __m256i qa = _mm256_abs_epi8(q);
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) isum[i] = Dot::dot(qa, _mm256_sign_epi8(xv[i], q));
+      }
+      if (kGrouped) {
+        const __m256 d = _mm256_broadcast_ss(dg + p);
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) {
+          acc[p][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_mul_ps(d, sx[i]), acc[p][i]);
+        }
+      } else {
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) acc[p][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), sx[i], acc[p][i]);
+      }
+    }
+    if (kGrouped && --left_in_group == 0) {
+      left_in_group = chunks_per_group;
+      dg += P;
+    }
+  }
+  // Epilogue: the lanes' sum, the per-row scale, the offset term sum_g m_g * xsum_g (m = -8 d for
+  // symmetric int4).
+  float d0[P], m0[P];
+  if (!kGrouped) {
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) scale_min_with<scale_of>(a, s[p], 0, &d0[p], &m0[p]);
+  }
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    const float* xs = a.xsum + (i0 + i) * l.groups;
+    float offset[P] = {};
+    if (has_m) {
+      if (kGrouped) {
+        offset_terms<P>(a.symmetric ? dbuf : mbuf, xs, l.groups, offset);
+        if (a.symmetric) {
+          SLMC_BLK_UNROLL
+          for (int p = 0; p < P; ++p) offset[p] *= -8.0f;
+        }
+      } else {
+        SLMC_BLK_UNROLL
+        for (int p = 0; p < P; ++p) offset[p] = m0[p] * xs[0];
+      }
+    }
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) {
+      float v = hsum8(acc[p][i]);
+      if (!kGrouped) v *= d0[p];
+      a.y[(i0 + i) * a.m + r + p] = v + offset[p];
+    }
+  }
+}
+
+/// int4 rows in pairs (P = 4 or 8): one 256-bit register holds the 16 code bytes of two rows
+/// (adjacent in an interleaved block: one load), so each nibble unpack and each dot instruction
+/// serves two rows: lanes 0-3 of a pair's accumulator belong to row p, lanes 4-7 to row p + 1,
+/// against x split into halves broadcast to both 128-bit lanes (codes 0-15 are the low nibbles,
+/// 16-31 the high ones). `buf`: room for 6 * groups * P floats.
+template <class Dot, bool kGrouped, int P, int NX>
+void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
+  static_assert(P % 2 == 0, "pairs of rows");
+  constexpr int Q = P / 2;
+  const DenseQuantLayout& l = a.layout;
+  RowStream s[P];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+  const int64_t wstride = s[0].wstride;
+  int64_t off[P];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) {
+    SLMC_DCHECK(s[p].wstride == wstride, "block rows: one stride per row group");
+    off[p] = s[p].w - s[0].w;
+  }
+  const bool one_region = off[P - 1] == (P - 1) * l.chunk_bytes;
+  const int64_t region = P * l.chunk_bytes;
+  float* dbuf = buf;                      // [g][P]
+  float* mbuf = buf + l.groups * P;       // [g][P]
+  float* dexp = buf + 2 * l.groups * P;   // [g][Q][8]: d of row 2q in lanes 0-3, of row 2q+1 in 4-7
+  if (kGrouped) {
+    row_group_scales<P>(a, s, a.scales, dbuf);
+    if (!a.symmetric) row_group_scales<P>(a, s, a.mins, mbuf);
+    for (int64_t g = 0; g < l.groups; ++g) {
+      SLMC_BLK_UNROLL
+      for (int q = 0; q < Q; ++q) {
+        const __m128 lo = _mm_set1_ps(dbuf[g * P + 2 * q]), hi = _mm_set1_ps(dbuf[g * P + 2 * q + 1]);
+        _mm256_storeu_ps(dexp + (g * Q + q) * 8, _mm256_set_m128(hi, lo));
+      }
+    }
+  }
+  const int8_t* xq[NX];
+  const float* xb[NX];
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    xq[i] = a.xq + (i0 + i) * a.kpad;
+    xb[i] = a.xbs + (i0 + i) * l.chunks;
+  }
+  __m256 acc[Q][NX];
+  SLMC_BLK_UNROLL
+  for (int q = 0; q < Q; ++q) {
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) acc[q][i] = _mm256_setzero_ps();
+  }
+  const int64_t chunks_per_group = kGrouped ? l.group_size / kChunk : 1;
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const uint8_t* wj = s[0].w;
+  const float* dg = dexp;
+  int64_t left_in_group = chunks_per_group;
+  for (int64_t j = 0; j < l.chunks; ++j, wj += wstride) {
+    __m256i xlo[NX], xhi[NX];
+    __m256 sx[NX];
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) {
+      const __m128i* xp = reinterpret_cast<const __m128i*>(xq[i] + j * kChunk);
+      xlo[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128(xp));
+      xhi[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128(xp + 1));
+      sx[i] = _mm256_broadcast_ss(xb[i] + j);
+    }
+    if (one_region) {
+      for (int64_t b = 0; b < region; b += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(wj + kPrefetchChunks * wstride + b), _MM_HINT_T0);
+      }
+    }
+    SLMC_BLK_UNROLL
+    for (int q = 0; q < Q; ++q) {
+      const uint8_t* w0 = wj + off[2 * q];
+      const uint8_t* w1 = wj + off[2 * q + 1];
+      if (!one_region) {
+        _mm_prefetch(reinterpret_cast<const char*>(w0 + kPrefetchChunks * wstride), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w1 + kPrefetchChunks * wstride), _MM_HINT_T0);
+      }
+      const __m256i b = one_region ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0))
+                                   : _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(w1),
+                                                         reinterpret_cast<const __m128i*>(w0));
+      const __m256i ulo = _mm256_and_si256(b, low4);
+      const __m256i uhi = _mm256_and_si256(_mm256_srli_epi16(b, 4), low4);
+      __m256 scale[NX];
+      if (kGrouped) {
+        const __m256 d = _mm256_loadu_ps(dg + q * 8);
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) scale[i] = _mm256_mul_ps(d, sx[i]);
+      } else {
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) scale[i] = sx[i];
+      }
+      SLMC_BLK_UNROLL
+      for (int i = 0; i < NX; ++i) {
+        const __m256i isum = Dot::dot2_u4(ulo, xlo[i], uhi, xhi[i]);
+        acc[q][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale[i], acc[q][i]);
+      }
+    }
+    if (kGrouped && --left_in_group == 0) {
+      left_in_group = chunks_per_group;
+      dg += Q * 8;
+    }
+  }
+  float d0[P], m0[P];
+  if (!kGrouped) {
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) scale_min_with<scale_of>(a, s[p], 0, &d0[p], &m0[p]);
+  }
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    const float* xs = a.xsum + (i0 + i) * l.groups;
+    float offset[P] = {};
+    if (kGrouped) {
+      offset_terms<P>(a.symmetric ? dbuf : mbuf, xs, l.groups, offset);
+      if (a.symmetric) {
+        SLMC_BLK_UNROLL
+        for (int p = 0; p < P; ++p) offset[p] *= -8.0f;
+      }
+    } else {
+      SLMC_BLK_UNROLL
+      for (int p = 0; p < P; ++p) offset[p] = m0[p] * xs[0];
+    }
+    SLMC_BLK_UNROLL
+    for (int q = 0; q < Q; ++q) {
+      // The two halves of the pair's lanes: row 2q in 0-3, row 2q+1 in 4-7.
+      __m128 lo = _mm256_castps256_ps128(acc[q][i]), hi = _mm256_extractf128_ps(acc[q][i], 1);
+      __m128 t = _mm_hadd_ps(lo, hi);  // lo0+lo1 lo2+lo3 hi0+hi1 hi2+hi3
+      t = _mm_hadd_ps(t, t);           // lo hi lo hi
+      float v0 = _mm_cvtss_f32(t), v1 = _mm_cvtss_f32(_mm_shuffle_ps(t, t, 1));
+      if (!kGrouped) {
+        v0 *= d0[2 * q];
+        v1 *= d0[2 * q + 1];
+      }
+      a.y[(i0 + i) * a.m + r + 2 * q] = v0 + offset[2 * q];
+      a.y[(i0 + i) * a.m + r + 2 * q + 1] = v1 + offset[2 * q + 1];
+    }
+  }
+}
+
+// Rows of X per weight pass: 4-row groups keep 4 * kNx accumulators in registers.
+template <class Dot>
+constexpr int kNx = Dot::kAccumulators / 4;
+
+template <class Dot, bool kInt4, bool kGrouped, int P>
+void rows_batch(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* buf) {
+  // P rows keep P * NX accumulators in registers (int4 pairs: P / 2): batches of at most
+  // kAccumulators / that many rows of X.
+  constexpr bool kPairs = kInt4 && P >= 4;
+  constexpr int kAccPerX = kPairs ? P / 2 : P;
+  constexpr int kMax = std::min(kNx<Dot>, std::max(1, Dot::kAccumulators / kAccPerX));
+  for (int i = 0; i < nx; i += kMax) {
+    with_count<1, kMax>(std::min(kMax, nx - i), [&](auto c) {
+      if constexpr (kPairs) {
+        int4_pairs<Dot, kGrouped, P, decltype(c)::value>(a, r, i0 + i, buf);
+      } else {
+        rows<Dot, kInt4, kGrouped, P, decltype(c)::value>(a, r, i0 + i, buf);
+      }
+    });
+  }
+}
+
+/// Scratch floats the block micro-kernels need per thread (fp32 scales and mins of a row group).
+inline size_t scratch_floats(const LinearArgs& a) { return static_cast<size_t>(6 * a.layout.groups * 8 + 16); }
+
+/// The table entry: y[:, m0:m1) (bias included) in int8 (block) mode. Groupings that split a
+/// chunk between two weight scales (g16, g48) go to the scalar reference. `scratch` holds
+/// scratch_floats(a) floats (the table's scratch_bytes covers it).
+template <class Dot>
+void int8_block(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
+  const bool grouped = grouped_scales(a);
+  if (grouped && a.layout.group_size % kChunk != 0) return linear_int8_block_scalar(a, m0, m1, scratch);
+  float* buf = reinterpret_cast<float*>(scratch);
+  auto run = [&](auto int4, auto grouped_c) {
+    constexpr bool kI4 = decltype(int4)::value, kG = decltype(grouped_c)::value;
+    gemv_batches(a, m0, m1, kNx<Dot>, [&](int64_t r, int p, int64_t i0, int nx) {
+      switch (p) {
+        case 8: return rows_batch<Dot, kI4, kG, 8>(a, r, i0, nx, buf);
+        case 4: return rows_batch<Dot, kI4, kG, 4>(a, r, i0, nx, buf);
+        default: return rows_batch<Dot, kI4, kG, 1>(a, r, i0, nx, buf);
+      }
+    });
+  };
+  using T = std::true_type;
+  using F = std::false_type;
+  const bool int4 = a.vt == ValueType::kInt4;
+  if (int4) {
+    grouped ? run(T(), T()) : run(T(), F());
+  } else {
+    grouped ? run(F(), T()) : run(F(), F());
+  }
+}
+
+}  // namespace blk
+}  // namespace
+}  // namespace slmc::detail
