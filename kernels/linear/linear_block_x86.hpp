@@ -53,6 +53,7 @@ namespace blk {
 /// AVX2: vpmaddubsw (pairs of u8 * s8 -> s16; |u| <= 128 and |s| <= 127 never saturate) + vpmaddwd.
 struct DotAvx2 {
   static constexpr int kAccumulators = 8;  // 16 YMM registers
+  static constexpr bool kZmm = false;      // int8 rows two chunks per ZMM (rows_i8_zmm)
   static inline __m256i dot(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
   }
@@ -67,6 +68,7 @@ struct DotAvx2 {
 /// AVX-VNNI: one VEX vpdpbusd per chunk.
 struct DotAvxVnni {
   static constexpr int kAccumulators = 8;
+  static constexpr bool kZmm = false;
   static inline __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s); }
   static inline __m256i dot2_u4(__m256i u1, __m256i s1, __m256i u2, __m256i s2) {
     return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
@@ -78,6 +80,7 @@ struct DotAvxVnni {
 /// AVX-512 VNNI + VL: the EVEX vpdpbusd on YMM, and 32 vector registers.
 struct DotAvx512 {
   static constexpr int kAccumulators = 16;
+  static constexpr bool kZmm = true;
   static inline __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
   static inline __m256i dot2_u4(__m256i u1, __m256i s1, __m256i u2, __m256i s2) {
     return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
@@ -131,9 +134,21 @@ inline void offset_terms(const float* m, const float* xs, int64_t groups, float*
     __m256 acc = _mm256_setzero_ps();
     for (; g + 8 <= groups; g += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(m + g), _mm256_loadu_ps(xs + g), acc);
     float t = hsum8(acc);
-    for (; g < groups; ++g) t += m[g] * xs[g];
+    for (; g < groups; ++g) t = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(m[g]), _mm_set_ss(xs[g]), _mm_set_ss(t)));
     out[0] = t;
   }
+}
+
+/// The last step of an output, written out as one FMA: plain C++ leaves contraction to the
+/// compiler (x86 builds use GCC's default -ffp-contract=fast), which may fuse differently in the
+/// instantiations of different batch sizes, and a batch must give each row of X the bits of a
+/// one-row call. Grouped: y = offset * f + v (f = -8 for symmetric int4's -8 d, else 1);
+/// per-row: y = v * d + m * xsum.
+inline float finish_grouped(float v, float offset, float f) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(offset), _mm_set_ss(f), _mm_set_ss(v)));
+}
+inline float finish_row(float v, float d, float offset) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(v), _mm_set_ss(d), _mm_set_ss(offset)));
 }
 
 // Distance of the software prefetch along a row stream, in chunks (as the int8-row GEMV).
@@ -242,20 +257,16 @@ void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
     if (has_m) {
       if (kGrouped) {
         offset_terms<P>(a.symmetric ? dbuf : mbuf, xs, l.groups, offset);
-        if (a.symmetric) {
-          SLMC_BLK_UNROLL
-          for (int p = 0; p < P; ++p) offset[p] *= -8.0f;
-        }
       } else {
         SLMC_BLK_UNROLL
         for (int p = 0; p < P; ++p) offset[p] = m0[p] * xs[0];
       }
     }
+    const float f = a.symmetric ? -8.0f : 1.0f;
     SLMC_BLK_UNROLL
     for (int p = 0; p < P; ++p) {
-      float v = hsum8(acc[p][i]);
-      if (!kGrouped) v *= d0[p];
-      a.y[(i0 + i) * a.m + r + p] = v + offset[p];
+      const float v = hsum8(acc[p][i]);
+      a.y[(i0 + i) * a.m + r + p] = kGrouped ? finish_grouped(v, offset[p], f) : finish_row(v, d0[p], offset[p]);
     }
   }
 }
@@ -371,12 +382,9 @@ void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   for (int i = 0; i < NX; ++i) {
     const float* xs = a.xsum + (i0 + i) * l.groups;
     float offset[P] = {};
+    const float f = a.symmetric ? -8.0f : 1.0f;
     if (kGrouped) {
       offset_terms<P>(a.symmetric ? dbuf : mbuf, xs, l.groups, offset);
-      if (a.symmetric) {
-        SLMC_BLK_UNROLL
-        for (int p = 0; p < P; ++p) offset[p] *= -8.0f;
-      }
     } else {
       SLMC_BLK_UNROLL
       for (int p = 0; p < P; ++p) offset[p] = m0[p] * xs[0];
@@ -387,16 +395,148 @@ void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
       __m128 lo = _mm256_castps256_ps128(acc[q][i]), hi = _mm256_extractf128_ps(acc[q][i], 1);
       __m128 t = _mm_hadd_ps(lo, hi);  // lo0+lo1 lo2+lo3 hi0+hi1 hi2+hi3
       t = _mm_hadd_ps(t, t);           // lo hi lo hi
-      float v0 = _mm_cvtss_f32(t), v1 = _mm_cvtss_f32(_mm_shuffle_ps(t, t, 1));
-      if (!kGrouped) {
-        v0 *= d0[2 * q];
-        v1 *= d0[2 * q + 1];
-      }
-      a.y[(i0 + i) * a.m + r + 2 * q] = v0 + offset[2 * q];
-      a.y[(i0 + i) * a.m + r + 2 * q + 1] = v1 + offset[2 * q + 1];
+      const float v0 = _mm_cvtss_f32(t), v1 = _mm_cvtss_f32(_mm_shuffle_ps(t, t, 1));
+      float* y = a.y + (i0 + i) * a.m + r + 2 * q;
+      y[0] = kGrouped ? finish_grouped(v0, offset[2 * q], f) : finish_row(v0, d0[2 * q], offset[2 * q]);
+      y[1] = kGrouped ? finish_grouped(v1, offset[2 * q + 1], f) : finish_row(v1, d0[2 * q + 1], offset[2 * q + 1]);
     }
   }
 }
+
+#if SLMC_HAVE_AVX512_FLAGS
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() (a self-initialized local), which
+// its own -W(maybe-)uninitialized reports at every inlined use: a known false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+/// int8 rows on AVX-512: two chunks per ZMM register, so one vpdpbusd, one convert and one FMA
+/// serve 64 products (the YMM kernel needs two of each). The sign moves from w to x with one
+/// masked subtract (AVX-512 has no vpsignb); the scale vector holds s_j in lanes 0-7 and s_j+1
+/// in 8-15 (times d_g of each chunk when grouped). An odd last chunk is loaded masked (x and w
+/// zero beyond it). `buf`: 2 * groups * P floats.
+// Two YMM halves as one ZMM and back, with AVX-512F only (insertf32x8 / extractf32x8 need DQ).
+inline __m512 join8(__m256 lo, __m256 hi) {
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_zextpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+inline __m256 high8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+template <bool kGrouped, int P, int NX>
+void rows_i8_zmm(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
+  const DenseQuantLayout& l = a.layout;
+  RowStream s[P];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+  const int64_t wstride = s[0].wstride;
+  int64_t off[P];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) off[p] = s[p].w - s[0].w;
+  const bool adjacent = wstride == kChunk;  // plain rows: chunks j and j + 1 side by side
+  const bool has_m = !a.symmetric;          // int8: offsets only with mins
+  float* dbuf = buf;
+  float* mbuf = buf + l.groups * P;
+  if (kGrouped) {
+    row_group_scales<P>(a, s, a.scales, dbuf);
+    if (has_m) row_group_scales<P>(a, s, a.mins, mbuf);
+  }
+  const int8_t* xq[NX];
+  const float* xb[NX];
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    xq[i] = a.xq + (i0 + i) * a.kpad;
+    xb[i] = a.xbs + (i0 + i) * l.chunks;
+  }
+  __m512 acc[P][NX];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) {
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) acc[p][i] = _mm512_setzero_ps();
+  }
+  const int64_t cpg = kGrouped ? l.group_size / kChunk : 1;
+  const __m512i zero = _mm512_setzero_si512();
+  // Groups of chunks j and j + 1, advanced without a division (an idiv per step costs more than
+  // the step).
+  int64_t g0 = 0, g1 = cpg > 1 ? 0 : 1, left0 = cpg, left1 = cpg > 1 ? cpg - 1 : cpg;
+  auto advance = [cpg](int64_t& g, int64_t& left) {
+    left -= 2;
+    while (left <= 0) {
+      left += cpg;
+      ++g;
+    }
+  };
+  for (int64_t j = 0; j < l.chunks; j += 2, advance(g0, left0), advance(g1, left1)) {
+    const bool pair = j + 1 < l.chunks;
+    const __mmask64 m64 = pair ? ~__mmask64{0} : __mmask64{0xffffffffu};
+    __m512i xv[NX];
+    __m512 sx[NX];
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) {
+      xv[i] = _mm512_maskz_loadu_epi8(m64, xq[i] + j * kChunk);
+      const __m256 s0 = _mm256_broadcast_ss(xb[i] + j);
+      const __m256 s1 = pair ? _mm256_broadcast_ss(xb[i] + j + 1) : _mm256_setzero_ps();
+      sx[i] = join8(s0, s1);
+    }
+    const uint8_t* wj = s[0].w + j * wstride;
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) {
+      const uint8_t* w = wj + off[p];
+      _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetchChunks * wstride), _MM_HINT_T0);
+      __m512i q;
+      if (adjacent) {
+        q = _mm512_maskz_loadu_epi8(m64, w);
+      } else {
+        const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+        const __m256i q1 = pair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + wstride))
+                                : _mm256_setzero_si256();
+        q = _mm512_inserti64x4(_mm512_zextsi256_si512(q0), q1, 1);
+      }
+      const __mmask64 neg = _mm512_movepi8_mask(q);
+      const __m512i qa = _mm512_abs_epi8(q);
+      __m512 scale[NX];
+      if (kGrouped) {
+        const __m256 d0 = _mm256_broadcast_ss(dbuf + g0 * P + p);
+        const __m256 d1 = pair ? _mm256_broadcast_ss(dbuf + g1 * P + p) : _mm256_setzero_ps();
+        const __m512 d = join8(d0, d1);
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) scale[i] = _mm512_mul_ps(d, sx[i]);
+      } else {
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) scale[i] = sx[i];
+      }
+      SLMC_BLK_UNROLL
+      for (int i = 0; i < NX; ++i) {
+        const __m512i xs = _mm512_mask_sub_epi8(xv[i], neg, zero, xv[i]);
+        const __m512i isum = _mm512_dpbusd_epi32(zero, qa, xs);
+        acc[p][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale[i], acc[p][i]);
+      }
+    }
+  }
+  float d0[P], m0[P];
+  if (!kGrouped) {
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) scale_min_with<scale_of>(a, s[p], 0, &d0[p], &m0[p]);
+  }
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    const float* xs = a.xsum + (i0 + i) * l.groups;
+    float offset[P] = {};
+    if (has_m) {
+      if (kGrouped) {
+        offset_terms<P>(mbuf, xs, l.groups, offset);
+      } else {
+        SLMC_BLK_UNROLL
+        for (int p = 0; p < P; ++p) offset[p] = m0[p] * xs[0];
+      }
+    }
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) {
+      const __m512 v16 = acc[p][i];
+      const float v = hsum8(_mm256_add_ps(_mm512_castps512_ps256(v16), high8(v16)));
+      a.y[(i0 + i) * a.m + r + p] = kGrouped ? finish_grouped(v, offset[p], 1.0f) : finish_row(v, d0[p], offset[p]);
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#endif
 
 // Rows of X per weight pass: 4-row groups keep 4 * kNx accumulators in registers.
 template <class Dot>
@@ -413,6 +553,10 @@ void rows_batch(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* buf) 
     with_count<1, kMax>(std::min(kMax, nx - i), [&](auto c) {
       if constexpr (kPairs) {
         int4_pairs<Dot, kGrouped, P, decltype(c)::value>(a, r, i0 + i, buf);
+#if SLMC_HAVE_AVX512_FLAGS
+      } else if constexpr (!kInt4 && Dot::kZmm) {
+        rows_i8_zmm<kGrouped, P, decltype(c)::value>(a, r, i0 + i, buf);
+#endif
       } else {
         rows<Dot, kInt4, kGrouped, P, decltype(c)::value>(a, r, i0 + i, buf);
       }

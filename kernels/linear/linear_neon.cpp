@@ -3,13 +3,14 @@
 // fp16 weights through fcvtl, bf16 shifted into the high half. The code is shared with the
 // dot-product build: see linear_neon_impl.hpp.
 #include "linear/linear_neon_impl.hpp"
+#include "linear/linear_block_neon.hpp"
 
 static_assert(!SLMC_LINEAR_SDOT, "linear_neon.cpp must be compiled without the dot-product extension");
 
 namespace slmc::detail {
 namespace {
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built.
-constexpr LinearKernels kNeonLinear{"neon", fp32, int8, linear_int8_block_scalar, scratch_bytes, gather,
+constexpr LinearKernels kNeonLinear{"neon", fp32, int8, blk_neon::int8_block, scratch_bytes, gather,
                                     quantize_x_scalar};
 }  // namespace
 
