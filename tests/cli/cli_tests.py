@@ -1288,6 +1288,119 @@ def test_delta_malformed_ops_with_valid_checksums(c):
     check(open(c.path("out.slm"), "rb").read() == open(new, "rb").read(), "forge round trip")
 
 
+# --- signatures (docs/FLEET.md §6) ----------------------------------------------------------------
+
+def signed_pair(c):
+    m = c.synth()
+    old, new = c.path("old.slm"), c.path("new.slm")
+    c.run("convert", m, "-o", old, "--recipe", "int8")
+    c.run("convert", m, "-o", new, "--recipe", "int8", "--rule", "*.layers.1.mlp.*=int4")
+    k = c.json("keygen", "-o", c.path("k"))
+    check(k["public_key"] == c.path("k.pub") and len(k["key_id"]) == 16, k)
+    check(os.stat(c.path("k")).st_mode & 0o777 == 0o600, oct(os.stat(c.path("k")).st_mode))
+    return old, new, k["key_id"]
+
+
+def test_sign_verify_tampered_wrong_key_truncated(c):
+    old, new, key_id = signed_pair(c)
+    s = c.json("sign", new, "--key", c.path("k"))
+    check(s["signature"] == new + ".sig" and s["kind"] == "slm" and s["key_id"] == key_id, s)
+    check(os.path.getsize(new + ".sig") == 160, os.path.getsize(new + ".sig"))
+    v = c.json("verify", new, "--pubkey", c.path("k.pub"))
+    check(v["ok"] and v["signature"]["ok"] and v["signature"]["key_id"] == key_id and v["checksums"]["ok"], v)
+    # keygen never replaces a key silently.
+    p = c.run("keygen", "-o", c.path("k"), expect=2)
+    check("exists" in p.stderr, p.stderr)
+    c.run("keygen", "-o", c.path("k2"))
+    keep = ["model", "old.slm", "new.slm", "new.slm.sig", "k", "k.pub", "k2", "k2.pub"]
+    # Another key: exit 5 naming both key ids.
+    p = c.run("verify", new, "--pubkey", c.path("k2.pub"), expect=5)
+    check("signed by key " + key_id in p.stderr and "new.slm.sig" in p.stderr, p.stderr)
+    # A tampered model (one byte anywhere) fails the signature before anything else: exit 5.
+    good = open(new, "rb").read()
+    for pos in (0, 70, len(good) // 2, len(good) - 1):
+        data = bytearray(good)
+        data[pos] ^= 0x01
+        open(c.path("bad.slm"), "wb").write(bytes(data))
+        p = c.run("verify", c.path("bad.slm"), "--pubkey", c.path("k.pub"), "--sig", new + ".sig", expect=5)
+        check("signature verification failed" in p.stderr and "bad.slm" in p.stderr, (pos, p.stderr))
+    # Another file under the right signature, e.g. an older release: exit 5.
+    c.run("verify", old, "--pubkey", c.path("k.pub"), "--sig", new + ".sig", expect=5)
+    # Damaged or truncated signatures: exit 5 (the Ed25519 check) or 3 (malformed), naming the .sig.
+    sig = open(new + ".sig", "rb").read()
+    for pos in (0, 12, 20, 60, 64, 80, 100, 159):
+        data = bytearray(sig)
+        data[pos] ^= 0x04
+        open(c.path("bad.sig"), "wb").write(bytes(data))
+        p = c.run("verify", new, "--pubkey", c.path("k.pub"), "--sig", c.path("bad.sig"), expect=None)
+        check(p.returncode in (3, 5) and "bad.sig" in p.stderr, (pos, p.returncode, p.stderr))
+    for n in (0, 8, 96, 159):
+        open(c.path("bad.sig"), "wb").write(sig[:n])
+        p = c.run("verify", new, "--pubkey", c.path("k.pub"), "--sig", c.path("bad.sig"), expect=3)
+        check("truncated" in p.stderr, p.stderr)
+    os.remove(c.path("bad.sig"))
+    # A missing signature, a key that is not a key, --sig without --pubkey.
+    p = c.run("verify", old, "--pubkey", c.path("k.pub"), expect=3)
+    check("old.slm.sig" in p.stderr, p.stderr)
+    p = c.run("verify", new, "--pubkey", new + ".sig", expect=3)
+    check("not a PEM public key" in p.stderr, p.stderr)
+    p = c.run("verify", new, "--pubkey", new, expect=3)  # 100 KB: not read as a key
+    check("new.slm" in p.stderr, p.stderr)
+    p = c.run("sign", new, "--key", c.path("k.pub"), "-o", c.path("x.sig"), expect=3)
+    check("not a private key" in p.stderr, p.stderr)
+    c.run("verify", new, "--sig", new + ".sig", expect=2)
+    # sign never overwrites what it signs, nor its key.
+    c.run("sign", new, "--key", c.path("k"), "-o", new, expect=2)
+    c.run("sign", new, "--key", c.path("k"), "-o", c.path("k"), expect=2)
+    os.remove(c.path("bad.slm"))
+    leftovers(c, keep)
+    check(open(new, "rb").read() == good, "verify modified its input")
+
+
+def test_sign_apply_refuses_unsigned_and_forged_deltas(c):
+    old, new, key_id = signed_pair(c)
+    u = c.path("u.slmdelta")
+    d = c.json("delta", old, new, "-o", u, "--sign", c.path("k"))
+    check(d["signature"]["path"] == u + ".sig" and d["signature"]["key_id"] == key_id, d["signature"])
+    out = c.path("out.slm")
+    a = c.json("apply", old, u, "-o", out, "--pubkey", c.path("k.pub"))
+    check(a["signature_verified"] and a["signer_key_id"] == key_id, a)
+    check(open(out, "rb").read() == open(new, "rb").read(), "signed apply output")
+    os.remove(out)
+    c.json("verify", u, "--pubkey", c.path("k.pub"))
+    keep = ["model", "old.slm", "new.slm", "k", "k.pub", "k2", "k2.pub", "u.slmdelta", "u.slmdelta.sig"]
+    c.run("keygen", "-o", c.path("k2"))
+    # Wrong key, missing signature, damaged delta, forged delta with valid checksums: nothing written.
+    p = c.run("apply", old, u, "-o", out, "--pubkey", c.path("k2.pub"), expect=5)
+    check("signed by key" in p.stderr, p.stderr)
+    shutil.copyfile(u, c.path("plain.slmdelta"))
+    p = c.run("apply", old, c.path("plain.slmdelta"), "-o", out, "--pubkey", c.path("k.pub"), expect=3)
+    check("plain.slmdelta.sig" in p.stderr, p.stderr)
+    good = bytearray(open(u, "rb").read())
+    # Re-checksummed forgery: change a payload byte and fix every xxh64 (anyone can): the
+    # checksums pass, the signature does not.
+    import struct
+    forged = bytearray(good)
+    forged[200] ^= 0x01
+    struct.pack_into("<Q", forged, 112, xxh64(bytes(forged[128:])))
+    struct.pack_into("<Q", forged, 120, xxh64(bytes(forged[:120])))
+    open(c.path("forged.slmdelta"), "wb").write(bytes(forged))
+    p = c.run("apply", old, c.path("forged.slmdelta"), "-o", out, "--pubkey", c.path("k.pub"),
+              "--sig", u + ".sig", expect=5)
+    check("signature verification failed" in p.stderr, p.stderr)
+    truncated = c.path("short.sig")
+    open(truncated, "wb").write(open(u + ".sig", "rb").read()[:100])
+    p = c.run("apply", old, u, "-o", out, "--pubkey", c.path("k.pub"), "--sig", truncated, expect=3)
+    check("truncated" in p.stderr, p.stderr)
+    # -o may not name the signature or the key.
+    c.run("apply", old, u, "-o", u + ".sig", "--pubkey", c.path("k.pub"), expect=2)
+    c.run("apply", old, u, "-o", c.path("k.pub"), "--pubkey", c.path("k.pub"), expect=2)
+    for f in ("plain.slmdelta", "forged.slmdelta", "short.sig"):
+        os.remove(c.path(f))
+    leftovers(c, keep)
+    check(open(u, "rb").read() == bytes(good), "apply modified the delta")
+
+
 def test_real_stories260k_delta(c):
     d = models_dir()
     src = os.path.join(d, "stories260K", "stories260K.bin")

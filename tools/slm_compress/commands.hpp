@@ -27,5 +27,7 @@ Command add_calibrate(CLI::App& app);
 Command add_tokenize(CLI::App& app);
 Command add_delta(CLI::App& app);
 Command add_apply(CLI::App& app);
+Command add_keygen(CLI::App& app);
+Command add_sign(CLI::App& app);
 
 }  // namespace slmc::cli
