@@ -1392,6 +1392,23 @@ def test_sign_apply_refuses_unsigned_and_forged_deltas(c):
     open(truncated, "wb").write(open(u + ".sig", "rb").read()[:100])
     p = c.run("apply", old, u, "-o", out, "--pubkey", c.path("k.pub"), "--sig", truncated, expect=3)
     check("truncated" in p.stderr, p.stderr)
+    # A signed apply uses exactly the verified payload bytes, in order: 16 unused bytes slipped in
+    # before the op table (valid checksums, validly signed) are refused by a signed apply only.
+    count, table = struct.unpack_from("<QQ", good, 64)
+    gap = bytearray(good[:table]) + bytes(16) + good[table:]
+    struct.pack_into("<Q", gap, 72, table + 16)
+    struct.pack_into("<Q", gap, 16, len(gap))
+    struct.pack_into("<Q", gap, 112, xxh64(bytes(gap[128:])))
+    struct.pack_into("<Q", gap, 120, xxh64(bytes(gap[:120])))
+    open(c.path("gap.slmdelta"), "wb").write(bytes(gap))
+    c.run("sign", c.path("gap.slmdelta"), "--key", c.path("k"))
+    p = c.run("apply", old, c.path("gap.slmdelta"), "-o", out, "--pubkey", c.path("k.pub"), expect=5)
+    check("not the signed bytes" in p.stderr, p.stderr)
+    leftovers(c, keep + ["gap.slmdelta", "gap.slmdelta.sig", "forged.slmdelta", "plain.slmdelta", "short.sig"])
+    c.run("apply", old, c.path("gap.slmdelta"), "-o", out)
+    check(open(out, "rb").read() == open(new, "rb").read(), "unsigned apply of the padded delta")
+    for f in ("gap.slmdelta", "gap.slmdelta.sig", "out.slm"):
+        os.remove(c.path(f))
     # -o may not name the signature or the key.
     c.run("apply", old, u, "-o", u + ".sig", "--pubkey", c.path("k.pub"), expect=2)
     c.run("apply", old, u, "-o", c.path("k.pub"), "--pubkey", c.path("k.pub"), expect=2)
