@@ -8,6 +8,7 @@ A cross build runs the binary behind its emulator (the trailing arguments, e.g. 
 Each test_* function gets a Ctx (the binary, a fresh temporary directory) and raises
 AssertionError on failure or Skip when the real models are absent (exit code 77, which ctest
 reports as skipped)."""
+import hashlib
 import json
 import os
 import shutil
@@ -1416,6 +1417,156 @@ def test_sign_apply_refuses_unsigned_and_forged_deltas(c):
         os.remove(c.path(f))
     leftovers(c, keep)
     check(open(u, "rb").read() == bytes(good), "apply modified the delta")
+
+
+# --- release manifests (docs/FLEET.md §7) ------------------------------------------------------
+
+def release_inputs(c):
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    words = "the quick brown fox jumps over a lazy dog and then runs far away".split()
+    with open(c.path("eval.txt"), "w") as fh:
+        fh.write("\n\n".join(" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(50)) for i in range(30)))
+    c.run("keygen", "-o", c.path("k"))
+    return m
+
+
+def test_release_manifest_signed_gated_with_deltas(c):
+    m = release_inputs(c)
+    common = ["--text", c.path("eval.txt"), "--tokenizer", c.path("tok.bin"), "--max-tokens", "1024"]
+    r1 = c.json("release", m, "--profile", "x86-avx2", "--profile", "cortex-a53", "-o", c.path("r1"),
+                "--sign", c.path("k"), "--release", "v1", *common)
+    check(r1["format"] == "slmc-release-manifest" and r1["version"] == 1 and r1["release"] == "v1", r1)
+    check([p["profile"] for p in r1["profiles"]] == ["x86-avx2", "cortex-a53"], r1["profiles"])
+    for p in r1["profiles"]:
+        f = c.path("r1", p["model"]["file"])
+        check(p["model"]["size"] == os.path.getsize(f), p)
+        check(p["model"]["sha256"] == hashlib.sha256(open(f, "rb").read()).hexdigest(), p)
+        check(p["format_version"] == "1.1" and p["min_library_version"] == "0.1.0", p)
+        check(p["quality"]["kl"] >= 0 and "delta_ppl_percent" in p["quality"], p["quality"])
+        check(p["delta"] is None and p["model"]["signature"] == p["model"]["file"] + ".sig", p)
+    # Speed only where the profile's ISA runs natively: never for an ARM profile on x86.
+    arm = r1["profiles"][1]["speed"]
+    check(arm["measured"] is False and "natively" in arm["reason"], arm)
+    check(r1["evaluation"]["tokens"] > 1 and r1["source"]["files"][0]["sha256"], r1["evaluation"])
+    check(json.load(open(c.path("r1", "manifest.json"))) == r1, "the manifest is what --json printed")
+    v = c.json("verify", c.path("r1", "manifest.json"), "--pubkey", c.path("k.pub"))
+    check(v["ok"] and v["signature_verified"] and v["file_signatures_verified"] == 2 and len(v["files"]) == 2, v)
+
+    # The next release, with a recipe change in a profile file: deltas from v1, which apply (signed)
+    # to v1's files and give v2's byte for byte.
+    with open(c.path("a53.json"), "w") as fh:
+        json.dump({"format": "slmc-profile", "version": 1, "name": "cortex-a53", "isa": "neon",
+                   "recipe": "int8", "rules": ["*.layers.1.mlp.*=int4"]}, fh)
+    r2 = c.json("release", m, "--profile", "x86-avx2", "--profile", c.path("a53.json"), "-o", c.path("r2"),
+                "--sign", c.path("k"), "--release", "v2", "--previous", c.path("r1", "manifest.json"), *common)
+    check(r2["previous"]["release"] == "v1", r2["previous"])
+    for p1, p2 in zip(r1["profiles"], r2["profiles"]):
+        d = p2["delta"]
+        check(d["from_release"] == "v1" and d["base_sha256"] == p1["model"]["sha256"], d)
+        out = c.path(p2["profile"] + ".applied.slm")
+        c.run("apply", c.path("r1", p1["model"]["file"]), c.path("r2", d["file"]), "-o", out,
+              "--pubkey", c.path("k.pub"))
+        check(open(out, "rb").read() == open(c.path("r2", p2["model"]["file"]), "rb").read(), p2["profile"])
+    check(r2["profiles"][0]["delta"]["size"] < 4096, r2["profiles"][0]["delta"])  # unchanged file: header only
+    v = c.json("verify", c.path("r2", "manifest.json"), "--pubkey", c.path("k.pub"))
+    check(len(v["files"]) == 4 and v["file_signatures_verified"] == 4, v)
+
+    # Tampering: a listed file, the manifest, the wrong key, a forged manifest with a hash fixed up.
+    shutil.copytree(c.path("r2"), c.path("t"))
+    with open(c.path("t", "x86-avx2.slm"), "r+b") as fh:
+        fh.seek(5000)
+        b = fh.read(1)
+        fh.seek(5000)
+        fh.write(bytes([b[0] ^ 1]))
+    p = c.run("verify", c.path("t", "manifest.json"), expect=5)
+    check("x86-avx2.slm" in p.stderr and "SHA-256" in p.stderr and "x86-avx2" in p.stderr, p.stderr)
+    forged = json.load(open(c.path("t", "manifest.json")))
+    forged["profiles"][0]["model"]["sha256"] = hashlib.sha256(open(c.path("t", "x86-avx2.slm"), "rb").read()).hexdigest()
+    json.dump(forged, open(c.path("t", "manifest.json"), "w"), indent=2)
+    c.run("verify", c.path("t", "manifest.json"))  # integrity without a key: consistent again
+    p = c.run("verify", c.path("t", "manifest.json"), "--pubkey", c.path("k.pub"), expect=5)
+    check("signature verification failed" in p.stderr and "manifest.json" in p.stderr, p.stderr)
+    c.run("keygen", "-o", c.path("k2"))
+    p = c.run("verify", c.path("r2", "manifest.json"), "--pubkey", c.path("k2.pub"), expect=5)
+    check("signed by key" in p.stderr, p.stderr)
+    os.remove(c.path("r2", "cortex-a53.from-v1.slmdelta"))
+    p = c.run("verify", c.path("r2", "manifest.json"), expect=3)
+    check("cortex-a53.from-v1.slmdelta" in p.stderr, p.stderr)
+
+    # A failing gate fails the release (exit 4) naming the profile and the figure; nothing written.
+    p = c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r3"), "--max-kl", "0", *common, expect=4)
+    check("x86-avx2" in p.stderr and "KL" in p.stderr, p.stderr)
+    p = c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r3"), "--max-dppl", "1", *common, expect=4)
+    check("x86-avx2" in p.stderr and "perplexity" in p.stderr, p.stderr)
+    with open(c.path("tiny.json"), "w") as fh:
+        json.dump({"format": "slmc-profile", "version": 1, "name": "tiny", "isa": "scalar",
+                   "memory_budget_bytes": 1000}, fh)
+    p = c.run("release", m, "--profile", c.path("tiny.json"), "-o", c.path("r3"), expect=4)
+    check("tiny" in p.stderr, p.stderr)
+    check(not os.path.exists(c.path("r3")), "a failed release left its directory")
+    # Usage: an existing directory needs --force; gates need --text; a profile twice.
+    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r1"), expect=2)
+    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r3"), "--max-kl", "1", expect=2)
+    c.run("release", m, "--profile", "x86-avx2", "--profile", "x86-avx2", "-o", c.path("r3"), expect=2)
+    check(not os.path.exists(c.path("r3")) and not any(n.startswith(".") for n in os.listdir(c.tmp)),
+          os.listdir(c.tmp))
+
+
+def test_release_manifest_hostile(c):
+    """A manifest cannot make verify read outside its directory, and wrong types name the key."""
+    m = release_inputs(c)
+    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r"))
+    good = json.load(open(c.path("r", "manifest.json")))
+    cases = [
+        (lambda j: j["profiles"][0]["model"].__setitem__("file", "../k"), "without a directory"),
+        (lambda j: j["profiles"][0]["model"].__setitem__("file", "/etc/passwd"), "without a directory"),
+        (lambda j: j["profiles"][0]["model"].__setitem__("size", "12"), "size"),
+        (lambda j: j["profiles"][0]["model"].__setitem__("sha256", "XYZ"), "sha256"),
+        (lambda j: j.__setitem__("format", "other"), "format"),
+        (lambda j: j.__setitem__("profiles", {}), "profiles"),
+        (lambda j: j["profiles"][0].__delitem__("model"), "model"),
+    ]
+    for edit, text in cases:
+        j = json.loads(json.dumps(good))
+        edit(j)
+        json.dump(j, open(c.path("r", "bad.json"), "w"))
+        p = c.run("verify", c.path("r", "bad.json"), expect=3)
+        check(text in p.stderr and "bad.json" in p.stderr, (text, p.stderr))
+    j = json.loads(json.dumps(good))
+    j["version"] = 2
+    json.dump(j, open(c.path("r", "bad.json"), "w"))
+    p = c.run("verify", c.path("r", "bad.json"), expect=3)
+    check("not supported" in p.stderr, p.stderr)
+    open(c.path("r", "bad.json"), "w").write("{" + deep_json(100) + "}")
+    c.run("verify", c.path("r", "bad.json"), expect=3)
+    open(c.path("r", "bad.json"), "w").write("{\"format\": ")
+    p = c.run("verify", c.path("r", "bad.json"), expect=3)
+    check("not valid JSON" in p.stderr, p.stderr)
+
+
+def test_release_pipeline_example(c):
+    """examples/release_pipeline.sh runs as documented: two releases, the second with deltas."""
+    if len(c.cmd) > 1:
+        raise Skip("the example runs the binary directly (not behind an emulator)")
+    m = release_inputs(c)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "release_pipeline.sh")
+    env = dict(os.environ, SLM=c.binary, RELEASE_KEY=c.path("k"), SOURCE=m, EVAL_TEXT=c.path("eval.txt"),
+               PUBLISH_DIR=c.path("pub"), TOKENIZER=c.path("tok.bin"), MAX_KL="100", MAX_DPPL="100000")
+    for version, previous in (("v1", ""), ("v2", c.path("pub", "v1", "manifest.json"))):
+        p = subprocess.run(["bash", script], env=dict(env, VERSION=version, PREVIOUS=previous),
+                           capture_output=True, text=True, timeout=600 * TIMEOUT_SCALE)
+        check(p.returncode == 0 and "published" in p.stdout, (version, p.stdout, p.stderr))
+    manifest = json.load(open(c.path("pub", "v2", "manifest.json")))
+    check(len(manifest["profiles"]) == 4 and all(e["delta"]["from_release"] == "v1" for e in manifest["profiles"]),
+          manifest["profiles"])
+    # The default gates fail this random model: the job fails with exit 4 and publishes nothing.
+    env.pop("MAX_KL")
+    env.pop("MAX_DPPL")
+    p = subprocess.run(["bash", script], env=dict(env, VERSION="v3", PREVIOUS=""), capture_output=True, text=True,
+                       timeout=600 * TIMEOUT_SCALE)
+    check(p.returncode == 4 and "gate exceeded" in p.stderr, (p.returncode, p.stderr))
+    check(sorted(os.listdir(c.path("pub"))) == ["v1", "v2"], os.listdir(c.path("pub")))
 
 
 def test_real_stories260k_delta(c):

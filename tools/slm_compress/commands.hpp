@@ -29,5 +29,6 @@ Command add_delta(CLI::App& app);
 Command add_apply(CLI::App& app);
 Command add_keygen(CLI::App& app);
 Command add_sign(CLI::App& app);
+Command add_release(CLI::App& app);
 
 }  // namespace slmc::cli
