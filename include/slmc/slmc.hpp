@@ -14,6 +14,8 @@
 #include "slmc/dtype.hpp"
 #include "slmc/encoding.hpp"
 #include "slmc/fleet/delta.hpp"
+#include "slmc/fleet/manifest.hpp"
+#include "slmc/fleet/signature.hpp"
 #include "slmc/format/model_file.hpp"
 #include "slmc/half.hpp"
 #include "slmc/io/hash.hpp"
