@@ -13,6 +13,7 @@
 #include "slmc/cpu.hpp"
 #include "slmc/dtype.hpp"
 #include "slmc/encoding.hpp"
+#include "slmc/fleet/calibration_merge.hpp"
 #include "slmc/fleet/delta.hpp"
 #include "slmc/fleet/manifest.hpp"
 #include "slmc/fleet/signature.hpp"

@@ -70,6 +70,27 @@ std::vector<int32_t> protocol_tokens(const Tokenizer& tok, const std::string& te
   return ids;
 }
 
+std::vector<std::vector<int32_t>> protocol_documents(const Tokenizer& tok, const std::string& text, TextSplit split,
+                                                    int64_t max_tokens) {
+  const std::vector<std::string> paragraphs = split_paragraphs(text);
+  const size_t calib = paragraphs.size() / 5;  // first 20% (rounded down), as protocol_tokens
+  size_t begin = 0, end = paragraphs.size();
+  if (split == TextSplit::kCalibration) end = calib;
+  if (split == TextSplit::kEvaluation) begin = calib;
+  std::vector<std::vector<int32_t>> docs;
+  int64_t total = 0;
+  for (size_t p = begin; p < end; ++p) {
+    if (max_tokens > 0 && total >= max_tokens) break;
+    std::vector<int32_t> t = tok.encode(paragraphs[p], false, false);
+    if (max_tokens > 0 && total + static_cast<int64_t>(t.size()) > max_tokens) {
+      t.resize(static_cast<size_t>(max_tokens - total));
+    }
+    total += static_cast<int64_t>(t.size());
+    if (!t.empty()) docs.push_back(std::move(t));
+  }
+  return docs;
+}
+
 std::vector<int32_t> llamacpp_tokens(const Tokenizer& tok, const std::string& text, int32_t bos, int64_t max_tokens) {
   std::vector<int32_t> ids = tok.encode(text, false, false);
   if (bos >= 0) ids.insert(ids.begin(), bos);
@@ -265,27 +286,43 @@ void observe(CalibrationSums* s, const std::string& weight, const float* x, int6
 
 Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window, bool gram,
                               int32_t bos) {
+  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "no calibration tokens");
+  return calibrate_documents(model, std::vector<std::vector<int32_t>>{tokens}, window, gram, bos);
+}
+
+Result<Calibration> calibrate_documents(LlamaModel& model, const std::vector<std::vector<int32_t>>& documents,
+                                        int64_t window, bool gram, int32_t bos) {
   if (window < 2 || window > model.config().context) {
     return make_error(ErrorCode::kInvalidArgument, "window " + std::to_string(window) + " out of range");
   }
-  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "no calibration tokens");
+  size_t total = 0;
+  for (const auto& d : documents) total += d.size();
+  if (total == 0) return make_error(ErrorCode::kInvalidArgument, "no calibration tokens");
   CalibrationSums sums;
   sums.gram = gram;
   model.set_linear_observer(
       [&sums](const std::string& weight, const float* x, int64_t n, int64_t k) { observe(&sums, weight, x, n, k); });
   std::vector<int32_t> input;
   Status status;
-  // The windows of evaluate(): BOS (or the previous token) first, window - 1 new tokens each.
-  for (size_t start = bos >= 0 ? 0 : 1; start < tokens.size() && status.ok(); start += static_cast<size_t>(window - 1)) {
-    const size_t count = std::min(tokens.size() - start, static_cast<size_t>(window - 1));
-    input.assign(1, bos >= 0 ? bos : tokens[start - 1]);
-    input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
-                 tokens.begin() + static_cast<std::ptrdiff_t>(start + count));
-    model.reset();
-    status = model.forward(input.data(), static_cast<int64_t>(input.size()), nullptr);
+  // The windows of evaluate(), inside each document: BOS (or the document's previous token)
+  // first, window - 1 new tokens each; no window holds tokens of two documents.
+  for (const std::vector<int32_t>& tokens : documents) {
+    for (size_t start = bos >= 0 ? 0 : 1; start < tokens.size() && status.ok();
+         start += static_cast<size_t>(window - 1)) {
+      const size_t count = std::min(tokens.size() - start, static_cast<size_t>(window - 1));
+      input.assign(1, bos >= 0 ? bos : tokens[start - 1]);
+      input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                   tokens.begin() + static_cast<std::ptrdiff_t>(start + count));
+      model.reset();
+      status = model.forward(input.data(), static_cast<int64_t>(input.size()), nullptr);
+    }
   }
   model.set_linear_observer(nullptr);
   SLMC_RETURN_IF_ERROR(status);
+  if (sums.rows.empty()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "no calibration window: every document has a single token and no BOS starts the windows");
+  }
   Calibration cal;
   for (auto& [name, acc] : sums.sum_sq) {
     CalibrationEntry e;

@@ -1569,6 +1569,77 @@ def test_release_pipeline_example(c):
     check(sorted(os.listdir(c.path("pub"))) == ["v1", "v2"], os.listdir(c.path("pub")))
 
 
+# --- calibration without central text (docs/FLEET.md §8) -------------------------------------
+
+def read_calibration_json(path):
+    """{name: (count, mean_sq, gram upper triangle)} of a JSON calibration file."""
+    t = json.load(open(path))["tensors"]
+    return {k: (v["count"], v["mean_sq"], v.get("gram", [])) for k, v in t.items()}
+
+
+def test_calibrate_merge_equals_calibration_at_once(c):
+    """Shards calibrated apart and merged give the statistics of all their documents calibrated at
+    once (windows never cross a document boundary), up to fp32 rounding; the privacy minimum and
+    mismatched inputs are refused."""
+    import math
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    c.run("convert", m, "-o", c.path("m.slm"), "--recipe", "int8")
+    words = "the quick brown fox jumps over a lazy dog and then runs far away".split()
+    paras = [" ".join(words[(i * 5 + j * j) % len(words)] for j in range(20 + (i * 37) % 90)) for i in range(18)]
+    for name, ps in (("a", paras[:7]), ("b", paras[7:]), ("ab", paras)):
+        with open(c.path(name + ".txt"), "w") as fh:
+            fh.write("\n\n".join(ps))
+    cal = ["calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--split", "all", "--gram", "--window", "64"]
+    r = {}
+    for name in ("a", "b", "ab"):
+        r[name] = c.json(*cal, "--text", c.path(name + ".txt"), "-o", c.path(name + ".cal"))
+    check(r["ab"]["documents"] == 18 and r["a"]["documents"] + r["b"]["documents"] == 18, r)
+    merged = c.json("calibrate-merge", c.path("a.cal"), c.path("b.cal"), "-o", c.path("m.json"))
+    check(merged["tensors"] == 14 and merged["format"] == "json", merged)
+    c.run(*cal, "--text", c.path("ab.txt"), "-o", c.path("ab.json"))
+    got, want = read_calibration_json(c.path("m.json")), read_calibration_json(c.path("ab.json"))
+    check(set(got) == set(want), (sorted(got), sorted(want)))
+    worst = 0.0
+    for name, (count, mean_sq, gram) in want.items():
+        gc, gm, gg = got[name]
+        check(gc == count, (name, gc, count))
+        worst = max([worst] + [abs(x - y) / y for x, y in zip(gm, mean_sq) if y])
+        k, idx = len(mean_sq), 0
+        check(len(gg) == len(gram) == k * (k + 1) // 2, name)
+        for i in range(k):
+            for j in range(i, k):
+                scale = math.sqrt(mean_sq[i] * mean_sq[j])
+                if scale:
+                    worst = max(worst, abs(gg[idx] - gram[idx]) / scale)
+                idx += 1
+    check(worst <= 2.5e-7, worst)  # two fp32 roundings and the summation order
+    # The merged binary file is accepted by convert like any calibration.
+    c.run("calibrate-merge", c.path("a.cal"), c.path("b.cal"), "-o", c.path("m.cal"))
+    c.run("convert", m, "-o", c.path("w.slm"), "--rule", "*.mlp.*=int4:search=weighted", "--calibration", c.path("m.cal"))
+    # A contribution under the minimum token count: exit 4 naming the file and the count.
+    with open(c.path("small.txt"), "w") as fh:
+        fh.write(paras[0])
+    c.run(*cal, "--text", c.path("small.txt"), "-o", c.path("small.cal"))
+    p = c.run("calibrate-merge", c.path("a.cal"), c.path("small.cal"), "-o", c.path("x.cal"), expect=4)
+    check("small.cal" in p.stderr and "fewer than the minimum of 512" in p.stderr, p.stderr)
+    c.run("calibrate-merge", c.path("a.cal"), c.path("small.cal"), "-o", c.path("x.cal"), "--min-tokens", "0")
+    # Statistics with and without Gram matrices, or of another model (K differs): exit 3.
+    c.run("calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--split", "all", "--text", c.path("b.txt"),
+          "-o", c.path("nogram.cal"))
+    p = c.run("calibrate-merge", c.path("a.cal"), c.path("nogram.cal"), "-o", c.path("y.cal"), expect=3)
+    check("Gram" in p.stderr and "nogram.cal" in p.stderr, p.stderr)
+    m2 = c.synth("model2", vocab=512, dim=32, hidden=96)
+    c.run("convert", m2, "-o", c.path("m2.slm"), "--recipe", "int8")
+    c.run("calibrate", c.path("m2.slm"), "--tokenizer", c.path("tok.bin"), "--split", "all", "--gram", "--text",
+          c.path("b.txt"), "-o", c.path("other.cal"))
+    p = c.run("calibrate-merge", c.path("a.cal"), c.path("other.cal"), "-o", c.path("y.cal"), expect=3)
+    check("input channels" in p.stderr and "other.cal" in p.stderr, p.stderr)
+    c.run("calibrate-merge", c.path("a.cal"), c.path("b.cal"), "-o", c.path("a.cal"), expect=2)
+    c.run("calibrate-merge", c.path("a.cal"), c.path("b.txt"), "-o", c.path("y.cal"), expect=3)
+    check(not os.path.exists(c.path("y.cal")), "a failed merge wrote its output")
+
+
 def test_real_stories260k_delta(c):
     d = models_dir()
     src = os.path.join(d, "stories260K", "stories260K.bin")

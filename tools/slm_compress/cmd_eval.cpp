@@ -234,22 +234,26 @@ int run_calibrate(const RunArgs& a) {
   if (!tok.ok()) return fail(tok.status());
   auto text = read_text(a.text);
   if (!text.ok()) return fail(text.status());
-  const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
-  if (tokens.size() < 2) {
+  // Every paragraph is a document: no calibration window crosses a document boundary, so the
+  // statistics of separate texts merge exactly (calibrate-merge, docs/FLEET.md §8).
+  const std::vector<std::vector<int32_t>> docs = protocol_documents(**tok, *text, *split, a.max_tokens);
+  size_t token_count = 0;
+  for (const auto& d : docs) token_count += d.size();
+  if (token_count < 2) {
     return fail(make_error(ErrorCode::kInvalidFormat, a.text + ": the " + a.split + " split holds " +
-                                                          std::to_string(tokens.size()) +
+                                                          std::to_string(token_count) +
                                                           " tokens; calibrate needs at least 2 (is the text empty?)"));
   }
-  auto cal = calibrate(**model, tokens, a.window, a.gram, start_bos(**tok, a));
+  auto cal = calibrate_documents(**model, docs, a.window, a.gram, start_bos(**tok, a));
   if (!cal.ok()) return fail(cal.status());
   const std::string bytes = binary ? calibration_to_binary(*cal) : calibration_to_json(*cal) + "\n";
   if (Status s = write_file_atomic(a.output, bytes); !s.ok()) return fail(s);
   if (a.json) {
     std::cout << Json{{"output", a.output}, {"format", binary ? "binary" : "json"}, {"bytes", bytes.size()},
-                      {"tokens", tokens.size()}, {"tensors", cal->tensors.size()}}.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+                      {"tokens", token_count}, {"documents", docs.size()}, {"tensors", cal->tensors.size()}}.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
-    std::cout << "wrote " << a.output << ": " << cal->tensors.size() << " linear layers, " << tokens.size()
-              << " tokens (" << a.split << " split)\n";
+    std::cout << "wrote " << a.output << ": " << cal->tensors.size() << " linear layers, " << token_count
+              << " tokens in " << docs.size() << " documents (" << a.split << " split)\n";
   }
   return kExitOk;
 }

@@ -30,5 +30,6 @@ Command add_apply(CLI::App& app);
 Command add_keygen(CLI::App& app);
 Command add_sign(CLI::App& app);
 Command add_release(CLI::App& app);
+Command add_calibrate_merge(CLI::App& app);
 
 }  // namespace slmc::cli

@@ -49,6 +49,12 @@ struct EvalOptions {
   EvalProtocol protocol = EvalProtocol::kSlmc;
 };
 
+/// The documents of a split for calibration: every paragraph (blank-line separated) of the split
+/// is one document, tokenized alone (no BOS), empty ones dropped; at most `max_tokens` in all
+/// (<= 0: no limit; the last document is cut).
+std::vector<std::vector<int32_t>> protocol_documents(const Tokenizer& tok, const std::string& text, TextSplit split,
+                                                    int64_t max_tokens);
+
 /// The llama.cpp protocol's token stream: `text` tokenized whole and unchanged (no paragraph
 /// split; special tokens not parsed), with BOS first when `bos` >= 0, at most `max_tokens`.
 std::vector<int32_t> llamacpp_tokens(const Tokenizer& tok, const std::string& text, int32_t bos, int64_t max_tokens);
@@ -79,5 +85,11 @@ inline constexpr int64_t kMaxGramChannels = 2048;
 /// search=weighted, docs/QUANT.md).
 Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window,
                               bool gram = false, int32_t bos = -1);
+/// calibrate() over several documents whose windows never cross a document boundary: each
+/// document is cut into windows of its own (BOS, or its previous token, then window - 1 tokens).
+/// Statistics of documents D1..Dn equal the count-weighted merge (merge_calibrations) of the
+/// statistics of any partition of them, up to summation order and the stored precision.
+Result<Calibration> calibrate_documents(LlamaModel& model, const std::vector<std::vector<int32_t>>& documents,
+                                        int64_t window, bool gram = false, int32_t bos = -1);
 
 }  // namespace slmc
