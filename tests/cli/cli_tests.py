@@ -1419,6 +1419,24 @@ def test_sign_apply_refuses_unsigned_and_forged_deltas(c):
     check(open(u, "rb").read() == bytes(good), "apply modified the delta")
 
 
+def test_sign_example_updater_checks_the_signature(c):
+    """examples/ota_update.cpp with a public key: applies a signed delta, refuses another key's."""
+    updater = os.path.join(os.path.dirname(os.path.abspath(c.binary)), "..", "examples", "example_ota_update")
+    if not os.path.exists(updater) or len(c.cmd) > 1:
+        raise Skip("example_ota_update not built (SLMC_BUILD_EXAMPLES) or emulated")
+    old, new, key_id = signed_pair(c)
+    c.run("delta", old, new, "-o", c.path("u.slmdelta"), "--sign", c.path("k"))
+    c.run("keygen", "-o", c.path("k2"))
+    p = subprocess.run([updater, old, c.path("u.slmdelta"), c.path("k2.pub")], capture_output=True, text=True,
+                       timeout=120 * TIMEOUT_SCALE)
+    check(p.returncode == 5 and "signed by key" in p.stderr, (p.returncode, p.stderr))
+    check(not os.path.exists(old + ".next"), "a refused update left its output")
+    p = subprocess.run([updater, old, c.path("u.slmdelta"), c.path("k.pub")], capture_output=True, text=True,
+                       timeout=120 * TIMEOUT_SCALE)
+    check(p.returncode == 0 and key_id in p.stdout, (p.returncode, p.stdout, p.stderr))
+    check(open(old, "rb").read() == open(new, "rb").read(), "the updater did not install NEW")
+
+
 # --- release manifests (docs/FLEET.md §7) ------------------------------------------------------
 
 def release_inputs(c):
