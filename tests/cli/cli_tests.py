@@ -1658,6 +1658,45 @@ def test_calibrate_merge_equals_calibration_at_once(c):
     check(not os.path.exists(c.path("y.cal")), "a failed merge wrote its output")
 
 
+def test_calibrate_private_clipping_and_noise(c):
+    """--dp-*: rows clipped to the norm bound (every mean_sq <= C^2), documents cut, Gaussian noise
+    with the documented sigma, reproducible only with a seed; bad parameters are usage errors."""
+    import math
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    c.run("convert", m, "-o", c.path("m.slm"), "--recipe", "int8")
+    words = "the quick brown fox jumps over a lazy dog and then runs far away".split()
+    with open(c.path("t.txt"), "w") as fh:
+        fh.write("\n\n".join(" ".join(words[(i + j * 3) % len(words)] for j in range(10 + 13 * i)) for i in range(12)))
+    cal = ["calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--split", "all", "--text", c.path("t.txt"),
+           "--window", "64"]
+    clip = 0.5
+    r = c.json(*cal, "-o", c.path("clip.json"), "--dp-clip", str(clip), "--dp-max-doc-tokens", "60")
+    pv = r["privacy"]
+    check(pv["rows_clipped"] > 0 and pv["documents_truncated"] > 0 and pv["sigma"] == 0, pv)
+    t = read_calibration_json(c.path("clip.json"))
+    check(max(max(v[1]) for v in t.values()) <= clip * clip * (1 + 1e-6), "a clipped row exceeded the bound")
+    # The sensitivity and sigma are the documented formulas (no Gram: M layers, R rows/document).
+    R, M = pv["rows_per_document"], pv["layers"]
+    check(R == 60 + math.ceil(60 / 63) and M == len(t), (R, M, len(t)))
+    check(abs(pv["sensitivity"] - math.sqrt(M * ((R * clip * clip) ** 2 + R * R))) < 1e-9 * pv["sensitivity"], pv)
+    dp = ["--dp-clip", str(clip), "--dp-max-doc-tokens", "60", "--dp-epsilon", "0.5", "--dp-delta", "1e-6"]
+    r1 = c.json(*cal, "-o", c.path("n1.json"), *dp, "--dp-seed", "7")
+    sigma = r1["privacy"]["sigma"]
+    check(abs(sigma - r1["privacy"]["sensitivity"] * math.sqrt(2 * math.log(1.25 / 1e-6)) / 0.5) < 1e-9 * sigma, r1)
+    c.run(*cal, "-o", c.path("n2.json"), *dp, "--dp-seed", "7")
+    check(open(c.path("n1.json")).read() == open(c.path("n2.json")).read(), "the same seed gave other noise")
+    c.run(*cal, "-o", c.path("n3.json"), *dp)
+    c.run(*cal, "-o", c.path("n4.json"), *dp)
+    check(open(c.path("n3.json")).read() != open(c.path("n4.json")).read(), "unseeded noise repeated itself")
+    check(read_calibration_json(c.path("n1.json")) != t, "no noise was added")
+    for bad in (["--dp-clip", "1", "--dp-max-doc-tokens", "60", "--dp-epsilon", "1.5"],
+                ["--dp-epsilon", "0.5"], ["--dp-clip", "-1", "--dp-max-doc-tokens", "60"],
+                ["--dp-clip", "1", "--dp-max-doc-tokens", "60", "--dp-epsilon", "0.5", "--dp-delta", "0"]):
+        c.run(*cal, "-o", c.path("bad.json"), *bad, expect=2)
+    check(not os.path.exists(c.path("bad.json")), "a refused calibration wrote its output")
+
+
 def test_real_stories260k_delta(c):
     d = models_dir()
     src = os.path.join(d, "stories260K", "stories260K.bin")
