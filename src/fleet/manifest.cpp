@@ -77,8 +77,10 @@ std::string min_library_version_for_format(int major, int minor) {
   return {};
 }
 
-Result<ManifestCheck> read_manifest(const std::string& path) {
-  SLMC_ASSIGN_OR_RETURN(std::string text, read_input_file(path, kMaxManifestBytes));
+namespace {
+
+/// The manifest in `text` (read from `path`).
+Result<ManifestCheck> parse_manifest(const std::string& text, const std::string& path) {
   SLMC_RETURN_IF_ERROR(check_json_depth(text, path));
   auto bad = [&path](const std::string& m) { return make_error(ErrorCode::kInvalidFormat, path + ": " + m); };
   Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -123,15 +125,29 @@ Result<ManifestCheck> read_manifest(const std::string& path) {
   return out;
 }
 
+}  // namespace
+
+Result<ManifestCheck> read_manifest(const std::string& path) {
+  SLMC_ASSIGN_OR_RETURN(std::string text, read_input_file(path, kMaxManifestBytes));
+  return parse_manifest(text, path);
+}
+
 Result<ManifestCheck> verify_manifest(const std::string& path, const PublicKey* key,
                                       const std::string& signature_path) {
+  // Read once: the bytes whose signature is checked are the bytes parsed.
+  SLMC_ASSIGN_OR_RETURN(std::string text, read_input_file(path, kMaxManifestBytes));
   std::string key_id;
   if (key != nullptr) {
     // The manifest's signature before a byte of it is parsed.
-    SLMC_ASSIGN_OR_RETURN(SignatureInfo info, verify_file_signature(path, *key, signature_path));
-    key_id = info.key_id;
+    Sha256Stream sha;
+    sha.update(text.data(), text.size());
+    const std::string sig = signature_path.empty() ? default_signature_path(path) : signature_path;
+    auto info = check_signature(sig, *key, text.size(), sha.digest());
+    if (!info.ok()) return info.status().code() == ErrorCode::kChecksumMismatch ? info.status().with_context(path)
+                                                                                 : info.status();
+    key_id = info->key_id;
   }
-  SLMC_ASSIGN_OR_RETURN(ManifestCheck check, read_manifest(path));
+  SLMC_ASSIGN_OR_RETURN(ManifestCheck check, parse_manifest(text, path));
   check.signature_verified = key != nullptr;
   check.key_id = key_id;
   const std::string dir = dir_of(path);
