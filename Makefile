@@ -9,8 +9,9 @@
 #   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make noomp      build and test with SLMC_OPENMP=OFF
 #   make fuzz-smoke clang libFuzzer builds of every fuzz target (build-fuzz/), FUZZ_SECONDS each (60):
-#                   the readers, the .slm loader, the tokenizers, the text inputs (JSON, templates) and
+#                   the readers, the .slm loader, the tokenizers, the text inputs (JSON, templates),
 #                   the input files read by path (config.json, calibration, profile, tokenizer files)
+#                   and apply (.slmdelta updates, with and without repaired checksums)
 #   make test-arm64 cross-build for aarch64, run the suite under qemu (with and without dotprod)
 SHELL := /bin/bash
 BUILD_DIR ?= build

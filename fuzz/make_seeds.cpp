@@ -9,6 +9,8 @@
 #include <string>
 
 #include "data/bad_corpus.hpp"
+#include "fuzz_delta_models.hpp"
+#include "slmc/fleet/delta.hpp"
 #include "io/gguf_test_writer.hpp"
 #include "slmc/format/model_file.hpp"
 #include "slmc/io/model_source.hpp"
@@ -103,6 +105,36 @@ int main(int argc, char** argv) {
       std::memcpy(b.data() + 28 + 4 * i, &f, 4);
     }
     put(l2, "tiny.bin", b);
+  }
+  // Deltas for fuzz_apply: the valid delta from its fixed base to NEW, as is (mode 0) and for the
+  // checksum-repairing mode (1), at two zstd levels.
+  {
+    const std::string ap = out + "/apply";
+    ::mkdir(ap.c_str(), 0755);
+    test::TempDir dir;
+    if (!fuzz::write_delta_model(dir.file("old.slm"), false).ok() ||
+        !fuzz::write_delta_model(dir.file("new.slm"), true).ok()) {
+      std::fprintf(stderr, "seeds: cannot write the delta models\n");
+      return 1;
+    }
+    for (int level : {1, 19}) {
+      DeltaOptions o;
+      o.zstd_level = level;
+      if (!write_delta(dir.file("old.slm"), dir.file("new.slm"), dir.file("u.slmdelta"), o).ok()) return 1;
+      const std::vector<uint8_t> d = test::read_bytes(dir.file("u.slmdelta"));
+      for (uint8_t mode : {0, 1}) {
+        std::vector<uint8_t> seed{mode};
+        seed.insert(seed.end(), d.begin(), d.end());
+        put(ap, "delta-l" + std::to_string(level) + "-m" + std::to_string(mode), seed);
+      }
+    }
+    // The identical-files delta (header + one copy).
+    if (write_delta(dir.file("old.slm"), dir.file("old.slm"), dir.file("same.slmdelta")).ok()) {
+      std::vector<uint8_t> seed{1};
+      const std::vector<uint8_t> d = test::read_bytes(dir.file("same.slmdelta"));
+      seed.insert(seed.end(), d.begin(), d.end());
+      put(ap, "same-m1", seed);
+    }
   }
   // Derived from the real models: headers and small tensors only.
   if (!models.empty()) {

@@ -35,10 +35,10 @@ done
 printf '\x04{"bos_token":"<s>","eos_token":{"content":"<s>"},"add_bos_token":true,"chat_template":[{"name":"default","template":"{{ messages }}"}]}' > "$work/seeds/input_files/tokenizer_config"
 
 declare -A corpus=([safetensors]=safetensors [gguf]=gguf [llama2c]=llama2c [slm]=slm [tokenize]=tokenize
-                   [text_inputs]=text_inputs [input_files]=input_files)
+                   [text_inputs]=text_inputs [input_files]=input_files [apply]=apply)
 status=0
 summary=()
-for target in safetensors gguf llama2c slm tokenize text_inputs input_files; do
+for target in safetensors gguf llama2c slm tokenize text_inputs input_files apply; do
   bin="$build/fuzz/slmc_fuzz_$target"
   live="$work/corpus/$target"
   mkdir -p "$live"

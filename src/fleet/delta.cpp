@@ -756,16 +756,9 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
     return bad(std::string(dsize < want_size ? "truncated" : "trailing bytes") + ": the file has " +
                std::to_string(dsize) + " bytes, its preamble says " + std::to_string(want_size));
   }
-  std::vector<uint8_t> buf;
-  SLMC_ASSIGN_OR_RETURN(uint64_t body_xxh, xxh64_of_range(dfd.get(), kDeltaPreambleBytes, dsize - kDeltaPreambleBytes,
-                                                          buf, delta_path));
-  if (body_xxh != get_u64(pre + kOffBodyXxh)) {
-    return make_error(ErrorCode::kChecksumMismatch, dp + ": checksum mismatch: the body's xxh64 is " + hex64(body_xxh) +
-                                                        ", the preamble says " + hex64(get_u64(pre + kOffBodyXxh)) +
-                                                        " (the delta is corrupted)");
-  }
-
-  // 2. The op table: ops cover NEW contiguously, reference OLD and the payload area in bounds.
+  // 2. The op table's place (from the preamble), then one pass over the body: its xxh64, with a
+  //    key its SHA-256 (the signed hash) and the payload area's, and the op table kept from the
+  //    same bytes (what is validated and used is what was hashed).
   const uint64_t old_size = get_u64(pre + kOffOldSize), new_size = get_u64(pre + kOffNewSize);
   const uint64_t op_count = get_u64(pre + kOffOpCount), op_table = get_u64(pre + kOffOpTable);
   if (op_table < kDeltaPreambleBytes || op_table > dsize || op_count > (dsize - op_table) / kDeltaOpBytes ||
@@ -773,8 +766,47 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
     return bad("op table at byte " + std::to_string(op_table) + " with " + std::to_string(op_count) +
                " ops does not end the file");
   }
+  const bool signed_apply = options.public_key.has_value();
+  std::vector<uint8_t> buf(kChunk);
   std::vector<uint8_t> table(static_cast<size_t>(op_count * kDeltaOpBytes));
-  SLMC_RETURN_IF_ERROR(pread_all(dfd.get(), table.data(), table.size(), op_table, delta_path));
+  Xxh64Stream body_hash;
+  Sha256Stream file_sha, payload_sha;
+  if (signed_apply) file_sha.update(pre, sizeof pre);
+  for (uint64_t at = kDeltaPreambleBytes; at < dsize;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, dsize - at));
+    SLMC_RETURN_IF_ERROR(pread_all(dfd.get(), buf.data(), n, at, delta_path));
+    body_hash.update(buf.data(), n);
+    if (signed_apply) {
+      file_sha.update(buf.data(), n);
+      if (at < op_table) payload_sha.update(buf.data(), static_cast<size_t>(std::min<uint64_t>(n, op_table - at)));
+    }
+    if (at + n > op_table) {  // the part of this chunk at or after the op table
+      const uint64_t from = std::max(at, op_table);
+      std::memcpy(table.data() + (from - op_table), buf.data() + (from - at), static_cast<size_t>(at + n - from));
+    }
+    at += n;
+  }
+  const uint64_t body_xxh = body_hash.digest();
+  if (body_xxh != get_u64(pre + kOffBodyXxh)) {
+    return make_error(ErrorCode::kChecksumMismatch, dp + ": checksum mismatch: the body's xxh64 is " + hex64(body_xxh) +
+                                                        ", the preamble says " + hex64(get_u64(pre + kOffBodyXxh)) +
+                                                        " (the delta is corrupted)");
+  }
+  // 3. With a key, the signature: before the op table, the base or the output is used.
+  ApplyStats stats;
+  if (signed_apply) {
+    const std::string sig_path = options.signature_path.empty() ? default_signature_path(delta_path)
+                                                                : options.signature_path;
+    auto info = check_signature(sig_path, *options.public_key, dsize, file_sha.digest());
+    if (!info.ok()) {
+      if (info.status().code() == ErrorCode::kChecksumMismatch) return info.status().with_context(dp);
+      return info.status();
+    }
+    stats.signature_verified = true;
+    stats.signer_key_id = info->key_id;
+  }
+
+  // 4. The op table: ops cover NEW contiguously, reference OLD and the payload area in bounds.
   std::vector<Op> ops(static_cast<size_t>(op_count));
   uint64_t covered = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -831,7 +863,7 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
     return bad("the ops produce " + std::to_string(covered) + " bytes, NEW has " + std::to_string(new_size));
   }
 
-  // 3. OLD must be the base the delta was made for: size and whole-file xxh64.
+  // 5. OLD must be the base the delta was made for: size and whole-file xxh64.
   SLMC_ASSIGN_OR_RETURN(int ofd_raw, open_regular_file(old_path));
   Fd ofd(ofd_raw);
   SLMC_ASSIGN_OR_RETURN(uint64_t osize, file_size_of(ofd.get(), old_path));
@@ -848,12 +880,29 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
                       old_path + ": wrong base: xxh64 " + hex64(old_xxh) + "; " + expected_base);
   }
 
-  // 4. Reconstruct NEW into a temporary beside the destination, verifying as it streams.
+  // 6. Reconstruct NEW into a temporary beside the destination, verifying as it streams.
   SLMC_ASSIGN_OR_RETURN(TempFile temp, TempFile::create(out_path));
   VerifyingWriter out(temp.fd(), temp.describe(), new_size);
   std::unique_ptr<ZSTD_DCtx, DctxDeleter> dctx(ZSTD_createDCtx());
   if (!dctx) return make_error(ErrorCode::kOutOfMemory, "cannot create a zstd decompression context");
   std::vector<uint8_t> in_buf(kChunk), out_buf(ZSTD_DStreamOutSize()), old_buf, prefix;
+  // Payload bytes as used. In a signed apply they must be read in order, contiguously (as
+  // `delta` writes them), and hash to the payload area that was verified: a delta rewritten
+  // between the verification pass and this one is refused before the rename.
+  uint64_t next_payload = kDeltaPreambleBytes;
+  Sha256Stream used_sha;
+  auto read_payload = [&](uint8_t* dst, size_t n, uint64_t offset, const std::string& where) -> Status {
+    if (signed_apply) {
+      if (offset != next_payload) {
+        return bad(where + ": payload at byte " + std::to_string(offset) + "; a signed delta's payloads follow each "
+                   "other in op order (expected byte " + std::to_string(next_payload) + ")");
+      }
+      next_payload += n;
+    }
+    SLMC_RETURN_IF_ERROR(pread_all(dfd.get(), dst, n, offset, delta_path));
+    if (signed_apply) used_sha.update(dst, n);
+    return Status::ok_status();
+  };
   uint64_t new_pos = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
     const Op& op = ops[i];
@@ -890,7 +939,7 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
     } else if (op.codec == DeltaCodec::kRaw) {
       while (produced < op.new_len) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, op.new_len - produced));
-        SLMC_RETURN_IF_ERROR(pread_all(dfd.get(), in_buf.data(), n, op.payload_offset + produced, delta_path));
+        SLMC_RETURN_IF_ERROR(read_payload(in_buf.data(), n, op.payload_offset + produced, where));
         SLMC_RETURN_IF_ERROR(emit(in_buf.data(), n));
       }
     } else {  // one zstd frame, decoded in chunks
@@ -905,7 +954,7 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
       size_t ret = 1;  // nonzero until the frame is complete
       while (ret != 0) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, op.payload_size - consumed));
-        if (n > 0) SLMC_RETURN_IF_ERROR(pread_all(dfd.get(), in_buf.data(), n, op.payload_offset + consumed, delta_path));
+        if (n > 0) SLMC_RETURN_IF_ERROR(read_payload(in_buf.data(), n, op.payload_offset + consumed, where));
         consumed += n;
         const bool last = consumed == op.payload_size;
         ZSTD_inBuffer in{in_buf.data(), n, 0};
@@ -936,7 +985,11 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
     }
     new_pos += op.new_len;
   }
-  ApplyStats stats;
+  if (signed_apply && (next_payload != op_table || used_sha.digest() != payload_sha.digest())) {
+    return make_error(ErrorCode::kChecksumMismatch,
+                      dp + ": the payloads read while applying are not the signed bytes (the delta changed during "
+                           "apply, or its payloads do not fill the area before the op table)");
+  }
   SLMC_RETURN_IF_ERROR(out.finish(get_u64(pre + kOffNewXxh), &stats.segments_verified));
   SLMC_RETURN_IF_ERROR(temp.commit());
   stats.new_file_bytes = new_size;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <random>
 
 namespace slmc {
 
@@ -68,6 +69,27 @@ std::vector<int32_t> protocol_tokens(const Tokenizer& tok, const std::string& te
   }
   if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
   return ids;
+}
+
+std::vector<std::vector<int32_t>> protocol_documents(const Tokenizer& tok, const std::string& text, TextSplit split,
+                                                    int64_t max_tokens) {
+  const std::vector<std::string> paragraphs = split_paragraphs(text);
+  const size_t calib = paragraphs.size() / 5;  // first 20% (rounded down), as protocol_tokens
+  size_t begin = 0, end = paragraphs.size();
+  if (split == TextSplit::kCalibration) end = calib;
+  if (split == TextSplit::kEvaluation) begin = calib;
+  std::vector<std::vector<int32_t>> docs;
+  int64_t total = 0;
+  for (size_t p = begin; p < end; ++p) {
+    if (max_tokens > 0 && total >= max_tokens) break;
+    std::vector<int32_t> t = tok.encode(paragraphs[p], false, false);
+    if (max_tokens > 0 && total + static_cast<int64_t>(t.size()) > max_tokens) {
+      t.resize(static_cast<size_t>(max_tokens - total));
+    }
+    total += static_cast<int64_t>(t.size());
+    if (!t.empty()) docs.push_back(std::move(t));
+  }
+  return docs;
 }
 
 std::vector<int32_t> llamacpp_tokens(const Tokenizer& tok, const std::string& text, int32_t bos, int64_t max_tokens) {
@@ -220,6 +242,9 @@ Result<EvalResult> evaluate(LlamaModel& model, LlamaModel* reference, const std:
 
 namespace {
 struct CalibrationSums {
+  double clip_norm = 0;  // > 0: rows are clipped to this L2 norm
+  int64_t rows_clipped = 0;
+  std::vector<float> clipped;
   std::map<std::string, std::vector<double>> sum_sq;
   std::map<std::string, double> rows;
   // Gram matrices (upper triangles in K x K buffers) when requested.
@@ -231,6 +256,22 @@ struct CalibrationSums {
   std::vector<double> last_xx;
 };
 void observe(CalibrationSums* s, const std::string& weight, const float* x, int64_t n, int64_t k) {
+  if (s->clip_norm > 0) {
+    s->clipped.assign(x, x + n * k);
+    for (int64_t r = 0; r < n; ++r) {
+      float* row = s->clipped.data() + r * k;
+      double norm2 = 0;
+      for (int64_t j = 0; j < k; ++j) norm2 += static_cast<double>(row[j]) * row[j];
+      const double norm = std::sqrt(norm2);
+      if (norm > s->clip_norm) {
+        // Scaled strictly inside the bound (float rounding must not push a row over it).
+        const float f = static_cast<float>(s->clip_norm / norm * (1.0 - 1e-6));
+        for (int64_t j = 0; j < k; ++j) row[j] *= f;
+        ++s->rows_clipped;
+      }
+    }
+    x = s->clipped.data();
+  }
   std::vector<double>& acc = s->sum_sq[weight];
   acc.resize(static_cast<size_t>(k), 0.0);
   for (int64_t r = 0; r < n; ++r) {
@@ -265,27 +306,117 @@ void observe(CalibrationSums* s, const std::string& weight, const float* x, int6
 
 Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window, bool gram,
                               int32_t bos) {
+  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "no calibration tokens");
+  return calibrate_documents(model, std::vector<std::vector<int32_t>>{tokens}, window, gram, bos);
+}
+
+Result<Calibration> calibrate_documents(LlamaModel& model, const std::vector<std::vector<int32_t>>& all_documents,
+                                        int64_t window, bool gram, int32_t bos, const CalibrationPrivacy* privacy,
+                                        CalibrationPrivacyReport* report) {
   if (window < 2 || window > model.config().context) {
     return make_error(ErrorCode::kInvalidArgument, "window " + std::to_string(window) + " out of range");
   }
-  if (tokens.empty()) return make_error(ErrorCode::kInvalidArgument, "no calibration tokens");
+  CalibrationPrivacyReport pr;
+  const std::vector<std::vector<int32_t>>* docs = &all_documents;
+  std::vector<std::vector<int32_t>> truncated;
+  if (privacy != nullptr) {
+    const CalibrationPrivacy& p = *privacy;
+    if (!(p.clip_norm > 0) || std::isinf(p.clip_norm)) {
+      return make_error(ErrorCode::kInvalidArgument, "privacy: the clipping norm must be a finite number > 0");
+    }
+    if (p.max_document_tokens <= 0) {
+      return make_error(ErrorCode::kInvalidArgument, "privacy: the tokens per document must be bounded (> 0)");
+    }
+    if (p.epsilon != 0 && !(p.epsilon > 0 && p.epsilon < 1)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "privacy: epsilon must be in (0, 1) (the classical Gaussian mechanism's range), or 0 for "
+                        "clipping only");
+    }
+    if (p.epsilon > 0 && !(p.delta > 0 && p.delta < 1)) {
+      return make_error(ErrorCode::kInvalidArgument, "privacy: delta must be in (0, 1)");
+    }
+    truncated = all_documents;
+    for (auto& d : truncated) {
+      if (static_cast<int64_t>(d.size()) > p.max_document_tokens) {
+        d.resize(static_cast<size_t>(p.max_document_tokens));
+        ++pr.documents_truncated;
+      }
+    }
+    docs = &truncated;
+  }
+  const std::vector<std::vector<int32_t>>& documents = *docs;
+  size_t total = 0;
+  for (const auto& d : documents) total += d.size();
+  if (total == 0) return make_error(ErrorCode::kInvalidArgument, "no calibration tokens");
   CalibrationSums sums;
   sums.gram = gram;
+  if (privacy != nullptr) sums.clip_norm = privacy->clip_norm;
   model.set_linear_observer(
       [&sums](const std::string& weight, const float* x, int64_t n, int64_t k) { observe(&sums, weight, x, n, k); });
   std::vector<int32_t> input;
   Status status;
-  // The windows of evaluate(): BOS (or the previous token) first, window - 1 new tokens each.
-  for (size_t start = bos >= 0 ? 0 : 1; start < tokens.size() && status.ok(); start += static_cast<size_t>(window - 1)) {
-    const size_t count = std::min(tokens.size() - start, static_cast<size_t>(window - 1));
-    input.assign(1, bos >= 0 ? bos : tokens[start - 1]);
-    input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
-                 tokens.begin() + static_cast<std::ptrdiff_t>(start + count));
-    model.reset();
-    status = model.forward(input.data(), static_cast<int64_t>(input.size()), nullptr);
+  // The windows of evaluate(), inside each document: BOS (or the document's previous token)
+  // first, window - 1 new tokens each; no window holds tokens of two documents.
+  for (const std::vector<int32_t>& tokens : documents) {
+    for (size_t start = bos >= 0 ? 0 : 1; start < tokens.size() && status.ok();
+         start += static_cast<size_t>(window - 1)) {
+      const size_t count = std::min(tokens.size() - start, static_cast<size_t>(window - 1));
+      input.assign(1, bos >= 0 ? bos : tokens[start - 1]);
+      input.insert(input.end(), tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                   tokens.begin() + static_cast<std::ptrdiff_t>(start + count));
+      model.reset();
+      status = model.forward(input.data(), static_cast<int64_t>(input.size()), nullptr);
+    }
   }
   model.set_linear_observer(nullptr);
   SLMC_RETURN_IF_ERROR(status);
+  if (sums.rows.empty()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "no calibration window: every document has a single token and no BOS starts the windows");
+  }
+  if (privacy != nullptr) {
+    // One document adds at most R rows to each observed layer: its tokens, plus the row that
+    // starts each of its windows (BOS, or without BOS the first token read twice).
+    const int64_t l = privacy->max_document_tokens, per_window = window - 1;
+    const int64_t rows = l + (l + per_window - 1) / per_window;
+    const double c2 = privacy->clip_norm * privacy->clip_norm;
+    // Per row: the vector (x_j^2)_j has L2 norm <= ||x||^2 <= C^2, and so has x x^T (its upper
+    // triangle, less); the count moves by 1 per row.
+    int64_t layers = 0, gram_layers = 0;
+    for (const auto& [name, acc] : sums.sum_sq) {
+      ++layers;
+      if (sums.sum_xx.count(name) != 0) ++gram_layers;
+    }
+    const double r = static_cast<double>(rows);
+    pr.rows_per_document = rows;
+    pr.layers = layers;
+    pr.sensitivity = std::sqrt(static_cast<double>(layers + gram_layers) * (r * c2) * (r * c2) +
+                               static_cast<double>(layers) * r * r);
+    pr.rows_clipped = sums.rows_clipped;
+    if (privacy->epsilon > 0) {
+      pr.sigma = pr.sensitivity * std::sqrt(2.0 * std::log(1.25 / privacy->delta)) / privacy->epsilon;
+      std::mt19937_64 rng(privacy->seed != 0 ? privacy->seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
+      std::normal_distribution<double> noise(0.0, pr.sigma);
+      for (auto& [name, acc] : sums.sum_sq) {
+        for (double& v : acc) v += noise(rng);
+        double& count = sums.rows[name];
+        // A noisy count below one row would blow the means up; clamping is post-processing.
+        count = std::max(1.0, count + noise(rng));
+        auto g = sums.sum_xx.find(name);
+        if (g != sums.sum_xx.end()) {
+          const size_t k = acc.size();
+          for (size_t i = 0; i < k; ++i) {
+            for (size_t j = i; j < k; ++j) g->second[i * k + j] += noise(rng);
+          }
+        }
+      }
+      // Means of squares are >= 0: clamp what the noise pushed below (post-processing).
+      for (auto& [name, acc] : sums.sum_sq) {
+        for (double& v : acc) v = std::max(0.0, v);
+      }
+    }
+  }
+  if (report != nullptr) *report = pr;
   Calibration cal;
   for (auto& [name, acc] : sums.sum_sq) {
     CalibrationEntry e;

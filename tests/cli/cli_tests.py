@@ -8,6 +8,7 @@ A cross build runs the binary behind its emulator (the trailing arguments, e.g. 
 Each test_* function gets a Ctx (the binary, a fresh temporary directory) and raises
 AssertionError on failure or Skip when the real models are absent (exit code 77, which ctest
 reports as skipped)."""
+import hashlib
 import json
 import os
 import shutil
@@ -1286,6 +1287,414 @@ def test_delta_malformed_ops_with_valid_checksums(c):
     # The unmodified table passes the same re-signing (the forge itself is right).
     c.run("apply", old, forge(lambda o, d: None), "-o", c.path("out.slm"))
     check(open(c.path("out.slm"), "rb").read() == open(new, "rb").read(), "forge round trip")
+
+
+# --- signatures (docs/FLEET.md §6) ----------------------------------------------------------------
+
+def signed_pair(c):
+    m = c.synth()
+    old, new = c.path("old.slm"), c.path("new.slm")
+    c.run("convert", m, "-o", old, "--recipe", "int8")
+    c.run("convert", m, "-o", new, "--recipe", "int8", "--rule", "*.layers.1.mlp.*=int4")
+    k = c.json("keygen", "-o", c.path("k"))
+    check(k["public_key"] == c.path("k.pub") and len(k["key_id"]) == 16, k)
+    check(os.stat(c.path("k")).st_mode & 0o777 == 0o600, oct(os.stat(c.path("k")).st_mode))
+    return old, new, k["key_id"]
+
+
+def test_sign_verify_tampered_wrong_key_truncated(c):
+    old, new, key_id = signed_pair(c)
+    s = c.json("sign", new, "--key", c.path("k"))
+    check(s["signature"] == new + ".sig" and s["kind"] == "slm" and s["key_id"] == key_id, s)
+    check(os.path.getsize(new + ".sig") == 160, os.path.getsize(new + ".sig"))
+    v = c.json("verify", new, "--pubkey", c.path("k.pub"))
+    check(v["ok"] and v["signature"]["ok"] and v["signature"]["key_id"] == key_id and v["checksums"]["ok"], v)
+    # keygen never replaces a key silently.
+    p = c.run("keygen", "-o", c.path("k"), expect=2)
+    check("exists" in p.stderr, p.stderr)
+    c.run("keygen", "-o", c.path("k2"))
+    keep = ["model", "old.slm", "new.slm", "new.slm.sig", "k", "k.pub", "k2", "k2.pub"]
+    # Another key: exit 5 naming both key ids.
+    p = c.run("verify", new, "--pubkey", c.path("k2.pub"), expect=5)
+    check("signed by key " + key_id in p.stderr and "new.slm.sig" in p.stderr, p.stderr)
+    # A tampered model (one byte anywhere) fails the signature before anything else: exit 5.
+    good = open(new, "rb").read()
+    for pos in (0, 70, len(good) // 2, len(good) - 1):
+        data = bytearray(good)
+        data[pos] ^= 0x01
+        open(c.path("bad.slm"), "wb").write(bytes(data))
+        p = c.run("verify", c.path("bad.slm"), "--pubkey", c.path("k.pub"), "--sig", new + ".sig", expect=5)
+        check("signature verification failed" in p.stderr and "bad.slm" in p.stderr, (pos, p.stderr))
+    # Another file under the right signature, e.g. an older release: exit 5.
+    c.run("verify", old, "--pubkey", c.path("k.pub"), "--sig", new + ".sig", expect=5)
+    # Damaged or truncated signatures: exit 5 (the Ed25519 check) or 3 (malformed), naming the .sig.
+    sig = open(new + ".sig", "rb").read()
+    for pos in (0, 12, 20, 60, 64, 80, 100, 159):
+        data = bytearray(sig)
+        data[pos] ^= 0x04
+        open(c.path("bad.sig"), "wb").write(bytes(data))
+        p = c.run("verify", new, "--pubkey", c.path("k.pub"), "--sig", c.path("bad.sig"), expect=None)
+        check(p.returncode in (3, 5) and "bad.sig" in p.stderr, (pos, p.returncode, p.stderr))
+    for n in (0, 8, 96, 159):
+        open(c.path("bad.sig"), "wb").write(sig[:n])
+        p = c.run("verify", new, "--pubkey", c.path("k.pub"), "--sig", c.path("bad.sig"), expect=3)
+        check("truncated" in p.stderr, p.stderr)
+    os.remove(c.path("bad.sig"))
+    # A missing signature, a key that is not a key, --sig without --pubkey.
+    p = c.run("verify", old, "--pubkey", c.path("k.pub"), expect=3)
+    check("old.slm.sig" in p.stderr, p.stderr)
+    p = c.run("verify", new, "--pubkey", new + ".sig", expect=3)
+    check("not a PEM public key" in p.stderr, p.stderr)
+    p = c.run("verify", new, "--pubkey", new, expect=3)  # 100 KB: not read as a key
+    check("new.slm" in p.stderr, p.stderr)
+    p = c.run("sign", new, "--key", c.path("k.pub"), "-o", c.path("x.sig"), expect=3)
+    check("not a private key" in p.stderr, p.stderr)
+    c.run("verify", new, "--sig", new + ".sig", expect=2)
+    # sign never overwrites what it signs, nor its key.
+    c.run("sign", new, "--key", c.path("k"), "-o", new, expect=2)
+    c.run("sign", new, "--key", c.path("k"), "-o", c.path("k"), expect=2)
+    os.remove(c.path("bad.slm"))
+    leftovers(c, keep)
+    check(open(new, "rb").read() == good, "verify modified its input")
+
+
+def test_sign_apply_refuses_unsigned_and_forged_deltas(c):
+    old, new, key_id = signed_pair(c)
+    u = c.path("u.slmdelta")
+    d = c.json("delta", old, new, "-o", u, "--sign", c.path("k"))
+    check(d["signature"]["path"] == u + ".sig" and d["signature"]["key_id"] == key_id, d["signature"])
+    out = c.path("out.slm")
+    a = c.json("apply", old, u, "-o", out, "--pubkey", c.path("k.pub"))
+    check(a["signature_verified"] and a["signer_key_id"] == key_id, a)
+    check(open(out, "rb").read() == open(new, "rb").read(), "signed apply output")
+    os.remove(out)
+    c.json("verify", u, "--pubkey", c.path("k.pub"))
+    keep = ["model", "old.slm", "new.slm", "k", "k.pub", "k2", "k2.pub", "u.slmdelta", "u.slmdelta.sig"]
+    c.run("keygen", "-o", c.path("k2"))
+    # Wrong key, missing signature, damaged delta, forged delta with valid checksums: nothing written.
+    p = c.run("apply", old, u, "-o", out, "--pubkey", c.path("k2.pub"), expect=5)
+    check("signed by key" in p.stderr, p.stderr)
+    shutil.copyfile(u, c.path("plain.slmdelta"))
+    p = c.run("apply", old, c.path("plain.slmdelta"), "-o", out, "--pubkey", c.path("k.pub"), expect=3)
+    check("plain.slmdelta.sig" in p.stderr, p.stderr)
+    good = bytearray(open(u, "rb").read())
+    # Re-checksummed forgery: change a payload byte and fix every xxh64 (anyone can): the
+    # checksums pass, the signature does not.
+    import struct
+    forged = bytearray(good)
+    forged[200] ^= 0x01
+    struct.pack_into("<Q", forged, 112, xxh64(bytes(forged[128:])))
+    struct.pack_into("<Q", forged, 120, xxh64(bytes(forged[:120])))
+    open(c.path("forged.slmdelta"), "wb").write(bytes(forged))
+    p = c.run("apply", old, c.path("forged.slmdelta"), "-o", out, "--pubkey", c.path("k.pub"),
+              "--sig", u + ".sig", expect=5)
+    check("signature verification failed" in p.stderr, p.stderr)
+    truncated = c.path("short.sig")
+    open(truncated, "wb").write(open(u + ".sig", "rb").read()[:100])
+    p = c.run("apply", old, u, "-o", out, "--pubkey", c.path("k.pub"), "--sig", truncated, expect=3)
+    check("truncated" in p.stderr, p.stderr)
+    # A signed apply uses exactly the verified payload bytes, in order: 16 unused bytes slipped in
+    # before the op table (valid checksums, validly signed) are refused by a signed apply only.
+    count, table = struct.unpack_from("<QQ", good, 64)
+    gap = bytearray(good[:table]) + bytes(16) + good[table:]
+    struct.pack_into("<Q", gap, 72, table + 16)
+    struct.pack_into("<Q", gap, 16, len(gap))
+    struct.pack_into("<Q", gap, 112, xxh64(bytes(gap[128:])))
+    struct.pack_into("<Q", gap, 120, xxh64(bytes(gap[:120])))
+    open(c.path("gap.slmdelta"), "wb").write(bytes(gap))
+    c.run("sign", c.path("gap.slmdelta"), "--key", c.path("k"))
+    p = c.run("apply", old, c.path("gap.slmdelta"), "-o", out, "--pubkey", c.path("k.pub"), expect=5)
+    check("not the signed bytes" in p.stderr, p.stderr)
+    leftovers(c, keep + ["gap.slmdelta", "gap.slmdelta.sig", "forged.slmdelta", "plain.slmdelta", "short.sig"])
+    c.run("apply", old, c.path("gap.slmdelta"), "-o", out)
+    check(open(out, "rb").read() == open(new, "rb").read(), "unsigned apply of the padded delta")
+    for f in ("gap.slmdelta", "gap.slmdelta.sig", "out.slm"):
+        os.remove(c.path(f))
+    # -o may not name the signature or the key.
+    c.run("apply", old, u, "-o", u + ".sig", "--pubkey", c.path("k.pub"), expect=2)
+    c.run("apply", old, u, "-o", c.path("k.pub"), "--pubkey", c.path("k.pub"), expect=2)
+    for f in ("plain.slmdelta", "forged.slmdelta", "short.sig"):
+        os.remove(c.path(f))
+    leftovers(c, keep)
+    check(open(u, "rb").read() == bytes(good), "apply modified the delta")
+
+
+def test_sign_example_updater_checks_the_signature(c):
+    """examples/ota_update.cpp with a public key: applies a signed delta, refuses another key's."""
+    updater = os.path.join(os.path.dirname(os.path.abspath(c.binary)), "..", "examples", "example_ota_update")
+    if not os.path.exists(updater) or len(c.cmd) > 1:
+        raise Skip("example_ota_update not built (SLMC_BUILD_EXAMPLES) or emulated")
+    old, new, key_id = signed_pair(c)
+    c.run("delta", old, new, "-o", c.path("u.slmdelta"), "--sign", c.path("k"))
+    c.run("keygen", "-o", c.path("k2"))
+    p = subprocess.run([updater, old, c.path("u.slmdelta"), c.path("k2.pub")], capture_output=True, text=True,
+                       timeout=120 * TIMEOUT_SCALE)
+    check(p.returncode == 5 and "signed by key" in p.stderr, (p.returncode, p.stderr))
+    check(not os.path.exists(old + ".next"), "a refused update left its output")
+    p = subprocess.run([updater, old, c.path("u.slmdelta"), c.path("k.pub")], capture_output=True, text=True,
+                       timeout=120 * TIMEOUT_SCALE)
+    check(p.returncode == 0 and key_id in p.stdout, (p.returncode, p.stdout, p.stderr))
+    check(open(old, "rb").read() == open(new, "rb").read(), "the updater did not install NEW")
+
+
+# --- release manifests (docs/FLEET.md §7) ------------------------------------------------------
+
+def release_inputs(c):
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    words = "the quick brown fox jumps over a lazy dog and then runs far away".split()
+    with open(c.path("eval.txt"), "w") as fh:
+        fh.write("\n\n".join(" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(50)) for i in range(30)))
+    c.run("keygen", "-o", c.path("k"))
+    return m
+
+
+def test_release_manifest_signed_gated_with_deltas(c):
+    m = release_inputs(c)
+    common = ["--text", c.path("eval.txt"), "--tokenizer", c.path("tok.bin"), "--max-tokens", "1024"]
+    r1 = c.json("release", m, "--profile", "x86-avx2", "--profile", "cortex-a53", "-o", c.path("r1"),
+                "--sign", c.path("k"), "--release", "v1", *common)
+    check(r1["format"] == "slmc-release-manifest" and r1["version"] == 1 and r1["release"] == "v1", r1)
+    check([p["profile"] for p in r1["profiles"]] == ["x86-avx2", "cortex-a53"], r1["profiles"])
+    for p in r1["profiles"]:
+        f = c.path("r1", p["model"]["file"])
+        check(p["model"]["size"] == os.path.getsize(f), p)
+        check(p["model"]["sha256"] == hashlib.sha256(open(f, "rb").read()).hexdigest(), p)
+        check(p["format_version"] == "1.1" and p["min_library_version"] == "0.1.0", p)
+        check(p["quality"]["kl"] >= 0 and "delta_ppl_percent" in p["quality"], p["quality"])
+        check(p["delta"] is None and p["model"]["signature"] == p["model"]["file"] + ".sig", p)
+    # Speed only where the profile's ISA runs natively: never for an ARM profile on x86.
+    arm = r1["profiles"][1]["speed"]
+    check(arm["measured"] is False and "natively" in arm["reason"], arm)
+    check(r1["evaluation"]["tokens"] > 1 and r1["source"]["files"][0]["sha256"], r1["evaluation"])
+    check(json.load(open(c.path("r1", "manifest.json"))) == r1, "the manifest is what --json printed")
+    v = c.json("verify", c.path("r1", "manifest.json"), "--pubkey", c.path("k.pub"))
+    check(v["ok"] and v["signature_verified"] and v["file_signatures_verified"] == 2 and len(v["files"]) == 2, v)
+
+    # The next release, with a recipe change in a profile file: deltas from v1, which apply (signed)
+    # to v1's files and give v2's byte for byte.
+    with open(c.path("a53.json"), "w") as fh:
+        json.dump({"format": "slmc-profile", "version": 1, "name": "cortex-a53", "isa": "neon",
+                   "recipe": "int8", "rules": ["*.layers.1.mlp.*=int4"]}, fh)
+    r2 = c.json("release", m, "--profile", "x86-avx2", "--profile", c.path("a53.json"), "-o", c.path("r2"),
+                "--sign", c.path("k"), "--release", "v2", "--previous", c.path("r1", "manifest.json"), *common)
+    check(r2["previous"]["release"] == "v1", r2["previous"])
+    for p1, p2 in zip(r1["profiles"], r2["profiles"]):
+        d = p2["delta"]
+        check(d["from_release"] == "v1" and d["base_sha256"] == p1["model"]["sha256"], d)
+        out = c.path(p2["profile"] + ".applied.slm")
+        c.run("apply", c.path("r1", p1["model"]["file"]), c.path("r2", d["file"]), "-o", out,
+              "--pubkey", c.path("k.pub"))
+        check(open(out, "rb").read() == open(c.path("r2", p2["model"]["file"]), "rb").read(), p2["profile"])
+    check(r2["profiles"][0]["delta"]["size"] < 4096, r2["profiles"][0]["delta"])  # unchanged file: header only
+    v = c.json("verify", c.path("r2", "manifest.json"), "--pubkey", c.path("k.pub"))
+    check(len(v["files"]) == 4 and v["file_signatures_verified"] == 4, v)
+
+    # Tampering: a listed file, the manifest, the wrong key, a forged manifest with a hash fixed up.
+    shutil.copytree(c.path("r2"), c.path("t"))
+    with open(c.path("t", "x86-avx2.slm"), "r+b") as fh:
+        fh.seek(5000)
+        b = fh.read(1)
+        fh.seek(5000)
+        fh.write(bytes([b[0] ^ 1]))
+    p = c.run("verify", c.path("t", "manifest.json"), expect=5)
+    check("x86-avx2.slm" in p.stderr and "SHA-256" in p.stderr and "x86-avx2" in p.stderr, p.stderr)
+    forged = json.load(open(c.path("t", "manifest.json")))
+    forged["profiles"][0]["model"]["sha256"] = hashlib.sha256(open(c.path("t", "x86-avx2.slm"), "rb").read()).hexdigest()
+    json.dump(forged, open(c.path("t", "manifest.json"), "w"), indent=2)
+    c.run("verify", c.path("t", "manifest.json"))  # integrity without a key: consistent again
+    p = c.run("verify", c.path("t", "manifest.json"), "--pubkey", c.path("k.pub"), expect=5)
+    check("signature verification failed" in p.stderr and "manifest.json" in p.stderr, p.stderr)
+    c.run("keygen", "-o", c.path("k2"))
+    p = c.run("verify", c.path("r2", "manifest.json"), "--pubkey", c.path("k2.pub"), expect=5)
+    check("signed by key" in p.stderr, p.stderr)
+    os.remove(c.path("r2", "cortex-a53.from-v1.slmdelta"))
+    p = c.run("verify", c.path("r2", "manifest.json"), expect=3)
+    check("cortex-a53.from-v1.slmdelta" in p.stderr, p.stderr)
+
+    # A failing gate fails the release (exit 4) naming the profile and the figure; nothing written.
+    p = c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r3"), "--max-kl", "0", *common, expect=4)
+    check("x86-avx2" in p.stderr and "KL" in p.stderr, p.stderr)
+    p = c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r3"), "--max-dppl", "1", *common, expect=4)
+    check("x86-avx2" in p.stderr and "perplexity" in p.stderr, p.stderr)
+    with open(c.path("tiny.json"), "w") as fh:
+        json.dump({"format": "slmc-profile", "version": 1, "name": "tiny", "isa": "scalar",
+                   "memory_budget_bytes": 1000}, fh)
+    p = c.run("release", m, "--profile", c.path("tiny.json"), "-o", c.path("r3"), expect=4)
+    check("tiny" in p.stderr, p.stderr)
+    check(not os.path.exists(c.path("r3")), "a failed release left its directory")
+    # Usage: an existing directory needs --force; gates need --text; a profile twice.
+    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r1"), expect=2)
+    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r3"), "--max-kl", "1", expect=2)
+    c.run("release", m, "--profile", "x86-avx2", "--profile", "x86-avx2", "-o", c.path("r3"), expect=2)
+    check(not os.path.exists(c.path("r3")) and not any(n.startswith(".") for n in os.listdir(c.tmp)),
+          os.listdir(c.tmp))
+
+
+def test_release_manifest_hostile(c):
+    """A manifest cannot make verify read outside its directory, and wrong types name the key."""
+    m = release_inputs(c)
+    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r"))
+    good = json.load(open(c.path("r", "manifest.json")))
+    cases = [
+        (lambda j: j["profiles"][0]["model"].__setitem__("file", "../k"), "without a directory"),
+        (lambda j: j["profiles"][0]["model"].__setitem__("file", "/etc/passwd"), "without a directory"),
+        (lambda j: j["profiles"][0]["model"].__setitem__("size", "12"), "size"),
+        (lambda j: j["profiles"][0]["model"].__setitem__("sha256", "XYZ"), "sha256"),
+        (lambda j: j.__setitem__("format", "other"), "format"),
+        (lambda j: j.__setitem__("profiles", {}), "profiles"),
+        (lambda j: j["profiles"][0].__delitem__("model"), "model"),
+    ]
+    for edit, text in cases:
+        j = json.loads(json.dumps(good))
+        edit(j)
+        json.dump(j, open(c.path("r", "bad.json"), "w"))
+        p = c.run("verify", c.path("r", "bad.json"), expect=3)
+        check(text in p.stderr and "bad.json" in p.stderr, (text, p.stderr))
+    j = json.loads(json.dumps(good))
+    j["version"] = 2
+    json.dump(j, open(c.path("r", "bad.json"), "w"))
+    p = c.run("verify", c.path("r", "bad.json"), expect=3)
+    check("not supported" in p.stderr, p.stderr)
+    open(c.path("r", "bad.json"), "w").write("{" + deep_json(100) + "}")
+    c.run("verify", c.path("r", "bad.json"), expect=3)
+    open(c.path("r", "bad.json"), "w").write("{\"format\": ")
+    p = c.run("verify", c.path("r", "bad.json"), expect=3)
+    check("not valid JSON" in p.stderr, p.stderr)
+
+
+def test_release_pipeline_example(c):
+    """examples/release_pipeline.sh runs as documented: two releases, the second with deltas."""
+    if len(c.cmd) > 1:
+        raise Skip("the example runs the binary directly (not behind an emulator)")
+    m = release_inputs(c)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "release_pipeline.sh")
+    env = dict(os.environ, SLM=c.binary, RELEASE_KEY=c.path("k"), SOURCE=m, EVAL_TEXT=c.path("eval.txt"),
+               PUBLISH_DIR=c.path("pub"), TOKENIZER=c.path("tok.bin"), MAX_KL="100", MAX_DPPL="100000")
+    for version, previous in (("v1", ""), ("v2", c.path("pub", "v1", "manifest.json"))):
+        p = subprocess.run(["bash", script], env=dict(env, VERSION=version, PREVIOUS=previous),
+                           capture_output=True, text=True, timeout=600 * TIMEOUT_SCALE)
+        check(p.returncode == 0 and "published" in p.stdout, (version, p.stdout, p.stderr))
+    manifest = json.load(open(c.path("pub", "v2", "manifest.json")))
+    check(len(manifest["profiles"]) == 4 and all(e["delta"]["from_release"] == "v1" for e in manifest["profiles"]),
+          manifest["profiles"])
+    # The default gates fail this random model: the job fails with exit 4 and publishes nothing.
+    env.pop("MAX_KL")
+    env.pop("MAX_DPPL")
+    p = subprocess.run(["bash", script], env=dict(env, VERSION="v3", PREVIOUS=""), capture_output=True, text=True,
+                       timeout=600 * TIMEOUT_SCALE)
+    check(p.returncode == 4 and "gate exceeded" in p.stderr, (p.returncode, p.stderr))
+    check(sorted(os.listdir(c.path("pub"))) == ["v1", "v2"], os.listdir(c.path("pub")))
+
+
+# --- calibration without central text (docs/FLEET.md §8) -------------------------------------
+
+def read_calibration_json(path):
+    """{name: (count, mean_sq, gram upper triangle)} of a JSON calibration file."""
+    t = json.load(open(path))["tensors"]
+    return {k: (v["count"], v["mean_sq"], v.get("gram", [])) for k, v in t.items()}
+
+
+def test_calibrate_merge_equals_calibration_at_once(c):
+    """Shards calibrated apart and merged give the statistics of all their documents calibrated at
+    once (windows never cross a document boundary), up to fp32 rounding; the privacy minimum and
+    mismatched inputs are refused."""
+    import math
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    c.run("convert", m, "-o", c.path("m.slm"), "--recipe", "int8")
+    words = "the quick brown fox jumps over a lazy dog and then runs far away".split()
+    paras = [" ".join(words[(i * 5 + j * j) % len(words)] for j in range(20 + (i * 37) % 90)) for i in range(18)]
+    for name, ps in (("a", paras[:7]), ("b", paras[7:]), ("ab", paras)):
+        with open(c.path(name + ".txt"), "w") as fh:
+            fh.write("\n\n".join(ps))
+    cal = ["calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--split", "all", "--gram", "--window", "64"]
+    r = {}
+    for name in ("a", "b", "ab"):
+        r[name] = c.json(*cal, "--text", c.path(name + ".txt"), "-o", c.path(name + ".cal"))
+    check(r["ab"]["documents"] == 18 and r["a"]["documents"] + r["b"]["documents"] == 18, r)
+    merged = c.json("calibrate-merge", c.path("a.cal"), c.path("b.cal"), "-o", c.path("m.json"))
+    check(merged["tensors"] == 14 and merged["format"] == "json", merged)
+    c.run(*cal, "--text", c.path("ab.txt"), "-o", c.path("ab.json"))
+    got, want = read_calibration_json(c.path("m.json")), read_calibration_json(c.path("ab.json"))
+    check(set(got) == set(want), (sorted(got), sorted(want)))
+    worst = 0.0
+    for name, (count, mean_sq, gram) in want.items():
+        gc, gm, gg = got[name]
+        check(gc == count, (name, gc, count))
+        worst = max([worst] + [abs(x - y) / y for x, y in zip(gm, mean_sq) if y])
+        k, idx = len(mean_sq), 0
+        check(len(gg) == len(gram) == k * (k + 1) // 2, name)
+        for i in range(k):
+            for j in range(i, k):
+                scale = math.sqrt(mean_sq[i] * mean_sq[j])
+                if scale:
+                    worst = max(worst, abs(gg[idx] - gram[idx]) / scale)
+                idx += 1
+    check(worst <= 2.5e-7, worst)  # two fp32 roundings and the summation order
+    # The merged binary file is accepted by convert like any calibration.
+    c.run("calibrate-merge", c.path("a.cal"), c.path("b.cal"), "-o", c.path("m.cal"))
+    c.run("convert", m, "-o", c.path("w.slm"), "--rule", "*.mlp.*=int4:search=weighted", "--calibration", c.path("m.cal"))
+    # A contribution under the minimum token count: exit 4 naming the file and the count.
+    with open(c.path("small.txt"), "w") as fh:
+        fh.write(paras[0])
+    c.run(*cal, "--text", c.path("small.txt"), "-o", c.path("small.cal"))
+    p = c.run("calibrate-merge", c.path("a.cal"), c.path("small.cal"), "-o", c.path("x.cal"), expect=4)
+    check("small.cal" in p.stderr and "fewer than the minimum of 512" in p.stderr, p.stderr)
+    c.run("calibrate-merge", c.path("a.cal"), c.path("small.cal"), "-o", c.path("x.cal"), "--min-tokens", "0")
+    # Statistics with and without Gram matrices, or of another model (K differs): exit 3.
+    c.run("calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--split", "all", "--text", c.path("b.txt"),
+          "-o", c.path("nogram.cal"))
+    p = c.run("calibrate-merge", c.path("a.cal"), c.path("nogram.cal"), "-o", c.path("y.cal"), expect=3)
+    check("Gram" in p.stderr and "nogram.cal" in p.stderr, p.stderr)
+    m2 = c.synth("model2", vocab=512, dim=32, hidden=96)
+    c.run("convert", m2, "-o", c.path("m2.slm"), "--recipe", "int8")
+    c.run("calibrate", c.path("m2.slm"), "--tokenizer", c.path("tok.bin"), "--split", "all", "--gram", "--text",
+          c.path("b.txt"), "-o", c.path("other.cal"))
+    p = c.run("calibrate-merge", c.path("a.cal"), c.path("other.cal"), "-o", c.path("y.cal"), expect=3)
+    check("input channels" in p.stderr and "other.cal" in p.stderr, p.stderr)
+    c.run("calibrate-merge", c.path("a.cal"), c.path("b.cal"), "-o", c.path("a.cal"), expect=2)
+    c.run("calibrate-merge", c.path("a.cal"), c.path("b.txt"), "-o", c.path("y.cal"), expect=3)
+    check(not os.path.exists(c.path("y.cal")), "a failed merge wrote its output")
+
+
+def test_calibrate_private_clipping_and_noise(c):
+    """--dp-*: rows clipped to the norm bound (every mean_sq <= C^2), documents cut, Gaussian noise
+    with the documented sigma, reproducible only with a seed; bad parameters are usage errors."""
+    import math
+    m = c.synth(vocab=512)
+    write_llama2c_tokenizer(c.path("tok.bin"), 512)
+    c.run("convert", m, "-o", c.path("m.slm"), "--recipe", "int8")
+    words = "the quick brown fox jumps over a lazy dog and then runs far away".split()
+    with open(c.path("t.txt"), "w") as fh:
+        fh.write("\n\n".join(" ".join(words[(i + j * 3) % len(words)] for j in range(10 + 13 * i)) for i in range(12)))
+    cal = ["calibrate", c.path("m.slm"), "--tokenizer", c.path("tok.bin"), "--split", "all", "--text", c.path("t.txt"),
+           "--window", "64"]
+    clip = 0.5
+    r = c.json(*cal, "-o", c.path("clip.json"), "--dp-clip", str(clip), "--dp-max-doc-tokens", "60")
+    pv = r["privacy"]
+    check(pv["rows_clipped"] > 0 and pv["documents_truncated"] > 0 and pv["sigma"] == 0, pv)
+    t = read_calibration_json(c.path("clip.json"))
+    check(max(max(v[1]) for v in t.values()) <= clip * clip * (1 + 1e-6), "a clipped row exceeded the bound")
+    # The sensitivity and sigma are the documented formulas (no Gram: M layers, R rows/document).
+    R, M = pv["rows_per_document"], pv["layers"]
+    check(R == 60 + math.ceil(60 / 63) and M == len(t), (R, M, len(t)))
+    check(abs(pv["sensitivity"] - math.sqrt(M * ((R * clip * clip) ** 2 + R * R))) < 1e-9 * pv["sensitivity"], pv)
+    dp = ["--dp-clip", str(clip), "--dp-max-doc-tokens", "60", "--dp-epsilon", "0.5", "--dp-delta", "1e-6"]
+    r1 = c.json(*cal, "-o", c.path("n1.json"), *dp, "--dp-seed", "7")
+    sigma = r1["privacy"]["sigma"]
+    check(abs(sigma - r1["privacy"]["sensitivity"] * math.sqrt(2 * math.log(1.25 / 1e-6)) / 0.5) < 1e-9 * sigma, r1)
+    c.run(*cal, "-o", c.path("n2.json"), *dp, "--dp-seed", "7")
+    check(open(c.path("n1.json")).read() == open(c.path("n2.json")).read(), "the same seed gave other noise")
+    c.run(*cal, "-o", c.path("n3.json"), *dp)
+    c.run(*cal, "-o", c.path("n4.json"), *dp)
+    check(open(c.path("n3.json")).read() != open(c.path("n4.json")).read(), "unseeded noise repeated itself")
+    check(read_calibration_json(c.path("n1.json")) != t, "no noise was added")
+    for bad in (["--dp-clip", "1", "--dp-max-doc-tokens", "60", "--dp-epsilon", "1.5"],
+                ["--dp-epsilon", "0.5"], ["--dp-clip", "-1", "--dp-max-doc-tokens", "60"],
+                ["--dp-clip", "1", "--dp-max-doc-tokens", "60", "--dp-epsilon", "0.5", "--dp-delta", "0"]):
+        c.run(*cal, "-o", c.path("bad.json"), *bad, expect=2)
+    check(not os.path.exists(c.path("bad.json")), "a refused calibration wrote its output")
 
 
 def test_real_stories260k_delta(c):

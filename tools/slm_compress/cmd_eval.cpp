@@ -2,6 +2,7 @@
 #include <cmath>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -28,6 +29,10 @@ struct RunArgs {
   bool chat = false;
   bool force = false;
   bool no_verify = false;
+  // calibrate: differential privacy (docs/FLEET.md §8.3)
+  double dp_clip = 0, dp_epsilon = 0, dp_delta = 1e-5;
+  int64_t dp_max_doc_tokens = 0;
+  uint64_t dp_seed = 0;
 };
 
 /// The model's own tokenizer, or the --tokenizer override (any source Tokenizer::load reads).
@@ -233,22 +238,54 @@ int run_calibrate(const RunArgs& a) {
   if (!tok.ok()) return fail(tok.status());
   auto text = read_text(a.text);
   if (!text.ok()) return fail(text.status());
-  const std::vector<int32_t> tokens = protocol_tokens(**tok, *text, *split, a.max_tokens);
-  if (tokens.size() < 2) {
+  // Every paragraph is a document: no calibration window crosses a document boundary, so the
+  // statistics of separate texts merge exactly (calibrate-merge, docs/FLEET.md §8).
+  const std::vector<std::vector<int32_t>> docs = protocol_documents(**tok, *text, *split, a.max_tokens);
+  size_t token_count = 0;
+  for (const auto& d : docs) token_count += d.size();
+  if (token_count < 2) {
     return fail(make_error(ErrorCode::kInvalidFormat, a.text + ": the " + a.split + " split holds " +
-                                                          std::to_string(tokens.size()) +
+                                                          std::to_string(token_count) +
                                                           " tokens; calibrate needs at least 2 (is the text empty?)"));
   }
-  auto cal = calibrate(**model, tokens, a.window, a.gram, start_bos(**tok, a));
+  std::optional<CalibrationPrivacy> privacy;
+  if (a.dp_clip != 0 || a.dp_epsilon != 0 || a.dp_max_doc_tokens != 0) {
+    if (!(a.dp_clip > 0) || std::isinf(a.dp_clip) || a.dp_max_doc_tokens <= 0) {
+      return fail_usage("private calibration needs --dp-clip C > 0 and --dp-max-doc-tokens L > 0");
+    }
+    if (a.dp_epsilon != 0 && !(a.dp_epsilon > 0 && a.dp_epsilon < 1)) {
+      return fail_usage("--dp-epsilon must be in (0, 1) (or 0: clipping only)");
+    }
+    if (!(a.dp_delta > 0 && a.dp_delta < 1)) return fail_usage("--dp-delta must be in (0, 1)");
+    privacy = CalibrationPrivacy{a.dp_clip, a.dp_max_doc_tokens, a.dp_epsilon, a.dp_delta, a.dp_seed};
+  }
+  CalibrationPrivacyReport pr;
+  auto cal = calibrate_documents(**model, docs, a.window, a.gram, start_bos(**tok, a), privacy ? &*privacy : nullptr,
+                                 &pr);
   if (!cal.ok()) return fail(cal.status());
   const std::string bytes = binary ? calibration_to_binary(*cal) : calibration_to_json(*cal) + "\n";
   if (Status s = write_file_atomic(a.output, bytes); !s.ok()) return fail(s);
   if (a.json) {
     std::cout << Json{{"output", a.output}, {"format", binary ? "binary" : "json"}, {"bytes", bytes.size()},
-                      {"tokens", tokens.size()}, {"tensors", cal->tensors.size()}}.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+                      {"tokens", token_count}, {"documents", docs.size()}, {"tensors", cal->tensors.size()},
+                      {"privacy", privacy ? Json{{"clip_norm", a.dp_clip}, {"max_document_tokens", a.dp_max_doc_tokens},
+                                                 {"epsilon", a.dp_epsilon}, {"delta", a.dp_epsilon > 0 ? Json(a.dp_delta) : Json(nullptr)},
+                                                 {"rows_per_document", pr.rows_per_document}, {"layers", pr.layers},
+                                                 {"sensitivity", pr.sensitivity}, {"sigma", pr.sigma},
+                                                 {"rows_clipped", pr.rows_clipped},
+                                                 {"documents_truncated", pr.documents_truncated}}
+                                          : Json(nullptr)}}.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   } else {
-    std::cout << "wrote " << a.output << ": " << cal->tensors.size() << " linear layers, " << tokens.size()
-              << " tokens (" << a.split << " split)\n";
+    std::cout << "wrote " << a.output << ": " << cal->tensors.size() << " linear layers, " << token_count
+              << " tokens in " << docs.size() << " documents (" << a.split << " split)\n";
+    if (privacy) {
+      std::cout << "privacy: rows clipped to L2 norm " << a.dp_clip << " (" << pr.rows_clipped << " clipped), documents cut to "
+                << a.dp_max_doc_tokens << " tokens; "
+                << (a.dp_epsilon > 0 ? "Gaussian noise sigma " + fmt("%.6g", pr.sigma) + " for (epsilon, delta) = (" +
+                                           fmt("%g", a.dp_epsilon) + ", " + fmt("%g", a.dp_delta) + ") per document"
+                                     : std::string("no noise (--dp-epsilon 0)"))
+                << "\n";
+    }
   }
   return kExitOk;
 }
@@ -323,6 +360,12 @@ Command add_calibrate(CLI::App& app) {
   sub->add_flag("--gram", a->gram, "Also record each layer's input Gram matrix (K*(K+1)/2 values, K <= " +
                                        std::to_string(kMaxGramChannels) +
                                        "): error-compensating search=weighted quantization");
+  sub->add_option("--dp-clip", a->dp_clip, "Private calibration: clip every activation row to this L2 norm");
+  sub->add_option("--dp-max-doc-tokens", a->dp_max_doc_tokens, "Private calibration: tokens kept per document");
+  sub->add_option("--dp-epsilon", a->dp_epsilon, "Private calibration: Gaussian noise for this epsilon in (0, 1) "
+                                                 "per document (0: clipping only)");
+  sub->add_option("--dp-delta", a->dp_delta, "Private calibration: delta (default 1e-5)");
+  sub->add_option("--dp-seed", a->dp_seed, "Noise seed for tests (default: unpredictable)");
   return {sub, [a] { return run_calibrate(*a); }};
 }
 

@@ -27,5 +27,9 @@ Command add_calibrate(CLI::App& app);
 Command add_tokenize(CLI::App& app);
 Command add_delta(CLI::App& app);
 Command add_apply(CLI::App& app);
+Command add_keygen(CLI::App& app);
+Command add_sign(CLI::App& app);
+Command add_release(CLI::App& app);
+Command add_calibrate_merge(CLI::App& app);
 
 }  // namespace slmc::cli

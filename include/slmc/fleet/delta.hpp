@@ -15,14 +15,17 @@
 //
 // Errors are Status values (no exceptions cross this API). A delta for another base is
 // kChecksumMismatch with nothing written; a truncated or malformed delta is kInvalidFormat (or
-// kChecksumMismatch when only its checksum tells).
+// kChecksumMismatch when only its checksum tells). A signature that does not verify is
+// kChecksumMismatch too; a missing or malformed signature file kIoError / kInvalidFormat.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "slmc/fleet/signature.hpp"
 #include "slmc/status.hpp"
 
 namespace slmc {
@@ -101,6 +104,12 @@ Result<DeltaStats> measure_delta(const std::string& old_path, const std::string&
 
 struct ApplyOptions {
   bool force = false;  ///< replace an existing output that is not a regular file
+  /// When set, the delta must carry a valid Ed25519 signature by this key (docs/FLEET.md §6):
+  /// it is checked after the delta's checksums and before its op table, the base or any output
+  /// is touched. The payloads are hashed again as apply uses them and must be the signed bytes,
+  /// so a delta rewritten during apply is refused before the rename.
+  std::optional<PublicKey> public_key;
+  std::string signature_path;  ///< empty: the delta's path + ".sig"
 };
 
 struct ApplyStats {
@@ -108,10 +117,13 @@ struct ApplyStats {
   uint64_t new_xxh64 = 0;          ///< whole-file xxh64 of the output
   uint64_t op_count = 0;
   uint64_t segments_verified = 0;  ///< distinct segments of NEW whose xxh64 was checked
+  bool signature_verified = false;  ///< ApplyOptions::public_key was given and the signature held
+  std::string signer_key_id;        ///< its key id
 };
 
 /// Reconstructs NEW from `old_path` and the delta at `delta_path` into `out_path`. Nothing is
-/// written unless the delta's checksums, OLD's identity and every checksum of the result match.
+/// written unless the delta's checksums (and signature, with ApplyOptions::public_key), OLD's
+/// identity and every checksum of the result match.
 Status apply_delta(const std::string& old_path, const std::string& delta_path, const std::string& out_path,
                    const ApplyOptions& options = {}, ApplyStats* stats = nullptr);
 

@@ -49,6 +49,12 @@ struct EvalOptions {
   EvalProtocol protocol = EvalProtocol::kSlmc;
 };
 
+/// The documents of a split for calibration: every paragraph (blank-line separated) of the split
+/// is one document, tokenized alone (no BOS), empty ones dropped; at most `max_tokens` in all
+/// (<= 0: no limit; the last document is cut).
+std::vector<std::vector<int32_t>> protocol_documents(const Tokenizer& tok, const std::string& text, TextSplit split,
+                                                    int64_t max_tokens);
+
 /// The llama.cpp protocol's token stream: `text` tokenized whole and unchanged (no paragraph
 /// split; special tokens not parsed), with BOS first when `bos` >= 0, at most `max_tokens`.
 std::vector<int32_t> llamacpp_tokens(const Tokenizer& tok, const std::string& text, int32_t bos, int64_t max_tokens);
@@ -79,5 +85,40 @@ inline constexpr int64_t kMaxGramChannels = 2048;
 /// search=weighted, docs/QUANT.md).
 Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window,
                               bool gram = false, int32_t bos = -1);
+/// Differential privacy for statistics that leave a device (docs/FLEET.md §8.3). Unit: one
+/// document (a paragraph of the calibration text). Every activation row is clipped to L2 norm
+/// `clip_norm`; documents are cut to `max_document_tokens`; with `epsilon` > 0 the Gaussian
+/// mechanism adds noise of standard deviation sigma = sensitivity * sqrt(2 ln(1.25 / delta)) /
+/// epsilon to every sum (mean_sq, Gram, and the row count) before the means are formed, where
+/// sensitivity = sqrt(M ((R C^2)^2 (1 + gram) + R^2)) for M observed layers and R = the rows one
+/// document can contribute per layer (its tokens plus one starting row per window).
+struct CalibrationPrivacy {
+  double clip_norm = 0;              ///< C > 0: rows with a larger L2 norm are scaled down to it
+  int64_t max_document_tokens = 0;   ///< L > 0: tokens kept per document
+  double epsilon = 0;                ///< 0 < epsilon < 1 adds noise; 0: clipping only
+  double delta = 1e-5;               ///< 0 < delta < 1
+  uint64_t seed = 0;                 ///< 0: from std::random_device (noise must not be predictable)
+};
+
+/// What a private calibration did (for reports and the manifest of a contribution).
+struct CalibrationPrivacyReport {
+  int64_t rows_per_document = 0;  ///< R
+  int64_t layers = 0;             ///< M
+  double sensitivity = 0;         ///< L2 sensitivity of the released sums
+  double sigma = 0;               ///< noise standard deviation (0: none)
+  int64_t rows_clipped = 0;
+  int64_t documents_truncated = 0;
+};
+
+/// calibrate() over several documents whose windows never cross a document boundary: each
+/// document is cut into windows of its own (BOS, or its previous token, then window - 1 tokens).
+/// Statistics of documents D1..Dn equal the count-weighted merge (merge_calibrations) of the
+/// statistics of any partition of them, up to summation order and the stored precision.
+/// With `privacy`, rows are clipped and noise added as CalibrationPrivacy says; `report`
+/// (nullable) receives what was done.
+Result<Calibration> calibrate_documents(LlamaModel& model, const std::vector<std::vector<int32_t>>& documents,
+                                        int64_t window, bool gram = false, int32_t bos = -1,
+                                        const CalibrationPrivacy* privacy = nullptr,
+                                        CalibrationPrivacyReport* report = nullptr);
 
 }  // namespace slmc
