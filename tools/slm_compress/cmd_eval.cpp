@@ -18,7 +18,7 @@ namespace {
 struct RunArgs {
   std::string model, tokenizer, text, reference, prompt, output, split = "eval", system, protocol = "slmc",
               act = "auto", format = "auto";
-  int64_t window = 512, max_tokens = 0, steps = 64, decode_tokens = 64;
+  int64_t window = 512, max_tokens = 0, steps = 64, decode_tokens = 64, batch = 32;
   double temperature = 0;
   uint64_t seed = 1;
   int threads = 0;
@@ -74,6 +74,10 @@ Result<TextSplit> parse_split(const std::string& s) {
 }
 
 int run_eval(const RunArgs& a) {
+  // The model's kind decides: an encoder compares embeddings, a decoder scores text.
+  if (is_encoder_file(a.model)) {
+    return run_encoder_eval(a.model, a.reference, a.text, a.act, a.threads, a.no_verify, a.batch, a.json);
+  }
   auto split = parse_split(a.split);
   if (!split.ok()) return fail(split.status());
   const bool llamacpp = a.protocol == "llamacpp";
@@ -288,6 +292,7 @@ Command add_eval(CLI::App& app) {
   sub->add_option("--window", a->window, "Tokens per scoring window, BOS included")->capture_default_str();
   sub->add_option("--max-tokens", a->max_tokens, "Score at most this many tokens (0: all)")->capture_default_str();
   sub->add_option("--decode-tokens", a->decode_tokens, "Tokens generated to time decoding")->capture_default_str();
+  sub->add_option("--batch", a->batch, "Encoders: sentences per forward pass")->capture_default_str();
   return {sub, [a] { return run_eval(*a); }};
 }
 
