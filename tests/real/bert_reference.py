@@ -16,9 +16,12 @@ import sys
 import numpy as np
 
 
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
 def erf(x):
     # numpy has no erf; math.erf per element keeps it exact (the arrays are small).
-    return np.vectorize(math.erf, otypes=[np.float64])(x)
+    return _erf(x).astype(np.float64)
 
 
 def layer_norm(x, w, b, eps):

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "slmc/convert/converter.hpp"
+#include "slmc/runtime/bert.hpp"
 #include "slmc/runtime/llama.hpp"
 #include "slmc/runtime/tokenizer.hpp"
 #include "slmc/status.hpp"
@@ -79,5 +80,10 @@ inline constexpr int64_t kMaxGramChannels = 2048;
 /// search=weighted, docs/QUANT.md).
 Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window,
                               bool gram = false, int32_t bos = -1);
+
+/// The same statistics for an encoder: every text of `texts` is one input ([CLS] ... [SEP], cut to
+/// the model's max_seq_length), run `batch` texts per forward pass.
+Result<Calibration> calibrate_encoder(BertModel& model, const Tokenizer& tokenizer,
+                                      const std::vector<std::string>& texts, bool gram = false, int64_t batch = 32);
 
 }  // namespace slmc
