@@ -222,7 +222,6 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
 }
 
 Status BertModel::run_linear(const Linear& w, const float* x, int64_t n, float* y) {
-  // A forced int8 mode applies to quantized weights; float weights have only the fp32 path.
   if (observer_) observer_(w.name, x, n, w.view.cols);
   // kAuto is fp32 activations here (BertOptions::act_mode); a forced int8 mode applies to
   // quantized weights, float weights have only the fp32 path.
