@@ -35,6 +35,7 @@
 #include "slmc/quant/error_stats.hpp"
 #include "slmc/quant/quantize.hpp"
 #include "slmc/quant/validate.hpp"
+#include "slmc/runtime/bert.hpp"
 #include "slmc/runtime/eval.hpp"
 #include "slmc/runtime/llama.hpp"
 #include "slmc/runtime/tokenizer.hpp"

@@ -279,6 +279,32 @@ Status architecture_from_config(const json& cfg, Metadata& arch, const std::stri
     put_json(arch, "gpt2.vocab_size", vocab);
     return Status::ok_status();
   }
+  if (a == "bert") {
+    // BERT-family encoders (BertModel): learned absolute positions, token types, post-LayerNorm
+    // blocks. hidden_act and position_embedding_type are recorded so the runtime can refuse what
+    // it does not implement by name.
+    SLMC_ASSIGN_OR_RETURN(const json context, get("max_position_embeddings", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json hidden, get("hidden_size", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json ffn, get("intermediate_size", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json layers, get("num_hidden_layers", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json heads, get("num_attention_heads", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json eps, get("layer_norm_eps", Want::kNumber));
+    SLMC_ASSIGN_OR_RETURN(const json vocab, get("vocab_size", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json types, get("type_vocab_size", Want::kCount));
+    SLMC_ASSIGN_OR_RETURN(const json act, get("hidden_act", Want::kString));
+    SLMC_ASSIGN_OR_RETURN(const json positions, get("position_embedding_type", Want::kString));
+    put_json(arch, "bert.context_length", context);
+    put_json(arch, "bert.embedding_length", hidden);
+    put_json(arch, "bert.feed_forward_length", ffn);
+    put_json(arch, "bert.block_count", layers);
+    put_json(arch, "bert.attention.head_count", heads);
+    put_json(arch, "bert.attention.layer_norm_epsilon", eps.is_null() ? json(1e-12) : eps);
+    put_json(arch, "bert.vocab_size", vocab);
+    put_json(arch, "bert.token_type_count", types);
+    put_json(arch, "bert.hidden_act", act.is_null() ? json("gelu") : act);
+    put_json(arch, "bert.position_embedding_type", positions.is_null() ? json("absolute") : positions);
+    return Status::ok_status();
+  }
   // Llama-family configs (llama, mistral, qwen2, ...): Hugging Face stores q/k in rotate-half order.
   SLMC_ASSIGN_OR_RETURN(const json context, get("max_position_embeddings", Want::kCount));
   SLMC_ASSIGN_OR_RETURN(const json hidden, get("hidden_size", Want::kCount));
@@ -333,6 +359,82 @@ Result<std::optional<json>> read_config_json(const std::string& dir) {
   return std::optional<json>(std::move(cfg));
 }
 
+/// The sentence-transformers configuration of a directory (modules.json, 1_Pooling/config.json or
+/// the folder modules.json names, sentence_bert_config.json), as architecture keys of an encoder:
+/// "<arch>.pooling_type" ("mean" or "cls"; other modes are recorded and refused by the runtime),
+/// "<arch>.normalize" (a Normalize module follows the pooling) and "<arch>.max_seq_length". Absent
+/// files leave the keys absent (the runtime then pools by mean, unnormalized). Wrong JSON types are
+/// kInvalidFormat naming the file and the key.
+Status sentence_transformers_config(const std::string& dir, const std::string& a, Metadata& arch) {
+  const std::string base = dir.empty() ? std::string(".") : dir;
+  auto read_object = [](const std::string& path) -> Result<std::optional<json>> {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return std::optional<json>();
+    SLMC_ASSIGN_OR_RETURN(const std::string text, read_input_file(path, 1u << 20));
+    SLMC_ASSIGN_OR_RETURN(json j, parse_json_strict(text.data(), text.data() + text.size(), path));
+    return std::optional<json>(std::move(j));
+  };
+  std::string pooling_dir = "1_Pooling";
+  bool normalize = false;
+  SLMC_ASSIGN_OR_RETURN(std::optional<json> modules, read_object(base + "/modules.json"));
+  if (modules) {
+    if (!modules->is_array()) return bad(base + "/modules.json", "not a JSON array of modules");
+    for (const json& m : *modules) {
+      if (!m.is_object() || !m.contains("type") || !m["type"].is_string()) {
+        return bad(base + "/modules.json", "module " + m.dump().substr(0, 80) + " has no \"type\" string");
+      }
+      const std::string type = m["type"].get<std::string>();
+      const json path = m.contains("path") ? m["path"] : json("");
+      if (!path.is_string()) return bad(base + "/modules.json", "module '" + type + "': \"path\" is not a string");
+      const std::string p = path.get<std::string>();
+      if (type == "sentence_transformers.models.Pooling") {
+        if (p.empty() || p.find('/') != std::string::npos || p == "." || p == "..") {
+          return bad(base + "/modules.json", "Pooling module path '" + p + "' is not a plain folder name");
+        }
+        pooling_dir = p;
+      }
+      if (type == "sentence_transformers.models.Normalize") normalize = true;
+    }
+    arch[a + ".normalize"] = MetaValue::json(normalize ? "true" : "false");
+  }
+  const std::string pooling_path = base + "/" + pooling_dir + "/config.json";
+  SLMC_ASSIGN_OR_RETURN(std::optional<json> pooling, read_object(pooling_path));
+  if (pooling) {
+    if (!pooling->is_object()) return bad(pooling_path, "not a JSON object");
+    std::vector<std::string> modes;
+    for (const char* k : {"pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens",
+                          "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                          "pooling_mode_lasttoken"}) {
+      auto it = pooling->find(k);
+      if (it == pooling->end() || it->is_null()) continue;
+      if (!it->is_boolean()) return bad(pooling_path, std::string("'") + k + "' is " + it->dump() + ", not true or false");
+      if (it->get<bool>()) modes.push_back(k + std::string_view("pooling_mode_").size());
+    }
+    // Newer files say it in one string: "pooling_mode": "mean".
+    if (auto it = pooling->find("pooling_mode"); it != pooling->end() && !it->is_null()) {
+      if (!it->is_string()) return bad(pooling_path, "'pooling_mode' is " + it->dump() + ", not a string");
+      modes.assign(1, it->get<std::string>());
+    }
+    std::string mode;
+    for (const std::string& m : modes) mode += (mode.empty() ? "" : "+") + m;
+    if (mode == "mean_tokens" || mode == "mean") mode = "mean";
+    if (mode == "cls_token" || mode == "cls") mode = "cls";
+    if (mode.empty()) return bad(pooling_path, "names no pooling mode");
+    arch[a + ".pooling_type"] = MetaValue::string(mode);
+  }
+  SLMC_ASSIGN_OR_RETURN(std::optional<json> sbert, read_object(base + "/sentence_bert_config.json"));
+  if (sbert && sbert->is_object()) {
+    auto it = sbert->find("max_seq_length");
+    if (it != sbert->end() && !it->is_null()) {
+      if (!it->is_number_unsigned() || it->get<uint64_t>() == 0) {
+        return bad(base + "/sentence_bert_config.json", "'max_seq_length' is " + it->dump() + ", not a positive integer");
+      }
+      arch[a + ".max_seq_length"] = MetaValue::json(it->dump());
+    }
+  }
+  return Status::ok_status();
+}
+
 }  // namespace
 
 Status finish_safetensors(ModelSource& src, const std::string& dir, bool look_for_config) {
@@ -359,6 +461,9 @@ Status finish_safetensors(ModelSource& src, const std::string& dir, bool look_fo
     SLMC_RETURN_IF_ERROR(architecture_from_config(*cfg, src.architecture_, dir_config_path(dir)));
     auto mt = cfg->find("model_type");
     gpt2 = mt != cfg->end() && mt->is_string() && mt->get<std::string>() == "gpt2";
+    if (mt != cfg->end() && mt->is_string() && mt->get<std::string>() == "bert") {
+      SLMC_RETURN_IF_ERROR(sentence_transformers_config(dir, "bert", src.architecture_));
+    }
   } else {
     for (const auto& t : src.tensors_) gpt2 = gpt2 || is_gpt2_conv1d_name(t.name);
     if (gpt2) src.architecture_[kKeyArchitecture] = MetaValue::string("gpt2");

@@ -302,6 +302,9 @@ void observe(CalibrationSums* s, const std::string& weight, const float* x, int6
   g.resize(kk, 0.0);
   for (size_t i = 0; i < kk; ++i) g[i] += s->last_xx[i];
 }
+
+Calibration finish_calibration(CalibrationSums& sums);
+
 }  // namespace
 
 Result<Calibration> calibrate(LlamaModel& model, const std::vector<int32_t>& tokens, int64_t window, bool gram,
@@ -417,6 +420,27 @@ Result<Calibration> calibrate_documents(LlamaModel& model, const std::vector<std
     }
   }
   if (report != nullptr) *report = pr;
+  return finish_calibration(sums);
+}
+
+Result<Calibration> calibrate_encoder(BertModel& model, const Tokenizer& tokenizer,
+                                      const std::vector<std::string>& texts, bool gram, int64_t batch) {
+  if (texts.empty()) return make_error(ErrorCode::kInvalidArgument, "no calibration texts");
+  if (batch <= 0) return make_error(ErrorCode::kInvalidArgument, "batch size must be positive");
+  CalibrationSums sums;
+  sums.gram = gram;
+  model.set_linear_observer(
+      [&sums](const std::string& weight, const float* x, int64_t n, int64_t k) { observe(&sums, weight, x, n, k); });
+  std::vector<float> unused;
+  const Status status = embed_texts(model, tokenizer, texts, batch, unused);
+  model.set_linear_observer(nullptr);
+  SLMC_RETURN_IF_ERROR(status);
+  return finish_calibration(sums);
+}
+
+namespace {
+
+Calibration finish_calibration(CalibrationSums& sums) {
   Calibration cal;
   for (auto& [name, acc] : sums.sum_sq) {
     CalibrationEntry e;
@@ -435,5 +459,7 @@ Result<Calibration> calibrate_documents(LlamaModel& model, const std::vector<std
   }
   return cal;
 }
+
+}  // namespace
 
 }  // namespace slmc

@@ -119,13 +119,120 @@ std::string dir_of(const std::string& path) {
 
 namespace {
 
+/// A BERT tokenizer.json: WordPiece model, BertNormalizer, BertPreTokenizer, [CLS] $A [SEP].
+Result<TokenizerData> read_wordpiece(const json& j, const json& model, const std::string& path) {
+  TokenizerData d;
+  d.kind = TokenizerKind::kWordPiece;
+  d.pre = "bert";
+  SLMC_ASSIGN_OR_RETURN(const std::string prefix,
+                        typed_value(model, "continuing_subword_prefix", std::string("##"), path, "model."));
+  if (prefix != text::kContinuingPrefix) {
+    return unsupported(path, "model.continuing_subword_prefix '" + prefix + "' is not supported (##)");
+  }
+  if (model.contains("max_input_chars_per_word") && !model["max_input_chars_per_word"].is_null()) {
+    const json& m = model["max_input_chars_per_word"];
+    if (!m.is_number_unsigned() || m.get<uint64_t>() != text::kMaxInputCharsPerWord) {
+      return unsupported(path, "model.max_input_chars_per_word " + m.dump().substr(0, 40) + " is not supported (100)");
+    }
+  }
+  const json& norm = j.contains("normalizer") ? j["normalizer"] : json();
+  if (type_of(norm) != "BertNormalizer") {
+    return unsupported(path, "WordPiece with normalizer '" + type_of(norm) + "' is not supported (BertNormalizer)");
+  }
+  const std::string at = "normalizer.";
+  SLMC_ASSIGN_OR_RETURN(const bool clean, typed_value(norm, "clean_text", true, path, at));
+  SLMC_ASSIGN_OR_RETURN(const bool chinese, typed_value(norm, "handle_chinese_chars", true, path, at));
+  SLMC_ASSIGN_OR_RETURN(const bool lowercase, typed_value(norm, "lowercase", true, path, at));
+  // strip_accents null follows lowercase (HF's rule).
+  SLMC_ASSIGN_OR_RETURN(const bool strip, typed_value(norm, "strip_accents", lowercase, path, at));
+  std::string flags;
+  for (const auto& [on, name] : {std::pair<bool, const char*>{clean, "clean_text"}, {chinese, "handle_chinese_chars"},
+                                 {strip, "strip_accents"}, {lowercase, "lowercase"}}) {
+    if (on) flags += (flags.empty() ? "" : ",") + std::string(name);
+  }
+  d.normalizer = flags.empty() ? "bert" : "bert:" + flags;
+  if (type_of(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json()) != "BertPreTokenizer") {
+    return unsupported(path, "WordPiece with pre_tokenizer '" + type_of(j.value("pre_tokenizer", json())) +
+                                 "' is not supported (BertPreTokenizer)");
+  }
+  const json& vocab = model.contains("vocab") ? model["vocab"] : json();
+  if (!vocab.is_object()) return invalid(path, "model.vocab is not an object");
+  std::vector<std::string> tokens(vocab.size());
+  std::vector<uint8_t> set(vocab.size(), 0);
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    const json& id = it.value();
+    if (!id.is_number_unsigned() || id.get<uint64_t>() >= vocab.size()) {
+      return invalid(path, "token '" + it.key().substr(0, 64) + "' has the id " + id.dump() + " (ids must be 0.." +
+                               std::to_string(vocab.size() - 1) + ")");
+    }
+    const size_t i = static_cast<size_t>(id.get<uint64_t>());
+    if (set[i]) return invalid(path, "id " + std::to_string(i) + " is both '" + tokens[i].substr(0, 64) + "' and '" +
+                                         it.key().substr(0, 64) + "'");
+    tokens[i] = it.key();
+    set[i] = 1;
+  }
+  d.tokens = std::move(tokens);
+  d.token_types.assign(d.tokens.size(), static_cast<uint8_t>(TokenType::kNormal));
+  if (j.contains("added_tokens")) {
+    if (!j["added_tokens"].is_array()) return invalid(path, "added_tokens is not an array");
+    for (const json& a : j["added_tokens"]) {
+      if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id") ||
+          !a["id"].is_number_unsigned() || a["id"].get<uint64_t>() >= d.tokens.size() ||
+          d.tokens[a["id"].get<size_t>()] != a["content"].get<std::string>()) {
+        return invalid(path, "added_tokens entry " + a.dump().substr(0, 100) + " is not a token of the vocabulary");
+      }
+      SLMC_ASSIGN_OR_RETURN(const bool special, typed_value(a, "special", false, path, "added_tokens[]."));
+      d.token_types[a["id"].get<size_t>()] = static_cast<uint8_t>(special ? TokenType::kControl : TokenType::kUserDefined);
+    }
+  }
+  auto id_of = [&](const std::string& text) -> int32_t {
+    for (size_t i = 0; i < d.tokens.size(); ++i) {
+      if (d.tokens[i] == text) return static_cast<int32_t>(i);
+    }
+    return -1;
+  };
+  SLMC_ASSIGN_OR_RETURN(const std::string unk, typed_value(model, "unk_token", std::string("[UNK]"), path, "model."));
+  d.unk_id = id_of(unk);
+  if (d.unk_id < 0) return invalid(path, "model.unk_token '" + unk + "' is not a token");
+  d.pad_id = id_of("[PAD]");
+  // [CLS] text [SEP]: TemplateProcessing (single = [CLS] $A [SEP]) or the older BertProcessing.
+  const json& post = j.contains("post_processor") ? j["post_processor"] : json();
+  std::string cls, sep;
+  if (type_of(post) == "TemplateProcessing" && post.contains("single") && post["single"].is_array() &&
+      post["single"].size() == 3 && post["single"][0].contains("SpecialToken") &&
+      post["single"][1].contains("Sequence") && post["single"][2].contains("SpecialToken")) {
+    SLMC_ASSIGN_OR_RETURN(cls, typed_value(post["single"][0]["SpecialToken"], "id", std::string(), path,
+                                           "post_processor.single[0].SpecialToken."));
+    SLMC_ASSIGN_OR_RETURN(sep, typed_value(post["single"][2]["SpecialToken"], "id", std::string(), path,
+                                           "post_processor.single[2].SpecialToken."));
+  } else if (type_of(post) == "BertProcessing" && post.contains("cls") && post["cls"].is_array() &&
+             !post["cls"].empty() && post["cls"][0].is_string() && post.contains("sep") && post["sep"].is_array() &&
+             !post["sep"].empty() && post["sep"][0].is_string()) {
+    cls = post["cls"][0].get<std::string>();
+    sep = post["sep"][0].get<std::string>();
+  } else if (!post.is_null()) {
+    return unsupported(path, "WordPiece with post_processor '" + type_of(post) +
+                                 "' is not supported (TemplateProcessing [CLS] $A [SEP], BertProcessing)");
+  }
+  if (!post.is_null()) {
+    d.bos_id = id_of(cls);
+    d.eos_id = id_of(sep);
+    if (d.bos_id < 0 || d.eos_id < 0) {
+      return invalid(path, "post_processor adds '" + cls + "' and '" + sep + "', which are not both tokens");
+    }
+    d.add_bos = d.add_eos = true;
+  }
+  SLMC_RETURN_IF_ERROR(d.validate(path));
+  return d;
+}
+
 Result<TokenizerData> read_hf_tokenizer_checked(const std::string& path) {
   SLMC_ASSIGN_OR_RETURN(json j, read_json_file(path));
   const json& model = j.contains("model") ? j["model"] : json();
   if (!model.is_object()) return invalid(path, "has no \"model\" object");
+  if (type_of(model) == "WordPiece") return read_wordpiece(j, model, path);
   if (type_of(model) != "BPE") {
-    return unsupported(path, "model type '" + type_of(model) + "' is not supported (BPE; WordPiece waits for the "
-                                                                   "encoder issue)");
+    return unsupported(path, "model type '" + type_of(model) + "' is not supported (BPE, WordPiece)");
   }
   SLMC_ASSIGN_OR_RETURN(const bool byte_fallback, typed_value(model, "byte_fallback", false, path, "model."));
   if (byte_fallback) {

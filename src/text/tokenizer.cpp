@@ -54,63 +54,6 @@ int byte_of_piece(std::string_view piece) {
   return v;
 }
 
-/// Splits text at special tokens: control tokens when parse_special, user-defined ones always.
-/// Longest match wins at a position; the scan is linear in the text times the few candidates that
-/// share its first byte.
-class SpecialSplitter {
- public:
-  void build(const TokenizerData& d) {
-    for (size_t id = 0; id < d.tokens.size(); ++id) {
-      const auto type = d.token_types.empty() ? TokenType::kNormal : static_cast<TokenType>(d.token_types[id]);
-      if ((type != TokenType::kControl && type != TokenType::kUserDefined) || d.tokens[id].empty()) continue;
-      auto& bucket = by_first_[static_cast<unsigned char>(d.tokens[id][0])];
-      bucket.push_back({static_cast<int32_t>(id), type == TokenType::kControl});
-    }
-    for (auto& bucket : by_first_) {
-      std::stable_sort(bucket.begin(), bucket.end(), [&](const Entry& a, const Entry& b) {
-        return d.tokens[static_cast<size_t>(a.id)].size() > d.tokens[static_cast<size_t>(b.id)].size();
-      });
-    }
-    data_ = &d;
-  }
-  /// Calls text_fn(begin, end) for plain text and special_fn(id) for each special token, in order.
-  template <typename TextFn, typename SpecialFn>
-  void split(std::string_view text, bool parse_special, TextFn&& text_fn, SpecialFn&& special_fn) const {
-    size_t start = 0;
-    for (size_t i = 0; i < text.size();) {
-      const auto& bucket = by_first_[static_cast<unsigned char>(text[i])];
-      int32_t hit = -1;
-      size_t len = 0;
-      for (const Entry& e : bucket) {
-        if (e.control && !parse_special) continue;
-        const std::string& t = data_->tokens[static_cast<size_t>(e.id)];
-        if (text.compare(i, t.size(), t) == 0) {
-          hit = e.id;
-          len = t.size();
-          break;
-        }
-      }
-      if (hit < 0) {
-        ++i;
-        continue;
-      }
-      if (i > start) text_fn(start, i);
-      special_fn(hit);
-      i += len;
-      start = i;
-    }
-    if (start < text.size()) text_fn(start, text.size());
-  }
-
- private:
-  struct Entry {
-    int32_t id;
-    bool control;
-  };
-  std::vector<Entry> by_first_[256];
-  const TokenizerData* data_ = nullptr;
-};
-
 /// Merges adjacent symbols with a priority queue: `best(left, right)` gives the merge of two
 /// symbols (ok = false when none), the queue pops the best priority, leftmost first. O(m log m).
 struct Symbol {
@@ -299,7 +242,7 @@ class ByteBpeTokenizer final : public Tokenizer {
   int32_t byte_token_[256] = {};
   std::unordered_map<std::string, int32_t> lookup_;
   std::unordered_map<uint64_t, Merge> merges_;
-  SpecialSplitter specials_;
+  text::SpecialSplitter specials_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -440,7 +383,7 @@ class SpmTokenizer final : public Tokenizer {
   std::string space_;
   int32_t byte_token_[256] = {};
   std::unordered_map<std::string, int32_t> lookup_;
-  SpecialSplitter specials_;
+  text::SpecialSplitter specials_;
 };
 
 }  // namespace
@@ -475,9 +418,6 @@ std::vector<std::string> pretokenizer_names() { return {"gpt2", "smollm", "llama
 Status TokenizerData::validate(const std::string& where) const {
   const std::string w = where + ": tokenizer";
   if (kind == TokenizerKind::kNone) return invalid(w, "has no kind");
-  if (kind == TokenizerKind::kWordPiece) {
-    return make_error(ErrorCode::kUnsupported, w + ": WordPiece tokenizers are not supported yet");
-  }
   if (static_cast<uint8_t>(kind) > static_cast<uint8_t>(TokenizerKind::kWordPiece)) {
     return invalid(w, "kind " + std::to_string(static_cast<int>(kind)) + " is unknown");
   }
@@ -527,6 +467,8 @@ Status TokenizerData::validate(const std::string& where) const {
       return make_error(ErrorCode::kUnsupported,
                         w + ": pre-tokenizer '" + pre + "' is not supported (supported: " + names + ")");
     }
+  } else if (kind == TokenizerKind::kWordPiece) {
+    SLMC_RETURN_IF_ERROR(text::validate_wordpiece(*this, w));
   } else if (!merges.empty()) {
     return invalid(w, "of kind " + std::string(tokenizer_kind_name(kind)) + " has merges");
   }
@@ -537,6 +479,7 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::create(TokenizerData data, const s
   SLMC_RETURN_IF_ERROR(data.validate(where));
   std::sort(data.eog_ids.begin(), data.eog_ids.end());
   data.eog_ids.erase(std::unique(data.eog_ids.begin(), data.eog_ids.end()), data.eog_ids.end());
+  if (data.kind == TokenizerKind::kWordPiece) return text::make_wordpiece_tokenizer(std::move(data), where + ": tokenizer");
   if (data.kind == TokenizerKind::kByteBpe) {
     auto t = std::make_unique<ByteBpeTokenizer>(std::move(data));
     SLMC_RETURN_IF_ERROR(t->init(where + ": tokenizer"));
@@ -553,6 +496,11 @@ bool Tokenizer::is_end_of_generation(int32_t id) const noexcept {
 
 std::string Tokenizer::decode(int32_t prev, int32_t id) const {
   std::string piece = token_bytes(id);
+  if (data_.kind == TokenizerKind::kWordPiece) {
+    // HF's WordPiece decoder: pieces joined by spaces, a "##" piece glued to the one before.
+    if (piece.compare(0, 2, text::kContinuingPrefix) == 0) return piece.substr(2);
+    return prev < 0 ? piece : " " + piece;
+  }
   const bool prefix = data_.kind == TokenizerKind::kLlama2c || (data_.kind == TokenizerKind::kSpm && data_.add_space_prefix);
   if (prefix && (prev < 0 || prev == data_.bos_id) && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
   return piece;

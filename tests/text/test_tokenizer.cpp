@@ -309,3 +309,71 @@ TEST_CASE("tokenizer.json written and read back gives the same tokenizer", "[tex
   CHECK(gap.status().code() == ErrorCode::kInvalidFormat);
   CHECK(gap.status().message().find("no token has the id 1") != std::string::npos);
 }
+
+namespace {
+
+/// A small BERT vocabulary: specials, some words, continuation pieces.
+TokenizerData wordpiece_data(const std::string& normalizer) {
+  TokenizerData d;
+  d.kind = TokenizerKind::kWordPiece;
+  d.pre = "bert";
+  d.normalizer = normalizer;
+  d.tokens = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "un", "##aff", "##able", "cafe", "!", ",", "the", "中", "文",
+              "straße", "##s", "a", "##a", "e", "\xC3\xA9"};  // last: é precomposed
+  d.token_types.assign(d.tokens.size(), static_cast<uint8_t>(TokenType::kNormal));
+  for (int i = 0; i < 4; ++i) d.token_types[static_cast<size_t>(i)] = static_cast<uint8_t>(TokenType::kControl);
+  d.unk_id = 1;
+  d.pad_id = 0;
+  d.bos_id = 2;
+  d.eos_id = 3;
+  d.add_bos = d.add_eos = true;
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("WordPiece: BERT normalizer, punctuation split, longest match, [UNK] words", "[text]") {
+  auto t = Tokenizer::create(wordpiece_data("bert:clean_text,handle_chinese_chars,strip_accents,lowercase"));
+  REQUIRE(t.ok());
+  const Tokenizer& tok = **t;
+  EncodeOptions o;
+  o.add_bos = o.add_eos = true;
+  // Lower-cased, accents stripped (NFD, Mn dropped), "!" and "," split off, greedy pieces.
+  CHECK(tok.encode("UNAFFABLE, Café!", o) == std::vector<int32_t>{2, 4, 5, 6, 9, 7, 8, 3});
+  // CJK characters are words of their own; controls vanish, tab/newline separate words.
+  CHECK(tok.encode("中文\x07the\tthe\n", o) == std::vector<int32_t>{2, 11, 12, 10, 10, 3});
+  // A remainder no piece matches makes the whole word [UNK]; so does a word over 100 characters.
+  CHECK(tok.encode("unx the", {}) == std::vector<int32_t>{1, 10});
+  CHECK(tok.encode(std::string(100, 'a'), {}).size() == 100);  // "a" then 99 x "##a"
+  CHECK(tok.encode(std::string(101, 'a'), {}) == std::vector<int32_t>{1});
+  // Special-token text is that token only when asked.
+  o.parse_special = true;
+  CHECK(tok.encode("the[SEP]the", o) == std::vector<int32_t>{2, 10, 3, 10, 3});
+  // Invalid UTF-8 becomes U+FFFD, which clean_text removes (joining what was around it, as HF does).
+  CHECK(tok.encode(std::string("the \xFF the"), {}) == std::vector<int32_t>{10, 10});
+  CHECK(tok.encode(std::string("the\xFF") + "the", {}) == std::vector<int32_t>{1});
+  CHECK(tok.decode({4, 5, 6, 8}) == "unaffable !");
+}
+
+TEST_CASE("WordPiece without strip_accents keeps é; without lowercase keeps case", "[text]") {
+  auto keep = Tokenizer::create(wordpiece_data("bert:clean_text,lowercase"));
+  REQUIRE(keep.ok());
+  CHECK((*keep)->encode("\xC3\xA9", {}) == std::vector<int32_t>{18});
+  auto strip = Tokenizer::create(wordpiece_data("bert:strip_accents"));
+  REQUIRE(strip.ok());
+  CHECK((*strip)->encode("\xC3\xA9", {}) == std::vector<int32_t>{17});
+  CHECK((*strip)->encode("THE", {}) == std::vector<int32_t>{1});
+}
+
+TEST_CASE("WordPiece data is validated", "[text]") {
+  TokenizerData d = wordpiece_data("bert:lowercase,unknown_flag");
+  auto bad = Tokenizer::create(d);
+  CHECK(bad.status().code() == ErrorCode::kInvalidFormat);
+  CHECK(bad.status().message().find("unknown_flag") != std::string::npos);
+  d = wordpiece_data("bert");
+  d.unk_id = -1;
+  CHECK(Tokenizer::create(d).status().message().find("UNK") != std::string::npos);
+  d = wordpiece_data("bert");
+  d.pre = "gpt2";
+  CHECK(Tokenizer::create(d).status().code() == ErrorCode::kUnsupported);
+}

@@ -19,7 +19,7 @@ namespace {
 struct RunArgs {
   std::string model, tokenizer, text, reference, prompt, output, split = "eval", system, protocol = "slmc",
               act = "auto", format = "auto";
-  int64_t window = 512, max_tokens = 0, steps = 64, decode_tokens = 64;
+  int64_t window = 512, max_tokens = 0, steps = 64, decode_tokens = 64, batch = 32;
   double temperature = 0;
   uint64_t seed = 1;
   int threads = 0;
@@ -78,6 +78,10 @@ Result<TextSplit> parse_split(const std::string& s) {
 }
 
 int run_eval(const RunArgs& a) {
+  // The model's kind decides: an encoder compares embeddings, a decoder scores text.
+  if (is_encoder_file(a.model)) {
+    return run_encoder_eval(a.model, a.reference, a.text, a.act, a.threads, a.no_verify, a.batch, a.json);
+  }
   auto split = parse_split(a.split);
   if (!split.ok()) return fail(split.status());
   const bool llamacpp = a.protocol == "llamacpp";
@@ -232,6 +236,38 @@ int run_calibrate(const RunArgs& a) {
   if (Status s = check_output_path(a.output, inputs, OutputKind::kFile, a.force); !s.ok()) return fail_usage(s.message());
   auto lo = llama_options(a);
   if (!lo.ok()) return fail_usage(lo.status().message());
+  if (is_encoder_file(a.model)) {
+    // An encoder: every paragraph of the split is one input (cut to the model's max_seq_length).
+    BertOptions bo;
+    bo.num_threads = lo->num_threads;
+    bo.act_mode = lo->act_mode;
+    bo.verify_checksums = lo->verify_checksums;
+    auto model = BertModel::load(a.model, bo);
+    if (!model.ok()) return fail(model.status());
+    auto tok = encoder_tokenizer(**model);
+    if (!tok.ok()) return fail(tok.status());
+    auto text = read_text(a.text);
+    if (!text.ok()) return fail(text.status());
+    std::vector<std::string> paragraphs = split_paragraphs(*text);
+    const size_t cut = paragraphs.size() / 5;
+    if (*split == TextSplit::kCalibration) paragraphs.resize(cut);
+    if (*split == TextSplit::kEvaluation) paragraphs.erase(paragraphs.begin(), paragraphs.begin() + static_cast<std::ptrdiff_t>(cut));
+    if (paragraphs.empty()) {
+      return fail(make_error(ErrorCode::kInvalidFormat, a.text + ": the " + a.split + " split holds no paragraph"));
+    }
+    auto cal = calibrate_encoder(**model, **tok, paragraphs, a.gram, a.batch);
+    if (!cal.ok()) return fail(cal.status());
+    const std::string bytes = binary ? calibration_to_binary(*cal) : calibration_to_json(*cal) + "\n";
+    if (Status s = write_file_atomic(a.output, bytes); !s.ok()) return fail(s);
+    if (a.json) {
+      std::cout << Json{{"output", a.output}, {"format", binary ? "binary" : "json"}, {"bytes", bytes.size()},
+                        {"paragraphs", paragraphs.size()}, {"tensors", cal->tensors.size()}}.dump(2) << "\n";
+    } else {
+      std::cout << "wrote " << a.output << ": " << cal->tensors.size() << " linear layers, " << paragraphs.size()
+                << " paragraphs (" << a.split << " split)\n";
+    }
+    return kExitOk;
+  }
   auto model = LlamaModel::load(a.model, *lo);
   if (!model.ok()) return fail(model.status());
   auto tok = model_tokenizer(**model, a);
@@ -324,6 +360,7 @@ Command add_eval(CLI::App& app) {
   sub->add_option("--window", a->window, "Tokens per scoring window, BOS included")->capture_default_str();
   sub->add_option("--max-tokens", a->max_tokens, "Score at most this many tokens (0: all)")->capture_default_str();
   sub->add_option("--decode-tokens", a->decode_tokens, "Tokens generated to time decoding")->capture_default_str();
+  sub->add_option("--batch", a->batch, "Encoders: sentences per forward pass")->capture_default_str();
   return {sub, [a] { return run_eval(*a); }};
 }
 

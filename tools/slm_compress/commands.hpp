@@ -5,6 +5,10 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
+#include <vector>
+
+#include "slmc/status.hpp"
 
 namespace slmc::cli {
 
@@ -31,5 +35,14 @@ Command add_keygen(CLI::App& app);
 Command add_sign(CLI::App& app);
 Command add_release(CLI::App& app);
 Command add_calibrate_merge(CLI::App& app);
+Command add_embed(CLI::App& app);
+
+/// cmd_embed.cpp, shared with eval: the non-blank lines of a UTF-8 file (one input per line).
+Result<std::vector<std::string>> read_sentence_lines(const std::string& path);
+/// True when `path` opens as a .slm file whose general.architecture is an encoder's ("bert").
+bool is_encoder_file(const std::string& path);
+/// `eval` of an encoder: embedding cosine and nearest-neighbour agreement against --reference.
+int run_encoder_eval(const std::string& model, const std::string& reference, const std::string& text,
+                     const std::string& act, int threads, bool no_verify, int64_t batch, bool json);
 
 }  // namespace slmc::cli

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
 
   std::vector<Command> commands{add_convert(app), add_inspect(app), add_verify(app), add_bench(app),
                                 add_diff(app),    add_export(app),  add_eval(app),   add_generate(app),
-                                add_calibrate(app), add_tokenize(app), add_delta(app), add_apply(app), add_keygen(app), add_sign(app), add_release(app), add_calibrate_merge(app), add_info(app),
+                                add_calibrate(app), add_tokenize(app), add_delta(app), add_apply(app), add_keygen(app), add_sign(app), add_release(app), add_calibrate_merge(app), add_embed(app), add_info(app),
                                 add_synth(app)};
   try {
     app.parse(argc, argv);

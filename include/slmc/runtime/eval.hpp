@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "slmc/convert/converter.hpp"
+#include "slmc/runtime/bert.hpp"
 #include "slmc/runtime/llama.hpp"
 #include "slmc/runtime/tokenizer.hpp"
 #include "slmc/status.hpp"
@@ -120,5 +121,10 @@ Result<Calibration> calibrate_documents(LlamaModel& model, const std::vector<std
                                         int64_t window, bool gram = false, int32_t bos = -1,
                                         const CalibrationPrivacy* privacy = nullptr,
                                         CalibrationPrivacyReport* report = nullptr);
+
+/// The same statistics for an encoder: every text of `texts` is one input ([CLS] ... [SEP], cut to
+/// the model's max_seq_length), run `batch` texts per forward pass.
+Result<Calibration> calibrate_encoder(BertModel& model, const Tokenizer& tokenizer,
+                                      const std::vector<std::string>& texts, bool gram = false, int64_t batch = 32);
 
 }  // namespace slmc
