@@ -24,10 +24,9 @@ Result<BertOptions> bert_options(const std::string& act, int threads, bool no_ve
   BertOptions o;
   o.num_threads = threads;
   o.verify_checksums = !no_verify;
-  if (act == "auto") o.act_mode = ActMode::kAuto;
-  else if (act == "fp32") o.act_mode = ActMode::kFp32;
-  else if (act == "int8") o.act_mode = ActMode::kInt8;
-  else return make_error(ErrorCode::kInvalidArgument, "--act '" + act + "': valid: auto, fp32, int8");
+  const std::optional<ActMode> mode = act_mode_from_name(act);
+  if (!mode) return make_error(ErrorCode::kInvalidArgument, "--act '" + act + "': valid: auto, fp32, int8, int8-row");
+  o.act_mode = *mode;
   return o;
 }
 

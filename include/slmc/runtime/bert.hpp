@@ -50,10 +50,11 @@ struct BertConfig {
 
 struct BertOptions {
   int num_threads = 0;                ///< <= 0: all cores
-  /// Activations of quantized layers. kAuto means fp32 for encoders (weights dequantized in
-  /// registers): BERT's LayerNorm outputs carry a few outlier channels, and one int8 scale per row
-  /// of activations cost all-MiniLM-L6-v2 0.0025 of embedding cosine (0.99978 -> 0.99735 with
-  /// int8 g32 weights); kInt8 opts into integer dot products for speed.
+  /// Activations of quantized layers; kAuto is each encoding's default (default_act_mode: int8
+  /// with one scale per 32 values for dense int8/int4 weights). BERT's LayerNorm outputs carry a
+  /// few outlier channels: one int8 scale per row (kInt8Row) cost all-MiniLM-L6-v2 0.0025 of
+  /// embedding cosine (0.99978 -> 0.99735 with int8 g32 weights), one per 32 values 0.0002
+  /// (0.99974 -> 0.99953); kFp32 keeps fp32 activations.
   ActMode act_mode = ActMode::kAuto;
   bool verify_checksums = true;       ///< recompute every segment's xxh64 at load
 };
