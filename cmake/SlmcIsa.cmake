@@ -6,7 +6,7 @@
 # run-time dispatcher in src/ picks among the compiled ones (SLMC_HAVE_<ISA> tells it which exist).
 
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
-  set(SLMC_ISAS scalar avx2)
+  set(SLMC_ISAS scalar avx2 avxvnni avx512)
 elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64|ARM64)$")
   set(SLMC_ISAS scalar neon neon_dotprod)
 else()
@@ -15,6 +15,8 @@ endif()
 
 set(SLMC_ISA_FLAGS_scalar "")
 set(SLMC_ISA_FLAGS_avx2 -mavx2 -mfma -mf16c)
+set(SLMC_ISA_FLAGS_avxvnni -mavx2 -mfma -mf16c -mavxvnni)
+set(SLMC_ISA_FLAGS_avx512 -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni)
 set(SLMC_ISA_FLAGS_neon -march=armv8-a)
 set(SLMC_ISA_FLAGS_neon_dotprod -march=armv8.2-a+dotprod+fp16)
 

@@ -48,6 +48,7 @@ void detect(CpuFeatures& f) {
     f.avx2 = f.avx && ((b >> 5) & 1);
     f.avx512f = os_zmm && ((b >> 16) & 1);
     f.avx512bw = os_zmm && ((b >> 30) & 1);
+    f.avx512vl = os_zmm && ((b >> 31) & 1);
     f.avx512vnni = os_zmm && ((c >> 11) & 1);
     __get_cpuid_count(7, 1, &a, &b, &c, &d);
     f.avx_vnni = f.avx && ((a >> 4) & 1);
@@ -100,6 +101,7 @@ std::string CpuFeatures::to_string() const {
   add(f16c, "f16c");
   add(avx512f, "avx512f");
   add(avx512bw, "avx512bw");
+  add(avx512vl, "avx512vl");
   add(avx512vnni, "avx512vnni");
   add(avx_vnni, "avx-vnni");
   add(neon, "neon");

@@ -37,6 +37,13 @@ inline constexpr IsaInfo kIsas[] = {
     {Isa::kAvx2, "avx2", Isa::kScalar, [](const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c; }},
     {Isa::kNeon, "neon", Isa::kScalar, [](const CpuFeatures& f) { return f.neon; }},
     {Isa::kNeonDotprod, "neon_dotprod", Isa::kNeon, [](const CpuFeatures& f) { return f.neon && f.dotprod; }},
+    {Isa::kAvxVnni, "avxvnni", Isa::kAvx2,
+     [](const CpuFeatures& f) { return f.avx2 && f.fma && f.f16c && f.avx_vnni; }},
+    // Not a fallback of avxvnni: AVX-512 VNNI CPUs without AVX-VNNI exist (Ice Lake, Cascade Lake).
+    {Isa::kAvx512, "avx512", Isa::kAvx2,
+     [](const CpuFeatures& f) {
+       return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+     }},
 };
 inline constexpr size_t kIsaCount = sizeof(kIsas) / sizeof(kIsas[0]);
 

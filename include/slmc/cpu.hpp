@@ -2,7 +2,7 @@
 //
 // Kernels are compiled once per ISA (object libraries slmc_kernels_<isa>) and picked at run time.
 // The choice is resolved once and cached: the best ISA that is both compiled in and supported by
-// this CPU, unless the environment variable SLMC_ISA=scalar|avx2|neon|neon_dotprod forces one.
+// this CPU, unless the environment variable SLMC_ISA=scalar|avx2|avxvnni|avx512|neon|neon_dotprod forces one.
 // Tests and benchmarks force a path with ScopedIsaOverride to run every compiled ISA.
 #pragma once
 
@@ -23,10 +23,11 @@ struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
   bool f16c = false;
-  bool avx512f = false;  ///< detected and reported only: slmc ships no AVX-512 code
+  bool avx512f = false;   ///< AVX-512 Foundation with OS support for ZMM and opmask state
   bool avx512bw = false;
+  bool avx512vl = false;
   bool avx512vnni = false;
-  bool avx_vnni = false;
+  bool avx_vnni = false;   ///< AVX-VNNI: VEX-encoded vpdpbusd on YMM (no AVX-512 needed)
   // aarch64
   bool neon = false;     ///< HWCAP_ASIMD
   bool dotprod = false;  ///< HWCAP_ASIMDDP (sdot/udot)
@@ -47,6 +48,8 @@ enum class Isa : uint8_t {
   kAvx2 = 1,         ///< AVX2 + FMA + F16C
   kNeon = 2,         ///< AArch64 Advanced SIMD
   kNeonDotprod = 3,  ///< AArch64 Advanced SIMD + dot product (sdot/udot)
+  kAvxVnni = 4,      ///< AVX2 + FMA + F16C + AVX-VNNI (vpdpbusd on YMM)
+  kAvx512 = 5,       ///< AVX2 + FMA + F16C + AVX-512 F/BW/VL/VNNI
 };
 
 std::string_view isa_name(Isa isa) noexcept;

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
       "Exit codes: 0 success; 1 internal error; 2 usage error (every command-line parse error);\n"
       "            3 input unreadable or invalid; 4 a gate (size or error budget) exceeded;\n"
       "            5 verification failed (checksum or recorded statistics mismatch).\n"
-      "Environment: SLMC_ISA=scalar|avx2|neon|neon_dotprod forces a kernel path.");
+      "Environment: SLMC_ISA=scalar|avx2|avxvnni|avx512|neon|neon_dotprod forces a kernel path.");
 
   std::vector<Command> commands{add_convert(app), add_inspect(app), add_verify(app), add_bench(app),
                                 add_diff(app),    add_export(app),  add_eval(app),   add_generate(app),

@@ -56,7 +56,7 @@ Result<DeviceProfile> parse_profile_json(const std::string& text, const std::str
   SLMC_RETURN_IF_ERROR(get_string("recipe", p.recipe));
   if (p.name.empty()) p.name = origin;
   if (!p.isa.empty() && !isa_from_name(p.isa)) {
-    return err("unknown isa '" + p.isa + "'; valid: scalar, avx2, neon, neon_dotprod");
+    return err("unknown isa '" + p.isa + "'; valid: scalar, avx2, avxvnni, avx512, neon, neon_dotprod");
   }
   if (p.activation_mode != "fp32" && p.activation_mode != "int8") {
     return err("activation_mode '" + p.activation_mode + "'; valid: fp32, int8");

@@ -15,7 +15,7 @@ namespace slmc::cli {
 struct DeviceProfile {
   std::string name;
   std::string description;
-  std::string isa;                         ///< scalar, avx2, neon, neon_dotprod
+  std::string isa;                         ///< scalar, avx2, avxvnni, avx512, neon, neon_dotprod
   std::optional<uint64_t> memory_budget;   ///< acts as --max-size unless that is given
   std::string activation_mode = "int8";    ///< fp32 or int8
   RowLayout row_layout = RowLayout::kRows; ///< applied to dense int8/int4 schemes left at rows
