@@ -42,6 +42,10 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
   m->options_ = options;
   m->ctx_.set_num_threads(options.num_threads);
   m->ctx_.set_check_sparse_contents(false);  // ModelFile::open validated every tensor
+  for (LinearContext& pc : m->pair_ctx_) {
+    pc.set_num_threads(1);
+    pc.set_check_sparse_contents(false);
+  }
   const ModelHeader& h = m->file_->header();
   auto err = [&](const Status& s) { return s.with_context(path); };
 
@@ -267,6 +271,21 @@ Status LlamaModel::run_linear(const Linear& w, const float* x, int64_t n, float*
   return linear(ctx_, x, n, w.view, w.bias, y, mode);
 }
 
+Status LlamaModel::run_linear_pair(const Linear* const* ws, float* const* ys, int count, int split, const float* x,
+                                   int64_t n) {
+  Status status[2];
+  parallel_region(2, 2, [&](int th, int nth) {
+    const int b = nth == 1 ? 0 : (th == 0 ? 0 : split), e = nth == 1 ? count : (th == 0 ? split : count);
+    for (int i = b; i < e && status[th].ok(); ++i) {
+      const Linear& w = *ws[i];
+      const ActMode mode = options_.act_mode == ActMode::kInt8 && !w.view.encoding.is_quantized() ? ActMode::kFp32
+                                                                                                    : options_.act_mode;
+      status[th] = linear(pair_ctx_[th], x, n, w.view, w.bias, ys[i], mode);
+    }
+  });
+  return status[0].ok() ? status[1] : status[0];
+}
+
 Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, bool last_only) {
   const LlamaConfig& c = config_;
   if (count <= 0) return make_error(ErrorCode::kInvalidArgument, "forward: count must be positive");
@@ -327,15 +346,25 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
   // Causal attention work in multiply-adds; below ~64K a fork costs more than it saves.
   const int64_t attention_work = (count * pos_ + count * (count + 1) / 2) * c.heads * hd * 2;
   const int attention_threads = attention_work < (int64_t{1} << 16) ? 1 : threads;
+  // Decode on exactly two threads: layers that share an input run one per thread (q | k, v and
+  // gate | up), two forks per layer fewer. Not with an observer (calibration is not thread-safe),
+  // not for prefill (each GEMM splits evenly by itself; q | k+v would not).
+  const bool pair_linears = threads == 2 && count < 4 && !observer_;
   for (int64_t l = 0; l < c.layers; ++l) {
     Layer& L = layers_[static_cast<size_t>(l)];
     float* kc = layer_keys_[static_cast<size_t>(l)].data();
     float* vc = layer_values_[static_cast<size_t>(l)].data();
     // The previous layer's FFN output joins the residual stream here (layer 0: nothing to add).
     add_norm(l == 0 ? nullptr : xb_.data(), L.attn_norm, 0, xb_.data());
-    SLMC_RETURN_IF_ERROR(run_linear(L.wq, xb_.data(), count, q_.data()));
-    SLMC_RETURN_IF_ERROR(run_linear(L.wk, xb_.data(), count, k_.data()));
-    SLMC_RETURN_IF_ERROR(run_linear(L.wv, xb_.data(), count, v_.data()));
+    if (pair_linears) {
+      const Linear* ws[] = {&L.wq, &L.wk, &L.wv};
+      float* ys[] = {q_.data(), k_.data(), v_.data()};
+      SLMC_RETURN_IF_ERROR(run_linear_pair(ws, ys, 3, 1, xb_.data(), count));
+    } else {
+      SLMC_RETURN_IF_ERROR(run_linear(L.wq, xb_.data(), count, q_.data()));
+      SLMC_RETURN_IF_ERROR(run_linear(L.wk, xb_.data(), count, k_.data()));
+      SLMC_RETURN_IF_ERROR(run_linear(L.wv, xb_.data(), count, v_.data()));
+    }
     for (int64_t t = 0; t < count; ++t) {
       const int64_t pos = pos_ + t;
       const float* cs = &rope_cos_[static_cast<size_t>(pos * half)];
@@ -361,8 +390,14 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
     });
     SLMC_RETURN_IF_ERROR(run_linear(L.wo, att_.data(), count, xb_.data()));
     add_norm(xb_.data(), L.ffn_norm, 0, xb_.data());
-    SLMC_RETURN_IF_ERROR(run_linear(L.w_gate, xb_.data(), count, hb_.data()));
-    SLMC_RETURN_IF_ERROR(run_linear(L.w_up, xb_.data(), count, hb2_.data()));
+    if (pair_linears) {
+      const Linear* ws[] = {&L.w_gate, &L.w_up};
+      float* ys[] = {hb_.data(), hb2_.data()};
+      SLMC_RETURN_IF_ERROR(run_linear_pair(ws, ys, 2, 1, xb_.data(), count));
+    } else {
+      SLMC_RETURN_IF_ERROR(run_linear(L.w_gate, xb_.data(), count, hb_.data()));
+      SLMC_RETURN_IF_ERROR(run_linear(L.w_up, xb_.data(), count, hb2_.data()));
+    }
     for_rows(count, hidden, [&](int64_t b, int64_t e) {  // SwiGLU: silu(gate) * up
       ops::silu_mul(&hb_[static_cast<size_t>(b * hidden)], &hb2_[static_cast<size_t>(b * hidden)], (e - b) * hidden,
                     &hb_[static_cast<size_t>(b * hidden)]);

@@ -91,11 +91,17 @@ class LlamaModel {
 
   LlamaModel() = default;
   Status run_linear(const Linear& w, const float* x, int64_t n, float* y);
+  /// Linear layers that read the same input, run side by side on two threads with one-thread
+  /// contexts (decode on two threads: one fork for q/k/v and one for gate/up instead of one per
+  /// layer); `split` is the first layer of the second thread's share. Same bits as run_linear
+  /// (linear() results do not depend on the thread count).
+  Status run_linear_pair(const Linear* const* ws, float* const* ys, int count, int split, const float* x, int64_t n);
 
   std::unique_ptr<ModelFile> file_;
   LlamaConfig config_;
   LlamaOptions options_;
   LinearContext ctx_;
+  LinearContext pair_ctx_[2];  ///< one-thread contexts of run_linear_pair
   Linear embed_, classifier_;
   const float* final_norm_ = nullptr;
   std::vector<Layer> layers_;
