@@ -158,47 +158,50 @@ void add(float* x, const float* y, int64_t n) {
   }
 }
 
+// The four horizontal sums of a, b, c, d in one vector (lanes 0..3), in a fixed order: 14
+// instructions for four rows instead of a full reduction per row.
+inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+  __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+  u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4E));
+  u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xB1));
+  return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
+}
+
 void dot_rows(const float* q, const float* k, int64_t stride, int64_t rows, int64_t n, float scale, float* out) {
   const __mmask16 m = tail_mask(n & 15);
-  const int64_t n32 = n & ~int64_t{31}, n16 = n & ~int64_t{15};
-  int64_t r = 0;
-  // Two rows per step share the loads of q.
-  for (; r + 2 <= rows; r += 2) {
+  const int64_t n16 = n & ~int64_t{15};
+  const __m128 vs = _mm_set1_ps(scale);
+  // Four rows per step share the loads of q; a last group of 1..3 rows repeats its first row
+  // (results dropped), so every row takes the same operations.
+  for (int64_t r = 0; r < rows; r += 4) {
+    const int64_t live = std::min<int64_t>(4, rows - r);
     const float* k0 = k + r * stride;
-    const float* k1 = k0 + stride;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-    int64_t i = 0;
-    for (; i < n32; i += 32) {
-      const __m512 q0 = _mm512_loadu_ps(q + i), q1 = _mm512_loadu_ps(q + i + 16);
-      a0 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(k0 + i), a0);
-      a1 = _mm512_fmadd_ps(q1, _mm512_loadu_ps(k0 + i + 16), a1);
-      b0 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(k1 + i), b0);
-      b1 = _mm512_fmadd_ps(q1, _mm512_loadu_ps(k1 + i + 16), b1);
-    }
-    if (i < n16) {
-      const __m512 q0 = _mm512_loadu_ps(q + i);
-      a0 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(k0 + i), a0);
-      b0 = _mm512_fmadd_ps(q0, _mm512_loadu_ps(k1 + i), b0);
+    const float* k1 = live > 1 ? k0 + stride : k0;
+    const float* k2 = live > 2 ? k0 + 2 * stride : k0;
+    const float* k3 = live > 3 ? k0 + 3 * stride : k0;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i < n16; i += 16) {
+      const __m512 qv = _mm512_loadu_ps(q + i);
+      a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k0 + i), a0);
+      a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k1 + i), a1);
+      a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k2 + i), a2);
+      a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k3 + i), a3);
     }
     if (n16 < n) {
-      const __m512 qt = _mm512_maskz_loadu_ps(m, q + n16);
-      a1 = _mm512_fmadd_ps(qt, _mm512_maskz_loadu_ps(m, k0 + n16), a1);
-      b1 = _mm512_fmadd_ps(qt, _mm512_maskz_loadu_ps(m, k1 + n16), b1);
+      const __m512 qv = _mm512_maskz_loadu_ps(m, q + n16);
+      a0 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k0 + n16), a0);
+      a1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k1 + n16), a1);
+      a2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k2 + n16), a2);
+      a3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, k3 + n16), a3);
     }
-    out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
-    out[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1)) * scale;
-  }
-  for (; r < rows; ++r) {  // same operations as one row of the pair above
-    const float* k0 = k + r * stride;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
-    int64_t i = 0;
-    for (; i < n32; i += 32) {
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(k0 + i), a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), _mm512_loadu_ps(k0 + i + 16), a1);
+    const __m128 sums = _mm_mul_ps(reduce4(a0, a1, a2, a3), vs);
+    if (live == 4) {
+      _mm_storeu_ps(out + r, sums);
+    } else {
+      _mm_mask_storeu_ps(out + r, static_cast<__mmask8>((1u << live) - 1u), sums);
     }
-    if (i < n16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(k0 + i), a0);
-    if (n16 < n) a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + n16), _mm512_maskz_loadu_ps(m, k0 + n16), a1);
-    out[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
   }
 }
 
