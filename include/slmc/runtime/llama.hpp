@@ -4,7 +4,8 @@
 // feed-forward and a tied (or separate) classifier. Every linear layer and the embedding lookup go
 // through slmc::linear / slmc::gather_rows, whatever encoding the file holds (sparse encodings,
 // are still decoded to fp32 once at load: running them through the sparse kernels is the speed
-// issue's work).
+// issue's work); everything else through the SIMD ops of slmc/kernels/ops.hpp, with attention
+// parallel across (query row, head) pairs (docs/KERNELS.md, "Forward-pass ops").
 #pragma once
 
 #include <cstdint>
