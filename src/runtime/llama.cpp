@@ -318,6 +318,7 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
   SLMC_RETURN_IF_ERROR(gather_rows(embed_.view, ids.data(), count, x_.data()));
 
   const float eps = static_cast<float>(c.rms_eps);
+  const ops::Kernels K = ops::Kernels::active();  // resolved once: the free functions lock per call
   // Row-wise ops over `rows` rows of `width` values: one parallel region when there is enough
   // work to pay for the fork (prefill), on the calling thread otherwise (decode). Each row is
   // computed by one thread with the same code, so the split never changes a bit.
@@ -333,8 +334,8 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
     for_rows(count - first, dim, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         float* xr = &x_[static_cast<size_t>((first + r) * dim)];
-        if (delta) ops::add(xr, delta + (first + r) * dim, dim);
-        ops::rmsnorm(xr, w, dim, eps, out + r * dim);
+        if (delta) K.add(xr, delta + (first + r) * dim, dim);
+        K.rmsnorm(xr, w, dim, eps, out + r * dim);
       }
     });
   };
@@ -369,8 +370,8 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
       const int64_t pos = pos_ + t;
       const float* cs = &rope_cos_[static_cast<size_t>(pos * half)];
       const float* sn = &rope_sin_[static_cast<size_t>(pos * half)];
-      ops::rope(&q_[t * dim], c.heads, hd, cs, sn, c.rope_interleaved);
-      ops::rope(&k_[t * kv_dim], c.kv_heads, hd, cs, sn, c.rope_interleaved);
+      K.rope(&q_[t * dim], c.heads, hd, cs, sn, c.rope_interleaved);
+      K.rope(&k_[t * kv_dim], c.kv_heads, hd, cs, sn, c.rope_interleaved);
     }
     std::memcpy(kc + pos_ * kv_dim, k_.data(), sizeof(float) * n * kv_dim);
     std::memcpy(vc + pos_ * kv_dim, v_.data(), sizeof(float) * n * kv_dim);
@@ -383,9 +384,9 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
         const int64_t t = i / c.heads, h = i % c.heads;
         const int64_t len = pos_ + t + 1;
         const int64_t kv_off = (h / group) * hd;
-        ops::dot_rows(&q_[t * dim + h * hd], kc + kv_off, kv_dim, len, hd, inv_sqrt, scores);
-        ops::softmax(scores, len);
-        ops::weighted_sum_rows(scores, vc + kv_off, kv_dim, len, hd, &att_[t * dim + h * hd]);
+        K.dot_rows(&q_[t * dim + h * hd], kc + kv_off, kv_dim, len, hd, inv_sqrt, scores);
+        K.softmax(scores, len);
+        K.weighted_sum_rows(scores, vc + kv_off, kv_dim, len, hd, &att_[t * dim + h * hd]);
       }
     });
     SLMC_RETURN_IF_ERROR(run_linear(L.wo, att_.data(), count, xb_.data()));
@@ -399,7 +400,7 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
       SLMC_RETURN_IF_ERROR(run_linear(L.w_up, xb_.data(), count, hb2_.data()));
     }
     for_rows(count, hidden, [&](int64_t b, int64_t e) {  // SwiGLU: silu(gate) * up
-      ops::silu_mul(&hb_[static_cast<size_t>(b * hidden)], &hb2_[static_cast<size_t>(b * hidden)], (e - b) * hidden,
+      K.silu_mul(&hb_[static_cast<size_t>(b * hidden)], &hb2_[static_cast<size_t>(b * hidden)], (e - b) * hidden,
                     &hb_[static_cast<size_t>(b * hidden)]);
     });
     SLMC_RETURN_IF_ERROR(run_linear(L.w_down, hb_.data(), count, xb_.data()));
@@ -408,13 +409,13 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
   const int64_t first = last_only ? count - 1 : 0;
   if (logits == nullptr) {
     // The residual stream still owes the last layer's FFN output (kept for a later logits call).
-    ops::add(x_.data(), xb_.data(), static_cast<int64_t>(n) * dim);
+    K.add(x_.data(), xb_.data(), static_cast<int64_t>(n) * dim);
     return Status::ok_status();
   }
   // The last residual add, for every row (x_ stays the complete hidden state), then the final
   // norm of the rows whose logits are wanted.
   if (first > 0) {
-    for_rows(first, dim, [&](int64_t b, int64_t e) { ops::add(&x_[b * dim], &xb_[b * dim], (e - b) * dim); });
+    for_rows(first, dim, [&](int64_t b, int64_t e) { K.add(&x_[b * dim], &xb_[b * dim], (e - b) * dim); });
   }
   add_norm(xb_.data(), final_norm_, first, xb_.data());
   return run_linear(classifier_, xb_.data(), count - first, logits);

@@ -262,3 +262,32 @@ TEST_CASE("ops are deterministic: same inputs, same bits, call after call", "[op
 }
 
 }  // namespace slmc::test_ops
+
+namespace slmc::test_ops {
+TEST_CASE("Kernels::active binds the active ISA's table and gives the free functions' bits", "[ops]") {
+  std::mt19937 rng(8);
+  for (Isa isa : runnable_isas()) {
+    ScopedIsaOverride force(isa);
+    const ops::Kernels k = ops::Kernels::active();
+    CHECK(std::string(k.isa()) == ops::ops_kernel_isa());
+    const std::vector<float> x = random_values(rng, 77, 1.0f), w = random_values(rng, 77, 1.0f);
+    std::vector<float> a(77), b(77);
+    ops::rmsnorm(x.data(), w.data(), 77, 1e-5f, a.data());
+    k.rmsnorm(x.data(), w.data(), 77, 1e-5f, b.data());
+    CHECK(a == b);
+    ops::silu_mul(x.data(), w.data(), 77, a.data());
+    k.silu_mul(x.data(), w.data(), 77, b.data());
+    CHECK(a == b);
+    std::vector<float> s1(9), s2(9);
+    ops::dot_rows(x.data(), w.data(), 8, 9, 5, 0.5f, s1.data());
+    k.dot_rows(x.data(), w.data(), 8, 9, 5, 0.5f, s2.data());
+    CHECK(s1 == s2);
+  }
+  // Bound before an override, a copy keeps its ISA (it is resolved once).
+  const ops::Kernels bound = ops::Kernels::active();
+  const std::string bound_isa = ops::ops_kernel_isa();
+  ScopedIsaOverride scalar(Isa::kScalar);
+  CHECK(std::string(ops::Kernels::active().isa()) == "scalar");
+  CHECK(std::string(bound.isa()) == bound_isa);
+}
+}  // namespace slmc::test_ops

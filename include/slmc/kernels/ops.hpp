@@ -46,4 +46,26 @@ void weighted_sum_rows(const float* a, const float* v, int64_t stride, int64_t r
 /// The ISA whose table runs these ops now ("scalar", "avx2", "avx512").
 const char* ops_kernel_isa();
 
+/// The same ops bound to one ISA's table, resolved once. Each free function above resolves the
+/// active ISA on every call (which takes a lock, ~270 instructions); a loop that calls ops
+/// thousands of times per token (attention rows, per-row norms), and every parallel region,
+/// should resolve once with Kernels::active() and call through the copy.
+class Kernels {
+ public:
+  /// The table of the active ISA (SLMC_ISA / ScopedIsaOverride honoured at this call).
+  static Kernels active();
+  void rmsnorm(const float* x, const float* w, int64_t n, float eps, float* out) const;
+  void rope(float* v, int64_t heads, int64_t head_dim, const float* cos, const float* sin, bool interleaved) const;
+  void softmax(float* x, int64_t n) const;
+  void silu_mul(const float* gate, const float* up, int64_t n, float* out) const;
+  void add(float* x, const float* y, int64_t n) const;
+  void dot_rows(const float* q, const float* k, int64_t stride, int64_t rows, int64_t n, float scale, float* out) const;
+  void weighted_sum_rows(const float* a, const float* v, int64_t stride, int64_t rows, int64_t n, float* out) const;
+  const char* isa() const;
+
+ private:
+  explicit Kernels(const void* table) : table_(table) {}
+  const void* table_;  ///< the internal table (kernels/ops/ops.hpp), static storage
+};
+
 }  // namespace slmc::ops
