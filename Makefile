@@ -6,6 +6,8 @@
 #   make bench      run slmc_bench (BENCH_FILTER=regex to select cases)
 #   make bench-targets  the kernel targets as same-run ratios (scripts/bench-targets.sh, ~7 min)
 #   make bench-csr  the CSR f32 targets as same-run ratios (scripts/bench-csr.sh, ~5 min)
+#   make bench-e2e  SmolLM2 end to end beside llama-bench (scripts/bench-e2e.sh, ~15 min; skips when
+#                   the llama.cpp peer is not built)
 #   make asan       the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make noomp      build and test with SLMC_OPENMP=OFF
 #   make fuzz-smoke clang libFuzzer builds of every fuzz target (build-fuzz/), FUZZ_SECONDS each (60):
@@ -24,7 +26,7 @@ SLM := $(BUILD_DIR)/tools/slm-compress
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup configure build models demo test bench bench-targets bench-csr asan noomp test-arm64 fuzz-smoke clean
+.PHONY: setup configure build models demo test bench bench-targets bench-csr bench-e2e asan noomp test-arm64 fuzz-smoke clean
 
 setup:
 	@bash scripts/setup.sh
@@ -54,6 +56,9 @@ bench-targets: build
 
 bench-csr: build
 	@bash scripts/bench-csr.sh $(BUILD_DIR)/benchmarks/slmc_bench
+
+bench-e2e: build models
+	@bash scripts/bench-e2e.sh $(SLM)
 
 asan:
 	@$(MAKE) --no-print-directory test BUILD_DIR=build-asan BUILD_TYPE=RelWithDebInfo \

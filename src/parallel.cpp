@@ -43,4 +43,19 @@ void parallel_for_chunks(int64_t n, int64_t grain, int num_threads, void (*fn)(v
 #endif
 }
 
+void parallel_region_impl(int num_threads, int max_threads, void (*fn)(void*, int, int), void* user) {
+  int threads = num_threads > 0 ? num_threads : default_num_threads();
+  threads = std::max(1, std::min(threads, max_threads));
+  if (threads <= 1) {
+    fn(user, 0, 1);
+    return;
+  }
+#if defined(SLMC_HAVE_OPENMP)
+#pragma omp parallel num_threads(threads)
+  fn(user, omp_get_thread_num(), omp_get_num_threads());
+#else
+  fn(user, 0, 1);
+#endif
+}
+
 }  // namespace slmc

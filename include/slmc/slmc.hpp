@@ -26,6 +26,7 @@
 #include "slmc/io/output.hpp"
 #include "slmc/io/safe_input.hpp"
 #include "slmc/kernels/linear.hpp"
+#include "slmc/kernels/ops.hpp"
 #include "slmc/layout.hpp"
 #include "slmc/parallel.hpp"
 #include "slmc/prune/prune.hpp"

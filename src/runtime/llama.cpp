@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "slmc/kernels/ops.hpp"
+#include "slmc/parallel.hpp"
 #include "slmc/quant/dequantize.hpp"
 #include "slmc/sparse/encode.hpp"
 
@@ -28,12 +30,6 @@ Result<double> arch_number(const ModelHeader& h, const std::string& key, std::op
   return v;
 }
 
-void rmsnorm(const float* x, const float* w, int64_t n, double eps, float* out) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
-}
 
 }  // namespace
 
@@ -46,6 +42,10 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
   m->options_ = options;
   m->ctx_.set_num_threads(options.num_threads);
   m->ctx_.set_check_sparse_contents(false);  // ModelFile::open validated every tensor
+  for (LinearContext& pc : m->pair_ctx_) {
+    pc.set_num_threads(1);
+    pc.set_check_sparse_contents(false);
+  }
   const ModelHeader& h = m->file_->header();
   auto err = [&](const Status& s) { return s.with_context(path); };
 
@@ -271,6 +271,21 @@ Status LlamaModel::run_linear(const Linear& w, const float* x, int64_t n, float*
   return linear(ctx_, x, n, w.view, w.bias, y, mode);
 }
 
+Status LlamaModel::run_linear_pair(const Linear* const* ws, float* const* ys, int count, int split, const float* x,
+                                   int64_t n) {
+  Status status[2];
+  parallel_region(2, 2, [&](int th, int nth) {
+    const int b = nth == 1 ? 0 : (th == 0 ? 0 : split), e = nth == 1 ? count : (th == 0 ? split : count);
+    for (int i = b; i < e && status[th].ok(); ++i) {
+      const Linear& w = *ws[i];
+      const ActMode mode = options_.act_mode == ActMode::kInt8 && !w.view.encoding.is_quantized() ? ActMode::kFp32
+                                                                                                    : options_.act_mode;
+      status[th] = linear(pair_ctx_[th], x, n, w.view, w.bias, ys[i], mode);
+    }
+  });
+  return status[0].ok() ? status[1] : status[0];
+}
+
 Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, bool last_only) {
   const LlamaConfig& c = config_;
   if (count <= 0) return make_error(ErrorCode::kInvalidArgument, "forward: count must be positive");
@@ -288,98 +303,121 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
     }
     ids[static_cast<size_t>(t)] = tokens[t];
   }
-  const int64_t dim = c.dim, kv_dim = c.kv_dim(), hd = c.head_dim(), half = hd / 2;
+  const int64_t dim = c.dim, kv_dim = c.kv_dim(), hd = c.head_dim(), half = hd / 2, hidden = c.hidden_dim;
   const size_t n = static_cast<size_t>(count);
+  const int threads = ctx_.num_threads();
   x_.resize(n * dim);
   xb_.resize(n * dim);
   q_.resize(n * dim);
   k_.resize(n * kv_dim);
   v_.resize(n * kv_dim);
   att_.resize(n * dim);
-  hb_.resize(n * c.hidden_dim);
-  hb2_.resize(n * c.hidden_dim);
-  scores_.resize(static_cast<size_t>(pos_ + count));
+  hb_.resize(n * hidden);
+  hb2_.resize(n * hidden);
+  scores_.resize(static_cast<size_t>(std::max(threads, 1)) * static_cast<size_t>(pos_ + count));
   SLMC_RETURN_IF_ERROR(gather_rows(embed_.view, ids.data(), count, x_.data()));
 
-  auto rope = [&](float* vec, int64_t heads, int64_t pos) {
-    const float* cs = &rope_cos_[static_cast<size_t>(pos * half)];
-    const float* sn = &rope_sin_[static_cast<size_t>(pos * half)];
-    for (int64_t h = 0; h < heads; ++h) {
-      float* v = vec + h * hd;
-      for (int64_t i = 0; i < half; ++i) {
-        const int64_t a = c.rope_interleaved ? 2 * i : i;
-        const int64_t b = c.rope_interleaved ? 2 * i + 1 : i + half;
-        const float x0 = v[a], x1 = v[b];
-        v[a] = x0 * cs[i] - x1 * sn[i];
-        v[b] = x0 * sn[i] + x1 * cs[i];
-      }
+  const float eps = static_cast<float>(c.rms_eps);
+  const ops::Kernels K = ops::Kernels::active();  // resolved once: the free functions lock per call
+  // Row-wise ops over `rows` rows of `width` values: one parallel region when there is enough
+  // work to pay for the fork (prefill), on the calling thread otherwise (decode). Each row is
+  // computed by one thread with the same code, so the split never changes a bit.
+  auto for_rows = [&](int64_t rows, int64_t width, auto&& fn) {
+    if (rows < 2 || rows * width < (int64_t{1} << 14)) {
+      fn(int64_t{0}, rows);
+      return;
     }
+    parallel_for(rows, 1, threads, fn);
+  };
+  // x += delta (when given), then out = rmsnorm(x) · w, row by row.
+  auto add_norm = [&](const float* delta, const float* w, int64_t first, float* out) {
+    for_rows(count - first, dim, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        float* xr = &x_[static_cast<size_t>((first + r) * dim)];
+        if (delta) K.add(xr, delta + (first + r) * dim, dim);
+        K.rmsnorm(xr, w, dim, eps, out + r * dim);
+      }
+    });
   };
 
   const int64_t group = c.heads / c.kv_heads;
   const float inv_sqrt = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t positions = pos_ + count;
+  const int64_t items = count * c.heads;  // attention rows: (query t, head h)
+  // Causal attention work in multiply-adds; below ~64K a fork costs more than it saves.
+  const int64_t attention_work = (count * pos_ + count * (count + 1) / 2) * c.heads * hd * 2;
+  const int attention_threads = attention_work < (int64_t{1} << 16) ? 1 : threads;
+  // Decode on exactly two threads: layers that share an input run one per thread (q | k, v and
+  // gate | up), two forks per layer fewer. Not with an observer (calibration is not thread-safe),
+  // not for prefill (each GEMM splits evenly by itself; q | k+v would not).
+  const bool pair_linears = threads == 2 && count < 4 && !observer_;
   for (int64_t l = 0; l < c.layers; ++l) {
     Layer& L = layers_[static_cast<size_t>(l)];
     float* kc = layer_keys_[static_cast<size_t>(l)].data();
     float* vc = layer_values_[static_cast<size_t>(l)].data();
-    for (int64_t t = 0; t < count; ++t) rmsnorm(&x_[t * dim], L.attn_norm, dim, c.rms_eps, &xb_[t * dim]);
-    SLMC_RETURN_IF_ERROR(run_linear(L.wq, xb_.data(), count, q_.data()));
-    SLMC_RETURN_IF_ERROR(run_linear(L.wk, xb_.data(), count, k_.data()));
-    SLMC_RETURN_IF_ERROR(run_linear(L.wv, xb_.data(), count, v_.data()));
+    // The previous layer's FFN output joins the residual stream here (layer 0: nothing to add).
+    add_norm(l == 0 ? nullptr : xb_.data(), L.attn_norm, 0, xb_.data());
+    if (pair_linears) {
+      const Linear* ws[] = {&L.wq, &L.wk, &L.wv};
+      float* ys[] = {q_.data(), k_.data(), v_.data()};
+      SLMC_RETURN_IF_ERROR(run_linear_pair(ws, ys, 3, 1, xb_.data(), count));
+    } else {
+      SLMC_RETURN_IF_ERROR(run_linear(L.wq, xb_.data(), count, q_.data()));
+      SLMC_RETURN_IF_ERROR(run_linear(L.wk, xb_.data(), count, k_.data()));
+      SLMC_RETURN_IF_ERROR(run_linear(L.wv, xb_.data(), count, v_.data()));
+    }
     for (int64_t t = 0; t < count; ++t) {
       const int64_t pos = pos_ + t;
-      rope(&q_[t * dim], c.heads, pos);
-      rope(&k_[t * kv_dim], c.kv_heads, pos);
-      std::memcpy(kc + pos * kv_dim, &k_[t * kv_dim], sizeof(float) * kv_dim);
-      std::memcpy(vc + pos * kv_dim, &v_[t * kv_dim], sizeof(float) * kv_dim);
+      const float* cs = &rope_cos_[static_cast<size_t>(pos * half)];
+      const float* sn = &rope_sin_[static_cast<size_t>(pos * half)];
+      K.rope(&q_[t * dim], c.heads, hd, cs, sn, c.rope_interleaved);
+      K.rope(&k_[t * kv_dim], c.kv_heads, hd, cs, sn, c.rope_interleaved);
     }
-    // Causal grouped-query attention: query t sees positions 0 .. pos_ + t.
-    for (int64_t t = 0; t < count; ++t) {
-      const int64_t last = pos_ + t;
-      for (int64_t h = 0; h < c.heads; ++h) {
-        const float* q = &q_[t * dim + h * hd];
-        const int64_t kvh = h / group;
-        float max_score = -INFINITY;
-        for (int64_t p = 0; p <= last; ++p) {
-          const float* k = kc + p * kv_dim + kvh * hd;
-          float s = 0;
-          for (int64_t i = 0; i < hd; ++i) s += q[i] * k[i];
-          s *= inv_sqrt;
-          scores_[static_cast<size_t>(p)] = s;
-          max_score = std::max(max_score, s);
-        }
-        double sum = 0;
-        for (int64_t p = 0; p <= last; ++p) {
-          const float e = std::exp(scores_[static_cast<size_t>(p)] - max_score);
-          scores_[static_cast<size_t>(p)] = e;
-          sum += e;
-        }
-        float* out = &att_[t * dim + h * hd];
-        std::fill(out, out + hd, 0.0f);
-        const float inv_sum = static_cast<float>(1.0 / sum);
-        for (int64_t p = 0; p <= last; ++p) {
-          const float a = scores_[static_cast<size_t>(p)] * inv_sum;
-          const float* v = vc + p * kv_dim + kvh * hd;
-          for (int64_t i = 0; i < hd; ++i) out[i] += a * v[i];
-        }
+    std::memcpy(kc + pos_ * kv_dim, k_.data(), sizeof(float) * n * kv_dim);
+    std::memcpy(vc + pos_ * kv_dim, v_.data(), sizeof(float) * n * kv_dim);
+    // Causal grouped-query attention, query t sees positions 0 .. pos_ + t. Rows (t, h) go to the
+    // threads cyclically (row i to thread i mod T), which balances the causal triangle; each row
+    // is computed whole by one thread in a fixed order, so the thread count changes no bit.
+    parallel_region(attention_threads, static_cast<int>(std::min<int64_t>(items, 1 << 20)), [&](int th, int nth) {
+      float* scores = &scores_[static_cast<size_t>(th) * static_cast<size_t>(positions)];
+      for (int64_t i = th; i < items; i += nth) {
+        const int64_t t = i / c.heads, h = i % c.heads;
+        const int64_t len = pos_ + t + 1;
+        const int64_t kv_off = (h / group) * hd;
+        K.dot_rows(&q_[t * dim + h * hd], kc + kv_off, kv_dim, len, hd, inv_sqrt, scores);
+        K.softmax(scores, len);
+        K.weighted_sum_rows(scores, vc + kv_off, kv_dim, len, hd, &att_[t * dim + h * hd]);
       }
-    }
+    });
     SLMC_RETURN_IF_ERROR(run_linear(L.wo, att_.data(), count, xb_.data()));
-    for (size_t i = 0; i < n * dim; ++i) x_[i] += xb_[i];
-    for (int64_t t = 0; t < count; ++t) rmsnorm(&x_[t * dim], L.ffn_norm, dim, c.rms_eps, &xb_[t * dim]);
-    SLMC_RETURN_IF_ERROR(run_linear(L.w_gate, xb_.data(), count, hb_.data()));
-    SLMC_RETURN_IF_ERROR(run_linear(L.w_up, xb_.data(), count, hb2_.data()));
-    for (size_t i = 0; i < n * c.hidden_dim; ++i) {
-      const float g = hb_[i];
-      hb_[i] = g / (1.0f + std::exp(-g)) * hb2_[i];  // SwiGLU: silu(gate) * up
+    add_norm(xb_.data(), L.ffn_norm, 0, xb_.data());
+    if (pair_linears) {
+      const Linear* ws[] = {&L.w_gate, &L.w_up};
+      float* ys[] = {hb_.data(), hb2_.data()};
+      SLMC_RETURN_IF_ERROR(run_linear_pair(ws, ys, 2, 1, xb_.data(), count));
+    } else {
+      SLMC_RETURN_IF_ERROR(run_linear(L.w_gate, xb_.data(), count, hb_.data()));
+      SLMC_RETURN_IF_ERROR(run_linear(L.w_up, xb_.data(), count, hb2_.data()));
     }
+    for_rows(count, hidden, [&](int64_t b, int64_t e) {  // SwiGLU: silu(gate) * up
+      K.silu_mul(&hb_[static_cast<size_t>(b * hidden)], &hb2_[static_cast<size_t>(b * hidden)], (e - b) * hidden,
+                    &hb_[static_cast<size_t>(b * hidden)]);
+    });
     SLMC_RETURN_IF_ERROR(run_linear(L.w_down, hb_.data(), count, xb_.data()));
-    for (size_t i = 0; i < n * dim; ++i) x_[i] += xb_[i];
   }
   pos_ += count;
-  if (logits == nullptr) return Status::ok_status();
   const int64_t first = last_only ? count - 1 : 0;
-  for (int64_t t = first; t < count; ++t) rmsnorm(&x_[t * dim], final_norm_, dim, c.rms_eps, &xb_[(t - first) * dim]);
+  if (logits == nullptr) {
+    // The residual stream still owes the last layer's FFN output (kept for a later logits call).
+    K.add(x_.data(), xb_.data(), static_cast<int64_t>(n) * dim);
+    return Status::ok_status();
+  }
+  // The last residual add, for every row (x_ stays the complete hidden state), then the final
+  // norm of the rows whose logits are wanted.
+  if (first > 0) {
+    for_rows(first, dim, [&](int64_t b, int64_t e) { K.add(&x_[b * dim], &xb_[b * dim], (e - b) * dim); });
+  }
+  add_norm(xb_.data(), final_norm_, first, xb_.data());
   return run_linear(classifier_, xb_.data(), count - first, logits);
 }
 

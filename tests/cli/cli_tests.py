@@ -310,6 +310,41 @@ def test_bench_file_and_shape(c):
     c.run("bench", expect=2)
 
 
+def test_bench_e2e(c):
+    d = models_dir()
+    m = c.path("s.slm")
+    c.run("convert", os.path.join(d, "stories260K", "stories260K.bin"), "-o", m, "--recipe", "int8")
+    b = c.json("bench", m, "--e2e", "--prompt-tokens", "48", "--gen-tokens", "8", "--repetitions", "3",
+               "--threads", "1")
+    for key in ("prefill", "decode"):
+        s = b[key]
+        check(len(s["samples"]) == 3 and all(v > 0 for v in s["samples"]), s)
+        check(s["min"] <= s["median"] <= s["max"] and s["stddev"] >= 0, s)
+        check(s["min"] == min(s["samples"]) and s["max"] == max(s["samples"]), s)
+    check(b["prefill_tokens_per_s"] == b["prefill"]["median"] > 0, b)
+    check(b["decode_tokens_per_s"] == b["decode"]["median"] > 0, b)
+    check(b["prompt_tokens"] == 48 and b["gen_tokens"] == 8 and b["repetitions"] == 3 and b["threads"] == 1, b)
+    check(b["architecture"] == "llama" and b["parameters"] > 200000 and b["tensor_bytes"] > 0, b)
+    check(b["cpu"]["brand"] is not None and "isa" in b and b["kernel_isa"], b)
+    check(b["isa"] in c.json("info")["isa"]["runnable"], b)
+    # Decode only: no prefill figures at all.
+    g = c.json("bench", m, "--e2e", "--prompt-tokens", "0", "--gen-tokens", "4", "--repetitions", "1")
+    check("prefill_tokens_per_s" not in g and g["decode_tokens_per_s"] > 0, g)
+    # Human output names the tests as llama-bench does.
+    p = c.run("bench", m, "--e2e", "--prompt-tokens", "16", "--gen-tokens", "4", "--repetitions", "1")
+    check("pp16" in p.stdout and "tg4" in p.stdout and "cpu" in p.stdout, p.stdout)
+    # Bad arguments are usage errors (exit 2) that name the option; a non-model file is exit 3.
+    for bad in (["--prompt-tokens", "-1"], ["--gen-tokens", "-3"], ["--prompt-tokens", "0", "--gen-tokens", "0"],
+                ["--repetitions", "0"], ["--batch", "4"], ["--shape", "64x64"], ["--prompt-tokens", "100000"],
+                ["--act", "int3"]):
+        p = c.run("bench", m, "--e2e", *bad, expect=2)
+        check("error" in p.stderr, p.stderr)
+    c.run("bench", "--e2e", expect=2)
+    c.run("bench", c.path("missing.slm"), "--e2e", expect=3)
+    c.run("convert", c.synth(), "-o", c.path("m.slm"))
+    c.run("bench", c.path("m.slm"), "--e2e", "--prompt-tokens", "8", "--gen-tokens", "2", "--repetitions", "1")
+
+
 def test_info_and_isa_override(c):
     j = c.json("info")
     check("scalar" in j["isa"]["compiled"] and j["isa"]["active"] in j["isa"]["runnable"], j)

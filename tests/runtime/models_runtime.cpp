@@ -111,3 +111,27 @@ TEST_CASE("tokenizer encodes and decodes real text", "[runtime][models]") {
   REQUIRE(back == text);
   CHECK_FALSE(Tokenizer::load(test::model_path("stories260K/tok512.bin"), 1000).ok());
 }
+
+TEST_CASE("logits do not depend on the thread count, decode and prefill", "[runtime][models]") {
+  // 1, 2 (decode pairs q | k,v and gate | up on two one-thread contexts) and 3 threads; a prompt
+  // long enough for the parallel attention and row ops of prefill. Every output is computed whole
+  // by one thread in a fixed order, so the bits must agree exactly.
+  const std::string path = convert_stories("int8", "runtime_stories_int8_threads.slm");
+  const size_t vocab = 512;
+  std::vector<int32_t> ids;
+  for (int32_t i = 0; i < 200; ++i) ids.push_back((i * 37 + 11) % 512);
+  std::vector<float> reference;
+  for (int threads : {1, 2, 3}) {
+    auto m = LlamaModel::load(path, LlamaOptions{threads, ActMode::kAuto, 0});
+    REQUIRE(m.ok());
+    std::vector<float> out(vocab * 9);
+    REQUIRE((*m)->forward(ids.data(), static_cast<int64_t>(ids.size()), out.data(), /*last_only=*/true).ok());
+    for (size_t t = 1; t < 9; ++t) REQUIRE((*m)->forward(&ids[t], 1, &out[t * vocab]).ok());
+    INFO("threads " << threads);
+    if (reference.empty()) {
+      reference = out;
+    } else {
+      REQUIRE(out == reference);
+    }
+  }
+}

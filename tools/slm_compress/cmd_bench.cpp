@@ -1,10 +1,12 @@
 // slm-compress bench: runs the real linear kernel of every 2-D tensor of a .slm file (or of one
 // given shape and scheme) on this CPU and reports time, weight GB/s, GFLOP/s and the speed-up over
-// slmc's own fp32 kernel on the same (decoded) weights, measured in the same run.
+// slmc's own fp32 kernel on the same (decoded) weights, measured in the same run. With --e2e it
+// times the whole model instead, as llama-bench does: prefill (pp) and decode (tg) tokens/s.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <numeric>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -13,7 +15,9 @@
 #include "slmc/cpu.hpp"
 #include "slmc/format/model_file.hpp"
 #include "slmc/kernels/linear.hpp"
+#include "slmc/parallel.hpp"
 #include "slmc/quant/quantize.hpp"
+#include "slmc/runtime/llama.hpp"
 
 namespace slmc::cli {
 namespace {
@@ -24,6 +28,11 @@ struct BenchArgs {
   int threads = 0;
   double min_time = 0.2;
   bool json = false, no_verify = false;
+  // --e2e: the whole model, llama-bench's pp / tg tests.
+  bool e2e = false;
+  int64_t prompt_tokens = 512, gen_tokens = 128;
+  int repetitions = 5;
+  bool batch_given = false, shape_options_given = false;
 };
 
 struct Timing {
@@ -87,12 +96,166 @@ Status bench_one(const EncodedMatrixView& w, const std::string& name, const Benc
   return Status::ok_status();
 }
 
+// ---- --e2e: the whole model, measured the way llama-bench measures it ----
+//
+// pp (prefill): one forward of `prompt_tokens` tokens from an empty context, logits of the last
+// row only (llama-bench's test_prompt with one batch). tg (decode): `gen_tokens` forwards of one
+// token each from an empty context, each computing its logits (test_gen). Token ids are
+// pseudo-random (fixed seed), as llama-bench's are: the kernels do not care what the ids mean.
+// One warm-up run of each test, then `repetitions` timed runs; the KV cache is reset before each.
+
+struct Spread {
+  std::vector<double> samples;  ///< tokens/s of each repetition, in run order
+  double median = 0, mean = 0, stddev = 0, min = 0, max = 0;
+};
+
+Spread spread_of(std::vector<double> samples) {
+  Spread s;
+  s.samples = samples;
+  if (samples.empty()) return s;
+  std::sort(samples.begin(), samples.end());
+  const size_t n = samples.size();
+  s.median = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+  s.mean = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(n);
+  double var = 0;
+  for (double v : samples) var += (v - s.mean) * (v - s.mean);
+  s.stddev = n > 1 ? std::sqrt(var / static_cast<double>(n - 1)) : 0.0;
+  s.min = samples.front();
+  s.max = samples.back();
+  return s;
+}
+
+Json spread_json(const Spread& s) {
+  return Json{{"median", s.median}, {"mean", s.mean}, {"stddev", s.stddev}, {"min", s.min}, {"max", s.max},
+              {"samples", s.samples}};
+}
+
+int run_bench_e2e(const BenchArgs& a, Isa isa, ActMode act) {
+  if (a.path.empty()) return fail_usage("bench --e2e: give a .slm FILE holding a language model");
+  if (a.shape_options_given) return fail_usage("bench --e2e times a model file: --shape and --encoding do not apply");
+  if (a.batch_given) return fail_usage("bench --e2e: --batch does not apply (use --prompt-tokens)");
+  if (a.prompt_tokens < 0 || a.gen_tokens < 0) return fail_usage("--prompt-tokens and --gen-tokens must be >= 0");
+  if (a.prompt_tokens == 0 && a.gen_tokens == 0) return fail_usage("bench --e2e: --prompt-tokens and --gen-tokens are both 0");
+  if (a.repetitions < 1 || a.repetitions > 1000) return fail_usage("--repetitions must be in 1..1000");
+
+  LlamaOptions options;
+  options.num_threads = a.threads;
+  options.act_mode = act;
+  options.verify_checksums = !a.no_verify;
+  auto loaded = LlamaModel::load(a.path, options);
+  if (!loaded.ok()) return fail(loaded.status());
+  LlamaModel& model = **loaded;
+  const LlamaConfig& c = model.config();
+  const int64_t positions = std::max(a.prompt_tokens, a.gen_tokens);
+  if (positions > c.context) {
+    return fail_usage("bench --e2e: " + std::to_string(positions) + " positions exceed the model's context length " +
+                      std::to_string(c.context));
+  }
+  uint64_t params = 0;
+  for (const StoredTensor& t : model.file().tensors()) params += static_cast<uint64_t>(t.shape.numel());
+  uint64_t file_bytes = 0;
+  for (const StoredTensor& t : model.file().tensors()) file_bytes += t.view.total_bytes();
+
+  uint64_t state = 0x5eed;
+  auto random_token = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int32_t>((state >> 33) % static_cast<uint64_t>(c.vocab));
+  };
+  std::vector<int32_t> prompt(static_cast<size_t>(a.prompt_tokens));
+  std::vector<float> logits(static_cast<size_t>(c.vocab));
+  using clock = std::chrono::steady_clock;
+  auto run_pp = [&]() -> Result<double> {
+    for (int32_t& t : prompt) t = random_token();
+    model.reset();
+    const auto t0 = clock::now();
+    SLMC_RETURN_IF_ERROR(model.forward(prompt.data(), a.prompt_tokens, logits.data(), /*last_only=*/true));
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+  auto run_tg = [&](int64_t n) -> Result<double> {
+    model.reset();
+    int32_t token = random_token();
+    const auto t0 = clock::now();
+    for (int64_t i = 0; i < n; ++i) {
+      SLMC_RETURN_IF_ERROR(model.forward(&token, 1, logits.data()));
+      token = random_token();
+    }
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+  // Warm-up (page faults of the mapping, scratch and KV-cache growth), then the timed runs.
+  if (a.prompt_tokens > 0) {
+    auto w = run_pp();
+    if (!w.ok()) return fail(w.status().with_context(a.path));
+  }
+  if (a.gen_tokens > 0) {
+    auto w = run_tg(std::min<int64_t>(a.gen_tokens, 4));
+    if (!w.ok()) return fail(w.status().with_context(a.path));
+  }
+  std::vector<double> pp, tg;
+  for (int r = 0; r < a.repetitions; ++r) {
+    if (a.prompt_tokens > 0) {
+      auto s = run_pp();
+      if (!s.ok()) return fail(s.status().with_context(a.path));
+      pp.push_back(static_cast<double>(a.prompt_tokens) / std::max(*s, 1e-12));
+    }
+    if (a.gen_tokens > 0) {
+      auto s = run_tg(a.gen_tokens);
+      if (!s.ok()) return fail(s.status().with_context(a.path));
+      tg.push_back(static_cast<double>(a.gen_tokens) / std::max(*s, 1e-12));
+    }
+  }
+  const Spread pps = spread_of(pp), tgs = spread_of(tg);
+  const CpuFeatures& f = cpu_features();
+  const int threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
+  const std::string act_name = a.act;
+
+  if (a.json) {
+    Json j;
+    j["file"] = a.path;
+    j["architecture"] = c.arch;
+    j["parameters"] = params;
+    j["tensor_bytes"] = file_bytes;
+    j["cpu"] = {{"brand", f.brand}, {"features", f.to_string()}};
+    j["isa"] = std::string(isa_name(isa));
+    j["kernel_isa"] = linear_kernel_isa();
+    j["threads"] = threads;
+    j["act"] = act_name;
+    j["prompt_tokens"] = a.prompt_tokens;
+    j["gen_tokens"] = a.gen_tokens;
+    j["repetitions"] = a.repetitions;
+    if (a.prompt_tokens > 0) {
+      j["prefill_tokens_per_s"] = pps.median;
+      j["prefill"] = spread_json(pps);
+    }
+    if (a.gen_tokens > 0) {
+      j["decode_tokens_per_s"] = tgs.median;
+      j["decode"] = spread_json(tgs);
+    }
+    std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
+    return kExitOk;
+  }
+  std::cout << "cpu " << terminal_safe(f.brand) << " (" << f.to_string() << ")\n"
+            << "isa " << isa_name(isa) << ", kernel isa " << linear_kernel_isa() << ", " << threads
+            << " threads, act " << act_name << "\n"
+            << terminal_safe(a.path) << ": " << c.arch << ", " << fmt("%.1f", static_cast<double>(params) / 1e6)
+            << " M parameters, " << human_bytes(file_bytes) << "\n\n";
+  std::vector<std::vector<std::string>> table{{"test", "t/s median", "± stddev", "min", "max", "reps"}};
+  auto row = [&](const std::string& name, const Spread& s) {
+    table.push_back({name, fmt("%.2f", s.median), fmt("%.2f", s.stddev), fmt("%.2f", s.min), fmt("%.2f", s.max),
+                     std::to_string(s.samples.size())});
+  };
+  if (a.prompt_tokens > 0) row("pp" + std::to_string(a.prompt_tokens), pps);
+  if (a.gen_tokens > 0) row("tg" + std::to_string(a.gen_tokens), tgs);
+  print_table(std::cout, table);
+  return kExitOk;
+}
+
 int run_bench(const BenchArgs& a) {
   Result<Isa> isa = active_isa();
   if (!isa.ok()) return fail_usage(isa.status().message());
   const std::optional<ActMode> parsed = act_mode_from_name(a.act);
   if (!parsed) return fail_usage("--act '" + a.act + "': valid: auto, fp32, int8, int8-row");
   const ActMode act = *parsed;
+  if (a.e2e) return run_bench_e2e(a, *isa, act);
   if (a.path.empty() == a.shape.empty()) return fail_usage("bench: give a .slm FILE or --shape MxK --encoding SCHEME");
   if (a.batch < 1) return fail_usage("--batch must be >= 1");
   LinearContext ctx(a.threads);
@@ -217,15 +380,25 @@ Command add_bench(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("bench", "Time the kernels of a .slm file (or of one shape and scheme) on "
                                              "this CPU against an fp32 baseline");
   sub->add_option("file", a->path, ".slm file");
-  sub->add_option("--shape", a->shape, "MxK: benchmark one synthetic matrix instead of a file");
-  sub->add_option("--encoding", a->encoding, "Scheme for --shape (default int4)");
-  sub->add_option("--batch", a->batch, "Rows of X (1 = decode/GEMV, more = prefill/GEMM)")->capture_default_str();
+  CLI::Option* shape = sub->add_option("--shape", a->shape, "MxK: benchmark one synthetic matrix instead of a file");
+  CLI::Option* encoding = sub->add_option("--encoding", a->encoding, "Scheme for --shape (default int4)");
+  CLI::Option* batch =
+      sub->add_option("--batch", a->batch, "Rows of X (1 = decode/GEMV, more = prefill/GEMM)")->capture_default_str();
   sub->add_option("--act", a->act, "Activation mode: auto, fp32, int8 (a scale per 32 values), int8-row (a scale per row)")->capture_default_str();
   sub->add_option("--threads", a->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_option("--min-time", a->min_time, "Seconds to run each measurement")->capture_default_str();
   sub->add_flag("--json", a->json, "Print one JSON document to stdout");
   sub->add_flag("--no-verify", a->no_verify, "Skip the checksum pass over the file");
-  return {sub, [a] { return run_bench(*a); }};
+  sub->add_flag("--e2e", a->e2e, "Time the whole model as llama-bench does: prefill (pp) and decode (tg) tokens/s");
+  sub->add_option("--prompt-tokens", a->prompt_tokens, "--e2e: prompt length of the prefill test (0: skip it)")
+      ->capture_default_str();
+  sub->add_option("--gen-tokens", a->gen_tokens, "--e2e: tokens of the decode test (0: skip it)")->capture_default_str();
+  sub->add_option("--repetitions", a->repetitions, "--e2e: timed runs of each test")->capture_default_str();
+  return {sub, [a, shape, encoding, batch] {
+            a->shape_options_given = shape->count() > 0 || encoding->count() > 0;
+            a->batch_given = batch->count() > 0;
+            return run_bench(*a);
+          }};
 }
 
 }  // namespace slmc::cli

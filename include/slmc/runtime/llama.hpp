@@ -4,7 +4,8 @@
 // feed-forward and a tied (or separate) classifier. Every linear layer and the embedding lookup go
 // through slmc::linear / slmc::gather_rows, whatever encoding the file holds (sparse encodings,
 // are still decoded to fp32 once at load: running them through the sparse kernels is the speed
-// issue's work).
+// issue's work); everything else through the SIMD ops of slmc/kernels/ops.hpp, with attention
+// parallel across (query row, head) pairs (docs/KERNELS.md, "Forward-pass ops").
 #pragma once
 
 #include <cstdint>
@@ -91,11 +92,17 @@ class LlamaModel {
 
   LlamaModel() = default;
   Status run_linear(const Linear& w, const float* x, int64_t n, float* y);
+  /// Linear layers that read the same input, run side by side on two threads with one-thread
+  /// contexts (decode on two threads: one fork for q/k/v and one for gate/up instead of one per
+  /// layer); `split` is the first layer of the second thread's share. Same bits as run_linear
+  /// (linear() results do not depend on the thread count).
+  Status run_linear_pair(const Linear* const* ws, float* const* ys, int count, int split, const float* x, int64_t n);
 
   std::unique_ptr<ModelFile> file_;
   LlamaConfig config_;
   LlamaOptions options_;
   LinearContext ctx_;
+  LinearContext pair_ctx_[2];  ///< one-thread contexts of run_linear_pair
   Linear embed_, classifier_;
   const float* final_norm_ = nullptr;
   std::vector<Layer> layers_;
