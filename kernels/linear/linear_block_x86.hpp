@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "linear/driver.hpp"
 #include "linear/linear.hpp"
@@ -149,6 +150,39 @@ inline float finish_grouped(float v, float offset, float f) {
 }
 inline float finish_row(float v, float d, float offset) {
   return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(v), _mm_set_ss(d), _mm_set_ss(offset)));
+}
+
+/// offsets[i][p] = sum_g m[g][P + p] * xsum_i[g] for NX rows of X at once: one pass over the
+/// groups with NX independent FMA chains (a single chain waits on the FMA latency every group).
+/// Each (p, i) is still summed over g in order, so a batch gives the bits of one row.
+template <int P, int NX>
+inline void offset_terms_nx(const float* m, const float* const* xs, int64_t groups, float (*out)[P]) {
+  if constexpr (P == 8) {
+    __m256 acc[NX];
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) {
+      const __m256 mv = _mm256_loadu_ps(m + g * 8);
+      SLMC_BLK_UNROLL
+      for (int i = 0; i < NX; ++i) acc[i] = _mm256_fmadd_ps(mv, _mm256_broadcast_ss(xs[i] + g), acc[i]);
+    }
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) _mm256_storeu_ps(out[i], acc[i]);
+  } else if constexpr (P == 4) {
+    __m128 acc[NX];
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) acc[i] = _mm_setzero_ps();
+    for (int64_t g = 0; g < groups; ++g) {
+      const __m128 mv = _mm_loadu_ps(m + g * 4);
+      SLMC_BLK_UNROLL
+      for (int i = 0; i < NX; ++i) acc[i] = _mm_fmadd_ps(mv, _mm_broadcast_ss(xs[i] + g), acc[i]);
+    }
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) _mm_storeu_ps(out[i], acc[i]);
+  } else {
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) offset_terms<P>(m, xs[i], groups, out[i]);
+  }
 }
 
 // Distance of the software prefetch along a row stream, in chunks (as the int8-row GEMV).
@@ -295,18 +329,12 @@ void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   const int64_t region = P * l.chunk_bytes;
   float* dbuf = buf;                      // [g][P]
   float* mbuf = buf + l.groups * P;       // [g][P]
-  float* dexp = buf + 2 * l.groups * P;   // [g][Q][8]: d of row 2q in lanes 0-3, of row 2q+1 in 4-7
   if (kGrouped) {
     row_group_scales<P>(a, s, a.scales, dbuf);
     if (!a.symmetric) row_group_scales<P>(a, s, a.mins, mbuf);
-    for (int64_t g = 0; g < l.groups; ++g) {
-      SLMC_BLK_UNROLL
-      for (int q = 0; q < Q; ++q) {
-        const __m128 lo = _mm_set1_ps(dbuf[g * P + 2 * q]), hi = _mm_set1_ps(dbuf[g * P + 2 * q + 1]);
-        _mm256_storeu_ps(dexp + (g * Q + q) * 8, _mm256_set_m128(hi, lo));
-      }
-    }
   }
+  // d of row 2q into lanes 0-3, of row 2q+1 into 4-7: one permute per pair and chunk.
+  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
   const int8_t* xq[NX];
   const float* xb[NX];
   SLMC_BLK_UNROLL
@@ -323,7 +351,7 @@ void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   const int64_t chunks_per_group = kGrouped ? l.group_size / kChunk : 1;
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   const uint8_t* wj = s[0].w;
-  const float* dg = dexp;
+  const float* dg = dbuf;
   int64_t left_in_group = chunks_per_group;
   for (int64_t j = 0; j < l.chunks; ++j, wj += wstride) {
     __m256i xlo[NX], xhi[NX];
@@ -355,7 +383,9 @@ void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
       const __m256i uhi = _mm256_and_si256(_mm256_srli_epi16(b, 4), low4);
       __m256 scale[NX];
       if (kGrouped) {
-        const __m256 d = _mm256_loadu_ps(dg + q * 8);
+        const __m256 d = _mm256_permutevar8x32_ps(
+            _mm256_castpd_ps(_mm256_zextpd128_pd256(_mm_load_sd(reinterpret_cast<const double*>(dg + 2 * q)))),
+            spread);
         SLMC_BLK_UNROLL
         for (int i = 0; i < NX; ++i) scale[i] = _mm256_mul_ps(d, sx[i]);
       } else {
@@ -370,7 +400,7 @@ void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
     }
     if (kGrouped && --left_in_group == 0) {
       left_in_group = chunks_per_group;
-      dg += Q * 8;
+      dg += P;
     }
   }
   float d0[P], m0[P];
@@ -378,14 +408,17 @@ void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
     SLMC_BLK_UNROLL
     for (int p = 0; p < P; ++p) scale_min_with<scale_of>(a, s[p], 0, &d0[p], &m0[p]);
   }
+  const float* xsums[NX];
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) xsums[i] = a.xsum + (i0 + i) * l.groups;
+  float offsets[NX][P] = {};
+  if (kGrouped) offset_terms_nx<P, NX>(a.symmetric ? dbuf : mbuf, xsums, l.groups, offsets);
   SLMC_BLK_UNROLL
   for (int i = 0; i < NX; ++i) {
-    const float* xs = a.xsum + (i0 + i) * l.groups;
-    float offset[P] = {};
+    const float* xs = xsums[i];
+    float* offset = offsets[i];
     const float f = a.symmetric ? -8.0f : 1.0f;
-    if (kGrouped) {
-      offset_terms<P>(a.symmetric ? dbuf : mbuf, xs, l.groups, offset);
-    } else {
+    if (!kGrouped) {
       SLMC_BLK_UNROLL
       for (int p = 0; p < P; ++p) offset[p] = m0[p] * xs[0];
     }
@@ -535,6 +568,140 @@ void rows_i8_zmm(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
     }
   }
 }
+/// int4 rows in quads on AVX-512 (P = 4 or 8): one ZMM holds the 16 code bytes of four rows (an
+/// interleaved block's four adjacent chunks: one load), so each unpack and each pair of vpdpbusd
+/// serves four rows; lanes 4r..4r+3 of a quad's accumulator belong to its row r, against x halves
+/// broadcast to all four 128-bit lanes. `buf`: 6 * groups * P floats.
+template <bool kGrouped, int P, int NX>
+void int4_quads(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
+  static_assert(P % 4 == 0, "quads of rows");
+  constexpr int Q = P / 4;
+  const DenseQuantLayout& l = a.layout;
+  RowStream s[P];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+  const int64_t wstride = s[0].wstride;
+  int64_t off[P];
+  SLMC_BLK_UNROLL
+  for (int p = 0; p < P; ++p) off[p] = s[p].w - s[0].w;
+  const bool one_region = off[P - 1] == (P - 1) * l.chunk_bytes;
+  const int64_t region = P * l.chunk_bytes;
+  float* dbuf = buf;                     // [g][P]
+  float* mbuf = buf + l.groups * P;      // [g][P]
+  if (kGrouped) {
+    row_group_scales<P>(a, s, a.scales, dbuf);
+    if (!a.symmetric) row_group_scales<P>(a, s, a.mins, mbuf);
+  }
+  // d of row 4q+r into lanes 4r..4r+3: one permute of the four scales per quad and chunk.
+  const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const int8_t* xq[NX];
+  const float* xb[NX];
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    xq[i] = a.xq + (i0 + i) * a.kpad;
+    xb[i] = a.xbs + (i0 + i) * l.chunks;
+  }
+  __m512 acc[Q][NX];
+  SLMC_BLK_UNROLL
+  for (int q = 0; q < Q; ++q) {
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) acc[q][i] = _mm512_setzero_ps();
+  }
+  const int64_t chunks_per_group = kGrouped ? l.group_size / kChunk : 1;
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const __m512i zero = _mm512_setzero_si512();
+  const uint8_t* wj = s[0].w;
+  const float* dg = dbuf;
+  int64_t left_in_group = chunks_per_group;
+  for (int64_t j = 0; j < l.chunks; ++j, wj += wstride) {
+    __m512i xlo[NX], xhi[NX];
+    __m512 sx[NX];
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) {
+      const __m128i* xp = reinterpret_cast<const __m128i*>(xq[i] + j * kChunk);
+      xlo[i] = _mm512_broadcast_i32x4(_mm_loadu_si128(xp));
+      xhi[i] = _mm512_broadcast_i32x4(_mm_loadu_si128(xp + 1));
+      sx[i] = _mm512_set1_ps(xb[i][j]);
+    }
+    if (one_region) {
+      for (int64_t b = 0; b < region; b += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(wj + kPrefetchChunks * wstride + b), _MM_HINT_T0);
+      }
+    }
+    SLMC_BLK_UNROLL
+    for (int q = 0; q < Q; ++q) {
+      __m512i b;
+      if (one_region) {
+        b = _mm512_loadu_si512(wj + off[4 * q]);
+      } else {
+        SLMC_BLK_UNROLL
+        for (int rr = 0; rr < 4; ++rr) {
+          _mm_prefetch(reinterpret_cast<const char*>(wj + off[4 * q + rr] + kPrefetchChunks * wstride), _MM_HINT_T0);
+        }
+        b = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wj + off[4 * q])));
+        b = _mm512_inserti32x4(b, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wj + off[4 * q + 1])), 1);
+        b = _mm512_inserti32x4(b, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wj + off[4 * q + 2])), 2);
+        b = _mm512_inserti32x4(b, _mm_loadu_si128(reinterpret_cast<const __m128i*>(wj + off[4 * q + 3])), 3);
+      }
+      const __m512i ulo = _mm512_and_si512(b, low4);
+      const __m512i uhi = _mm512_and_si512(_mm512_srli_epi16(b, 4), low4);
+      __m512 scale[NX];
+      if (kGrouped) {
+        const __m512 d = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(dg + 4 * q)));
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) scale[i] = _mm512_mul_ps(d, sx[i]);
+      } else {
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NX; ++i) scale[i] = sx[i];
+      }
+      SLMC_BLK_UNROLL
+      for (int i = 0; i < NX; ++i) {
+        const __m512i isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(zero, ulo, xlo[i]), uhi, xhi[i]);
+        acc[q][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale[i], acc[q][i]);
+      }
+    }
+    if (kGrouped && --left_in_group == 0) {
+      left_in_group = chunks_per_group;
+      dg += P;
+    }
+  }
+  float d0[P], m0[P];
+  if (!kGrouped) {
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) scale_min_with<scale_of>(a, s[p], 0, &d0[p], &m0[p]);
+  }
+  const float f = a.symmetric ? -8.0f : 1.0f;
+  const float* xsums[NX];
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) xsums[i] = a.xsum + (i0 + i) * l.groups;
+  float offsets[NX][P] = {};
+  if (kGrouped) offset_terms_nx<P, NX>(a.symmetric ? dbuf : mbuf, xsums, l.groups, offsets);
+  SLMC_BLK_UNROLL
+  for (int i = 0; i < NX; ++i) {
+    const float* xs = xsums[i];
+    float* offset = offsets[i];
+    if (!kGrouped) {
+      SLMC_BLK_UNROLL
+      for (int p = 0; p < P; ++p) offset[p] = m0[p] * xs[0];
+    }
+    float* y = a.y + (i0 + i) * a.m + r;
+    SLMC_BLK_UNROLL
+    for (int q = 0; q < Q; ++q) {
+      // Lanes 4rr..4rr+3 are row 4q+rr: each 128-bit lane summed in a fixed order.
+      const __m512 v = acc[q][i];
+      __m128 lanes[4] = {_mm512_castps512_ps128(v), _mm512_extractf32x4_ps(v, 1), _mm512_extractf32x4_ps(v, 2),
+                         _mm512_extractf32x4_ps(v, 3)};
+      SLMC_BLK_UNROLL
+      for (int rr = 0; rr < 4; ++rr) {
+        __m128 t = _mm_add_ps(lanes[rr], _mm_movehl_ps(lanes[rr], lanes[rr]));
+        t = _mm_add_ss(t, _mm_movehdup_ps(t));
+        const float vv = _mm_cvtss_f32(t);
+        const int p = 4 * q + rr;
+        y[p] = kGrouped ? finish_grouped(vv, offset[p], f) : finish_row(vv, d0[p], offset[p]);
+      }
+    }
+  }
+}
 #pragma GCC diagnostic pop
 #endif
 
@@ -547,11 +714,16 @@ void rows_batch(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* buf) 
   // P rows keep P * NX accumulators in registers (int4 pairs: P / 2): batches of at most
   // kAccumulators / that many rows of X.
   constexpr bool kPairs = kInt4 && P >= 4;
-  constexpr int kAccPerX = kPairs ? P / 2 : P;
+  constexpr bool kQuads = kPairs && Dot::kZmm;
+  constexpr int kAccPerX = kQuads ? P / 4 : kPairs ? P / 2 : P;
   constexpr int kMax = std::min(kNx<Dot>, std::max(1, Dot::kAccumulators / kAccPerX));
   for (int i = 0; i < nx; i += kMax) {
     with_count<1, kMax>(std::min(kMax, nx - i), [&](auto c) {
-      if constexpr (kPairs) {
+      if constexpr (kQuads) {
+#if SLMC_HAVE_AVX512_FLAGS
+        int4_quads<kGrouped, P, decltype(c)::value>(a, r, i0 + i, buf);
+#endif
+      } else if constexpr (kPairs) {
         int4_pairs<Dot, kGrouped, P, decltype(c)::value>(a, r, i0 + i, buf);
 #if SLMC_HAVE_AVX512_FLAGS
       } else if constexpr (!kInt4 && Dot::kZmm) {
