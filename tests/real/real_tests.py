@@ -446,7 +446,10 @@ def test_smollm2_eval_uses_the_stored_tokenizer(c):
 def llamacpp_protocol_text(models_dir):
     """Held-out prose for the llama-perplexity comparison: the TinyStories excerpt's last 16,000
     characters from the first paragraph boundary on (about 3,600 SmolLM2 tokens, 7 windows of 512)."""
-    story = open(os.path.join(models_dir, "tinystories-valid-excerpt", "tinystories_val.txt"), encoding="utf-8").read()
+    path = os.path.join(models_dir, "tinystories-valid-excerpt", "tinystories_val.txt")
+    if not os.path.exists(path):
+        raise Skip(f"{path} is missing (SLMC_MODELS_DIR: ../shared/models)")
+    story = open(path, encoding="utf-8").read()
     tail = story[-16000:]
     return tail[tail.index("\n\n") + 2:]
 
