@@ -21,34 +21,21 @@
 #include "slmc/io/output.hpp"
 #include "slmc/io/safe_input.hpp"
 #include "slmc/parallel.hpp"
+#include "io/bytes.hpp"
 
 namespace slmc {
 namespace {
 
+using io_detail::put_u16;
+using io_detail::put_u32;
+using io_detail::put_u64;
+using io_detail::get_u16;
+using io_detail::get_u32;
+using io_detail::get_u64;
+
 constexpr size_t kChunk = size_t{1} << 20;  // streaming unit of apply (and of its hashing passes)
 
 // --- little-endian fields -------------------------------------------------------------------
-
-void put_u16(uint8_t* p, uint16_t v) {
-  for (int i = 0; i < 2; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void put_u32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void put_u64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-uint16_t get_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t get_u32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-uint64_t get_u64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
 
 std::string hex64(uint64_t v) {
   char buf[19];

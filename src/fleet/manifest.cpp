@@ -4,21 +4,14 @@
 #include <nlohmann/json.hpp>
 
 #include "slmc/io/safe_input.hpp"
+#include "io/bytes.hpp"
 
 namespace slmc {
 namespace {
 
-using Json = nlohmann::json;
+using io_detail::to_hex;
 
-std::string to_hex(const uint8_t* p, size_t n) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string s(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    s[2 * i] = kHex[p[i] >> 4];
-    s[2 * i + 1] = kHex[p[i] & 15];
-  }
-  return s;
-}
+using Json = nlohmann::json;
 
 std::string dir_of(const std::string& path) {
   const size_t slash = path.find_last_of('/');

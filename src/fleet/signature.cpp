@@ -16,9 +16,17 @@
 
 #include "slmc/io/output.hpp"
 #include "slmc/io/safe_input.hpp"
+#include "io/bytes.hpp"
 
 namespace slmc {
 namespace {
+
+using io_detail::put_u16;
+using io_detail::put_u64;
+using io_detail::get_u16;
+using io_detail::get_u32;
+using io_detail::get_u64;
+using io_detail::to_hex;
 
 // Statement field offsets (docs/FLEET.md §6).
 enum : size_t {
@@ -35,34 +43,6 @@ enum : size_t {
 };
 
 constexpr uint64_t kMaxKeyFileBytes = 64 * 1024;
-
-void put_u16(uint8_t* p, uint16_t v) {
-  for (int i = 0; i < 2; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void put_u64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-uint16_t get_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t get_u32(const uint8_t* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-uint64_t get_u64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
-std::string to_hex(const uint8_t* p, size_t n) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string s(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    s[2 * i] = kHex[p[i] >> 4];
-    s[2 * i + 1] = kHex[p[i] & 15];
-  }
-  return s;
-}
 
 struct PkeyDeleter {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }

@@ -11,18 +11,12 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "io/bytes.hpp"
+
 namespace slmc {
 namespace {
 
-std::string to_hex(const unsigned char* digest, size_t n) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string s(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    s[2 * i] = kHex[digest[i] >> 4];
-    s[2 * i + 1] = kHex[digest[i] & 15];
-  }
-  return s;
-}
+using io_detail::to_hex;
 
 struct MdCtx {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
