@@ -185,6 +185,39 @@ inline void offset_terms_nx(const float* m, const float* const* xs, int64_t grou
   }
 }
 
+/// What every block micro-kernel sets up for rows r..r+P-1 and rows i0..i0+NX-1 of X: the row
+/// streams, one chunk stride shared by the P rows with each row at a fixed offset from the first
+/// (R-row blocks: adjacent chunks, `one_region`; plain rows: one row apart), and the codes and
+/// block scales of each row of X.
+template <int P, int NX>
+struct RowGroup {
+  RowStream s[P];
+  int64_t wstride;
+  int64_t off[P];
+  bool one_region;  ///< the P rows' chunks lie side by side (an interleaved block)
+  int64_t region;   ///< bytes of one chunk of all P rows
+  const int8_t* xq[NX];
+  const float* xb[NX];
+
+  RowGroup(const LinearArgs& a, int64_t r, int64_t i0) {
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
+    wstride = s[0].wstride;
+    SLMC_BLK_UNROLL
+    for (int p = 0; p < P; ++p) {
+      SLMC_DCHECK(s[p].wstride == wstride, "block rows: one stride per row group");
+      off[p] = s[p].w - s[0].w;
+    }
+    one_region = off[P - 1] == (P - 1) * a.layout.chunk_bytes;
+    region = P * a.layout.chunk_bytes;
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NX; ++i) {
+      xq[i] = a.xq + (i0 + i) * a.kpad;
+      xb[i] = a.xbs + (i0 + i) * a.layout.chunks;
+    }
+  }
+};
+
 // Distance of the software prefetch along a row stream, in chunks (as the int8-row GEMV).
 constexpr int64_t kPrefetchChunks = 32;
 
@@ -193,33 +226,20 @@ constexpr int64_t kPrefetchChunks = 32;
 template <class Dot, bool kInt4, bool kGrouped, int P, int NX>
 void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   const DenseQuantLayout& l = a.layout;
-  RowStream s[P];
-  SLMC_BLK_UNROLL
-  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
-  // Every row of a group advances by the same stride: one pointer walks the chunks, the rows sit
-  // at fixed offsets from it (R-row blocks: adjacent chunks; plain rows: one row apart).
-  const int64_t wstride = s[0].wstride;
-  int64_t off[P];
-  SLMC_BLK_UNROLL
-  for (int p = 0; p < P; ++p) {
-    SLMC_DCHECK(s[p].wstride == wstride, "block rows: one stride per row group");
-    off[p] = s[p].w - s[0].w;
-  }
-  const bool one_region = off[P - 1] == (P - 1) * l.chunk_bytes;  // interleaved block: P chunks side by side
-  const int64_t region = P * l.chunk_bytes;
+  const RowGroup<P, NX> rg(a, r, i0);
+  const RowStream* s = rg.s;
+  const int64_t wstride = rg.wstride;
+  const int64_t* off = rg.off;
+  const bool one_region = rg.one_region;
+  const int64_t region = rg.region;
+  const int8_t* const* xq = rg.xq;
+  const float* const* xb = rg.xb;
   const bool has_m = !a.symmetric || a.vt == ValueType::kInt4;
   float* dbuf = buf;
   float* mbuf = buf + l.groups * P;
   if (kGrouped) {
     row_group_scales<P>(a, s, a.scales, dbuf);
     if (!a.symmetric) row_group_scales<P>(a, s, a.mins, mbuf);
-  }
-  const int8_t* xq[NX];
-  const float* xb[NX];
-  SLMC_BLK_UNROLL
-  for (int i = 0; i < NX; ++i) {
-    xq[i] = a.xq + (i0 + i) * a.kpad;
-    xb[i] = a.xbs + (i0 + i) * l.chunks;
   }
   __m256 acc[P][NX];
   SLMC_BLK_UNROLL
@@ -315,18 +335,14 @@ void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   static_assert(P % 2 == 0, "pairs of rows");
   constexpr int Q = P / 2;
   const DenseQuantLayout& l = a.layout;
-  RowStream s[P];
-  SLMC_BLK_UNROLL
-  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
-  const int64_t wstride = s[0].wstride;
-  int64_t off[P];
-  SLMC_BLK_UNROLL
-  for (int p = 0; p < P; ++p) {
-    SLMC_DCHECK(s[p].wstride == wstride, "block rows: one stride per row group");
-    off[p] = s[p].w - s[0].w;
-  }
-  const bool one_region = off[P - 1] == (P - 1) * l.chunk_bytes;
-  const int64_t region = P * l.chunk_bytes;
+  const RowGroup<P, NX> rg(a, r, i0);
+  const RowStream* s = rg.s;
+  const int64_t wstride = rg.wstride;
+  const int64_t* off = rg.off;
+  const bool one_region = rg.one_region;
+  const int64_t region = rg.region;
+  const int8_t* const* xq = rg.xq;
+  const float* const* xb = rg.xb;
   float* dbuf = buf;                      // [g][P]
   float* mbuf = buf + l.groups * P;       // [g][P]
   if (kGrouped) {
@@ -335,13 +351,6 @@ void int4_pairs(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   }
   // d of row 2q into lanes 0-3, of row 2q+1 into 4-7: one permute per pair and chunk.
   const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  const int8_t* xq[NX];
-  const float* xb[NX];
-  SLMC_BLK_UNROLL
-  for (int i = 0; i < NX; ++i) {
-    xq[i] = a.xq + (i0 + i) * a.kpad;
-    xb[i] = a.xbs + (i0 + i) * l.chunks;
-  }
   __m256 acc[Q][NX];
   SLMC_BLK_UNROLL
   for (int q = 0; q < Q; ++q) {
@@ -456,13 +465,12 @@ inline __m256 high8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_
 template <bool kGrouped, int P, int NX>
 void rows_i8_zmm(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   const DenseQuantLayout& l = a.layout;
-  RowStream s[P];
-  SLMC_BLK_UNROLL
-  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
-  const int64_t wstride = s[0].wstride;
-  int64_t off[P];
-  SLMC_BLK_UNROLL
-  for (int p = 0; p < P; ++p) off[p] = s[p].w - s[0].w;
+  const RowGroup<P, NX> rg(a, r, i0);
+  const RowStream* s = rg.s;
+  const int64_t wstride = rg.wstride;
+  const int64_t* off = rg.off;
+  const int8_t* const* xq = rg.xq;
+  const float* const* xb = rg.xb;
   const bool adjacent = wstride == kChunk;  // plain rows: chunks j and j + 1 side by side
   const bool has_m = !a.symmetric;          // int8: offsets only with mins
   float* dbuf = buf;
@@ -470,13 +478,6 @@ void rows_i8_zmm(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   if (kGrouped) {
     row_group_scales<P>(a, s, a.scales, dbuf);
     if (has_m) row_group_scales<P>(a, s, a.mins, mbuf);
-  }
-  const int8_t* xq[NX];
-  const float* xb[NX];
-  SLMC_BLK_UNROLL
-  for (int i = 0; i < NX; ++i) {
-    xq[i] = a.xq + (i0 + i) * a.kpad;
-    xb[i] = a.xbs + (i0 + i) * l.chunks;
   }
   __m512 acc[P][NX];
   SLMC_BLK_UNROLL
@@ -577,15 +578,14 @@ void int4_quads(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   static_assert(P % 4 == 0, "quads of rows");
   constexpr int Q = P / 4;
   const DenseQuantLayout& l = a.layout;
-  RowStream s[P];
-  SLMC_BLK_UNROLL
-  for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
-  const int64_t wstride = s[0].wstride;
-  int64_t off[P];
-  SLMC_BLK_UNROLL
-  for (int p = 0; p < P; ++p) off[p] = s[p].w - s[0].w;
-  const bool one_region = off[P - 1] == (P - 1) * l.chunk_bytes;
-  const int64_t region = P * l.chunk_bytes;
+  const RowGroup<P, NX> rg(a, r, i0);
+  const RowStream* s = rg.s;
+  const int64_t wstride = rg.wstride;
+  const int64_t* off = rg.off;
+  const bool one_region = rg.one_region;
+  const int64_t region = rg.region;
+  const int8_t* const* xq = rg.xq;
+  const float* const* xb = rg.xb;
   float* dbuf = buf;                     // [g][P]
   float* mbuf = buf + l.groups * P;      // [g][P]
   if (kGrouped) {
@@ -594,13 +594,6 @@ void int4_quads(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   }
   // d of row 4q+r into lanes 4r..4r+3: one permute of the four scales per quad and chunk.
   const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  const int8_t* xq[NX];
-  const float* xb[NX];
-  SLMC_BLK_UNROLL
-  for (int i = 0; i < NX; ++i) {
-    xq[i] = a.xq + (i0 + i) * a.kpad;
-    xb[i] = a.xbs + (i0 + i) * l.chunks;
-  }
   __m512 acc[Q][NX];
   SLMC_BLK_UNROLL
   for (int q = 0; q < Q; ++q) {
