@@ -137,6 +137,11 @@ ActMode default_act_mode(const Encoding& encoding) noexcept {
   return decoded ? ActMode::kInt8Row : ActMode::kFp32;
 }
 
+ActMode act_mode_for_layer(ActMode requested, const Encoding& encoding) noexcept {
+  const bool int8 = requested == ActMode::kInt8 || requested == ActMode::kInt8Row;
+  return int8 && !encoding.is_quantized() ? ActMode::kFp32 : requested;
+}
+
 namespace {
 // A fork/join costs microseconds (far more when a core is busy with another process): a call gets
 // a second thread only when each thread has at least kMinMacsPerThread multiply-adds to do. The

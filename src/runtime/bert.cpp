@@ -223,10 +223,7 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
 
 Status BertModel::run_linear(const Linear& w, const float* x, int64_t n, float* y) {
   if (observer_) observer_(w.name, x, n, w.view.cols);
-  // A forced int8 mode applies to quantized weights; float weights have only the fp32 path.
-  const bool int8 = options_.act_mode == ActMode::kInt8 || options_.act_mode == ActMode::kInt8Row;
-  const ActMode mode = int8 && !w.view.encoding.is_quantized() ? ActMode::kFp32 : options_.act_mode;
-  return linear(ctx_, x, n, w.view, w.bias, y, mode);
+  return linear(ctx_, x, n, w.view, w.bias, y, act_mode_for_layer(options_.act_mode, w.view.encoding));
 }
 
 void BertModel::attention(const std::vector<int64_t>& starts) {

@@ -265,10 +265,7 @@ void LlamaModel::reserve_positions(int64_t positions) {
 
 Status LlamaModel::run_linear(const Linear& w, const float* x, int64_t n, float* y) {
   if (observer_) observer_(w.name, x, n, w.view.cols);
-  // A forced int8 mode applies to quantized weights; float weights have only the fp32 path.
-  const bool int8 = options_.act_mode == ActMode::kInt8 || options_.act_mode == ActMode::kInt8Row;
-  const ActMode mode = int8 && !w.view.encoding.is_quantized() ? ActMode::kFp32 : options_.act_mode;
-  return linear(ctx_, x, n, w.view, w.bias, y, mode);
+  return linear(ctx_, x, n, w.view, w.bias, y, act_mode_for_layer(options_.act_mode, w.view.encoding));
 }
 
 Status LlamaModel::run_linear_pair(const Linear* const* ws, float* const* ys, int count, int split, const float* x,
@@ -278,8 +275,7 @@ Status LlamaModel::run_linear_pair(const Linear* const* ws, float* const* ys, in
     const int b = nth == 1 ? 0 : (th == 0 ? 0 : split), e = nth == 1 ? count : (th == 0 ? split : count);
     for (int i = b; i < e && status[th].ok(); ++i) {
       const Linear& w = *ws[i];
-      const ActMode mode = options_.act_mode == ActMode::kInt8 && !w.view.encoding.is_quantized() ? ActMode::kFp32
-                                                                                                    : options_.act_mode;
+      const ActMode mode = act_mode_for_layer(options_.act_mode, w.view.encoding);
       status[th] = linear(pair_ctx_[th], x, n, w.view, w.bias, ys[i], mode);
     }
   });

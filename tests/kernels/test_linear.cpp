@@ -206,6 +206,15 @@ TEST_CASE("linear default act modes", "[linear]") {
   REQUIRE(default_act_mode(e) == ActMode::kInt8);
   e.value_type = ValueType::kInt4;
   REQUIRE(default_act_mode(e) == ActMode::kInt8);
+  // A model-wide request: int8 modes on quantized layers as asked, float layers fp32.
+  for (ActMode m : {ActMode::kAuto, ActMode::kFp32, ActMode::kInt8, ActMode::kInt8Row}) {
+    REQUIRE(act_mode_for_layer(m, e) == m);
+  }
+  Encoding f;
+  REQUIRE(act_mode_for_layer(ActMode::kInt8, f) == ActMode::kFp32);
+  REQUIRE(act_mode_for_layer(ActMode::kInt8Row, f) == ActMode::kFp32);
+  REQUIRE(act_mode_for_layer(ActMode::kAuto, f) == ActMode::kAuto);
+  REQUIRE(act_mode_for_layer(ActMode::kFp32, f) == ActMode::kFp32);
 }
 
 TEST_CASE("linear rejects bad inputs with a status", "[linear]") {

@@ -135,3 +135,30 @@ TEST_CASE("logits do not depend on the thread count, decode and prefill", "[runt
     }
   }
 }
+
+TEST_CASE("a forced int8 mode runs float layers in fp32 on every path, two-thread decode pairs included",
+          "[runtime][models]") {
+  // --act int8 / int8-row on a float model: every layer has only the fp32 path, whichever code
+  // runs it (run_linear, or the decode pairs q | k,v and gate | up on two threads): same logits as
+  // kAuto.
+  const std::string path = convert_stories("fp32", "runtime_stories_fp32_forced.slm");
+  const size_t vocab = 512;
+  std::vector<int32_t> ids;
+  for (int32_t i = 0; i < 40; ++i) ids.push_back((i * 37 + 11) % 512);
+  for (int threads : {1, 2}) {
+    std::vector<float> reference;
+    for (ActMode mode : {ActMode::kAuto, ActMode::kInt8, ActMode::kInt8Row}) {
+      auto m = LlamaModel::load(path, LlamaOptions{threads, mode, 0});
+      REQUIRE(m.ok());
+      std::vector<float> out(vocab * 5);
+      REQUIRE((*m)->forward(ids.data(), static_cast<int64_t>(ids.size()), out.data(), /*last_only=*/true).ok());
+      for (size_t t = 1; t < 5; ++t) REQUIRE((*m)->forward(&ids[t], 1, &out[t * vocab]).ok());
+      INFO("threads " << threads << " act " << act_mode_name(mode));
+      if (reference.empty()) {
+        reference = out;
+      } else {
+        REQUIRE(out == reference);
+      }
+    }
+  }
+}

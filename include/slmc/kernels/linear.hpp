@@ -50,6 +50,11 @@ std::optional<ActMode> act_mode_from_name(std::string_view name) noexcept;
 /// bitmask or N:M; kFp32 for float weights and for CSR/BSR.
 ActMode default_act_mode(const Encoding& encoding) noexcept;
 
+/// The mode a model runs a layer with when the user asked for `requested` for the whole model: an
+/// int8 mode (kInt8, kInt8Row) applies to quantized weights; float weights have only kFp32. Any
+/// other request is returned as it is (kAuto is resolved by linear()).
+ActMode act_mode_for_layer(ActMode requested, const Encoding& encoding) noexcept;
+
 /// Scratch memory and thread count for linear(). The scratch grows to the largest call seen and is
 /// then reused: steady-state calls do not allocate. Not thread-safe: one context per concurrent
 /// caller (linear() itself runs its threads on the context's behalf).
