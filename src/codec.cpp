@@ -105,6 +105,9 @@ Status quant_check(const Encoding& e, const std::string& what) {
   if (e.granularity != Granularity::kGroup && e.group_size != 0) {
     return unsupported(what, "group size " + std::to_string(e.group_size) + " without group granularity");
   }
+  if (e.value_type == ValueType::kNl4 && !e.symmetric) {
+    return unsupported(what, "nl4 is symmetric only (its code book has both signs; sym=false)");
+  }
   SLMC_RETURN_IF_ERROR(check_search(e, what));
   SLMC_RETURN_IF_ERROR(check_sparse_params(e, what));
   return check_layout(e, true, what);
@@ -209,6 +212,8 @@ const std::vector<CodecTraits>& table() {
        chunk_unit, quant_check, quantize_entry, dequantize},
       {"int4", SparseFormat::kDense, vt_bit(ValueType::kInt4), kKernelDenseLinear | kKernelGather, quant_roles,
        chunk_unit, quant_check, quantize_entry, dequantize},
+      {"nl4", SparseFormat::kDense, vt_bit(ValueType::kNl4), kKernelDenseLinear | kKernelGather, quant_roles,
+       chunk_unit, quant_check, quantize_entry, dequantize},
       {"csr", SparseFormat::kCsr, vt_bit(ValueType::kF32) | vt_bit(ValueType::kInt8),
        kKernelSparseLinear | kKernelGather, csr_roles, value_unit, csr_check, encode_sparse_entry, decode_sparse},
       {"bsr", SparseFormat::kBsr, vt_bit(ValueType::kF32) | vt_bit(ValueType::kInt8),
@@ -268,6 +273,7 @@ const char* scheme_keyword(ValueType t) {
     case ValueType::kBF16: return "bf16";
     case ValueType::kInt8: return "int8";
     case ValueType::kInt4: return "int4";
+    case ValueType::kNl4: return "nl4";
   }
   return "?";
 }
@@ -347,8 +353,15 @@ Result<Scheme> parse_grammar(std::string_view text, bool scheme_form) {
     e.symmetric = true;
     e.search = ScaleSearch::kMse;
     e.scale_dtype = DType::kF16;
+  } else if (base == "nl4") {
+    e.value_type = ValueType::kNl4;
+    e.granularity = Granularity::kGroup;
+    e.group_size = 32;
+    e.symmetric = true;
+    e.search = ScaleSearch::kMse;
+    e.scale_dtype = DType::kF16;
   } else {
-    return error("unknown encoding '" + std::string(base) + "'; valid: fp32, fp16, bf16, int8, int4");
+    return error("unknown encoding '" + std::string(base) + "'; valid: fp32, fp16, bf16, int8, int4, nl4");
   }
   const char* valid_keys = scheme_form ? kSchemeKeys : kEncodingKeys;
   const bool quantized = e.is_quantized();
@@ -373,25 +386,25 @@ Result<Scheme> parse_grammar(std::string_view text, bool scheme_form) {
         return error("invalid " + key + "='" + std::string(value) + "'; valid: " + valid);
       };
       const bool quant_key = key == "group" || key == "sym" || key == "search" || key == "scale_dtype";
-      if (quant_key && !quantized) return error("key '" + key + "' applies to int8 and int4 only");
+      if (quant_key && !quantized) return error("key '" + key + "' applies to int8, int4 and nl4 only");
       if (key == "group") {
         int64_t g = 0;
         if (value == "channel") {
           e.granularity = Granularity::kChannel;
           e.group_size = 0;
         } else if (value == "tensor") {
-          if (e.value_type == ValueType::kInt4) return bad_value("16, 32, 64, 128, 256, channel (int4)");
+          if (is_4bit(e.value_type)) return bad_value("16, 32, 64, 128, 256, channel (int4, nl4)");
           e.granularity = Granularity::kTensor;
           e.group_size = 0;
         } else if (parse_int(value, 1, 1 << 30, &g)) {
-          if (e.value_type == ValueType::kInt4 && g != 16 && g != 32 && g != 64 && g != 128 && g != 256) {
-            return bad_value("16, 32, 64, 128, 256, channel (int4)");
+          if (is_4bit(e.value_type) && g != 16 && g != 32 && g != 64 && g != 128 && g != 256) {
+            return bad_value("16, 32, 64, 128, 256, channel (int4, nl4)");
           }
           if (g % 16 != 0) return bad_value("a multiple of 16, channel, tensor (int8)");
           e.granularity = Granularity::kGroup;
           e.group_size = static_cast<int32_t>(g);
         } else {
-          return bad_value(e.value_type == ValueType::kInt4 ? "16, 32, 64, 128, 256, channel"
+          return bad_value(is_4bit(e.value_type) ? "16, 32, 64, 128, 256, channel"
                                                             : "a multiple of 16, channel, tensor");
         }
       } else if (key == "sym") {
@@ -560,7 +573,7 @@ std::string encoding_name(const Encoding& e) {
 const std::vector<CodecTraits>& codecs() { return table(); }
 
 const CodecTraits* find_codec(const Encoding& e) noexcept {
-  if (static_cast<unsigned>(e.value_type) > static_cast<unsigned>(ValueType::kInt4)) return nullptr;
+  if (static_cast<unsigned>(e.value_type) > static_cast<unsigned>(ValueType::kNl4)) return nullptr;
   for (const CodecTraits& c : table()) {
     if (c.format == e.format && (c.value_types & vt_bit(e.value_type)) != 0) return &c;
   }
@@ -568,7 +581,7 @@ const CodecTraits* find_codec(const Encoding& e) noexcept {
 }
 
 Status check_encoding(const Encoding& e, const std::string& what) {
-  if (static_cast<unsigned>(e.value_type) > static_cast<unsigned>(ValueType::kInt4)) {
+  if (static_cast<unsigned>(e.value_type) > static_cast<unsigned>(ValueType::kNl4)) {
     return make_error(ErrorCode::kInvalidArgument, what + ": value type " + std::to_string(int(e.value_type)) + " is unknown");
   }
   const CodecTraits* c = find_codec(e);
@@ -592,7 +605,8 @@ std::vector<Encoding> enumerate_encodings() {
   auto add = [&](const Encoding& e) {
     if (check_encoding(e, "enumerate").ok()) out.push_back(e);
   };
-  const ValueType all_types[] = {ValueType::kF32, ValueType::kF16, ValueType::kBF16, ValueType::kInt8, ValueType::kInt4};
+  const ValueType all_types[] = {ValueType::kF32, ValueType::kF16, ValueType::kBF16, ValueType::kInt8, ValueType::kInt4,
+                                 ValueType::kNl4};
   for (const CodecTraits& c : table()) {
     std::vector<Encoding> shapes;  // the family's sparse parameters
     Encoding base;

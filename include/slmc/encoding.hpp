@@ -24,10 +24,12 @@ enum class ValueType : uint8_t {
   kBF16 = 2,
   kInt8 = 3,  ///< int8 codes; w = d*q (symmetric, q in [-127,127]) or d*q + m (asymmetric)
   kInt4 = 4,  ///< 4-bit codes u in [0,15]; w = d*(u-8) (symmetric) or d*u + m (asymmetric)
+  kNl4 = 5,   ///< 4-bit codes u in [0,15] into the fixed non-uniform table kNl4Levels
+              ///< (slmc/layout.hpp): w = d*kNl4Levels[u]; symmetric only (format 1.2)
 };
 
 /// Stable short name of a value type as files, kernels and reports spell it: "f32", "f16",
-/// "bf16", "int8", "int4" ("invalid" otherwise). (The scheme grammar's keywords, "fp32" and "fp16",
+/// "bf16", "int8", "int4", "nl4" ("invalid" otherwise). (The scheme grammar's keywords, "fp32" and "fp16",
 /// are parse_scheme's.)
 constexpr const char* value_type_name(ValueType t) noexcept {
   switch (t) {
@@ -36,6 +38,7 @@ constexpr const char* value_type_name(ValueType t) noexcept {
     case ValueType::kBF16: return "bf16";
     case ValueType::kInt8: return "int8";
     case ValueType::kInt4: return "int4";
+    case ValueType::kNl4: return "nl4";
   }
   return "invalid";
 }
@@ -113,7 +116,9 @@ struct Encoding {
 
   RowLayout layout = RowLayout::kRows;
 
-  bool is_quantized() const noexcept { return value_type == ValueType::kInt8 || value_type == ValueType::kInt4; }
+  bool is_quantized() const noexcept {
+    return value_type == ValueType::kInt8 || value_type == ValueType::kInt4 || value_type == ValueType::kNl4;
+  }
   bool operator==(const Encoding& o) const noexcept {
     return value_type == o.value_type && granularity == o.granularity && group_size == o.group_size &&
            symmetric == o.symmetric && scale_dtype == o.scale_dtype && search == o.search &&
@@ -179,9 +184,12 @@ struct EncodedMatrix {
   uint64_t total_bytes() const noexcept { return view().total_bytes(); }
 };
 
+/// Value types stored as 4-bit codes (two a byte, 16-byte chunk records): int4 and nl4.
+constexpr bool is_4bit(ValueType t) noexcept { return t == ValueType::kInt4 || t == ValueType::kNl4; }
+
 /// The one legality rule of quantized dense encodings (docs/QUANT.md), shared by the quantizer,
 /// the loader's validator and the kernels' argument check: int8 per tensor, per channel or in
-/// groups of a positive multiple of 16; int4 per channel or in groups of 16, 32, 64, 128 or 256;
+/// groups of a positive multiple of 16; int4 and nl4 per channel or in groups of 16, 32, 64, 128 or 256;
 /// scales f16 or f32. kUnsupported (kInvalidArgument for values outside the enums) naming `what`.
 Status check_quant_scheme(ValueType value_type, Granularity granularity, int64_t group_size, DType scale_dtype,
                           const std::string& what);

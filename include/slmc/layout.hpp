@@ -20,8 +20,15 @@ inline constexpr int64_t kChunk = 32;  ///< elements per chunk record along K (i
 constexpr int64_t ceil_div(int64_t a, int64_t b) noexcept { return (a + b - 1) / b; }
 constexpr int64_t round_up(int64_t a, int64_t b) noexcept { return ceil_div(a, b) * b; }
 
-/// Bytes of one chunk record of 32 codes: 32 (int8) or 16 (int4).
-constexpr int64_t chunk_bytes(ValueType t) noexcept { return t == ValueType::kInt4 ? 16 : 32; }
+/// Bytes of one chunk record of 32 codes: 32 (int8) or 16 (int4, nl4).
+constexpr int64_t chunk_bytes(ValueType t) noexcept { return is_4bit(t) ? 16 : 32; }
+
+/// The nl4 code book (docs/LAYOUT.md, "nl4"): code u stands for d * kNl4Levels[u]. Part of the
+/// file format: a different table is a different value type. Levels are int8 so that the integer
+/// kernels multiply them with int8 activations exactly; derived by Lloyd iterations (alternating
+/// nearest-level codes with per-group least-squares scales, groups of 32) on the linear weights of
+/// all-MiniLM-L6-v2, weights that were never quantized (docs/QUANT.md, "nl4").
+inline constexpr int8_t kNl4Levels[16] = {-127, -98, -77, -61, -47, -34, -22, -11, 0, 11, 23, 35, 48, 63, 81, 105};
 
 /// Offsets inside a dense quantized (int8/int4) matrix. Construct only from an Encoding that passed
 /// validation (group_size > 0 for kGroup; rows, cols >= 0).
@@ -79,7 +86,7 @@ struct DenseQuantLayout {
   }
 };
 
-/// Reads code `k` of row `row` (int8: the signed code; int4: the unsigned nibble 0..15).
+/// Reads code `k` of row `row` (int8: the signed code; int4 and nl4: the unsigned nibble 0..15).
 inline int32_t read_code(const DenseQuantLayout& l, ValueType t, const uint8_t* values, int64_t row,
                          int64_t k) noexcept {
   const uint8_t* chunk = values + l.chunk_offset(row, k / kChunk);
@@ -89,7 +96,7 @@ inline int32_t read_code(const DenseQuantLayout& l, ValueType t, const uint8_t* 
   return j < 16 ? (chunk[j] & 0x0f) : (chunk[j - 16] >> 4);
 }
 
-/// Writes code `k` of row `row` (int8: -128..127; int4: 0..15).
+/// Writes code `k` of row `row` (int8: -128..127; int4 and nl4: 0..15).
 inline void write_code(const DenseQuantLayout& l, ValueType t, uint8_t* values, int64_t row, int64_t k,
                        int32_t code) noexcept {
   uint8_t* chunk = values + l.chunk_offset(row, k / kChunk);

@@ -96,7 +96,8 @@ inline float load_scale(const void* p, bool f16, int64_t i) noexcept {
 }
 
 /// Scale d and offset m of group g of row r: w = d * c + m with c the code as stored in the layout
-/// (int8: signed q; int4: unsigned nibble u). Symmetric int4 has m = -8 d, symmetric int8 m = 0.
+/// (int8: signed q; int4: unsigned nibble u; nl4: the level kNl4Levels[u]). Symmetric int4 has
+/// m = -8 d, symmetric int8 and nl4 m = 0.
 inline void group_params(const LinearArgs& a, int64_t r, int64_t g, float* d, float* m) noexcept {
   const int64_t si = a.layout.scale_index(r, g);
   *d = load_scale(a.scales, a.scales_f16, si);

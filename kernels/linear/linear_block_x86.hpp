@@ -222,8 +222,9 @@ struct RowGroup {
 constexpr int64_t kPrefetchChunks = 32;
 
 /// Rows r..r+P-1 times rows i0..i0+NX-1 of X: y[i][r + p] = the block-mode product (no bias).
-/// `buf`: room for 2 * groups * P floats (grouped scales only).
-template <class Dot, bool kInt4, bool kGrouped, int P, int NX>
+/// `buf`: room for 2 * groups * P floats (grouped scales only). kNl4: the nibbles index the code
+/// book kNl4Levels (one vpshufb to int8 levels), then the chunk is an int8 chunk.
+template <class Dot, bool kInt4, bool kGrouped, int P, int NX, bool kNl4 = false>
 void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   const DenseQuantLayout& l = a.layout;
   const RowGroup<P, NX> rg(a, r, i0);
@@ -249,6 +250,7 @@ void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   }
   const int64_t chunks_per_group = kGrouped ? l.group_size / kChunk : 1;
   const __m128i low4 = _mm_set1_epi8(0x0f);
+  const __m256i book = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kNl4Levels)));
   const uint8_t* wj = s[0].w;
   const float* dg = dbuf;
   int64_t left_in_group = chunks_per_group;
@@ -276,7 +278,13 @@ void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
         SLMC_BLK_UNROLL
         for (int i = 0; i < NX; ++i) isum[i] = Dot::dot(u, xv[i]);
       } else {
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+        __m256i q;
+        if constexpr (kNl4) {
+          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+          q = _mm256_shuffle_epi8(book, _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), low4), _mm_and_si128(b, low4)));
+        } else {
+          q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+        }
         const __m256i qa = _mm256_abs_epi8(q);
         SLMC_BLK_UNROLL
         for (int i = 0; i < NX; ++i) isum[i] = Dot::dot(qa, _mm256_sign_epi8(xv[i], q));
@@ -702,6 +710,17 @@ void int4_quads(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
 template <class Dot>
 constexpr int kNx = Dot::kAccumulators / 4;
 
+/// nl4 rows: the plain row micro-kernel with the code book lookup.
+template <class Dot, bool kGrouped, int P>
+void nl4_rows_batch(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* buf) {
+  constexpr int kMax = std::min(kNx<Dot>, std::max(1, Dot::kAccumulators / P));
+  for (int i = 0; i < nx; i += kMax) {
+    with_count<1, kMax>(std::min(kMax, nx - i), [&](auto c) {
+      rows<Dot, false, kGrouped, P, decltype(c)::value, true>(a, r, i0 + i, buf);
+    });
+  }
+}
+
 template <class Dot, bool kInt4, bool kGrouped, int P>
 void rows_batch(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* buf) {
   // P rows keep P * NX accumulators in registers (int4 pairs: P / 2): batches of at most
@@ -752,6 +771,20 @@ void int8_block(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   };
   using T = std::true_type;
   using F = std::false_type;
+  if (a.vt == ValueType::kNl4) {
+    auto run_nl4 = [&](auto grouped_c) {
+      constexpr bool kG = decltype(grouped_c)::value;
+      gemv_batches(a, m0, m1, kNx<Dot>, [&](int64_t r, int p, int64_t i0, int nx) {
+        switch (p) {
+          case 8: return nl4_rows_batch<Dot, kG, 8>(a, r, i0, nx, buf);
+          case 4: return nl4_rows_batch<Dot, kG, 4>(a, r, i0, nx, buf);
+          default: return nl4_rows_batch<Dot, kG, 1>(a, r, i0, nx, buf);
+        }
+      });
+    };
+    grouped ? run_nl4(T()) : run_nl4(F());
+    return;
+  }
   const bool int4 = a.vt == ValueType::kInt4;
   if (int4) {
     grouped ? run(T(), T()) : run(T(), F());

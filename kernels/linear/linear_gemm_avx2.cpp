@@ -414,6 +414,7 @@ void avx2::gemm_fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scrat
     case ValueType::kBF16: return gemm_f32<ValueType::kBF16>(a, m0, m1, scratch);
     case ValueType::kInt8: return gemm_f32<ValueType::kInt8>(a, m0, m1, scratch);
     case ValueType::kInt4: return gemm_f32<ValueType::kInt4>(a, m0, m1, scratch);
+    case ValueType::kNl4: break;  // never here: nl4 runs the scalar table in fp32 mode (src/kernels/linear.cpp)
   }
 }
 

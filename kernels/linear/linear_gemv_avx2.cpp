@@ -829,6 +829,7 @@ void avx2::gemv_fp32(const LinearArgs& a, int64_t m0, int64_t m1, int64_t nx) {
     case ValueType::kBF16: return gemv_f32_path<ValueType::kBF16>(a, m0, m1, nx);
     case ValueType::kInt8: return gemv_f32_path<ValueType::kInt8>(a, m0, m1, nx);
     case ValueType::kInt4: return gemv_f32_path<ValueType::kInt4>(a, m0, m1, nx);
+    case ValueType::kNl4: break;  // never here: nl4 runs the scalar table in fp32 mode (src/kernels/linear.cpp)
   }
 }
 

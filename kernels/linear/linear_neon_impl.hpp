@@ -780,6 +780,7 @@ void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
     case ValueType::kBF16: return fp32_path<ValueType::kBF16>(a, pl, m0, m1, scratch);
     case ValueType::kInt8: return fp32_path<ValueType::kInt8>(a, pl, m0, m1, scratch);
     case ValueType::kInt4: return fp32_path<ValueType::kInt4>(a, pl, m0, m1, scratch);
+    case ValueType::kNl4: break;  // never here: nl4 runs the scalar table on NEON (src/kernels/linear.cpp)
   }
 }
 
@@ -845,6 +846,7 @@ void gather(const LinearArgs& a, const int64_t* rows, int64_t count, float* out)
       case ValueType::kBF16: gather_float<ValueType::kBF16>(a, rows[i], o); break;
       case ValueType::kInt8: gather_quant<false>(a, rows[i], o); break;
       case ValueType::kInt4: gather_quant<true>(a, rows[i], o); break;
+      case ValueType::kNl4: break;  // never here: nl4 gathers with the scalar table
     }
   }
 }

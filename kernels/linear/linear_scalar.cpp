@@ -24,7 +24,8 @@ void fp32_float_weights(const LinearArgs& a, int64_t m0, int64_t m1) {
   }
 }
 
-// Codes of chunk `chunk` of row r, as ints (int8: signed q; int4: nibble u).
+// Codes of chunk `chunk` of row r as the integers the weights are multiples of (w = d * c + m):
+// int8: signed q; int4: nibble u; nl4: the code book level kNl4Levels[u].
 inline void load_chunk_codes(const LinearArgs& a, int64_t r, int64_t chunk, int32_t* codes) {
   const uint8_t* p = static_cast<const uint8_t*>(a.values) + a.layout.chunk_offset(r, chunk);
   if (a.vt == ValueType::kInt8) {
@@ -33,6 +34,9 @@ inline void load_chunk_codes(const LinearArgs& a, int64_t r, int64_t chunk, int3
     for (int j = 0; j < 16; ++j) {
       codes[j] = p[j] & 0x0f;
       codes[j + 16] = p[j] >> 4;
+    }
+    if (a.vt == ValueType::kNl4) {
+      for (int j = 0; j < 32; ++j) codes[j] = kNl4Levels[codes[j]];
     }
   }
 }
@@ -144,7 +148,7 @@ void linear_int8_block_scalar(const LinearArgs& a, int64_t m0, int64_t m1, uint8
 namespace {
 
 void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t*) {
-  if (a.vt == ValueType::kInt8 || a.vt == ValueType::kInt4) {
+  if (a.vt == ValueType::kInt8 || is_4bit(a.vt)) {
     quantized_fp32(a, m0, m1);
   } else {
     fp32_float_weights(a, m0, m1);
@@ -162,7 +166,7 @@ void linear_gather_scalar(const LinearArgs& a, const int64_t* rows, int64_t coun
   for (int64_t i = 0; i < count; ++i) {
     const int64_t r = rows[i];
     float* o = out + i * a.k;
-    if (a.vt != ValueType::kInt8 && a.vt != ValueType::kInt4) {
+    if (a.vt != ValueType::kInt8 && !is_4bit(a.vt)) {
       for (int64_t c = 0; c < a.k; ++c) o[c] = float_weight(a, r, c);
       continue;
     }

@@ -275,6 +275,7 @@ Status validate_dense_weights(const EncodedMatrixView& w) {
     }
     case ValueType::kInt8:
     case ValueType::kInt4:
+    case ValueType::kNl4:
       break;
     default:
       return bad(ErrorCode::kInvalidArgument, "unknown value type " + std::to_string(static_cast<int>(e.value_type)));
@@ -342,7 +343,11 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     sa.y = y;
     return detail::run_sparse(ctx, sa, *isa, mode == ActMode::kInt8Row);
   }
-  const detail::LinearKernels& kern = detail::linear_kernels(*isa);
+  // nl4 has SIMD micro-kernels in the int8 (block) mode on x86; its other (ISA, mode) pairs run the
+  // scalar reference (docs/KERNELS.md, "nl4").
+  const bool nl4_reference = w.encoding.value_type == ValueType::kNl4 &&
+                             !(mode == ActMode::kInt8 && detail::isa_implies(*isa, Isa::kAvx2));
+  const detail::LinearKernels& kern = detail::linear_kernels(nl4_reference ? Isa::kScalar : *isa);
   detail::LinearArgs a = detail::weight_args(w);
   a.n = n;
   a.x = x;
@@ -466,7 +471,7 @@ Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t coun
     return Status();
   }
   const detail::LinearArgs a = detail::weight_args(w);
-  detail::linear_kernels(*isa).gather(a, rows, count, out);
+  detail::linear_kernels(w.encoding.value_type == ValueType::kNl4 ? Isa::kScalar : *isa).gather(a, rows, count, out);
   return Status();
 }
 

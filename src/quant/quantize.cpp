@@ -20,6 +20,7 @@
 #include "slmc/layout.hpp"
 #include "slmc/parallel.hpp"
 #include "slmc/quant/config.hpp"
+#include "quant/detail/codebook.hpp"
 #include "quant/detail/common.hpp"
 #include "quant/detail/gptq.hpp"
 #include "quant/detail/search.hpp"
@@ -306,6 +307,24 @@ inline int64_t quantize_row_candidate(const float* x, const DenseQuantLayout& l,
       src = group;
     }
     GroupParams p = fixed;
+    if (spec.nl4) {
+      // The code book: the scale searched on the (compensated) group, nearest-level codes.
+      const Nl4Tables& tb = nl4_tables();
+      p.d = nl4_choose_scale(tb, src, imp ? imp + k0 : nullptr, n, search, spec.scale_dtype);
+      p.m = 0.0f;
+      if (!std::isfinite(p.d)) return g;
+      c.params[static_cast<size_t>(g)] = p;
+      const float inv = p.d != 0.0f ? 1.0f / p.d : 0.0f;
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = u ? static_cast<float>(work[k0 + i]) : src[i];
+        const int code = p.d != 0.0f ? nl4_code(tb, v * inv) : 8;
+        const float xh = p.d * tb.level[code];
+        c.codes[static_cast<size_t>(k0 + i)] = static_cast<int8_t>(code);
+        c.xh[static_cast<size_t>(k0 + i)] = xh;
+        if (u) gptq_propagate(work, u, k, k0 + i, work[k0 + i] - static_cast<double>(xh));
+      }
+      continue;
+    }
     if (!l.per_tensor && !choose_params(OneSpan{src, imp ? imp + k0 : nullptr, n}, spec, search, weighted, p)) {
       return g;
     }
@@ -344,6 +363,9 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
   const std::string what = tensor_label(tensor_name);
   SLMC_RETURN_IF_ERROR(check_quant_scheme(config.value_type, config.granularity, config.group_size,
                                           config.scale_dtype, what));
+  if (config.value_type == ValueType::kNl4 && !config.symmetric) {
+    return make_error(ErrorCode::kUnsupported, what + ": nl4 is symmetric only (no mins)");
+  }
   const auto layout_raw = static_cast<unsigned>(config.layout);
   if (layout_raw != 1 && layout_raw != 4 && layout_raw != 8) {
     return make_error(ErrorCode::kInvalidArgument, what + ": row layout " + std::to_string(layout_raw) +
@@ -407,6 +429,7 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
   spec.hi = static_cast<float>(cr.hi);
   spec.symmetric = e.symmetric;
   spec.scale_dtype = e.scale_dtype;
+  spec.nl4 = e.value_type == ValueType::kNl4;
   {
     // The AVX2 search path gives the same bytes as the portable one; it serves every ISA that
     // implies AVX2, and SLMC_ISA=scalar turns it off.
@@ -449,6 +472,7 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
     RowCandidate plain, compensated;
     std::vector<double> work, err;
     std::vector<float> group;
+    std::vector<float> nl4_xh(spec.nl4 ? static_cast<size_t>(l.group_size) : 0);
     if (!gram_u.empty()) {
       for (RowCandidate* c : {&plain, &compensated}) {
         c->codes.resize(static_cast<size_t>(cols));
@@ -496,6 +520,28 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
           accumulate_span(x + k0, best.xh.data() + k0, n, acc);
         }
         std::memcpy(codes.data(), best.codes.data(), static_cast<size_t>(cols));
+        acc.flush();
+        pack_row(l, e.value_type, codes.data(), r, values);
+        row_sums[static_cast<size_t>(r)] = acc.sums;
+        continue;
+      }
+      if (spec.nl4) {
+        // The code book (no per-tensor scales): one pass per group, as the compensated path's
+        // plain candidate.
+        const Nl4Tables& tb = nl4_tables();
+        for (int64_t g = 0; g < l.groups; ++g) {
+          const int64_t k0 = g * l.group_size, n = std::min(l.group_size, cols - k0);
+          const float d = nl4_choose_scale(tb, x + k0, imp ? imp + k0 : nullptr, n, config.search, e.scale_dtype);
+          if (!std::isfinite(d)) {
+            bad_group[static_cast<size_t>(r)] = g;
+            break;
+          }
+          store_scale(scales, l.scale_index(r, g), e.scale_dtype, d);
+          float* xh = nl4_xh.data();
+          nl4_codes(tb, x + k0, n, d, codes.data() + k0);
+          for (int64_t i = 0; i < n; ++i) xh[i] = d * tb.level[codes[static_cast<size_t>(k0 + i)]];
+          accumulate_span(x + k0, xh, n, acc);
+        }
         acc.flush();
         pack_row(l, e.value_type, codes.data(), r, values);
         row_sums[static_cast<size_t>(r)] = acc.sums;

@@ -18,7 +18,8 @@ Status validate_dense_matrix(const EncodedMatrixView& view, std::string_view ten
   auto bad = [&](const std::string& msg) { return make_error(ErrorCode::kInvalidFormat, what + ": " + msg); };
 
   const auto vt_raw = static_cast<unsigned>(e.value_type);
-  if (vt_raw > static_cast<unsigned>(ValueType::kInt4)) return bad("unknown value type " + std::to_string(vt_raw));
+  if (vt_raw > static_cast<unsigned>(ValueType::kNl4)) return bad("unknown value type " + std::to_string(vt_raw));
+  if (e.value_type == ValueType::kNl4 && !e.symmetric) return bad("nl4 is symmetric only (no mins)");
   if (e.format != SparseFormat::kDense) {
     return bad("format " + std::to_string(int(e.format)) + " is not dense (validate_dense_matrix)");
   }

@@ -22,7 +22,7 @@ using namespace slmc;
 namespace {
 
 const ValueType kAllValueTypes[] = {ValueType::kF32, ValueType::kF16, ValueType::kBF16, ValueType::kInt8,
-                                    ValueType::kInt4};
+                                    ValueType::kInt4, ValueType::kNl4};
 const SparseFormat kAllFormats[] = {SparseFormat::kDense, SparseFormat::kCsr, SparseFormat::kBsr, SparseFormat::kNM,
                                     SparseFormat::kBitmask};
 
@@ -42,7 +42,7 @@ TEST_CASE("the table covers each format x value type pair at most once", "[codec
     CHECK(((c.kernels & kKernelDenseLinear) != 0) == (c.format == SparseFormat::kDense));
     CHECK(((c.kernels & kKernelSparseLinear) != 0) == (c.format != SparseFormat::kDense));
   }
-  CHECK(codecs().size() == 7);
+  CHECK(codecs().size() == 8);
   for (SparseFormat f : kAllFormats) {
     for (ValueType vt : kAllValueTypes) {
       int owners = 0;

@@ -107,14 +107,16 @@ inline TestMatrix make_matrix(int64_t m, int64_t k, const Encoding& e, uint64_t 
       }
       write_code(l, e.value_type, values, r, c, code);
       const size_t si = static_cast<size_t>(l.scale_index(r, c / l.group_size));
-      double off = e.symmetric ? (int8 ? 0.0 : -8.0 * d[si]) : mn[si];
+      const bool nl4 = e.value_type == ValueType::kNl4;
+      double off = e.symmetric ? (int8 || nl4 ? 0.0 : -8.0 * d[si]) : mn[si];
       const size_t idx = static_cast<size_t>(r * k + c);
-      t.w[idx] = d[si] * code + off;
+      const double level = nl4 ? kNl4Levels[code] : code;  // nl4: w = d * kNl4Levels[u]
+      t.w[idx] = d[si] * level + off;
       t.d[idx] = d[si];
       t.m[idx] = off;
       // Symmetric int4: the kernels multiply (u - 8) with quantized activations (see KERNELS.md).
-      const bool sym4 = !int8 && e.symmetric;
-      t.dc[idx] = sym4 ? std::fabs(t.w[idx]) : std::fabs(d[si] * code);
+      const bool sym4 = e.value_type == ValueType::kInt4 && e.symmetric;
+      t.dc[idx] = sym4 ? std::fabs(t.w[idx]) : std::fabs(d[si] * level);
       t.off[idx] = sym4 ? 0.0 : std::fabs(off);
     }
   }
@@ -139,9 +141,10 @@ inline void make_extreme_codes(TestMatrix& t, uint64_t seed) {
         code = (rng() & 1) ? 15 : 0;
       }
       write_code(l, e.value_type, values, r, c, code);
-      t.w[idx] = t.d[idx] * code + t.m[idx];
+      const double level = e.value_type == ValueType::kNl4 ? kNl4Levels[code] : code;  // nl4: -127 / 105
+      t.w[idx] = t.d[idx] * level + t.m[idx];
       const bool sym4 = e.value_type == ValueType::kInt4 && e.symmetric;
-      t.dc[idx] = sym4 ? std::fabs(t.w[idx]) : std::fabs(t.d[idx] * code);
+      t.dc[idx] = sym4 ? std::fabs(t.w[idx]) : std::fabs(t.d[idx] * level);
     }
   }
 }

@@ -518,7 +518,7 @@ TEST_CASE("bad input gives clear errors", "[quant]") {
   expect(quantize("t", w.data(), 4, 64, make_cfg(ValueType::kInt4, Granularity::kTensor, 0, true)),
          ErrorCode::kUnsupported, "per-tensor");
   expect(quantize("t", w.data(), 4, 64, make_cfg(ValueType::kF16, Granularity::kGroup, 32, true)),
-         ErrorCode::kInvalidArgument, "not int8 or int4");
+         ErrorCode::kInvalidArgument, "not int8, int4 or nl4");
   expect(quantize("t", w.data(), 4, 64, make_cfg(ValueType::kInt8, Granularity::kNone, 0, true)),
          ErrorCode::kInvalidArgument, "granularity");
   QuantConfig c = ok;

@@ -69,7 +69,7 @@ TEST_CASE("bad schemes give errors that list the valid options", "[recipe]") {
   for (Case c : {Case{"int3", "valid: fp32, fp16, bf16, int8, int4"}, Case{"int8:colour=red", "valid keys: group"},
                  Case{"int4:group=48", "16, 32, 64, 128, 256"}, Case{"int8:group=20", "multiple of 16"},
                  Case{"int8:sym=maybe", "true, false"}, Case{"int8:search=best", "absmax, mse, weighted"},
-                 Case{"fp32:group=32", "int8 and int4 only"}, Case{"int8:sparsity=1.5", "[0, 1)"},
+                 Case{"fp32:group=32", "int8, int4 and nl4 only"}, Case{"int8:sparsity=1.5", "[0, 1)"},
                  Case{"int8:pattern=4:2", "1 <= N < M <= 16"}, Case{"int8:format=coo", "csr"},
                  Case{"int8:format=csr", "needs sparsity"}, Case{"int4:sparsity=0.5,format=csr", "fp32 or int8 values, not int4"},
                  Case{"fp16:sparsity=0.5,format=csr", "fp32 or int8"}, Case{"int8:group=32,group=64", "twice"},

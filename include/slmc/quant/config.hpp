@@ -15,10 +15,10 @@ namespace slmc {
 ///
 /// Supported combinations (anything else is rejected with kUnsupported / kInvalidArgument):
 ///   int8: granularity tensor, channel, or group with group_size a multiple of 16 (>= 16);
-///   int4: channel, or group with group_size in {16, 32, 64, 128, 256}.
+///   int4 and nl4: channel, or group with group_size in {16, 32, 64, 128, 256}; nl4 symmetric only.
 /// Both: symmetric or asymmetric, scales fp16 or fp32, any search, any row layout.
 struct QuantConfig {
-  ValueType value_type = ValueType::kInt4;    ///< kInt8 or kInt4
+  ValueType value_type = ValueType::kInt4;    ///< kInt8, kInt4 or kNl4
   Granularity granularity = Granularity::kGroup;
   int group_size = 32;                        ///< elements per scale along K (kGroup only)
   bool symmetric = true;                      ///< false: a min per scale ("asymmetric")

@@ -16,7 +16,8 @@ namespace slmc::quant_detail {
 
 /// Range of the stored codes and the value of the padding codes beyond K (docs/LAYOUT.md).
 /// For int4 the codes are the unsigned nibbles u; symmetric int4 means w = d*(u - 8), which the
-/// quantizer handles as signed q = u - 8 in [-8, 7] (`offset` = 8 maps q back to u).
+/// quantizer handles as signed q = u - 8 in [-8, 7] (`offset` = 8 maps q back to u). nl4 codes are
+/// code book indices u, stored as they are.
 struct CodeRange {
   int32_t lo;      ///< smallest code the quantizer produces (signed q for symmetric int4)
   int32_t hi;      ///< largest
@@ -25,6 +26,7 @@ struct CodeRange {
 };
 
 inline CodeRange code_range(ValueType t, bool symmetric) noexcept {
+  if (t == ValueType::kNl4) return CodeRange{0, 15, 0, 8};  // code book indices; 8 is the level 0
   if (t == ValueType::kInt8) return symmetric ? CodeRange{-127, 127, 0, 0} : CodeRange{-128, 127, 0, 0};
   return symmetric ? CodeRange{-8, 7, 8, 8} : CodeRange{0, 15, 0, 0};
 }

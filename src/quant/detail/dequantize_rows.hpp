@@ -15,7 +15,7 @@
 namespace slmc {
 namespace quant_detail {
 
-/// Unpacks chunk record `chunk` (32 codes) into `codes` as stored (int8: signed; int4: 0..15).
+/// Unpacks chunk record `chunk` (32 codes) into `codes` as stored (int8: signed; int4, nl4: 0..15).
 inline void unpack_chunk(const uint8_t* rec, ValueType t, int32_t* codes) noexcept {
   if (t == ValueType::kInt8) {
     for (int j = 0; j < 32; ++j) codes[j] = static_cast<int8_t>(rec[j]);
@@ -48,7 +48,8 @@ inline void dequantize_quant_row(const EncodedMatrixView& v, const DenseQuantLay
         d = load_scale(scales, si, e.scale_dtype);
         m = e.symmetric ? 0.0f : load_scale(mins, si, e.scale_dtype);
       }
-      const float q = static_cast<float>(codes[k - k0] - offset);
+      const float q = e.value_type == ValueType::kNl4 ? static_cast<float>(kNl4Levels[codes[k - k0]])
+                                                      : static_cast<float>(codes[k - k0] - offset);
       const float dq = d * q;
       out[k] = e.symmetric ? dq : dq + m;
     }

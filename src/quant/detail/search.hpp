@@ -51,6 +51,7 @@ struct QuantSpec {
   bool symmetric = true;
   DType scale_dtype = DType::kF16;
   bool avx2 = false;  ///< run the 8-candidate searches with AVX2 (bit-identical results)
+  bool nl4 = false;   ///< nl4: codes into kNl4Levels (quant/detail/codebook.hpp), not a uniform grid
 };
 
 /// One contiguous span: a group of a row, with optional per-element weights.
