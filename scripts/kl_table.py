@@ -90,6 +90,7 @@ def main():
     ap.add_argument("--llama", nargs="*", default=DEFAULT_LLAMA, help="llama-quantize types ('Q4_K_M+imatrix' uses llama-imatrix)")
     ap.add_argument("--act", nargs="*", default=["auto"], help="activation modes to evaluate our files with")
     ap.add_argument("--skip-ours", action="store_true")
+    ap.add_argument("--gram", action="store_true", help="calibrate with --gram (Gram matrices: error compensation, GPTQ)")
     args = ap.parse_args()
 
     out = os.path.abspath(args.dir)
@@ -144,10 +145,10 @@ def main():
         fp32 = os.path.join(out, "slmc-fp32.slm")
         if not os.path.exists(fp32):
             run([slm, "convert", gguf, "-o", fp32, "--recipe", "fp32", "--threads", threads])
-        calib = os.path.join(out, "calibration.json")
+        calib = os.path.join(out, "calibration-gram.bin" if args.gram else "calibration.json")
         if any("{calib}" in " ".join(a) for a in recipes.values()) and not os.path.exists(calib):
             run([slm, "calibrate", fp32, "--text", paths["calibration"], "--split", "all", "--threads", threads,
-                 "-o", calib])
+                 "-o", calib] + (["--gram"] if args.gram else []))
         for name, rargs in recipes.items():
             dst = os.path.join(out, f"slmc-{name}.slm")
             if not os.path.exists(dst):

@@ -7,7 +7,8 @@
 // 2^15, and sadalp into int32), one scvtf and one fmla by s_j (times d_g when the scales are
 // grouped) into four fp32 lanes, summed once at the end (faddp pairs, fixed order). int4 nibbles
 // are unpacked with and/ushr into signed bytes 0..15 (codes 0-15 the low nibbles, 16-31 the high
-// ones); the -8 of symmetric int4 and the mins are the offset term sum_g m_g * xsum_g.
+// ones); the -8 of symmetric int4 and the mins are the offset term sum_g m_g * xsum_g. nl4 nibbles
+// index the code book kNl4Levels (one tbl per 16 codes) and are then int8 codes.
 //
 // Determinism: an output's reduction does not depend on P, NX, the batch or the thread split.
 #pragma once
@@ -42,7 +43,7 @@ inline int32x4_t dot32(int8x16_t w0, int8x16_t w1, int8x16_t x0, int8x16_t x1) {
 }
 
 /// Rows r..r+P-1 times rows i0..i0+NX-1 of X (no bias). `buf`: 2 * groups * P floats.
-template <bool kInt4, bool kGrouped, int P, int NX>
+template <bool kInt4, bool kGrouped, int P, int NX, bool kNl4 = false>
 void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   const DenseQuantLayout& l = a.layout;
   RowStream s[P];
@@ -76,6 +77,7 @@ void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   }
   const int64_t chunks_per_group = kGrouped ? l.group_size / kChunk : 1;
   const uint8x16_t low4 = vdupq_n_u8(0x0f);
+  const int8x16_t book = vld1q_s8(kNl4Levels);
   const float* dg = dbuf;
   int64_t left_in_group = chunks_per_group;
   for (int64_t j = 0; j < l.chunks; ++j) {
@@ -91,7 +93,11 @@ void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
     for (int p = 0; p < P; ++p) {
       const uint8_t* w = s[p].w + j * s[p].wstride;
       int8x16_t w0, w1;
-      if (kInt4) {
+      if (kNl4) {
+        const uint8x16_t b = vld1q_u8(w);
+        w0 = vqtbl1q_s8(book, vandq_u8(b, low4));
+        w1 = vqtbl1q_s8(book, vshrq_n_u8(b, 4));
+      } else if (kInt4) {
         const uint8x16_t b = vld1q_u8(w);
         w0 = vreinterpretq_s8_u8(vandq_u8(b, low4));
         w1 = vreinterpretq_s8_u8(vshrq_n_u8(b, 4));
@@ -131,12 +137,12 @@ void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   }
 }
 
-template <bool kInt4, bool kGrouped, int P>
+template <bool kInt4, bool kGrouped, int P, bool kNl4 = false>
 void rows_batch(const LinearArgs& a, int64_t r, int64_t i0, int nx, float* buf) {
   constexpr int kMax = std::min(kNx, std::max(1, kAccumulators / P));
   for (int i = 0; i < nx; i += kMax) {
     with_count<1, kMax>(std::min(kMax, nx - i),
-                        [&](auto c) { rows<kInt4, kGrouped, P, decltype(c)::value>(a, r, i0 + i, buf); });
+                        [&](auto c) { rows<kInt4, kGrouped, P, decltype(c)::value, kNl4>(a, r, i0 + i, buf); });
   }
 }
 
@@ -146,22 +152,24 @@ void int8_block(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   const bool grouped = grouped_scales(a);
   if (grouped && a.layout.group_size % kChunk != 0) return linear_int8_block_scalar(a, m0, m1, scratch);
   float* buf = reinterpret_cast<float*>(scratch);
-  auto run = [&](auto int4, auto grouped_c) {
-    constexpr bool kI4 = decltype(int4)::value, kG = decltype(grouped_c)::value;
+  auto run = [&](auto int4, auto grouped_c, auto nl4) {
+    constexpr bool kI4 = decltype(int4)::value, kG = decltype(grouped_c)::value, kN = decltype(nl4)::value;
     gemv_batches(a, m0, m1, kNx, [&](int64_t r, int p, int64_t i0, int nx) {
       switch (p) {
-        case 8: return rows_batch<kI4, kG, 8>(a, r, i0, nx, buf);
-        case 4: return rows_batch<kI4, kG, 4>(a, r, i0, nx, buf);
-        default: return rows_batch<kI4, kG, 1>(a, r, i0, nx, buf);
+        case 8: return rows_batch<kI4, kG, 8, kN>(a, r, i0, nx, buf);
+        case 4: return rows_batch<kI4, kG, 4, kN>(a, r, i0, nx, buf);
+        default: return rows_batch<kI4, kG, 1, kN>(a, r, i0, nx, buf);
       }
     });
   };
   using T = std::true_type;
   using F = std::false_type;
-  if (a.vt == ValueType::kInt4) {
-    grouped ? run(T(), T()) : run(T(), F());
+  if (a.vt == ValueType::kNl4) {
+    grouped ? run(F(), T(), T()) : run(F(), F(), T());
+  } else if (a.vt == ValueType::kInt4) {
+    grouped ? run(T(), T(), F()) : run(T(), F(), F());
   } else {
-    grouped ? run(F(), T()) : run(F(), F());
+    grouped ? run(F(), T(), F()) : run(F(), F(), F());
   }
 }
 

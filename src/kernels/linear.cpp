@@ -343,10 +343,9 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     sa.y = y;
     return detail::run_sparse(ctx, sa, *isa, mode == ActMode::kInt8Row);
   }
-  // nl4 has SIMD micro-kernels in the int8 (block) mode on x86; its other (ISA, mode) pairs run the
-  // scalar reference (docs/KERNELS.md, "nl4").
-  const bool nl4_reference = w.encoding.value_type == ValueType::kNl4 &&
-                             !(mode == ActMode::kInt8 && detail::isa_implies(*isa, Isa::kAvx2));
+  // nl4 has SIMD micro-kernels in the int8 (block) mode (x86 and NEON); in the fp32 and int8-row
+  // modes it runs the scalar reference (docs/KERNELS.md, "nl4").
+  const bool nl4_reference = w.encoding.value_type == ValueType::kNl4 && mode != ActMode::kInt8;
   const detail::LinearKernels& kern = detail::linear_kernels(nl4_reference ? Isa::kScalar : *isa);
   detail::LinearArgs a = detail::weight_args(w);
   a.n = n;
