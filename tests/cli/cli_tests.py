@@ -600,6 +600,81 @@ def test_hostile_output_paths(c):
     leftovers(c, ["model", "m.slm", "victim", "link.slm", "vdir", "dlink"])
 
 
+def test_apply_interrupted_or_out_of_space_keeps_old_files(c):
+    """docs/FLEET.md §3: an apply killed mid-way (stopped after its first op by a test hook, then
+    signalled), or one whose writes fail (RLIMIT_FSIZE: EFBIG, as a full disk fails them), leaves
+    OLD and the destination's previous content intact and no temporary behind."""
+    import resource
+    import signal
+    import time
+    if len(c.cmd) > 1:
+        raise Skip("signals and resource limits go to the emulator, not to the tool")
+    m = c.synth()
+    old, new, u, dest = c.path("old.slm"), c.path("new.slm"), c.path("u.slmdelta"), c.path("next.slm")
+    c.run("convert", m, "-o", old, "--recipe", "int8")
+    c.run("convert", m, "-o", new, "--recipe", "int8", "--rule", "*.layers.1.mlp.*=int4")
+    check(c.json("delta", old, new, "-o", u)["op_count"] >= 3, "the delta needs several ops to stop between")
+    old_bytes = open(old, "rb").read()
+    previous = b"the update that was there before"
+    keep = ["model", "old.slm", "new.slm", "u.slmdelta", "next.slm"]
+
+    def intact(what):
+        check(open(old, "rb").read() == old_bytes, f"{what}: OLD changed")
+        check(open(dest, "rb").read() == previous, f"{what}: the destination changed")
+        leftovers(c, keep)
+
+    cases = 0
+    for named in (False, True):
+        env = dict(os.environ, SLMC_TEST_STOP_AT="1")
+        if named:
+            env["SLMC_TEST_NO_O_TMPFILE"] = "1"
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            open(dest, "wb").write(previous)
+            p = subprocess.Popen([*c.cmd, "apply", old, u, "-o", dest, "--force"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env=env)
+            deadline = time.time() + 60
+            while open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "T":
+                check(time.time() < deadline and p.poll() is None, "apply did not stop at the test hook")
+                time.sleep(0.01)
+            p.send_signal(sig)
+            if sig != signal.SIGKILL:
+                p.send_signal(signal.SIGCONT)
+            p.wait(timeout=60)
+            check(p.returncode == -sig, (named, sig, p.returncode))
+            if named and sig == signal.SIGKILL:
+                # Nothing runs at SIGKILL: the named temporary stays until the next apply to the same
+                # output sweeps it. OLD and the destination are intact all the same.
+                check(open(old, "rb").read() == old_bytes and open(dest, "rb").read() == previous, "SIGKILL")
+                c.run("apply", old, u, "-o", dest, "--force", env=dict(os.environ, SLMC_TEST_NO_O_TMPFILE="1"))
+                check(open(dest, "rb").read() == open(new, "rb").read(), "the next apply")
+                leftovers(c, keep)
+                continue
+            intact(f"named={named} signal {sig}")
+            cases += 1
+    check(cases == 5, cases)
+
+    # Out of space: every write beyond half of NEW fails (EFBIG; SIGXFSZ ignored, as a full disk's
+    # ENOSPC fails them): a clean error, nothing changed.
+    limit = os.path.getsize(new) // 2
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    for named in (False, True):
+        open(dest, "wb").write(previous)
+        env = dict(os.environ)
+        if named:
+            env["SLMC_TEST_NO_O_TMPFILE"] = "1"
+        p = subprocess.run([*c.cmd, "apply", old, u, "-o", dest, "--force"], capture_output=True, text=True, env=env,
+                           preexec_fn=limited, timeout=120)
+        check(p.returncode == 3 and "next.slm" in p.stderr and "too large" in p.stderr, (p.returncode, p.stderr))
+        intact(f"out of space, named={named}")
+    # And the same apply with room succeeds.
+    c.run("apply", old, u, "-o", dest, "--force")
+    check(open(dest, "rb").read() == open(new, "rb").read(), "apply after the failures")
+
+
 def test_hostile_signals_leave_nothing_behind(c):
     """convert interrupted at several points by SIGINT, SIGTERM and SIGKILL leaves no output and
     no temporary file, with O_TMPFILE and with the named fallback (forced by a test hook)."""
