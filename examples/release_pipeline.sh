@@ -15,6 +15,8 @@
 #                 (size, KL, delta perplexity, min decode tok/s) are the release's quality bar.
 #   MAX_KL, MAX_DPPL, MIN_TOK_S  override every profile's gate when set (a number, or "off")
 #   TOKENIZER     a tokenizer for sources without one (optional; as convert --tokenizer)
+#   RELEASE_ARGS  more release options, split on spaces (optional; e.g. "--threads 1 --repetitions 5":
+#                 decode rates of a loaded multi-threaded build machine say little about a device)
 set -euo pipefail
 
 SLM=${SLM:-slm-compress}
@@ -39,7 +41,8 @@ fi
 # Convert, evaluate, time (bench --e2e's measurement, where a profile's ISA runs on this
 # machine), gate by the profiles' gates (exit 4 fails the job), delta, sign: one command, one
 # directory that appears only when complete.
-"$SLM" release "$SOURCE" "${profiles[@]}" --text "$EVAL_TEXT" "${overrides[@]}" \
+# shellcheck disable=SC2086  # RELEASE_ARGS is a list of options
+"$SLM" release "$SOURCE" "${profiles[@]}" --text "$EVAL_TEXT" "${overrides[@]}" ${RELEASE_ARGS:-} \
   --release "$VERSION" "${previous[@]}" --sign "$RELEASE_KEY" ${TOKENIZER:+--tokenizer "$TOKENIZER"} \
   -o "$work/$VERSION" --json > "$work/release.json"
 

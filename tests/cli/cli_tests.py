@@ -1561,7 +1561,8 @@ def release_inputs(c):
 
 def test_release_manifest_signed_gated_with_deltas(c):
     m = release_inputs(c)
-    common = ["--text", c.path("eval.txt"), "--tokenizer", c.path("tok.bin"), "--max-tokens", "1024"]
+    common = ["--text", c.path("eval.txt"), "--tokenizer", c.path("tok.bin"), "--max-tokens", "1024",
+              "--threads", "1", "--prompt-tokens", "32", "--gen-tokens", "8", "--repetitions", "1"]
     r1 = c.json("release", m, "--profile", "x86-avx2", "--profile", "cortex-a53", "-o", c.path("r1"),
                 "--sign", c.path("k"), "--release", "v1", *common)
     check(r1["format"] == "slmc-release-manifest" and r1["version"] == 1 and r1["release"] == "v1", r1)
@@ -1644,7 +1645,7 @@ def test_release_manifest_signed_gated_with_deltas(c):
 def test_release_manifest_hostile(c):
     """A manifest cannot make verify read outside its directory, and wrong types name the key."""
     m = release_inputs(c)
-    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r"))
+    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r"), "--repetitions", "0")
     good = json.load(open(c.path("r", "manifest.json")))
     cases = [
         (lambda j: j["profiles"][0]["model"].__setitem__("file", "../k"), "without a directory"),
@@ -1679,7 +1680,7 @@ def test_release_profile_gates(c):
     import platform
     m = release_inputs(c)
     common = ["--text", c.path("eval.txt"), "--tokenizer", c.path("tok.bin"), "--max-tokens", "256",
-              "--prompt-tokens", "16", "--gen-tokens", "8", "--repetitions", "2"]
+              "--prompt-tokens", "16", "--gen-tokens", "8", "--repetitions", "2", "--threads", "1"]
 
     def profile(name, version=2, isa="scalar", **gates):
         path = c.path(name + ".json")
@@ -1701,7 +1702,7 @@ def test_release_profile_gates(c):
                          "min_decode_tokens_per_s": 0, "unchecked": []}, e["gates"])
     sp = e["speed"]
     check(sp["measured"] is True and sp["decode_tokens_per_s"] > 0 and sp["prefill_tokens_per_s"] > 0, sp)
-    check(sp["threads"] >= 1 and sp["repetitions"] == 2 and sp["prompt_tokens"] == 16 and sp["gen_tokens"] == 8, sp)
+    check(sp["threads"] == 1 and sp["repetitions"] == 2 and sp["prompt_tokens"] == 16 and sp["gen_tokens"] == 8, sp)
     check(len(sp["decode"]["samples"]) == 2 and sp["decode"]["min"] <= sp["decode_tokens_per_s"] <= sp["decode"]["max"],
           sp)
 
@@ -1770,7 +1771,7 @@ def test_release_pipeline_example(c):
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "release_pipeline.sh")
     env = dict(os.environ, SLM=c.binary, RELEASE_KEY=c.path("k"), SOURCE=m, EVAL_TEXT=c.path("eval.txt"),
                PUBLISH_DIR=c.path("pub"), TOKENIZER=c.path("tok.bin"), MAX_KL="100", MAX_DPPL="100000",
-               MIN_TOK_S="0")
+               MIN_TOK_S="0", RELEASE_ARGS="--threads 1 --prompt-tokens 32 --gen-tokens 8 --repetitions 1")
     for version, previous in (("v1", ""), ("v2", c.path("pub", "v1", "manifest.json"))):
         p = subprocess.run(["bash", script], env=dict(env, VERSION=version, PREVIOUS=previous),
                            capture_output=True, text=True, timeout=600 * TIMEOUT_SCALE)
