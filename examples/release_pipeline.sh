@@ -11,12 +11,23 @@
 #   VERSION       this release's name (letters, digits, '.', '_', '-')
 #   PREVIOUS      the manifest of the release in the field (optional: no deltas without it)
 #   PUBLISH_DIR   where releases are published (one directory per release)
-#   MAX_KL, MAX_DPPL  the quality gates (default 0.3 nats/token, 25 %)
+#   PROFILES      the fleet's device profiles (default: examples/profiles/*.json). Their "gates"
+#                 (size, KL, delta perplexity, min decode tok/s) are the release's quality bar.
+#   MAX_KL, MAX_DPPL, MIN_TOK_S  override every profile's gate when set (a number, or "off")
 #   TOKENIZER     a tokenizer for sources without one (optional; as convert --tokenizer)
+#   RELEASE_ARGS  more release options, split on spaces (optional; e.g. "--threads 1 --repetitions 5":
+#                 decode rates of a loaded multi-threaded build machine say little about a device)
 set -euo pipefail
 
 SLM=${SLM:-slm-compress}
 : "${RELEASE_KEY:?}" "${SOURCE:?}" "${EVAL_TEXT:?}" "${VERSION:?}" "${PUBLISH_DIR:?}"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+profiles=()
+for p in ${PROFILES:-"$here"/profiles/*.json}; do profiles+=(--profile "$p"); done
+overrides=()
+[[ -n "${MAX_KL:-}" ]] && overrides+=(--max-kl "$MAX_KL")
+[[ -n "${MAX_DPPL:-}" ]] && overrides+=(--max-dppl "$MAX_DPPL")
+[[ -n "${MIN_TOK_S:-}" ]] && overrides+=(--min-tok-s "$MIN_TOK_S")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -27,11 +38,11 @@ if [[ -n "${PREVIOUS:-}" ]]; then
   previous=(--previous "$PREVIOUS")
 fi
 
-# Convert, evaluate, gate (exit 4 fails the job), delta, sign: one command, one directory that
-# appears only when complete.
-"$SLM" release "$SOURCE" \
-  --profile x86-avx2 --profile arm64-dotprod --profile cortex-a72 --profile cortex-a53 \
-  --text "$EVAL_TEXT" --max-kl "${MAX_KL:-0.3}" --max-dppl "${MAX_DPPL:-25}" \
+# Convert, evaluate, time (bench --e2e's measurement, where a profile's ISA runs on this
+# machine), gate by the profiles' gates (exit 4 fails the job), delta, sign: one command, one
+# directory that appears only when complete.
+# shellcheck disable=SC2086  # RELEASE_ARGS is a list of options
+"$SLM" release "$SOURCE" "${profiles[@]}" --text "$EVAL_TEXT" "${overrides[@]}" ${RELEASE_ARGS:-} \
   --release "$VERSION" "${previous[@]}" --sign "$RELEASE_KEY" ${TOKENIZER:+--tokenizer "$TOKENIZER"} \
   -o "$work/$VERSION" --json > "$work/release.json"
 

@@ -38,6 +38,7 @@
 #include "slmc/quant/validate.hpp"
 #include "slmc/runtime/bert.hpp"
 #include "slmc/runtime/eval.hpp"
+#include "slmc/runtime/e2e.hpp"
 #include "slmc/runtime/llama.hpp"
 #include "slmc/runtime/tokenizer.hpp"
 #include "slmc/sparse/encode.hpp"

@@ -971,6 +971,7 @@ Status apply_delta(const std::string& old_path, const std::string& delta_path, c
                             ", the delta expects " + hex64(op.out_xxh64));
     }
     new_pos += op.new_len;
+    if (options.progress) options.progress(new_pos, new_size);
   }
   if (signed_apply && (next_payload != op_table || used_sha.digest() != payload_sha.digest())) {
     return make_error(ErrorCode::kChecksumMismatch,

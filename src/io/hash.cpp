@@ -25,6 +25,8 @@ struct MdCtx {
 
 }  // namespace
 
+std::string hex_string(const void* data, size_t size) { return to_hex(static_cast<const uint8_t*>(data), size); }
+
 std::string sha256_hex(const void* data, size_t size) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -32,12 +34,13 @@ std::string sha256_hex(const void* data, size_t size) {
   return to_hex(digest, len);
 }
 
-Result<std::string> sha256_file_hex(const std::string& path) {
+Result<std::string> sha256_file_hex(const std::string& path, uint64_t* size) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return make_error(ErrorCode::kIoError, path + ": cannot open: " + std::strerror(errno));
   MdCtx md;
   SLMC_CHECK(md.ctx && EVP_DigestInit_ex(md.ctx, EVP_sha256(), nullptr) == 1, "EVP_DigestInit failed");
   std::vector<unsigned char> buf(1 << 20);
+  uint64_t total = 0;
   for (;;) {
     const ssize_t got = ::read(fd, buf.data(), buf.size());
     if (got < 0) {
@@ -47,12 +50,14 @@ Result<std::string> sha256_file_hex(const std::string& path) {
       return make_error(ErrorCode::kIoError, path + ": read failed: " + std::strerror(err));
     }
     if (got == 0) break;
+    total += static_cast<uint64_t>(got);
     EVP_DigestUpdate(md.ctx, buf.data(), static_cast<size_t>(got));
   }
   ::close(fd);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(md.ctx, digest, &len);
+  if (size) *size = total;
   return to_hex(digest, len);
 }
 

@@ -265,7 +265,8 @@ void TempFile::discard() noexcept {
 }
 
 std::string TempFile::describe() const {
-  return temp_path_.empty() ? destination_ + " (anonymous temporary)" : temp_path_;
+  // The destination first: a user knows that name, not the temporary's.
+  return destination_ + (temp_path_.empty() ? " (anonymous temporary)" : " (temporary " + temp_path_ + ")");
 }
 
 Status TempFile::commit() {

@@ -600,6 +600,81 @@ def test_hostile_output_paths(c):
     leftovers(c, ["model", "m.slm", "victim", "link.slm", "vdir", "dlink"])
 
 
+def test_apply_interrupted_or_out_of_space_keeps_old_files(c):
+    """docs/FLEET.md §3: an apply killed mid-way (stopped after its first op by a test hook, then
+    signalled), or one whose writes fail (RLIMIT_FSIZE: EFBIG, as a full disk fails them), leaves
+    OLD and the destination's previous content intact and no temporary behind."""
+    import resource
+    import signal
+    import time
+    if len(c.cmd) > 1:
+        raise Skip("signals and resource limits go to the emulator, not to the tool")
+    m = c.synth()
+    old, new, u, dest = c.path("old.slm"), c.path("new.slm"), c.path("u.slmdelta"), c.path("next.slm")
+    c.run("convert", m, "-o", old, "--recipe", "int8")
+    c.run("convert", m, "-o", new, "--recipe", "int8", "--rule", "*.layers.1.mlp.*=int4")
+    check(c.json("delta", old, new, "-o", u)["op_count"] >= 3, "the delta needs several ops to stop between")
+    old_bytes = open(old, "rb").read()
+    previous = b"the update that was there before"
+    keep = ["model", "old.slm", "new.slm", "u.slmdelta", "next.slm"]
+
+    def intact(what):
+        check(open(old, "rb").read() == old_bytes, f"{what}: OLD changed")
+        check(open(dest, "rb").read() == previous, f"{what}: the destination changed")
+        leftovers(c, keep)
+
+    cases = 0
+    for named in (False, True):
+        env = dict(os.environ, SLMC_TEST_STOP_AT="1")
+        if named:
+            env["SLMC_TEST_NO_O_TMPFILE"] = "1"
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            open(dest, "wb").write(previous)
+            p = subprocess.Popen([*c.cmd, "apply", old, u, "-o", dest, "--force"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env=env)
+            deadline = time.time() + 60
+            while open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "T":
+                check(time.time() < deadline and p.poll() is None, "apply did not stop at the test hook")
+                time.sleep(0.01)
+            p.send_signal(sig)
+            if sig != signal.SIGKILL:
+                p.send_signal(signal.SIGCONT)
+            p.wait(timeout=60)
+            check(p.returncode == -sig, (named, sig, p.returncode))
+            if named and sig == signal.SIGKILL:
+                # Nothing runs at SIGKILL: the named temporary stays until the next apply to the same
+                # output sweeps it. OLD and the destination are intact all the same.
+                check(open(old, "rb").read() == old_bytes and open(dest, "rb").read() == previous, "SIGKILL")
+                c.run("apply", old, u, "-o", dest, "--force", env=dict(os.environ, SLMC_TEST_NO_O_TMPFILE="1"))
+                check(open(dest, "rb").read() == open(new, "rb").read(), "the next apply")
+                leftovers(c, keep)
+                continue
+            intact(f"named={named} signal {sig}")
+            cases += 1
+    check(cases == 5, cases)
+
+    # Out of space: every write beyond half of NEW fails (EFBIG; SIGXFSZ ignored, as a full disk's
+    # ENOSPC fails them): a clean error, nothing changed.
+    limit = os.path.getsize(new) // 2
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    for named in (False, True):
+        open(dest, "wb").write(previous)
+        env = dict(os.environ)
+        if named:
+            env["SLMC_TEST_NO_O_TMPFILE"] = "1"
+        p = subprocess.run([*c.cmd, "apply", old, u, "-o", dest, "--force"], capture_output=True, text=True, env=env,
+                           preexec_fn=limited, timeout=120)
+        check(p.returncode == 3 and "next.slm" in p.stderr and "too large" in p.stderr, (p.returncode, p.stderr))
+        intact(f"out of space, named={named}")
+    # And the same apply with room succeeds.
+    c.run("apply", old, u, "-o", dest, "--force")
+    check(open(dest, "rb").read() == open(new, "rb").read(), "apply after the failures")
+
+
 def test_hostile_signals_leave_nothing_behind(c):
     """convert interrupted at several points by SIGINT, SIGTERM and SIGKILL leaves no output and
     no temporary file, with O_TMPFILE and with the named fallback (forced by a test hook)."""
@@ -1486,7 +1561,8 @@ def release_inputs(c):
 
 def test_release_manifest_signed_gated_with_deltas(c):
     m = release_inputs(c)
-    common = ["--text", c.path("eval.txt"), "--tokenizer", c.path("tok.bin"), "--max-tokens", "1024"]
+    common = ["--text", c.path("eval.txt"), "--tokenizer", c.path("tok.bin"), "--max-tokens", "1024",
+              "--threads", "1", "--prompt-tokens", "32", "--gen-tokens", "8", "--repetitions", "1"]
     r1 = c.json("release", m, "--profile", "x86-avx2", "--profile", "cortex-a53", "-o", c.path("r1"),
                 "--sign", c.path("k"), "--release", "v1", *common)
     check(r1["format"] == "slmc-release-manifest" and r1["version"] == 1 and r1["release"] == "v1", r1)
@@ -1569,7 +1645,7 @@ def test_release_manifest_signed_gated_with_deltas(c):
 def test_release_manifest_hostile(c):
     """A manifest cannot make verify read outside its directory, and wrong types name the key."""
     m = release_inputs(c)
-    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r"))
+    c.run("release", m, "--profile", "x86-avx2", "-o", c.path("r"), "--repetitions", "0")
     good = json.load(open(c.path("r", "manifest.json")))
     cases = [
         (lambda j: j["profiles"][0]["model"].__setitem__("file", "../k"), "without a directory"),
@@ -1598,6 +1674,95 @@ def test_release_manifest_hostile(c):
     check("not valid JSON" in p.stderr, p.stderr)
 
 
+def test_release_profile_gates(c):
+    """Gates read from version-2 device profiles (docs/CLI.md, "Device profiles"), overridden by
+    release's options; speed from bench --e2e's measurement with threads and repetitions."""
+    import platform
+    m = release_inputs(c)
+    common = ["--text", c.path("eval.txt"), "--tokenizer", c.path("tok.bin"), "--max-tokens", "256",
+              "--prompt-tokens", "16", "--gen-tokens", "8", "--repetitions", "2", "--threads", "1"]
+
+    def profile(name, version=2, isa="scalar", **gates):
+        path = c.path(name + ".json")
+        j = {"format": "slmc-profile", "version": version, "name": name, "isa": isa, "recipe": "w4"}
+        if gates:
+            j["gates"] = gates
+        with open(path, "w") as fh:
+            json.dump(j, fh)
+        return path
+
+    def gone(d):
+        check(not os.path.exists(c.path(d)), f"a failed release left {d}")
+
+    # Passing gates are recorded with the figures they were checked against ("scalar" runs natively
+    # everywhere, so its speed is always measured).
+    ok = profile("dev", max_kl=100, max_delta_ppl_percent=1e6, min_decode_tokens_per_s=0)
+    e = c.json("release", m, "--profile", ok, "-o", c.path("r1"), *common)["profiles"][0]
+    check(e["gates"] == {"max_size": None, "max_kl": 100, "max_delta_ppl_percent": 1e6,
+                         "min_decode_tokens_per_s": 0, "unchecked": []}, e["gates"])
+    sp = e["speed"]
+    check(sp["measured"] is True and sp["decode_tokens_per_s"] > 0 and sp["prefill_tokens_per_s"] > 0, sp)
+    check(sp["threads"] == 1 and sp["repetitions"] == 2 and sp["prompt_tokens"] == 16 and sp["gen_tokens"] == 8, sp)
+    check(len(sp["decode"]["samples"]) == 2 and sp["decode"]["min"] <= sp["decode_tokens_per_s"] <= sp["decode"]["max"],
+          sp)
+
+    # Each gate of the profile fails the release: exit 4 naming the profile and the figure.
+    for gates, word in (({"max_kl": 0}, "KL"), ({"max_delta_ppl_percent": 0.001}, "perplexity"),
+                        ({"min_decode_tokens_per_s": 1e12}, "tok/s"),
+                        ({"max_size_bytes": 1000}, "exceeds max_size_bytes")):
+        p = c.run("release", m, "--profile", profile("strict", **gates), "-o", c.path("r2"), *common, expect=4)
+        check("'strict'" in p.stderr and word in p.stderr, (gates, p.stderr))
+        gone("r2")
+    # The options override the profile's gates: 'off' drops one, a number replaces it.
+    strict = profile("strict", max_kl=0, min_decode_tokens_per_s=1e12, max_size_bytes=1000)
+    e = c.json("release", m, "--profile", strict, "-o", c.path("r3"), "--max-kl", "off", "--min-tok-s", "0",
+               "--max-size", "1GB", *common)["profiles"][0]
+    check(e["gates"]["max_kl"] is None and e["gates"]["min_decode_tokens_per_s"] == 0 and
+          e["gates"]["max_size"] == 10**9, e["gates"])
+    p = c.run("release", m, "--profile", ok, "-o", c.path("r2"), "--min-tok-s", "1e12", *common, expect=4)
+    check("'dev'" in p.stderr and "tok/s" in p.stderr and "1e+12" in p.stderr, p.stderr)
+    gone("r2")
+    # A profile whose ISA does not run here: its speed gate is recorded as unchecked, never measured.
+    foreign = "neon" if platform.machine() in ("x86_64", "AMD64") else "avx2"
+    if len(c.cmd) == 1:
+        e = c.json("release", m, "--profile", profile("far", isa=foreign, min_decode_tokens_per_s=1e12),
+                   "-o", c.path("r4"), *common)["profiles"][0]
+        check(e["speed"]["measured"] is False and "natively" in e["speed"]["reason"], e["speed"])
+        check(e["gates"]["unchecked"] == ["min_decode_tokens_per_s"], e["gates"])
+    # A gate that cannot be checked is a usage error, never a silent pass.
+    p = c.run("release", m, "--profile", profile("q", max_kl=1), "-o", c.path("r2"), expect=2)
+    check("'q'" in p.stderr and "--text" in p.stderr, p.stderr)
+    p = c.run("release", m, "--profile", profile("s", min_decode_tokens_per_s=1), "-o", c.path("r2"),
+              "--repetitions", "0", expect=2)
+    check("'s'" in p.stderr and "tok/s" in p.stderr, p.stderr)
+    c.run("release", m, "--profile", ok, "-o", c.path("r2"), "--min-tok-s", "fast", *common, expect=2)
+    c.run("release", m, "--profile", ok, "-o", c.path("r2"), "--max-kl", "-1", *common, expect=2)
+    gone("r2")
+
+    # Bad profiles: exit 2 naming the file and the field.
+    bad = c.path("bad.json")
+    for j, field in (({"version": 1, "gates": {"max_kl": 1}}, "version"),
+                     ({"version": 3}, "version"),
+                     ({"version": 2, "gates": {"max_kl": -1}}, "gates.max_kl"),
+                     ({"version": 2, "gates": {"max_kl": "0.3"}}, "gates.max_kl"),
+                     ({"version": 2, "gates": {"min_tok_s": 5}}, "gates.min_tok_s"),
+                     ({"version": 2, "gates": {"max_size_bytes": 0}}, "gates.max_size_bytes"),
+                     ({"version": 2, "gates": {"max_size_bytes": 1.5}}, "gates.max_size_bytes"),
+                     ({"version": 2, "gates": [1]}, "gates")):
+        with open(bad, "w") as fh:
+            json.dump({"format": "slmc-profile", "name": "b", **j}, fh)
+        for cmd in (("release", m, "--profile", bad, "-o", c.path("r2"), *common),
+                    ("convert", m, "--profile", bad, "-o", c.path("b.slm"))):
+            p = c.run(*cmd, expect=2)
+            check("bad.json" in p.stderr and field in p.stderr, (cmd[0], j, p.stderr))
+    gone("r2")
+    # convert checks a profile's size gate (it does not evaluate); --max-size overrides it.
+    tiny = profile("tiny", max_size_bytes=1000, max_kl=0)
+    c.run("convert", m, "--profile", tiny, "-o", c.path("t.slm"), expect=4)
+    check(not os.path.exists(c.path("t.slm")), "convert wrote a file over its size gate")
+    c.run("convert", m, "--profile", tiny, "-o", c.path("t.slm"), "--max-size", "1GB")
+
+
 def test_release_pipeline_example(c):
     """examples/release_pipeline.sh runs as documented: two releases, the second with deltas."""
     if len(c.cmd) > 1:
@@ -1605,7 +1770,8 @@ def test_release_pipeline_example(c):
     m = release_inputs(c)
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "release_pipeline.sh")
     env = dict(os.environ, SLM=c.binary, RELEASE_KEY=c.path("k"), SOURCE=m, EVAL_TEXT=c.path("eval.txt"),
-               PUBLISH_DIR=c.path("pub"), TOKENIZER=c.path("tok.bin"), MAX_KL="100", MAX_DPPL="100000")
+               PUBLISH_DIR=c.path("pub"), TOKENIZER=c.path("tok.bin"), MAX_KL="100", MAX_DPPL="100000",
+               MIN_TOK_S="0", RELEASE_ARGS="--threads 1 --prompt-tokens 32 --gen-tokens 8 --repetitions 1")
     for version, previous in (("v1", ""), ("v2", c.path("pub", "v1", "manifest.json"))):
         p = subprocess.run(["bash", script], env=dict(env, VERSION=version, PREVIOUS=previous),
                            capture_output=True, text=True, timeout=600 * TIMEOUT_SCALE)
@@ -1613,12 +1779,16 @@ def test_release_pipeline_example(c):
     manifest = json.load(open(c.path("pub", "v2", "manifest.json")))
     check(len(manifest["profiles"]) == 4 and all(e["delta"]["from_release"] == "v1" for e in manifest["profiles"]),
           manifest["profiles"])
-    # The default gates fail this random model: the job fails with exit 4 and publishes nothing.
+    # The example's profiles carry the gates; the job's variables override them for every profile.
+    g = {e["profile"]: e["gates"] for e in manifest["profiles"]}
+    check(g["cortex-a53"]["max_size"] == 200000000 and g["x86-avx2"]["max_kl"] == 100 and
+          g["x86-avx2"]["min_decode_tokens_per_s"] == 0, g)
+    # The profiles' own gates fail this random model: the job fails with exit 4 and publishes nothing.
     env.pop("MAX_KL")
     env.pop("MAX_DPPL")
     p = subprocess.run(["bash", script], env=dict(env, VERSION="v3", PREVIOUS=""), capture_output=True, text=True,
                        timeout=600 * TIMEOUT_SCALE)
-    check(p.returncode == 4 and "gate exceeded" in p.stderr, (p.returncode, p.stderr))
+    check(p.returncode == 4 and "gate exceeded" in p.stderr and "max_kl" in p.stderr, (p.returncode, p.stderr))
     check(sorted(os.listdir(c.path("pub"))) == ["v1", "v2"], os.listdir(c.path("pub")))
 
 

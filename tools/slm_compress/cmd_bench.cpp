@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
-#include <numeric>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -17,6 +16,7 @@
 #include "slmc/kernels/linear.hpp"
 #include "slmc/parallel.hpp"
 #include "slmc/quant/quantize.hpp"
+#include "slmc/runtime/e2e.hpp"
 #include "slmc/runtime/llama.hpp"
 
 namespace slmc::cli {
@@ -96,39 +96,7 @@ Status bench_one(const EncodedMatrixView& w, const std::string& name, const Benc
   return Status::ok_status();
 }
 
-// ---- --e2e: the whole model, measured the way llama-bench measures it ----
-//
-// pp (prefill): one forward of `prompt_tokens` tokens from an empty context, logits of the last
-// row only (llama-bench's test_prompt with one batch). tg (decode): `gen_tokens` forwards of one
-// token each from an empty context, each computing its logits (test_gen). Token ids are
-// pseudo-random (fixed seed), as llama-bench's are: the kernels do not care what the ids mean.
-// One warm-up run of each test, then `repetitions` timed runs; the KV cache is reset before each.
-
-struct Spread {
-  std::vector<double> samples;  ///< tokens/s of each repetition, in run order
-  double median = 0, mean = 0, stddev = 0, min = 0, max = 0;
-};
-
-Spread spread_of(std::vector<double> samples) {
-  Spread s;
-  s.samples = samples;
-  if (samples.empty()) return s;
-  std::sort(samples.begin(), samples.end());
-  const size_t n = samples.size();
-  s.median = n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
-  s.mean = std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(n);
-  double var = 0;
-  for (double v : samples) var += (v - s.mean) * (v - s.mean);
-  s.stddev = n > 1 ? std::sqrt(var / static_cast<double>(n - 1)) : 0.0;
-  s.min = samples.front();
-  s.max = samples.back();
-  return s;
-}
-
-Json spread_json(const Spread& s) {
-  return Json{{"median", s.median}, {"mean", s.mean}, {"stddev", s.stddev}, {"min", s.min}, {"max", s.max},
-              {"samples", s.samples}};
-}
+// ---- --e2e: the whole model, measured the way llama-bench measures it (slmc/runtime/e2e.hpp) ----
 
 int run_bench_e2e(const BenchArgs& a, Isa isa, ActMode act) {
   if (a.path.empty()) return fail_usage("bench --e2e: give a .slm FILE holding a language model");
@@ -156,54 +124,14 @@ int run_bench_e2e(const BenchArgs& a, Isa isa, ActMode act) {
   uint64_t file_bytes = 0;
   for (const StoredTensor& t : model.file().tensors()) file_bytes += t.view.total_bytes();
 
-  uint64_t state = 0x5eed;
-  auto random_token = [&] {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    return static_cast<int32_t>((state >> 33) % static_cast<uint64_t>(c.vocab));
-  };
-  std::vector<int32_t> prompt(static_cast<size_t>(a.prompt_tokens));
-  std::vector<float> logits(static_cast<size_t>(c.vocab));
-  using clock = std::chrono::steady_clock;
-  auto run_pp = [&]() -> Result<double> {
-    for (int32_t& t : prompt) t = random_token();
-    model.reset();
-    const auto t0 = clock::now();
-    SLMC_RETURN_IF_ERROR(model.forward(prompt.data(), a.prompt_tokens, logits.data(), /*last_only=*/true));
-    return std::chrono::duration<double>(clock::now() - t0).count();
-  };
-  auto run_tg = [&](int64_t n) -> Result<double> {
-    model.reset();
-    int32_t token = random_token();
-    const auto t0 = clock::now();
-    for (int64_t i = 0; i < n; ++i) {
-      SLMC_RETURN_IF_ERROR(model.forward(&token, 1, logits.data()));
-      token = random_token();
-    }
-    return std::chrono::duration<double>(clock::now() - t0).count();
-  };
-  // Warm-up (page faults of the mapping, scratch and KV-cache growth), then the timed runs.
-  if (a.prompt_tokens > 0) {
-    auto w = run_pp();
-    if (!w.ok()) return fail(w.status().with_context(a.path));
-  }
-  if (a.gen_tokens > 0) {
-    auto w = run_tg(std::min<int64_t>(a.gen_tokens, 4));
-    if (!w.ok()) return fail(w.status().with_context(a.path));
-  }
-  std::vector<double> pp, tg;
-  for (int r = 0; r < a.repetitions; ++r) {
-    if (a.prompt_tokens > 0) {
-      auto s = run_pp();
-      if (!s.ok()) return fail(s.status().with_context(a.path));
-      pp.push_back(static_cast<double>(a.prompt_tokens) / std::max(*s, 1e-12));
-    }
-    if (a.gen_tokens > 0) {
-      auto s = run_tg(a.gen_tokens);
-      if (!s.ok()) return fail(s.status().with_context(a.path));
-      tg.push_back(static_cast<double>(a.gen_tokens) / std::max(*s, 1e-12));
-    }
-  }
-  const Spread pps = spread_of(pp), tgs = spread_of(tg);
+  E2EOptions eo;
+  eo.prompt_tokens = a.prompt_tokens;
+  eo.gen_tokens = a.gen_tokens;
+  eo.repetitions = a.repetitions;
+  auto measured = measure_e2e(model, eo);
+  if (!measured.ok()) return fail(measured.status().with_context(a.path));
+  const TokenRate& pps = measured->prefill;
+  const TokenRate& tgs = measured->decode;
   const CpuFeatures& f = cpu_features();
   const int threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
   const std::string act_name = a.act;
@@ -224,11 +152,11 @@ int run_bench_e2e(const BenchArgs& a, Isa isa, ActMode act) {
     j["repetitions"] = a.repetitions;
     if (a.prompt_tokens > 0) {
       j["prefill_tokens_per_s"] = pps.median;
-      j["prefill"] = spread_json(pps);
+      j["prefill"] = token_rate_json(pps);
     }
     if (a.gen_tokens > 0) {
       j["decode_tokens_per_s"] = tgs.median;
-      j["decode"] = spread_json(tgs);
+      j["decode"] = token_rate_json(tgs);
     }
     std::cout << j.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
     return kExitOk;
@@ -239,7 +167,7 @@ int run_bench_e2e(const BenchArgs& a, Isa isa, ActMode act) {
             << terminal_safe(a.path) << ": " << c.arch << ", " << fmt("%.1f", static_cast<double>(params) / 1e6)
             << " M parameters, " << human_bytes(file_bytes) << "\n\n";
   std::vector<std::vector<std::string>> table{{"test", "t/s median", "± stddev", "min", "max", "reps"}};
-  auto row = [&](const std::string& name, const Spread& s) {
+  auto row = [&](const std::string& name, const TokenRate& s) {
     table.push_back({name, fmt("%.2f", s.median), fmt("%.2f", s.stddev), fmt("%.2f", s.min), fmt("%.2f", s.max),
                      std::to_string(s.samples.size())});
   };

@@ -104,32 +104,20 @@ int run_convert(const ConvertArgs& a) {
     if (!p.ok()) return fail(p.status());
     profile = *p;
   }
-  std::string recipe_name = !a.recipe.empty() ? a.recipe : profile && !profile->recipe.empty() ? profile->recipe : "w4";
-  Result<Recipe> recipe = load_recipe(recipe_name);
-  if (!recipe.ok()) return fail(recipe.status());
-  size_t position = 0;
   std::vector<std::string> rules;
   // Tensor roles (slmc/arch/naming.hpp) cover every source's naming.
   if (!a.embeddings.empty()) rules.push_back("@embedding=" + a.embeddings);
   if (!a.lm_head.empty()) rules.push_back("@output=" + a.lm_head);
   rules.insert(rules.end(), a.rules.begin(), a.rules.end());
-  if (profile) rules.insert(rules.end(), profile->rules.begin(), profile->rules.end());
-  for (const std::string& rule : rules) {
-    Status s = add_rule(*recipe, rule, position++);
-    if (!s.ok()) return fail(s);
-  }
-  if (profile && profile->row_layout != RowLayout::kRows) apply_row_layout(*recipe, profile->row_layout);
-
-  ConvertOptions opts;
-  opts.recipe = *recipe;
+  Result<ConvertOptions> profiled = profile_convert_options(profile ? &*profile : nullptr, a.recipe, rules);
+  if (!profiled.ok()) return fail(profiled.status());
+  ConvertOptions opts = std::move(*profiled);
   opts.num_threads = a.threads;
   opts.dry_run = a.dry_run;
   if (!a.max_size.empty()) {
     auto v = parse_size(a.max_size);
     if (!v) return fail_usage("--max-size '" + a.max_size + "': expected bytes, e.g. 1500000, 20MB, 1.5GiB");
-    opts.max_size = *v;
-  } else if (profile && profile->memory_budget) {
-    opts.max_size = profile->memory_budget;
+    opts.max_size = *v;  // overrides the profile's size gate
   }
   if (!a.target_size.empty()) {
     auto v = parse_size(a.target_size);
@@ -141,10 +129,6 @@ int run_convert(const ConvertArgs& a) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) return fail_usage("--metadata '" + kv + "': expected KEY=VALUE");
     opts.metadata[kv.substr(0, eq)] = MetaValue::string(kv.substr(eq + 1));
-  }
-  if (profile) {
-    opts.metadata["slmc.profile"] = MetaValue::json(profile->json);
-    opts.metadata["slmc.profile.name"] = MetaValue::string(profile->name);
   }
   Calibration calibration;
   if (!a.calibration.empty()) {
@@ -167,19 +151,9 @@ int run_convert(const ConvertArgs& a) {
     }
   }
   if (!a.tokenizer.empty()) {
-    const int64_t rows = [&]() -> int64_t {  // the token embedding's rows bound the vocabulary
-      for (const SourceTensor& t : (*source)->tensors()) {
-        if (tensor_role(t.name) == TensorRole::kEmbedding && t.shape.rank() == 2 &&
-            t.name.find("position") == std::string::npos && t.name.find("wpe") == std::string::npos &&
-            t.name.find("token_type") == std::string::npos) {
-          return t.shape.rows();
-        }
-      }
-      return 0;
-    }();
-    auto tok = Tokenizer::load(a.tokenizer, rows);
+    auto tok = load_tokenizer_for(**source, a.tokenizer);
     if (!tok.ok()) return fail(tok.status());
-    opts.tokenizer = (*tok)->data();
+    opts.tokenizer = std::move(*tok);
   }
   Progress progress("converting");
   // SLMC_TEST_STOP_AT=N: a test hook that stops the process (SIGSTOP) once N tensors are done, so

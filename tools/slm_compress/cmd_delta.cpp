@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <optional>
 #include <iostream>
 
@@ -119,6 +121,16 @@ int run_apply(const ApplyArgs& a) {
     options.public_key = *key;
     options.signature_path = a.sig;
   }
+  Progress progress("applying");
+  // SLMC_TEST_STOP_AT=N: a test hook that stops the process (SIGSTOP) once N ops are applied, so a
+  // test can interrupt apply mid-way (kill, or fill the disk) and check that nothing changed.
+  const char* stop_env = std::getenv("SLMC_TEST_STOP_AT");
+  const long long stop_at = stop_env ? std::atoll(stop_env) : -1;
+  long long ops_done = 0;
+  options.progress = [&](uint64_t done, uint64_t total) {
+    progress.update(static_cast<size_t>(done >> 20), static_cast<size_t>(total >> 20), "MiB");
+    if (++ops_done == stop_at) std::raise(SIGSTOP);
+  };
   ApplyStats st;
   const auto t0 = std::chrono::steady_clock::now();
   if (Status s = apply_delta(a.old_path, a.delta_path, a.output, options, &st); !s.ok()) return fail(s);

@@ -61,6 +61,11 @@ std::string fmt(const char* format, double value) {
   return buf;
 }
 
+Json token_rate_json(const TokenRate& s) {
+  return Json{{"median", s.median}, {"mean", s.mean}, {"stddev", s.stddev}, {"min", s.min}, {"max", s.max},
+              {"samples", s.samples}};
+}
+
 Json json_number(double v) {
   if (std::isnan(v)) return nullptr;
   if (std::isinf(v)) return v > 0 ? 999.0 : -999.0;

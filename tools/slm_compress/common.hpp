@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "exit_codes.hpp"
+#include "slmc/runtime/e2e.hpp"
 #include "slmc/status.hpp"
 
 namespace slmc::cli {
@@ -44,6 +45,10 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
 std::string fmt(const char* format, double value);
 /// A number for JSON: finite doubles as is, +inf as 999 (SQNR of an exact encoding), NaN as null.
 Json json_number(double v);
+
+/// An end-to-end rate as bench --e2e --json and release manifests print it: median, mean, stddev,
+/// min, max (tokens/s) and the samples in run order.
+Json token_rate_json(const TokenRate& rate);
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
 class Progress {

@@ -2,9 +2,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
+#include "slmc/arch/naming.hpp"
 #include "slmc/io/safe_input.hpp"
 #include "slmc/cpu.hpp"
 
@@ -27,20 +29,24 @@ Result<DeviceProfile> parse_profile_json(const std::string& text, const std::str
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return err("not a JSON object");
   static const char* kKeys[] = {"format", "version", "name", "description", "isa", "memory_budget_bytes",
-                                "activation_mode", "row_layout", "recipe", "rules"};
+                                "activation_mode", "row_layout", "recipe", "rules", "gates"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool known = false;
     for (const char* k : kKeys) known |= it.key() == k;
     if (!known) {
       return err("unknown key '" + it.key() +
                  "'; valid: format, version, name, description, isa, memory_budget_bytes, activation_mode, "
-                 "row_layout, recipe, rules");
+                 "row_layout, recipe, rules, gates");
     }
   }
   if (auto f = j.find("format"); f == j.end() || !f->is_string() || *f != "slmc-profile") {
     return err("\"format\" must be \"slmc-profile\"");
   }
-  if (!j.contains("version") || j["version"] != 1) return err("unsupported \"version\" (this slm-compress reads 1)");
+  const auto version = j.find("version");
+  if (version == j.end() || !version->is_number_integer() || *version < kProfileVersionMin ||
+      *version > kProfileVersionMax) {
+    return err("unsupported \"version\" (this slm-compress reads 1 and 2)");
+  }
   DeviceProfile p;
   p.json = j.dump();
   auto get_string = [&](const char* key, std::string& out) -> Status {
@@ -71,6 +77,33 @@ Result<DeviceProfile> parse_profile_json(const std::string& text, const std::str
   else if (layout == "i4") p.row_layout = RowLayout::kInterleave4;
   else if (layout == "i8") p.row_layout = RowLayout::kInterleave8;
   else return err("row_layout '" + layout + "'; valid: rows, i4, i8");
+  if (j.contains("gates")) {
+    if (*version < 2) return err("\"gates\" needs \"version\": 2");
+    const auto& g = j["gates"];
+    if (!g.is_object()) return err("\"gates\" must be an object");
+    for (auto it = g.begin(); it != g.end(); ++it) {
+      const std::string& k = it.key();
+      const std::string field = "\"gates." + k + "\"";
+      if (k == "max_size_bytes") {
+        if (!it->is_number_unsigned() || it->get<uint64_t>() == 0) return err(field + " must be a positive integer");
+        p.gates.max_size = it->get<uint64_t>();
+        continue;
+      }
+      std::optional<double>* slot = k == "max_kl"                   ? &p.gates.max_kl
+                                    : k == "max_delta_ppl_percent"   ? &p.gates.max_delta_ppl
+                                    : k == "min_decode_tokens_per_s" ? &p.gates.min_decode_tps
+                                                                     : nullptr;
+      if (!slot) {
+        return err("unknown key " + field +
+                   "; valid: max_size_bytes, max_kl, max_delta_ppl_percent, min_decode_tokens_per_s");
+      }
+      // A NaN or negative bound would make every figure pass or none: refused.
+      if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 0) {
+        return err(field + " must be a finite number >= 0");
+      }
+      *slot = it->get<double>();
+    }
+  }
   if (j.contains("rules")) {
     if (!j["rules"].is_array()) return err("\"rules\" must be an array of \"GLOB=SCHEME\" strings");
     for (const auto& r : j["rules"]) {
@@ -93,6 +126,40 @@ Result<DeviceProfile> load_profile(const std::string& name_or_path) {
                                                        names + ") nor a readable file (" + text.status().message() + ")");
   }
   return parse_profile_json(*text, name_or_path);
+}
+
+Result<ConvertOptions> profile_convert_options(const DeviceProfile* profile, const std::string& recipe_name,
+                                               const std::vector<std::string>& rules) {
+  const std::string name = !recipe_name.empty() ? recipe_name : profile && !profile->recipe.empty() ? profile->recipe : "w4";
+  SLMC_ASSIGN_OR_RETURN(Recipe recipe, load_recipe(name));
+  size_t position = 0;
+  for (const std::string& rule : rules) SLMC_RETURN_IF_ERROR(add_rule(recipe, rule, position++));
+  if (profile) {
+    for (const std::string& rule : profile->rules) SLMC_RETURN_IF_ERROR(add_rule(recipe, rule, position++));
+    if (profile->row_layout != RowLayout::kRows) apply_row_layout(recipe, profile->row_layout);
+  }
+  ConvertOptions opts;
+  opts.recipe = std::move(recipe);
+  if (profile) {
+    opts.max_size = profile->size_gate();
+    opts.metadata["slmc.profile"] = MetaValue::json(profile->json);
+    opts.metadata["slmc.profile.name"] = MetaValue::string(profile->name);
+  }
+  return opts;
+}
+
+Result<TokenizerData> load_tokenizer_for(const ModelSource& source, const std::string& path) {
+  int64_t rows = 0;  // the token embedding's rows bound the vocabulary
+  for (const SourceTensor& t : source.tensors()) {
+    if (tensor_role(t.name) == TensorRole::kEmbedding && t.shape.rank() == 2 &&
+        t.name.find("position") == std::string::npos && t.name.find("wpe") == std::string::npos &&
+        t.name.find("token_type") == std::string::npos) {
+      rows = t.shape.rows();
+      break;
+    }
+  }
+  SLMC_ASSIGN_OR_RETURN(auto tok, Tokenizer::load(path, rows));
+  return tok->data();
 }
 
 void apply_row_layout(Recipe& recipe, RowLayout layout) {

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -110,6 +111,9 @@ struct ApplyOptions {
   /// so a delta rewritten during apply is refused before the rename.
   std::optional<PublicKey> public_key;
   std::string signature_path;  ///< empty: the delta's path + ".sig"
+  /// Called after each op is reconstructed and checked, with NEW's bytes done and its size (an
+  /// updater's progress bar). Nothing is visible at the output until apply_delta returns OK.
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 struct ApplyStats {

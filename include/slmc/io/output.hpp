@@ -38,7 +38,7 @@ class TempFile {
   ~TempFile();
 
   int fd() const noexcept { return fd_; }
-  /// For messages: the temporary's name, or "<destination> (anonymous temporary)".
+  /// For messages: "<destination> (temporary <name>)", or "<destination> (anonymous temporary)".
   std::string describe() const;
   /// fsyncs, closes, puts the file at the destination (rename over whatever regular file is
   /// there), fsyncs the directory. On failure the temporary is removed and the destination
