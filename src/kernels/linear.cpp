@@ -257,6 +257,7 @@ Status run_sparse(LinearContext& ctx, SparseLinearArgs& sa, Isa isa, bool int8) 
 }  // namespace detail
 
 const char* linear_kernel_isa() { return detail::linear_kernels(detail::kernel_isa()).isa; }
+const char* sparse_linear_kernel_isa() { return detail::sparse_kernels(detail::kernel_isa()).isa; }
 
 Status validate_dense_weights(const EncodedMatrixView& w) {
   using detail::bad;

@@ -123,5 +123,8 @@ Status validate_dense_weights(const EncodedMatrixView& w);
 
 /// Name of the kernel ISA linear() would use now ("scalar", "avx2", "avx512", ...), for reports.
 const char* linear_kernel_isa();
+/// The same for sparse weights (their family's table: an ISA without sparse kernels of its own
+/// reports its fallback's, e.g. "avx2" on an AVX-512 CPU).
+const char* sparse_linear_kernel_isa();
 
 }  // namespace slmc
