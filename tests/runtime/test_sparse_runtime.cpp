@@ -232,7 +232,7 @@ void check_sparse_runs_sparse(const Case& c) {
   }
 
   const bool quantized = std::string(c.scheme).rfind("fp32", 0) != 0;
-  const bool int8_row_auto = std::string(c.name).rfind("nm", 0) == 0 || std::string(c.name).rfind("bitmask", 0) == 0;
+  const bool int8_row_auto = quantized && (std::string(c.name).rfind("nm", 0) == 0 || std::string(c.name).rfind("bitmask", 0) == 0);
   std::vector<ActMode> modes{ActMode::kFp32};
   if (quantized) modes.push_back(ActMode::kInt8Row);
   for (ActMode mode : modes) {
@@ -347,3 +347,9 @@ TEST_CASE("act mode int8 on a sparse layer fails at load, naming the tensor", "[
   CHECK(LlamaModel::load(sparse, LlamaOptions{1, ActMode::kFp32, 0}).ok());
 }
 
+TEST_CASE("sparse runtime: bitmask f32 layers", "[runtime][sparse]") {
+  check_sparse_runs_sparse({"bitmask_f32", "fp32:sparsity=0.5,format=bitmask", "fp32", 14});
+}
+TEST_CASE("sparse runtime: 4:8 int8 layers (N:M other than 2:4: the scatter decoder)", "[runtime][sparse]") {
+  check_sparse_runs_sparse({"nm48_int8", "int8:pattern=4:8", "fp32", 14});
+}
