@@ -11,6 +11,9 @@
 //                                    {decoded row}), next(c) = 32 codes of dense columns [32c, 32c+32)
 //   store_chunk(decoder, c, dst)     the 32 codes of chunk c to dst (32-byte aligned)
 //   dot_i8(decoder, xq, chunks, span, ds)       int8 mode: sum over spans of ds[span] * isum
+//   kDotI8Rows, dot_i8_rows(codes, xq, kpad, chunks, span, ds, out)
+//                                    int8 mode, N > 1: dot_i8 of a decoded row with kDotI8Rows rows
+//                                    of X per call, each with the bits of dot_i8 (1: not provided)
 //   dot_codes_f32(codes, x, k, span, ds)        fp32 mode on a decoded row
 //   row_scales(a, r, groups, ds)                the row's scales as fp32
 //   chunked_scales(layout)           whether the decoded-row micro-kernels serve these scale groups
@@ -139,8 +142,16 @@ void sparse_decoded_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint
     if constexpr (kF32) {
       for (int64_t i = 0; i < a.n; ++i) finish(i, Uk::dot_codes_f32(wrow, a.x + i * k, k, span, grouped ? ds : nullptr));
     } else {
+      int64_t i = 0;
+      if constexpr (Uk::kDotI8Rows > 1) {  // kDotI8Rows rows of X per pass over the decoded row
+        float sums[Uk::kDotI8Rows];
+        for (; i + Uk::kDotI8Rows <= a.n; i += Uk::kDotI8Rows) {
+          Uk::dot_i8_rows(wrow, a.xq + i * a.kpad, a.kpad, chunks, span, grouped ? ds : nullptr, sums);
+          for (int j = 0; j < Uk::kDotI8Rows; ++j) finish(i + j, sums[j]);
+        }
+      }
       typename Uk::BufferChunks buf{wrow};
-      for (int64_t i = 0; i < a.n; ++i) finish(i, Uk::dot_i8(buf, a.xq + i * a.kpad, chunks, span, grouped ? ds : nullptr));
+      for (; i < a.n; ++i) finish(i, Uk::dot_i8(buf, a.xq + i * a.kpad, chunks, span, grouped ? ds : nullptr));
     }
   }
 }

@@ -287,6 +287,65 @@ float dot_i8(Chunks& w, const int8_t* x, int64_t chunks, int64_t span, const flo
   return hsum(facc);
 }
 
+// dot_i8 of one decoded row (32-byte aligned codes) with kRows rows of X (kpad apart) at once, for
+// batches (prefill): each chunk of codes is loaded and its |w| taken once for every row of X. Each
+// row's operations and their order are dot_i8's, so out[j] has the bits of a one-row call.
+template <int kRows>
+void dot_i8_rows(const int8_t* w, const int8_t* x, int64_t kpad, int64_t chunks, int64_t span, const float* ds,
+                 float* out) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  auto codes = [&](int64_t c) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 32 * c)); };
+  auto xchunk = [&](int j, int64_t c) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(x + j * kpad + 32 * c));
+  };
+  auto chunk_dot = [&](__m256i abs_w, __m256i wv, __m256i xv) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(xv, wv)), ones);
+  };
+  if (ds && span == 1) {
+    __m256 facc[kRows], facc1[kRows];
+    for (int j = 0; j < kRows; ++j) facc[j] = facc1[j] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 2 <= chunks; c += 2) {
+      const __m256i w0 = codes(c), w1 = codes(c + 1);
+      const __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
+      const __m256 d0 = _mm256_broadcast_ss(ds + c), d1 = _mm256_broadcast_ss(ds + c + 1);
+#pragma GCC unroll 8
+      for (int j = 0; j < kRows; ++j) {
+        facc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(chunk_dot(a0, w0, xchunk(j, c))), d0, facc[j]);
+        facc1[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(chunk_dot(a1, w1, xchunk(j, c + 1))), d1, facc1[j]);
+      }
+    }
+    if (c < chunks) {
+      const __m256i w0 = codes(c), a0 = _mm256_abs_epi8(w0);
+      const __m256 d0 = _mm256_broadcast_ss(ds + c);
+#pragma GCC unroll 8
+      for (int j = 0; j < kRows; ++j) {
+        facc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(chunk_dot(a0, w0, xchunk(j, c))), d0, facc[j]);
+      }
+    }
+    for (int j = 0; j < kRows; ++j) out[j] = hsum(_mm256_add_ps(facc[j], facc1[j]));
+    return;
+  }
+  __m256 facc[kRows];
+  for (int j = 0; j < kRows; ++j) facc[j] = _mm256_setzero_ps();
+  for (int64_t c0 = 0, g = 0; c0 < chunks; c0 += span, ++g) {
+    const int64_t c1 = std::min(chunks, c0 + span);
+    __m256i isum[kRows];
+    for (int j = 0; j < kRows; ++j) isum[j] = _mm256_setzero_si256();
+    for (int64_t c = c0; c < c1; ++c) {
+      const __m256i w0 = codes(c), a0 = _mm256_abs_epi8(w0);
+#pragma GCC unroll 8
+      for (int j = 0; j < kRows; ++j) isum[j] = _mm256_add_epi32(isum[j], chunk_dot(a0, w0, xchunk(j, c)));
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < kRows; ++j) {
+      const __m256 f = _mm256_cvtepi32_ps(isum[j]);
+      facc[j] = ds ? _mm256_fmadd_ps(f, _mm256_set1_ps(ds[g]), facc[j]) : _mm256_add_ps(facc[j], f);
+    }
+  }
+  for (int j = 0; j < kRows; ++j) out[j] = hsum(facc[j]);
+}
+
 // ---- 2:4 GEMV in int8 mode: select the activations instead of expanding the weights ----------------
 //
 // Expanding a row's 2:4 codes to dense columns (Nm24Chunks) spends a table lookup per meta byte and
@@ -477,6 +536,12 @@ struct SparseUkernels {
   }
   static float dot_codes_f32(const int8_t* w, const float* x, int64_t k, int64_t span, const float* ds) {
     return detail::dot_codes_f32(w, x, k, span, ds);
+  }
+  // int8 mode, N > 1: a decoded row times 4 rows of X per pass (dot_i8_rows).
+  static constexpr int kDotI8Rows = 4;
+  static void dot_i8_rows(const int8_t* w, const int8_t* x, int64_t kpad, int64_t chunks, int64_t span,
+                          const float* ds, float* out) {
+    detail::dot_i8_rows<kDotI8Rows>(w, x, kpad, chunks, span, ds, out);
   }
   static void row_scales(const SparseLinearArgs& a, int64_t r, int64_t groups, float* ds) {
     detail::row_scales(a, r, groups, ds);

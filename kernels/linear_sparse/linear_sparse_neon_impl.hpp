@@ -434,6 +434,7 @@ struct SparseUkernels {
   // longer spans into kSpanMax chunks itself.
   static bool chunked_scales(const SparseLayout& l) { return sparse_scales_in_chunks(l); }
   static constexpr bool kNm24SelectGemv = false;
+  static constexpr int kDotI8Rows = 1;  // no multi-row dot yet: one dot_i8 per row of X
 };
 
 void fp32_rows(const SparseLinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) { sparse_fp32<SparseUkernels>(a, m0, m1, scratch); }

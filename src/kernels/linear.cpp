@@ -11,6 +11,7 @@
 #include "dispatch.hpp"
 #include "linear/linear.hpp"
 #include "linear_sparse/linear_sparse.hpp"
+#include "slmc/codec.hpp"
 #include "slmc/sparse/validate.hpp"
 #include "slmc/layout.hpp"
 #include "slmc/parallel.hpp"
@@ -142,6 +143,19 @@ ActMode act_mode_for_layer(ActMode requested, const Encoding& encoding) noexcept
   return int8 && !encoding.is_quantized() ? ActMode::kFp32 : requested;
 }
 
+Status check_act_mode(const Encoding& encoding, ActMode mode) {
+  if ((mode == ActMode::kInt8 || mode == ActMode::kInt8Row) && !encoding.is_quantized()) {
+    return Status(ErrorCode::kUnsupported, std::string("linear: act mode ") + act_mode_name(mode) +
+                                               " needs int8/int4 weights, got " +
+                                               std::string(value_type_name(encoding.value_type)));
+  }
+  if (mode == ActMode::kInt8 && is_sparse_format(encoding.format)) {
+    return Status(ErrorCode::kUnsupported, "linear: act mode int8 (one scale per 32 values) has no sparse kernels "
+                                           "yet (" + encoding_name(encoding) + "); use int8-row or auto");
+  }
+  return Status();
+}
+
 namespace {
 // A fork/join costs microseconds (far more when a core is busy with another process): a call gets
 // a second thread only when each thread has at least kMinMacsPerThread multiply-adds to do. The
@@ -243,6 +257,7 @@ Status run_sparse(LinearContext& ctx, SparseLinearArgs& sa, Isa isa, bool int8) 
 }  // namespace detail
 
 const char* linear_kernel_isa() { return detail::linear_kernels(detail::kernel_isa()).isa; }
+const char* sparse_linear_kernel_isa() { return detail::sparse_kernels(detail::kernel_isa()).isa; }
 
 Status validate_dense_weights(const EncodedMatrixView& w) {
   using detail::bad;
@@ -311,15 +326,7 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     return Status(ErrorCode::kInvalidArgument, "linear: act mode " + std::to_string(static_cast<int>(mode)));
   }
   if (mode == ActMode::kAuto) mode = default_act_mode(w.encoding);
-  if ((mode == ActMode::kInt8 || mode == ActMode::kInt8Row) && !w.encoding.is_quantized()) {
-    return Status(ErrorCode::kUnsupported, std::string("linear: act mode ") + act_mode_name(mode) +
-                                               " needs int8/int4 weights, got " +
-                                               std::string(value_type_name(w.encoding.value_type)));
-  }
-  if (mode == ActMode::kInt8 && sparse) {
-    return Status(ErrorCode::kUnsupported,
-                  "linear: act mode int8 (one scale per 32 values) has no sparse kernels yet; use int8-row");
-  }
+  SLMC_RETURN_IF_ERROR(check_act_mode(w.encoding, mode));
   if (n > 0 && k > 0 && x == nullptr) return Status(ErrorCode::kInvalidArgument, "linear: x is null");
   if (n > 0 && m > 0 && y == nullptr) return Status(ErrorCode::kInvalidArgument, "linear: y is null");
   if (n > 0 && m > 0 && k > 0) {
@@ -443,11 +450,12 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
   return Status();
 }
 
-Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t count, float* out) {
+Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t count, float* out,
+                   bool check_sparse_contents) {
   const bool sparse = is_sparse_format(w.encoding.format);
   detail::SparseLinearArgs sa;
   if (sparse) {
-    SLMC_RETURN_IF_ERROR(detail::sparse_args(w, &sa));
+    SLMC_RETURN_IF_ERROR(detail::sparse_args(w, &sa, check_sparse_contents));
   } else {
     SLMC_RETURN_IF_ERROR(validate_dense_weights(w));
   }

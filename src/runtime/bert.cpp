@@ -10,6 +10,7 @@
 
 #include "slmc/decode.hpp"
 #include "slmc/parallel.hpp"
+#include "slmc/sparse/layout.hpp"
 
 namespace slmc {
 namespace {
@@ -137,10 +138,10 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
     if (!t) return fail(ErrorCode::kNotFound, "tensor '" + name + "' is missing");
     return t;
   };
-  // A matrix for linear() / gather_rows(): sparse encodings are decoded to fp32 once (no sparse
-  // kernels in this engine yet); `cols` must match, `rows` too when it is positive.
-  auto matrix_of = [&](const std::string& name, int64_t rows, int64_t cols, EncodedMatrixView& view,
-                       EncodedMatrix& decoded) -> Status {
+  // A matrix for linear() / gather_rows(), read where the file maps it: dense encodings through
+  // the dense kernels, sparse ones (validated by ModelFile::open) through the sparse kernels;
+  // `cols` must match, `rows` too when it is positive.
+  auto matrix_of = [&](const std::string& name, int64_t rows, int64_t cols, EncodedMatrixView& view) -> Status {
     SLMC_ASSIGN_OR_RETURN(const StoredTensor* t, find(name));
     if ((rows > 0 && t->view.rows != rows) || t->view.cols != cols) {
       return fail(ErrorCode::kInvalidFormat, "tensor '" + name + "' is " + std::to_string(t->view.rows) + "x" +
@@ -149,17 +150,7 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
                                                  std::to_string(cols));
     }
     view = t->view;
-    if (t->view.encoding.format != SparseFormat::kDense) {
-      decoded.rows = t->view.rows;
-      decoded.cols = cols;
-      decoded.encoding = Encoding{};
-      SLMC_ASSIGN_OR_RETURN(decoded.segment(SegmentRole::kValues),
-                            AlignedBuffer::allocate(static_cast<size_t>(t->view.rows * cols) * sizeof(float),
-                                                    path + ": tensor '" + name + "' decoded to fp32"));
-      SLMC_RETURN_IF_ERROR(decode(t->view, decoded.segment(SegmentRole::kValues).as<float>())
-                               .with_context(path + ": tensor '" + name + "'"));
-      view = decoded.view();
-    }
+    if (is_sparse_format(view.encoding.format)) return Status::ok_status();
     return validate_dense_weights(view).with_context(path + ": tensor '" + name + "'");
   };
   auto vector_of = [&](const std::string& name, int64_t length, const float** out) -> Status {
@@ -181,7 +172,10 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
   };
   auto linear_of = [&](const std::string& stem, int64_t rows, int64_t cols, Linear& l) -> Status {
     l.name = stem + ".weight";
-    SLMC_RETURN_IF_ERROR(matrix_of(l.name, rows, cols, l.view, l.decoded));
+    SLMC_RETURN_IF_ERROR(matrix_of(l.name, rows, cols, l.view));
+    // The model-wide mode resolved once; one its kernels lack fails here, naming the tensor.
+    l.mode = act_mode_for_layer(options.act_mode, l.view.encoding);
+    SLMC_RETURN_IF_ERROR(check_act_mode(l.view.encoding, l.mode).with_context(path + ": tensor '" + l.name + "'"));
     return vector_of(stem + ".bias", rows, &l.bias);
   };
   auto norm_of = [&](const std::string& stem, Norm& n) -> Status {
@@ -189,10 +183,9 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
     return vector_of(stem + ".bias", c.dim, &n.bias);
   };
 
-  m->owned_.resize(3);
-  SLMC_RETURN_IF_ERROR(matrix_of("embeddings.word_embeddings.weight", 0, c.dim, m->word_, m->owned_[0]));
-  SLMC_RETURN_IF_ERROR(matrix_of("embeddings.position_embeddings.weight", 0, c.dim, m->position_, m->owned_[1]));
-  SLMC_RETURN_IF_ERROR(matrix_of("embeddings.token_type_embeddings.weight", 0, c.dim, m->token_type_, m->owned_[2]));
+  SLMC_RETURN_IF_ERROR(matrix_of("embeddings.word_embeddings.weight", 0, c.dim, m->word_));
+  SLMC_RETURN_IF_ERROR(matrix_of("embeddings.position_embeddings.weight", 0, c.dim, m->position_));
+  SLMC_RETURN_IF_ERROR(matrix_of("embeddings.token_type_embeddings.weight", 0, c.dim, m->token_type_));
   c.vocab = m->word_.rows;
   c.positions = m->position_.rows;
   c.token_types = m->token_type_.rows;
@@ -223,7 +216,7 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
 
 Status BertModel::run_linear(const Linear& w, const float* x, int64_t n, float* y) {
   if (observer_) observer_(w.name, x, n, w.view.cols);
-  return linear(ctx_, x, n, w.view, w.bias, y, act_mode_for_layer(options_.act_mode, w.view.encoding));
+  return linear(ctx_, x, n, w.view, w.bias, y, w.mode);
 }
 
 void BertModel::attention(const std::vector<int64_t>& starts) {
@@ -310,10 +303,10 @@ Status BertModel::encode(const std::vector<std::vector<int32_t>>& sentences, std
   hidden_.resize(rows * static_cast<size_t>(c.hidden_dim));
 
   // Embeddings: word + position + token type 0, then LayerNorm.
-  SLMC_RETURN_IF_ERROR(gather_rows(word_, ids.data(), n, tmp_.data()));
-  SLMC_RETURN_IF_ERROR(gather_rows(position_, positions.data(), n, q_.data()));
+  SLMC_RETURN_IF_ERROR(gather_rows(word_, ids.data(), n, tmp_.data(), /*check_sparse_contents=*/false));
+  SLMC_RETURN_IF_ERROR(gather_rows(position_, positions.data(), n, q_.data(), /*check_sparse_contents=*/false));
   const int64_t type0 = 0;
-  SLMC_RETURN_IF_ERROR(gather_rows(token_type_, &type0, 1, k_.data()));
+  SLMC_RETURN_IF_ERROR(gather_rows(token_type_, &type0, 1, k_.data(), /*check_sparse_contents=*/false));
   for (int64_t t = 0; t < n; ++t) {
     float* row = &tmp_[static_cast<size_t>(t * dim)];
     const float* pos = &q_[static_cast<size_t>(t * dim)];

@@ -6,11 +6,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 
 #include "slmc/kernels/ops.hpp"
 #include "slmc/parallel.hpp"
+#include "slmc/sparse/layout.hpp"
 #include "slmc/quant/dequantize.hpp"
-#include "slmc/sparse/encode.hpp"
 
 namespace slmc {
 namespace {
@@ -136,7 +137,9 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
   }
 
   auto find = [&](const std::string& name) -> const StoredTensor* { return m->file_->find(name); };
-  auto linear_of = [&](const std::string& name, int64_t rows, int64_t cols, Linear& out) -> Status {
+  std::set<const StoredTensor*> counted;  // load_stats_: a tied embedding and classifier count once
+  // `lookup`: the embedding table, read by gather_rows only (any act mode).
+  auto linear_of = [&](const std::string& name, int64_t rows, int64_t cols, Linear& out, bool lookup = false) -> Status {
     const StoredTensor* t = find(name);
     if (!t) return make_error(ErrorCode::kNotFound, path + ": tensor '" + name + "' is missing");
     if (t->view.rows != rows || t->view.cols != cols) {
@@ -145,21 +148,27 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
                                                        std::to_string(rows) + "x" + std::to_string(cols));
     }
     out.name = name;
-    out.view = t->view;
-    if (t->view.encoding.format != SparseFormat::kDense) {
-      // No sparse kernels yet: decode once to fp32.
-      out.decoded_matrix.rows = rows;
-      out.decoded_matrix.cols = cols;
-      out.decoded_matrix.encoding = Encoding{};
-      Result<AlignedBuffer> values = AlignedBuffer::allocate(static_cast<size_t>(rows * cols) * sizeof(float),
-                                                             path + ": tensor '" + name + "' decoded to fp32");
-      if (!values.ok()) return values.status();
-      out.decoded_matrix.segment(SegmentRole::kValues) = std::move(*values);
-      SLMC_RETURN_IF_ERROR(decode_sparse(t->view, out.decoded_matrix.segment(SegmentRole::kValues).as<float>())
-                               .with_context(path + ": tensor '" + name + "'"));
-      out.view = out.decoded_matrix.view();
+    out.view = t->view;  // in the mapping: dense and sparse layers alike run where they lie
+    const Status checked = is_sparse_format(t->view.encoding.format)
+                               ? Status()  // ModelFile::open ran validate_sparse_matrix on it
+                               : validate_dense_weights(out.view);
+    SLMC_RETURN_IF_ERROR(checked.with_context(path + ": tensor '" + name + "'"));
+    // The model-wide mode resolved for this layer once; a mode its kernels lack fails here,
+    // naming the tensor (e.g. --act int8 on a 2:4 layer), not at the first token.
+    out.mode = act_mode_for_layer(options.act_mode, t->view.encoding);
+    if (!lookup) {
+      SLMC_RETURN_IF_ERROR(check_act_mode(t->view.encoding, out.mode).with_context(path + ": tensor '" + name + "'"));
     }
-    return validate_dense_weights(out.view).with_context(path + ": tensor '" + name + "'");
+    if (counted.insert(t).second) {
+      const bool sparse = is_sparse_format(t->view.encoding.format);
+      uint64_t bytes = 0;
+      for (const SegmentRecord& seg : t->segments) bytes += seg.size;
+      LlamaLoadStats& st = m->load_stats_;
+      (sparse ? st.sparse_matrices : st.dense_matrices) += 1;
+      st.mapped_matrix_bytes += bytes;
+      if (sparse) st.mapped_sparse_bytes += bytes;
+    }
+    return Status::ok_status();
   };
   auto vector_of = [&](const std::string& name, int64_t length, const float** out) -> Status {
     const StoredTensor* t = find(name);
@@ -177,6 +186,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
     Status s = decode(t->view, buf.as<float>());
     SLMC_RETURN_IF_ERROR(s.with_context(path + ": tensor '" + name + "'"));
     *out = buf.as<float>();
+    m->load_stats_.owned_weight_bytes += buf.size();
     m->owned_norms_.push_back(std::move(buf));
     return Status::ok_status();
   };
@@ -208,7 +218,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
   const StoredTensor* embed = find("model.embed_tokens.weight");
   if (!embed) return err(make_error(ErrorCode::kNotFound, "tensor 'model.embed_tokens.weight' is missing"));
   c.vocab = embed->view.rows;
-  SLMC_RETURN_IF_ERROR(linear_of("model.embed_tokens.weight", c.vocab, c.dim, m->embed_));
+  SLMC_RETURN_IF_ERROR(linear_of("model.embed_tokens.weight", c.vocab, c.dim, m->embed_, /*lookup=*/true));
   if (find("lm_head.weight")) {
     SLMC_RETURN_IF_ERROR(linear_of("lm_head.weight", c.vocab, c.dim, m->classifier_));
   } else {
@@ -265,7 +275,7 @@ void LlamaModel::reserve_positions(int64_t positions) {
 
 Status LlamaModel::run_linear(const Linear& w, const float* x, int64_t n, float* y) {
   if (observer_) observer_(w.name, x, n, w.view.cols);
-  return linear(ctx_, x, n, w.view, w.bias, y, act_mode_for_layer(options_.act_mode, w.view.encoding));
+  return linear(ctx_, x, n, w.view, w.bias, y, w.mode);
 }
 
 Status LlamaModel::run_linear_pair(const Linear* const* ws, float* const* ys, int count, int split, const float* x,
@@ -275,8 +285,7 @@ Status LlamaModel::run_linear_pair(const Linear* const* ws, float* const* ys, in
     const int b = nth == 1 ? 0 : (th == 0 ? 0 : split), e = nth == 1 ? count : (th == 0 ? split : count);
     for (int i = b; i < e && status[th].ok(); ++i) {
       const Linear& w = *ws[i];
-      const ActMode mode = act_mode_for_layer(options_.act_mode, w.view.encoding);
-      status[th] = linear(pair_ctx_[th], x, n, w.view, w.bias, ys[i], mode);
+      status[th] = linear(pair_ctx_[th], x, n, w.view, w.bias, ys[i], w.mode);
     }
   });
   return status[0].ok() ? status[1] : status[0];
@@ -311,7 +320,8 @@ Status LlamaModel::forward(const int32_t* tokens, int64_t count, float* logits, 
   hb_.resize(n * hidden);
   hb2_.resize(n * hidden);
   scores_.resize(static_cast<size_t>(std::max(threads, 1)) * static_cast<size_t>(pos_ + count));
-  SLMC_RETURN_IF_ERROR(gather_rows(embed_.view, ids.data(), count, x_.data()));
+  // ModelFile::open validated a sparse table already: no per-call pass over it.
+  SLMC_RETURN_IF_ERROR(gather_rows(embed_.view, ids.data(), count, x_.data(), /*check_sparse_contents=*/false));
 
   const float eps = static_cast<float>(c.rms_eps);
   const ops::Kernels K = ops::Kernels::active();  // resolved once: the free functions lock per call

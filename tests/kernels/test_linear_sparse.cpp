@@ -152,6 +152,19 @@ TEST_CASE("sparse linear matches the fp64 product of the decoded weights", "[lin
           REQUIRE(linear(ctx, x.data(), n, em->view(), bias.data(), y.data(), ActMode::kInt8Row).ok());
           REQUIRE(linear(one, x.data(), n, em->view(), bias.data(), y1.data(), ActMode::kInt8Row).ok());
           REQUIRE(std::memcmp(y.data(), y1.data(), y.size() * 4) == 0);
+          // A batch gives each row of X the bits of a small call: the multi-row dot (several rows
+          // of X per pass over a decoded row, N >= 4) against N = 2 calls of [x_i; x_i], which
+          // take the one-row dot on the same decoded row.
+          if (n >= 4) {
+            std::vector<float> x2(static_cast<size_t>(2 * k)), y2(static_cast<size_t>(2 * m));
+            for (int64_t i = 0; i < n; ++i) {
+              std::copy(x.begin() + i * k, x.begin() + (i + 1) * k, x2.begin());
+              std::copy(x.begin() + i * k, x.begin() + (i + 1) * k, x2.begin() + k);
+              REQUIRE(linear(one, x2.data(), 2, em->view(), bias.data(), y2.data(), ActMode::kInt8Row).ok());
+              INFO("row of X " << i);
+              REQUIRE(std::memcmp(y2.data(), y.data() + i * m, static_cast<size_t>(m) * 4) == 0);
+            }
+          }
           for (int64_t i = 0; i < n; ++i) {
             double amax = 0;
             for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(static_cast<double>(x[static_cast<size_t>(i * k + c)])));

@@ -307,6 +307,31 @@ def test_tiny_bert_cls_pooling_matches_numpy(c):
     check("bert.hidden_act is 'relu'" in p.stderr, p.stderr)
 
 
+def test_tiny_bert_sparse_layers_run_sparse(c):
+    """Sparse layers in the encoder run through the sparse kernels (no decode at load) and give the
+    numpy forward pass of the same pruned values (the .slm exported back to safetensors): CSR f32
+    everywhere, the embedding tables included (sparse gather), and 2:4 int8 with fp32 activations."""
+    import numpy as np
+    sys.path.insert(0, HERE)
+    import bert_reference
+    d = c.path("tiny-sparse")
+    write_tiny_bert(d, False)
+    sentences = ["The cats sat on the mat.", "A big dog running!", "small", "the dog, the cat, the mat sat on a dog."]
+    for name, scheme, act in (("csr", "fp32:sparsity=0.6,format=csr", "auto"), ("nm24", "int8:pattern=2:4", "fp32")):
+        recipe = c.write(f"{name}.json", json.dumps({"format": "slmc-recipe", "version": 1, "name": name,
+                                                      "default": scheme}))
+        slm = c.path(f"tiny-{name}.slm")
+        c.run("convert", d, "-o", slm, "--recipe", recipe)
+        used = [e["name"] for e in c.json("inspect", slm)["encodings"]]
+        check(any(u.startswith("csr" if name == "csr" else "nm2:4") for u in used), used)
+        pruned = c.path(f"tiny-{name}-pruned")
+        shutil.copytree(d, pruned)
+        c.run("export", slm, "-o", os.path.join(pruned, "model.safetensors"), "--force")
+        want, _ = bert_reference.embed(pruned, sentences, 16)
+        got = embed(c, slm, sentences, "--act", act)
+        check(np.abs(got - want).max() < 1e-4, f"{name}: {np.abs(got - want).max()}")
+
+
 def main():
     binary, name = sys.argv[1], sys.argv[2]
     if os.path.realpath(sys.prefix) != os.path.realpath(os.path.join(CACHE, "venv")):

@@ -40,11 +40,11 @@ Json meta_json(const Metadata& m) {
   return j;
 }
 
-// Whether this build and CPU run a kernel for the encoding (dense: every encoding; sparse
-// formats are decoded by the reference decoder only, for now).
+// The kernel table this build and CPU run the encoding with (dense and sparse families have their
+// own tables; an ISA without sparse kernels of its own uses its fallback's, e.g. avx512 -> avx2).
 std::string kernel_for(const Encoding& e) {
   if (e.format == SparseFormat::kDense) return linear_kernel_isa();
-  return "none (decode only)";
+  return sparse_linear_kernel_isa();
 }
 
 int run_inspect(const std::string& path, bool json) {

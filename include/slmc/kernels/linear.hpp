@@ -55,6 +55,12 @@ ActMode default_act_mode(const Encoding& encoding) noexcept;
 /// other request is returned as it is (kAuto is resolved by linear()).
 ActMode act_mode_for_layer(ActMode requested, const Encoding& encoding) noexcept;
 
+/// Whether linear() runs weights of `encoding` with `mode` (kAuto: always): kUnsupported naming the
+/// mode and the encoding when it does not (an int8 mode on float weights; kInt8, one scale per 32
+/// values, on sparse weights, whose kernels take int8-row). Loaders call it once per layer so that
+/// a model-wide mode the file cannot run fails at load, naming the tensor, not at the first token.
+Status check_act_mode(const Encoding& encoding, ActMode mode);
+
 /// Scratch memory and thread count for linear(). The scratch grows to the largest call seen and is
 /// then reused: steady-state calls do not allocate. Not thread-safe: one context per concurrent
 /// caller (linear() itself runs its threads on the context's behalf).
@@ -96,8 +102,8 @@ class LinearContext {
 /// Validates the encoding, its segment sizes and the arguments; errors name the bad value.
 /// Sparse weights (CSR, BSR, N:M, bitmask) are validated with validate_sparse_matrix unless the
 /// context says they were already (LinearContext::set_check_sparse_contents); int8-row mode applies
-/// to their int8/int4 values. Not supported (kUnsupported): kInt8 or kInt8Row with float weights,
-/// kInt8 with sparse weights.
+/// to their int8/int4 values. Not supported (kUnsupported, check_act_mode): kInt8 or kInt8Row with
+/// float weights, kInt8 with sparse weights.
 Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrixView& w, const float* bias,
               float* y, ActMode mode = ActMode::kAuto);
 
@@ -105,8 +111,11 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
 /// lookup). Row indices
 /// must lie in [0, M) (kOutOfRange otherwise). out: count*K floats. Quantized weights give
 /// d*c + m in fp32 (c the stored code, m the min or -8d for symmetric int4); float weights convert
-/// exactly.
-Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t count, float* out);
+/// exactly. Sparse weights are checked with validate_sparse_matrix (a pass over the whole matrix)
+/// unless `check_sparse_contents` is false, for weights validated before (a loaded ModelFile's),
+/// as LinearContext::set_check_sparse_contents does for linear().
+Status gather_rows(const EncodedMatrixView& w, const int64_t* rows, int64_t count, float* out,
+                   bool check_sparse_contents = true);
 
 /// Checks that `w` is a dense encoding this module can read and that its segments have the sizes
 /// the layout requires. linear() and gather_rows() call it; exposed for loaders and tests.
@@ -114,5 +123,8 @@ Status validate_dense_weights(const EncodedMatrixView& w);
 
 /// Name of the kernel ISA linear() would use now ("scalar", "avx2", "avx512", ...), for reports.
 const char* linear_kernel_isa();
+/// The same for sparse weights (their family's table: an ISA without sparse kernels of its own
+/// reports its fallback's, e.g. "avx2" on an AVX-512 CPU).
+const char* sparse_linear_kernel_isa();
 
 }  // namespace slmc

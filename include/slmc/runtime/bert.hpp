@@ -5,8 +5,8 @@
 // pooling the file records (mean over the tokens or the [CLS] token; optional L2 normalization).
 //
 // Every linear layer goes through slmc::linear and the embedding lookups through
-// slmc::gather_rows, whatever encoding the file holds (sparse encodings are decoded to fp32 once at
-// load, as the Llama engine does). A batch of sentences of different lengths runs as one batch:
+// slmc::gather_rows on the weights as the file maps them, whatever encoding it holds (sparse
+// layers through the sparse kernels, as in the Llama engine; nothing is decoded at load). A batch of sentences of different lengths runs as one batch:
 // the tokens of all sentences are packed row after row (no padding rows are computed) and the
 // attention of a token is masked to the tokens of its own sentence, which gives what a padded
 // batch with HF's attention mask gives.
@@ -88,7 +88,7 @@ class BertModel {
     std::string name;
     EncodedMatrixView view;
     const float* bias = nullptr;
-    EncodedMatrix decoded;  ///< fp32 copy for encodings without a kernel (sparse)
+    ActMode mode = ActMode::kAuto;  ///< act_mode_for_layer(options.act_mode, encoding), checked at load
   };
   struct Norm {
     const float* weight = nullptr;
@@ -108,7 +108,6 @@ class BertModel {
   BertOptions options_;
   LinearContext ctx_;
   EncodedMatrixView word_, position_, token_type_;
-  std::vector<EncodedMatrix> owned_;       ///< decoded sparse embedding tables
   std::vector<AlignedBuffer> owned_vectors_;  ///< norms and biases stored in a non-f32 encoding
   Norm embed_norm_;
   std::vector<Layer> layers_;

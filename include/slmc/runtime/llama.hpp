@@ -2,10 +2,11 @@
 // library's kernels: RMSNorm, RoPE in the layout the file records (interleaved pairs for llama2.c
 // and GGUF, rotate-half for Hugging Face weights), grouped-query attention with a KV cache, SwiGLU
 // feed-forward and a tied (or separate) classifier. Every linear layer and the embedding lookup go
-// through slmc::linear / slmc::gather_rows, whatever encoding the file holds (sparse encodings,
-// are still decoded to fp32 once at load: running them through the sparse kernels is the speed
-// issue's work); everything else through the SIMD ops of slmc/kernels/ops.hpp, with attention
-// parallel across (query row, head) pairs (docs/KERNELS.md, "Forward-pass ops").
+// through slmc::linear / slmc::gather_rows on the weights as the file maps them, whatever encoding
+// it holds: dense layers through the dense kernels, CSR / BSR / N:M / bitmask layers through the
+// sparse kernels (nothing is decoded or repacked at load; LlamaModel::load_stats() says so);
+// everything else through the SIMD ops of slmc/kernels/ops.hpp, with attention parallel across
+// (query row, head) pairs (docs/KERNELS.md, "Forward-pass ops").
 #pragma once
 
 #include <cstdint>
@@ -50,6 +51,19 @@ struct LlamaOptions {
   bool verify_checksums = true;
 };
 
+/// What load() did with the weights: every linear layer (embedding and classifier included; a
+/// tied classifier counts once) runs on the bytes of the mapping, dense or sparse; only rank-1
+/// tensors stored in a non-f32 encoding (norms, biases) are decoded into owned memory.
+struct LlamaLoadStats {
+  int64_t dense_matrices = 0;       ///< linear weights in a dense encoding
+  int64_t sparse_matrices = 0;      ///< linear weights in CSR, BSR, N:M or bitmask
+  uint64_t mapped_matrix_bytes = 0;   ///< bytes of those weights' segments, read in place
+  uint64_t mapped_sparse_bytes = 0;   ///< the sparse ones' share of mapped_matrix_bytes
+  /// Bytes load() allocated for copies of weights: every decoded tensor is counted here, and today
+  /// only norms and biases stored in a non-f32 encoding are (a few KiB); a matrix never is.
+  uint64_t owned_weight_bytes = 0;
+};
+
 class LlamaModel {
  public:
   /// Loads and validates a .slm file holding a Llama-family model (general.architecture "llama",
@@ -60,6 +74,7 @@ class LlamaModel {
 
   const LlamaConfig& config() const noexcept { return config_; }
   const ModelFile& file() const noexcept { return *file_; }
+  const LlamaLoadStats& load_stats() const noexcept { return load_stats_; }
 
   /// Forgets the KV cache (next forward starts at position 0).
   void reset() noexcept { pos_ = 0; }
@@ -81,8 +96,7 @@ class LlamaModel {
     std::string name;
     EncodedMatrixView view;
     const float* bias = nullptr;  ///< one per output row (Qwen2's q/k/v), or null
-    AlignedBuffer decoded;  ///< fp32 copy for encodings without a kernel (sparse)
-    EncodedMatrix decoded_matrix;
+    ActMode mode = ActMode::kAuto;  ///< act_mode_for_layer(options.act_mode, encoding), checked at load
   };
   struct Layer {
     const float* attn_norm = nullptr;
@@ -107,6 +121,7 @@ class LlamaModel {
   const float* final_norm_ = nullptr;
   std::vector<Layer> layers_;
   std::vector<AlignedBuffer> owned_norms_;  ///< norms stored in a non-f32 encoding, decoded
+  LlamaLoadStats load_stats_;
   void reserve_positions(int64_t positions);
   std::vector<std::vector<float>> layer_keys_, layer_values_;  ///< per layer: [positions][kv_dim]
   std::vector<float> rope_cos_, rope_sin_;                     ///< [positions][head_dim / 2]
