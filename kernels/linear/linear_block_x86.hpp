@@ -698,6 +698,218 @@ void int4_quads(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
 #pragma GCC diagnostic pop
 #endif
 
+#if SLMC_HAVE_AVX512_FLAGS
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// ------------------------------------------------------------------------------------------------
+// The packed GEMM of the block mode (AVX-512 VNNI), run by gemm_panels (driver.hpp) for N >=
+// LinearTuning::gemm_min_n_int8_block.
+//
+// Panel: 16 rows of W over a K block of kc chunks, repacked once per block into
+//   bytes [chunk][k4 = 0..7][row = 0..15][4 codes]   (512 bytes per chunk)
+// so one ZMM load holds 4 consecutive codes of each of the 16 rows, and one vpdpbusd against four
+// codes of a row of X broadcast to every lane does 64 products of 16 outputs. The codes are stored
+// unsigned (the operand vpdpbusd takes unsigned): int8 q + 128, int4 the nibble u (symmetric: the
+// signed value + 8). The bias goes back out in the integer domain: each (row of X, chunk) starts
+// its int32 accumulator at -bias * sum of its 32 codes (pack_x), so after 8 vpdpbusd the lane holds
+// the chunk's exact integer dot sum_k c_k xq_k with c the signed value (int8 q; symmetric int4
+// u - 8; asymmetric int4 u, its min goes to the offset term). Then one convert and one FMA per
+// (16 rows, row of X, chunk): acc += float(isum) * (d_g(rows) * s_j), the d of the chunk's group
+// stored beside the panel ([chunk][16] fp32; per-row scales: acc += float(isum) * s_j, d after).
+// A tile is 16 rows x up to kNr = 12 rows of X: 12 int32 + 12 fp32 accumulators, 8 loads of W
+// per chunk shared by 12 rows of X.
+//
+// Numbers: each output is one fp32 FMA chain over its chunks in order (partial sums of K blocks
+// kept in y), then finish(): y = v + sum_g m_g xsum_g (asymmetric, grouped), y = v * d + m * xsum
+// (per-row), + bias. The same for every tile position, tile width, N and thread split, so any
+// batch served by the GEMM gives each row of X the same bits; but not the bits of the GEMV (which
+// keeps 8 or 16 partial lanes per output and sums them at the end): see KERNELS.md.
+struct BlockGemmZmm {
+  static constexpr int64_t kMr = 16, kNr = 12;
+  static constexpr int64_t kChunkBytes = kMr * kChunk;  // one chunk of the panel
+  static constexpr int64_t kMaxBlockChunks = 64;        // 2048 values: a 32 KiB panel (L1)
+
+  const LinearArgs& a;
+  int64_t kend, kc_max;
+  bool int4, grouped, offsets;
+  int32_t code_bias;   // the code bias: 128 (int8), 8 (symmetric int4), 0 (asymmetric int4)
+  uint8_t* panel;      // kMaxBlockChunks * kChunkBytes
+  float* dpanel;       // kMaxBlockChunks * kMr: d of each chunk's group (grouped scales)
+  int32_t* xcorr;      // [n][chunks]: -bias * sum of the chunk's codes
+  float* mbuf;         // [groups][kMr]: the offset term's m (finish)
+
+  static size_t scratch_bytes(const LinearArgs& a) {
+    return static_cast<size_t>(kMaxBlockChunks * kChunkBytes + kMaxBlockChunks * kMr * 4 +
+                               ((a.n * a.layout.chunks * 4 + 63) / 64) * 64 + a.layout.groups * kMr * 4 + 64);
+  }
+
+  BlockGemmZmm(const LinearArgs& args, uint8_t* scratch) : a(args) {
+    const DenseQuantLayout& l = a.layout;
+    kend = l.chunks;
+    kc_max = kMaxBlockChunks;
+    int4 = a.vt == ValueType::kInt4;
+    grouped = grouped_scales(a);
+    offsets = !a.symmetric;
+    code_bias = !int4 ? 128 : a.symmetric ? 8 : 0;
+    panel = scratch;
+    dpanel = reinterpret_cast<float*>(panel + kMaxBlockChunks * kChunkBytes);
+    xcorr = reinterpret_cast<int32_t*>(dpanel + kMaxBlockChunks * kMr);
+    mbuf = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(xcorr) + ((a.n * l.chunks * 4 + 63) / 64) * 64);
+  }
+
+  /// All blocks' corrections at the first block (the activations are the caller's, whole).
+  void pack_x(int64_t kb, int64_t) {
+    if (kb != 0 || code_bias == 0) return;
+    const int64_t chunks = a.layout.chunks;
+    for (int64_t i = 0; i < a.n; ++i) {
+      const int8_t* xq = a.xq + i * a.kpad;
+      int32_t* c = xcorr + i * chunks;
+      for (int64_t j = 0; j < chunks; ++j) {
+        int32_t sum = 0;
+        for (int64_t e = 0; e < kChunk; ++e) sum += xq[j * kChunk + e];
+        c[j] = -code_bias * sum;
+      }
+    }
+  }
+
+  /// Rows [mb, mb + rows) over chunks [kb, kb + kc) into the panel; missing rows get code 0 and d 0
+  /// (their lanes are computed and never stored).
+  void pack_w(int64_t kb, int64_t kc, int64_t mb, int64_t rows) {
+    const DenseQuantLayout& l = a.layout;
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (int64_t p = 0; p < kMr; ++p) {
+      auto* dst = reinterpret_cast<uint32_t*>(panel) + p;
+      if (p >= rows) {
+        for (int64_t j = 0; j < kc; ++j) {
+          for (int t = 0; t < 8; ++t) dst[(j * 8 + t) * kMr] = 0;
+          dpanel[j * kMr + p] = 0.0f;
+        }
+        continue;
+      }
+      const RowStream s = row_stream(a, mb + p);
+      const uint8_t* w = s.w + kb * s.wstride;
+      for (int64_t j = 0; j < kc; ++j, w += s.wstride) {
+        alignas(32) uint32_t c[8];
+        if (int4) {
+          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+          _mm_store_si128(reinterpret_cast<__m128i*>(c), _mm_and_si128(b, low4));
+          _mm_store_si128(reinterpret_cast<__m128i*>(c + 4), _mm_and_si128(_mm_srli_epi16(b, 4), low4));
+        } else {
+          _mm256_store_si256(reinterpret_cast<__m256i*>(c),
+                             _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)), flip));
+        }
+        for (int t = 0; t < 8; ++t) dst[(j * 8 + t) * kMr] = c[t];
+      }
+      if (grouped) {
+        const int64_t cpg = l.group_size / kChunk;
+        for (int64_t j = 0; j < kc; ++j) dpanel[j * kMr + p] = scale_of(a.scales, a.scales_f16, s.s0 + (kb + j) / cpg * s.sstride);
+      }
+    }
+  }
+
+  template <bool kGrouped, bool kCorr, int NR>
+  void tile_nr(int64_t kb, int64_t kc, int64_t mb, int64_t rows, int64_t nb, bool first) const {
+    const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
+    const int64_t chunks = a.layout.chunks;
+    const int8_t* xq[NR];
+    const float* xb[NR];
+    const int32_t* xc[NR];
+    float* y[NR];
+    __m512 acc[NR];
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NR; ++i) {
+      xq[i] = a.xq + (nb + i) * a.kpad + kb * kChunk;
+      xb[i] = a.xbs + (nb + i) * chunks + kb;
+      xc[i] = xcorr + (nb + i) * chunks + kb;
+      y[i] = a.y + (nb + i) * a.m + mb;
+      acc[i] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, y[i]);
+    }
+    const uint8_t* pj = panel;
+    for (int64_t j = 0; j < kc; ++j, pj += kChunkBytes) {
+      __m512i isum[NR];
+      SLMC_BLK_UNROLL
+      for (int i = 0; i < NR; ++i) isum[i] = kCorr ? _mm512_set1_epi32(xc[i][j]) : _mm512_setzero_si512();
+      SLMC_BLK_UNROLL
+      for (int t = 0; t < 8; ++t) {
+        const __m512i w = _mm512_load_si512(pj + t * 64);
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NR; ++i) {
+          int32_t x4;
+          std::memcpy(&x4, xq[i] + j * kChunk + 4 * t, 4);
+          isum[i] = _mm512_dpbusd_epi32(isum[i], w, _mm512_set1_epi32(x4));
+        }
+      }
+      if (kGrouped) {
+        const __m512 d = _mm512_load_ps(dpanel + j * kMr);
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NR; ++i) {
+          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_mul_ps(d, _mm512_set1_ps(xb[i][j])), acc[i]);
+        }
+      } else {
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_set1_ps(xb[i][j]), acc[i]);
+      }
+    }
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y[i], mask, acc[i]);
+  }
+
+  void tile(int64_t kb, int64_t kc, int64_t mb, int64_t rows, int64_t nb, int nr, bool first) const {
+    with_count<1, static_cast<int>(kNr)>(nr, [&](auto c) {
+      constexpr int NR = decltype(c)::value;
+      if (grouped) {
+        code_bias ? tile_nr<true, true, NR>(kb, kc, mb, rows, nb, first) : tile_nr<true, false, NR>(kb, kc, mb, rows, nb, first);
+      } else {
+        code_bias ? tile_nr<false, true, NR>(kb, kc, mb, rows, nb, first) : tile_nr<false, false, NR>(kb, kc, mb, rows, nb, first);
+      }
+    });
+  }
+
+  /// The epilogue over y[:, m0:m1): offsets, per-row scales, bias; 16 rows at a time.
+  void finish(int64_t m0, int64_t m1) {
+    const DenseQuantLayout& l = a.layout;
+    for (int64_t mb = m0; mb < m1; mb += kMr) {
+      const int64_t rows = std::min(kMr, m1 - mb);
+      const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
+      alignas(64) float d[kMr] = {}, mn[kMr] = {};
+      for (int64_t p = 0; p < rows; ++p) {
+        const RowStream s = row_stream(a, mb + p);
+        if (!grouped) {
+          d[p] = scale_of(a.scales, a.scales_f16, s.s0);
+          if (offsets) mn[p] = scale_of(a.mins, a.scales_f16, s.s0);
+        } else if (offsets) {
+          for (int64_t g = 0; g < l.groups; ++g) mbuf[g * kMr + p] = scale_of(a.mins, a.scales_f16, s.s0 + g * s.sstride);
+        }
+      }
+      if (grouped && offsets) {
+        for (int64_t g = 0; g < l.groups; ++g) {
+          for (int64_t p = rows; p < kMr; ++p) mbuf[g * kMr + p] = 0.0f;
+        }
+      }
+      const __m512 dv = _mm512_load_ps(d), mv = _mm512_load_ps(mn);
+      const __m512 bv = a.bias ? _mm512_maskz_loadu_ps(mask, a.bias + mb) : _mm512_setzero_ps();
+      for (int64_t i = 0; i < a.n; ++i) {
+        float* y = a.y + i * a.m + mb;
+        const float* xs = a.xsum + i * l.groups;
+        __m512 v = _mm512_maskz_loadu_ps(mask, y);
+        if (!grouped) {
+          v = _mm512_fmadd_ps(v, dv, offsets ? _mm512_mul_ps(mv, _mm512_set1_ps(xs[0])) : _mm512_setzero_ps());
+        } else if (offsets) {
+          __m512 off = _mm512_setzero_ps();
+          for (int64_t g = 0; g < l.groups; ++g) off = _mm512_fmadd_ps(_mm512_load_ps(mbuf + g * kMr), _mm512_set1_ps(xs[g]), off);
+          v = _mm512_add_ps(v, off);
+        }
+        if (a.bias) v = _mm512_add_ps(v, bv);  // no bias: y as computed (an added 0 would turn -0 into +0)
+        _mm512_mask_storeu_ps(y, mask, v);
+      }
+    }
+  }
+};
+#pragma GCC diagnostic pop
+#endif
+
 // Rows of X per weight pass: 4-row groups keep 4 * kNx accumulators in registers.
 template <class Dot>
 constexpr int kNx = Dot::kAccumulators / 4;
@@ -739,6 +951,14 @@ template <class Dot>
 void int8_block(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   const bool grouped = grouped_scales(a);
   if (grouped && a.layout.group_size % kChunk != 0) return linear_int8_block_scalar(a, m0, m1, scratch);
+#if SLMC_HAVE_AVX512_FLAGS
+  if constexpr (Dot::kZmm) {
+    if (a.n >= kLinearTuningAvx512.gemm_min_n_int8_block) {
+      BlockGemmZmm g(a, scratch);
+      return gemm_panels(a, m0, m1, g);
+    }
+  }
+#endif
   float* buf = reinterpret_cast<float*>(scratch);
   auto run = [&](auto int4, auto grouped_c) {
     constexpr bool kI4 = decltype(int4)::value, kG = decltype(grouped_c)::value;
