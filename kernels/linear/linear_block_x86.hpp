@@ -758,53 +758,106 @@ struct BlockGemmZmm {
     mbuf = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(xcorr) + ((a.n * l.chunks * 4 + 63) / 64) * 64);
   }
 
-  /// All blocks' corrections at the first block (the activations are the caller's, whole).
+  /// All blocks' corrections at the first block (the activations are the caller's, whole):
+  /// -bias * sum of a chunk's 32 codes, by vpsadbw on the codes + 128.
   void pack_x(int64_t kb, int64_t) {
     if (kb != 0 || code_bias == 0) return;
     const int64_t chunks = a.layout.chunks;
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     for (int64_t i = 0; i < a.n; ++i) {
       const int8_t* xq = a.xq + i * a.kpad;
       int32_t* c = xcorr + i * chunks;
       for (int64_t j = 0; j < chunks; ++j) {
-        int32_t sum = 0;
-        for (int64_t e = 0; e < kChunk; ++e) sum += xq[j * kChunk + e];
+        const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + j * kChunk)), flip);
+        const __m256i sad = _mm256_sad_epu8(v, _mm256_setzero_si256());  // 4 sums of 8 (x + 128)
+        const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+        const int32_t sum = _mm_cvtsi128_si32(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h))) - 128 * kChunk;
         c[j] = -code_bias * sum;
       }
     }
   }
 
-  /// Rows [mb, mb + rows) over chunks [kb, kb + kc) into the panel; missing rows get code 0 and d 0
-  /// (their lanes are computed and never stored).
+  /// Rows [mb, mb + rows) over chunks [kb, kb + kc) into the panel; missing rows read a zero chunk
+  /// (their lanes are computed and never stored) and get d = 0. Per chunk: rows p and p + 8 in the
+  /// two halves of one ZMM (eight 32-bit groups of 4 codes each), then an 8 x 8 transpose of 32-bit
+  /// elements in both halves at once (unpack 32, unpack 64, one two-source permute per output).
   void pack_w(int64_t kb, int64_t kc, int64_t mb, int64_t rows) {
     const DenseQuantLayout& l = a.layout;
-    const __m128i low4 = _mm_set1_epi8(0x0f);
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    alignas(64) static const uint8_t zeros[32] = {};
+    const uint8_t* w[kMr];
+    int64_t ws[kMr];
     for (int64_t p = 0; p < kMr; ++p) {
-      auto* dst = reinterpret_cast<uint32_t*>(panel) + p;
-      if (p >= rows) {
-        for (int64_t j = 0; j < kc; ++j) {
-          for (int t = 0; t < 8; ++t) dst[(j * 8 + t) * kMr] = 0;
-          dpanel[j * kMr + p] = 0.0f;
+      if (p < rows) {
+        const RowStream s = row_stream(a, mb + p);
+        w[p] = s.w + kb * s.wstride;
+        ws[p] = s.wstride;
+        if (grouped) {
+          const int64_t cpg = l.group_size / kChunk;
+          int64_t g = kb / cpg, left = cpg - kb % cpg;
+          float d = scale_of(a.scales, a.scales_f16, s.s0 + g * s.sstride);
+          for (int64_t j = 0; j < kc; ++j) {
+            dpanel[j * kMr + p] = d;
+            if (--left == 0 && j + 1 < kc) {
+              left = cpg;
+              ++g;
+              d = scale_of(a.scales, a.scales_f16, s.s0 + g * s.sstride);
+            }
+          }
         }
-        continue;
+      } else {
+        w[p] = zeros;
+        ws[p] = 0;
+        if (grouped) {
+          for (int64_t j = 0; j < kc; ++j) dpanel[j * kMr + p] = 0.0f;
+        }
       }
-      const RowStream s = row_stream(a, mb + p);
-      const uint8_t* w = s.w + kb * s.wstride;
-      for (int64_t j = 0; j < kc; ++j, w += s.wstride) {
-        alignas(32) uint32_t c[8];
+    }
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i nib_shift = _mm512_setr_epi64(0, 0, 0x0004000400040004, 0x0004000400040004, 0, 0,
+                                                0x0004000400040004, 0x0004000400040004);
+    const __m512i lo_idx = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i hi_idx = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    uint8_t* out = panel;
+    for (int64_t j = 0; j < kc; ++j, out += kChunkBytes) {
+      __m512i z[8];
+      SLMC_BLK_UNROLL
+      for (int p = 0; p < 8; ++p) {
+        const uint8_t* w0 = w[p] + j * ws[p];
+        const uint8_t* w1 = w[p + 8] + j * ws[p + 8];
         if (int4) {
-          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
-          _mm_store_si128(reinterpret_cast<__m128i*>(c), _mm_and_si128(b, low4));
-          _mm_store_si128(reinterpret_cast<__m128i*>(c + 4), _mm_and_si128(_mm_srli_epi16(b, 4), low4));
+          // [b0 b0 b1 b1] -> low nibbles of b0 | high nibbles of b0 | the same of b1.
+          const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0)));
+          const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w1)));
+          const __m512i b = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
+          z[p] = _mm512_and_si512(_mm512_srlv_epi16(b, nib_shift), low4);
         } else {
-          _mm256_store_si256(reinterpret_cast<__m256i*>(c),
-                             _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)), flip));
+          const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0));
+          const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w1));
+          z[p] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), flip);
         }
-        for (int t = 0; t < 8; ++t) dst[(j * 8 + t) * kMr] = c[t];
       }
-      if (grouped) {
-        const int64_t cpg = l.group_size / kChunk;
-        for (int64_t j = 0; j < kc; ++j) dpanel[j * kMr + p] = scale_of(a.scales, a.scales_f16, s.s0 + (kb + j) / cpg * s.sstride);
+      __m512i t[8], u[8];
+      SLMC_BLK_UNROLL
+      for (int q = 0; q < 4; ++q) {
+        t[2 * q] = _mm512_unpacklo_epi32(z[2 * q], z[2 * q + 1]);
+        t[2 * q + 1] = _mm512_unpackhi_epi32(z[2 * q], z[2 * q + 1]);
+      }
+      SLMC_BLK_UNROLL
+      for (int h = 0; h < 2; ++h) {  // rows 0-3 (h = 0) and 4-7 (h = 1) of each half
+        __m512i* uh = u + 4 * h;
+        const __m512i* th = t + 4 * h;
+        uh[0] = _mm512_unpacklo_epi64(th[0], th[2]);
+        uh[1] = _mm512_unpackhi_epi64(th[0], th[2]);
+        uh[2] = _mm512_unpacklo_epi64(th[1], th[3]);
+        uh[3] = _mm512_unpackhi_epi64(th[1], th[3]);
+      }
+      // u[e] (rows 0-3) and u[4 + e] (rows 4-7) hold element e of each 128-bit lane: element e of
+      // 32-bit group 4h + e sits in lane h (rows p) and lane 2 + h (rows p + 8).
+      SLMC_BLK_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        _mm512_store_si512(out + e * 64, _mm512_permutex2var_epi64(u[e], lo_idx, u[4 + e]));
+        _mm512_store_si512(out + (4 + e) * 64, _mm512_permutex2var_epi64(u[e], hi_idx, u[4 + e]));
       }
     }
   }
