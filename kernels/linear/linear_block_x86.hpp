@@ -729,6 +729,9 @@ struct BlockGemmZmm {
   static constexpr int64_t kMr = 16, kNr = 12;
   static constexpr int64_t kChunkBytes = kMr * kChunk;  // one chunk of the panel
   static constexpr int64_t kMaxBlockChunks = 64;        // 2048 values: a 32 KiB panel (L1)
+  // One chunk of a tile of rows of X: codes [k4][kNr] (32 bits each), corrections [kNr] (int32),
+  // block scales [kNr] (fp32). One pointer and immediate offsets in the micro-kernel.
+  static constexpr int64_t kXChunkBytes = 8 * kNr * 4 + kNr * 4 + kNr * 4;
 
   const LinearArgs& a;
   int64_t kend, kc_max;
@@ -736,12 +739,15 @@ struct BlockGemmZmm {
   int32_t code_bias;   // the code bias: 128 (int8), 8 (symmetric int4), 0 (asymmetric int4)
   uint8_t* panel;      // kMaxBlockChunks * kChunkBytes
   float* dpanel;       // kMaxBlockChunks * kMr: d of each chunk's group (grouped scales)
-  int32_t* xcorr;      // [n][chunks]: -bias * sum of the chunk's codes
+  uint8_t* xpanel;     // [tile][chunk] of kXChunkBytes: the activations, packed once per call
   float* mbuf;         // [groups][kMr]: the offset term's m (finish)
 
   static size_t scratch_bytes(const LinearArgs& a) {
-    return static_cast<size_t>(kMaxBlockChunks * kChunkBytes + kMaxBlockChunks * kMr * 4 +
-                               ((a.n * a.layout.chunks * 4 + 63) / 64) * 64 + a.layout.groups * kMr * 4 + 64);
+    return static_cast<size_t>(kMaxBlockChunks * kChunkBytes + kMaxBlockChunks * kMr * 4 + xpanel_bytes(a) +
+                               a.layout.groups * kMr * 4 + 64);
+  }
+  static int64_t xpanel_bytes(const LinearArgs& a) {
+    return ((a.n + kNr - 1) / kNr * a.layout.chunks * kXChunkBytes + 63) / 64 * 64;
   }
 
   BlockGemmZmm(const LinearArgs& args, uint8_t* scratch) : a(args) {
@@ -754,25 +760,42 @@ struct BlockGemmZmm {
     code_bias = !int4 ? 128 : a.symmetric ? 8 : 0;
     panel = scratch;
     dpanel = reinterpret_cast<float*>(panel + kMaxBlockChunks * kChunkBytes);
-    xcorr = reinterpret_cast<int32_t*>(dpanel + kMaxBlockChunks * kMr);
-    mbuf = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(xcorr) + ((a.n * l.chunks * 4 + 63) / 64) * 64);
+    xpanel = reinterpret_cast<uint8_t*>(dpanel + kMaxBlockChunks * kMr);
+    mbuf = reinterpret_cast<float*>(xpanel + xpanel_bytes(a));
   }
 
-  /// All blocks' corrections at the first block (the activations are the caller's, whole):
-  /// -bias * sum of a chunk's 32 codes, by vpsadbw on the codes + 128.
+  /// The activations of every block at the first block (the caller's, whole), tile by tile: the
+  /// codes as [k4][row of X], -bias * sum of the chunk's codes (vpsadbw on the codes + 128) and
+  /// the block scale. Rows beyond N are zero.
   void pack_x(int64_t kb, int64_t) {
-    if (kb != 0 || code_bias == 0) return;
-    const int64_t chunks = a.layout.chunks;
+    if (kb != 0) return;
+    const int64_t chunks = a.layout.chunks, tiles = (a.n + kNr - 1) / kNr;
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-    for (int64_t i = 0; i < a.n; ++i) {
-      const int8_t* xq = a.xq + i * a.kpad;
-      int32_t* c = xcorr + i * chunks;
-      for (int64_t j = 0; j < chunks; ++j) {
-        const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + j * kChunk)), flip);
-        const __m256i sad = _mm256_sad_epu8(v, _mm256_setzero_si256());  // 4 sums of 8 (x + 128)
-        const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
-        const int32_t sum = _mm_cvtsi128_si32(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h))) - 128 * kChunk;
-        c[j] = -code_bias * sum;
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      for (int64_t i = 0; i < kNr; ++i) {
+        const int64_t row = tile * kNr + i;
+        uint8_t* dst = xpanel + tile * chunks * kXChunkBytes;
+        for (int64_t j = 0; j < chunks; ++j, dst += kXChunkBytes) {
+          auto* codes = reinterpret_cast<int32_t*>(dst);
+          int32_t* corr = codes + 8 * kNr;
+          auto* scale = reinterpret_cast<float*>(corr + kNr);
+          if (row >= a.n) {
+            for (int t = 0; t < 8; ++t) codes[t * kNr + i] = 0;
+            corr[i] = 0;
+            scale[i] = 0.0f;
+            continue;
+          }
+          const int8_t* xq = a.xq + row * a.kpad + j * kChunk;
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+          alignas(32) int32_t c[8];
+          _mm256_store_si256(reinterpret_cast<__m256i*>(c), v);
+          for (int t = 0; t < 8; ++t) codes[t * kNr + i] = c[t];
+          const __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(v, flip), _mm256_setzero_si256());  // 4 sums of 8 (x + 128)
+          const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+          const int32_t sum = _mm_cvtsi128_si32(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h))) - 128 * kChunk;
+          corr[i] = -code_bias * sum;
+          scale[i] = a.xbs[row * chunks + j];
+        }
       }
     }
   }
@@ -862,61 +885,47 @@ struct BlockGemmZmm {
     }
   }
 
-  template <bool kGrouped, bool kCorr, int NR>
+  template <bool kGrouped, int NR>
   void tile_nr(int64_t kb, int64_t kc, int64_t mb, int64_t rows, int64_t nb, bool first) const {
     const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
-    const int64_t chunks = a.layout.chunks;
-    const int8_t* xq[NR];
-    const float* xb[NR];
-    const int32_t* xc[NR];
-    float* y[NR];
+    float* y = a.y + nb * a.m + mb;
     __m512 acc[NR];
     SLMC_BLK_UNROLL
-    for (int i = 0; i < NR; ++i) {
-      xq[i] = a.xq + (nb + i) * a.kpad + kb * kChunk;
-      xb[i] = a.xbs + (nb + i) * chunks + kb;
-      xc[i] = xcorr + (nb + i) * chunks + kb;
-      y[i] = a.y + (nb + i) * a.m + mb;
-      acc[i] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, y[i]);
-    }
+    for (int i = 0; i < NR; ++i) acc[i] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, y + i * a.m);
+    const uint8_t* xp = xpanel + ((nb / kNr) * a.layout.chunks + kb) * kXChunkBytes;
     const uint8_t* pj = panel;
-    for (int64_t j = 0; j < kc; ++j, pj += kChunkBytes) {
+    for (int64_t j = 0; j < kc; ++j, pj += kChunkBytes, xp += kXChunkBytes) {
+      const auto* codes = reinterpret_cast<const int32_t*>(xp);
+      const int32_t* corr = codes + 8 * kNr;
+      const auto* scale = reinterpret_cast<const float*>(corr + kNr);
       __m512i isum[NR];
       SLMC_BLK_UNROLL
-      for (int i = 0; i < NR; ++i) isum[i] = kCorr ? _mm512_set1_epi32(xc[i][j]) : _mm512_setzero_si512();
+      for (int i = 0; i < NR; ++i) isum[i] = _mm512_set1_epi32(corr[i]);
       SLMC_BLK_UNROLL
       for (int t = 0; t < 8; ++t) {
         const __m512i w = _mm512_load_si512(pj + t * 64);
         SLMC_BLK_UNROLL
-        for (int i = 0; i < NR; ++i) {
-          int32_t x4;
-          std::memcpy(&x4, xq[i] + j * kChunk + 4 * t, 4);
-          isum[i] = _mm512_dpbusd_epi32(isum[i], w, _mm512_set1_epi32(x4));
-        }
+        for (int i = 0; i < NR; ++i) isum[i] = _mm512_dpbusd_epi32(isum[i], w, _mm512_set1_epi32(codes[t * kNr + i]));
       }
       if (kGrouped) {
         const __m512 d = _mm512_load_ps(dpanel + j * kMr);
         SLMC_BLK_UNROLL
         for (int i = 0; i < NR; ++i) {
-          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_mul_ps(d, _mm512_set1_ps(xb[i][j])), acc[i]);
+          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_mul_ps(d, _mm512_set1_ps(scale[i])), acc[i]);
         }
       } else {
         SLMC_BLK_UNROLL
-        for (int i = 0; i < NR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_set1_ps(xb[i][j]), acc[i]);
+        for (int i = 0; i < NR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_set1_ps(scale[i]), acc[i]);
       }
     }
     SLMC_BLK_UNROLL
-    for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y[i], mask, acc[i]);
+    for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y + i * a.m, mask, acc[i]);
   }
 
   void tile(int64_t kb, int64_t kc, int64_t mb, int64_t rows, int64_t nb, int nr, bool first) const {
     with_count<1, static_cast<int>(kNr)>(nr, [&](auto c) {
       constexpr int NR = decltype(c)::value;
-      if (grouped) {
-        code_bias ? tile_nr<true, true, NR>(kb, kc, mb, rows, nb, first) : tile_nr<true, false, NR>(kb, kc, mb, rows, nb, first);
-      } else {
-        code_bias ? tile_nr<false, true, NR>(kb, kc, mb, rows, nb, first) : tile_nr<false, false, NR>(kb, kc, mb, rows, nb, first);
-      }
+      grouped ? tile_nr<true, NR>(kb, kc, mb, rows, nb, first) : tile_nr<false, NR>(kb, kc, mb, rows, nb, first);
     });
   }
 
