@@ -58,6 +58,7 @@ struct LinearTuning {
   int64_t gemv_nx_fp32;           ///< fp32 GEMV: rows of X per weight pass
   int64_t gemv_nx_int8;           ///< int8 GEMV: rows of X per weight pass
   bool int8_whole_chunks;         ///< int8 micro-kernels need scale spans of whole 32-element chunks
+  int64_t gemm_min_n_int8_block;  ///< int8 (block) mode: N from which the packed GEMM serves; 0 = none
 };
 
 // AVX2 (linear_avx2.cpp). fp32 mode: the 16 x 6 panel GEMM from N = 4 (repacking weights pays off).
@@ -77,7 +78,7 @@ struct LinearTuning {
 // 8192^2 14.7 / 62.7 vs 34.2 / 62.2.
 inline constexpr LinearTuning kLinearTuningAvx2{
     /*gemm_min_n_fp32=*/4, /*gemm_min_n_int8=*/9, /*gemm_min_n_int4_pairs=*/17, /*int4_pairs_g32_gemv=*/true,
-    /*gemv_nx_fp32=*/1, /*gemv_nx_int8=*/8, /*int8_whole_chunks=*/true};
+    /*gemv_nx_fp32=*/1, /*gemv_nx_int8=*/8, /*int8_whole_chunks=*/true, /*gemm_min_n_int8_block=*/0};
 
 // NEON (linear_neon_impl.hpp, both builds). fp32 mode: the 16 x 4 panel GEMM from N = 4; below it
 // the GEMV takes all rows of X in one weight pass. int8 mode: K blocks of ~1024 from N = 4 (the
@@ -85,7 +86,14 @@ inline constexpr LinearTuning kLinearTuningAvx2{
 // batches rows of X by its register budget. Half-chunk spans (g16, g48) run on half chunks.
 inline constexpr LinearTuning kLinearTuningNeon{
     /*gemm_min_n_fp32=*/4, /*gemm_min_n_int8=*/4, /*gemm_min_n_int4_pairs=*/0, /*int4_pairs_g32_gemv=*/false,
-    /*gemv_nx_fp32=*/3, /*gemv_nx_int8=*/3, /*int8_whole_chunks=*/false};
+    /*gemv_nx_fp32=*/3, /*gemv_nx_int8=*/3, /*int8_whole_chunks=*/false, /*gemm_min_n_int8_block=*/0};
+
+// AVX-512 (linear_avx512.cpp): AVX2's paths for fp32 and int8-row; the int8 (block) mode takes the
+// packed VNNI GEMM (BlockGemmZmm, linear_block_x86.hpp) from gemm_min_n_int8_block rows of X,
+// below it the block GEMVs.
+inline constexpr LinearTuning kLinearTuningAvx512{
+    /*gemm_min_n_fp32=*/4, /*gemm_min_n_int8=*/9, /*gemm_min_n_int4_pairs=*/17, /*int4_pairs_g32_gemv=*/true,
+    /*gemv_nx_fp32=*/1, /*gemv_nx_int8=*/8, /*int8_whole_chunks=*/true, /*gemm_min_n_int8_block=*/8};
 
 struct LinearPlan {
   LinearPath path = LinearPath::kGemv;

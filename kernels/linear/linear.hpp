@@ -69,10 +69,16 @@ struct LinearKernels {
   /// x * 127 / max|x|, zero beyond k; NaN inputs give 0) and returns the scale max|x| / 127.
   /// Bit-identical to quantize_x_scalar in every ISA.
   float (*quantize_x)(const float* x, int64_t k, int64_t kpad, int8_t* xq);
+  /// int8 (block) mode: one row of activations to codes xq[0:kpad) and one scale per 32 values
+  /// xbs[0:kpad / 32), each block quantized as quantize_x quantizes it alone (bit-identical in
+  /// every ISA; kpad = 32 * ceil(k / 32)).
+  void (*quantize_x_blocks)(const float* x, int64_t k, int64_t kpad, int8_t* xq, float* xbs);
 };
 
 /// The reference activation quantizer (linear_scalar.cpp), also the NEON tables' entry.
 float quantize_x_scalar(const float* x, int64_t k, int64_t kpad, int8_t* xq);
+/// quantize_x_scalar on each 32-value block (linear_scalar.cpp), also the NEON tables' entry.
+void quantize_x_blocks_scalar(const float* x, int64_t k, int64_t kpad, int8_t* xq, float* xbs);
 
 /// The reference int8 (block) kernel (linear_scalar.cpp): what every ISA's int8 entry computes,
 /// and the entry of ISAs (and groupings) without block micro-kernels of their own.

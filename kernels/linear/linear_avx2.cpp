@@ -72,6 +72,44 @@ float quantize_x(const float* x, int64_t k, int64_t kpad, int8_t* xq) {
   return scale;
 }
 
+// Block mode: quantize_x's operations on each whole 32-value block without its tail handling and
+// call (the maximum of NaN-free |x| is exact in any order), the last partial block through it.
+void quantize_x_blocks(const float* x, int64_t k, int64_t kpad, int8_t* xq, float* xbs) {
+  const int64_t full = k / 32;
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f), magic = _mm256_set1_ps(12582912.0f);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t j = 0; j < full; ++j) {
+    const float* p = x + j * 32;
+    __m256 v[4], mx[4];
+    SLMC_UNROLL
+    for (int t = 0; t < 4; ++t) {
+      v[t] = _mm256_loadu_ps(p + 8 * t);
+      mx[t] = _mm256_max_ps(_mm256_and_ps(v[t], abs_mask), _mm256_setzero_ps());  // NaN -> 0
+    }
+    const __m256 m = _mm256_max_ps(_mm256_max_ps(mx[0], mx[1]), _mm256_max_ps(mx[2], mx[3]));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+    xbs[j] = amax / 127.0f;
+    const __m256 vinv = _mm256_set1_ps(amax > 0.0f && std::isfinite(amax) ? 127.0f / amax : 0.0f);
+    __m256i c[4];
+    SLMC_UNROLL
+    for (int t = 0; t < 4; ++t) {
+      __m256 s = _mm256_mul_ps(v[t], vinv);
+      s = _mm256_and_ps(s, _mm256_cmp_ps(s, s, _CMP_ORD_Q));  // NaN (or inf * 0) -> 0
+      s = _mm256_min_ps(_mm256_max_ps(s, lo), hi);
+      c[t] = _mm256_cvtps_epi32(_mm256_sub_ps(_mm256_add_ps(s, magic), magic));
+    }
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(xq + j * 32), _mm256_permutevar8x32_epi32(bytes, order));
+  }
+  for (int64_t j = full; j < kpad / 32; ++j) {
+    const int64_t c0 = j * 32, len = std::max<int64_t>(0, std::min<int64_t>(32, k - c0));
+    xbs[j] = quantize_x(x + c0, len, 32, xq + c0);
+  }
+}
+
 size_t scratch_bytes(const LinearArgs& a) {
   const int64_t ntiles_f32 = (a.n + kNrF32 - 1) / kNrF32, ntiles_i8 = (a.n + kNrI8 - 1) / kNrI8;
   const size_t f32 = static_cast<size_t>(kKcF32 * kMr * 4 + kNrF32 * kMr * 4 + ntiles_f32 * kKcF32 * kNrF32 * 4);
@@ -93,7 +131,7 @@ namespace {
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built.
 constexpr LinearKernels kAvx2Linear{"avx2",           avx2::fp32,          avx2::int8_row,
                                     blk::int8_block<blk::DotAvx2>, avx2::scratch_bytes, linear_gather_scalar,
-                                    avx2::quantize_x};
+                                    avx2::quantize_x, avx2::quantize_x_blocks};
 }  // namespace
 
 const LinearKernels& linear_kernels_avx2() { return kAvx2Linear; }

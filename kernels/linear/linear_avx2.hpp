@@ -42,6 +42,7 @@ void gemm_int8(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
 void fp32(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
 void int8_row(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch);
 float quantize_x(const float* x, int64_t k, int64_t kpad, int8_t* xq);
+void quantize_x_blocks(const float* x, int64_t k, int64_t kpad, int8_t* xq, float* xbs);
 size_t scratch_bytes(const LinearArgs& a);
 }  // namespace avx2
 

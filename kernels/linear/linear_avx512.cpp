@@ -9,10 +9,14 @@ static_assert(SLMC_HAVE_AVX512_FLAGS, "linear_avx512.cpp must be compiled with A
 
 namespace slmc::detail {
 namespace {
+size_t scratch_bytes(const LinearArgs& a) {
+  return std::max(avx2::scratch_bytes(a), blk::BlockGemmZmm::scratch_bytes(a));
+}
+
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built.
 constexpr LinearKernels kAvx512Linear{"avx512",           avx2::fp32,          avx2::int8_row,
-                                      blk::int8_block<blk::DotAvx512>, avx2::scratch_bytes, linear_gather_scalar,
-                                      avx2::quantize_x};
+                                      blk::int8_block<blk::DotAvx512>, scratch_bytes, linear_gather_scalar,
+                                      avx2::quantize_x, avx2::quantize_x_blocks};
 }  // namespace
 
 const LinearKernels& linear_kernels_avx512() { return kAvx512Linear; }

@@ -11,7 +11,7 @@ namespace {
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built.
 constexpr LinearKernels kAvxVnniLinear{"avxvnni",           avx2::fp32,          avx2::int8_row,
                                        blk::int8_block<blk::DotAvxVnni>, avx2::scratch_bytes, linear_gather_scalar,
-                                       avx2::quantize_x};
+                                       avx2::quantize_x, avx2::quantize_x_blocks};
 }  // namespace
 
 const LinearKernels& linear_kernels_avxvnni() { return kAvxVnniLinear; }

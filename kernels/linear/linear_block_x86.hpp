@@ -706,6 +706,283 @@ void int4_quads(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
 #pragma GCC diagnostic pop
 #endif
 
+#if SLMC_HAVE_AVX512_FLAGS
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// ------------------------------------------------------------------------------------------------
+// The packed GEMM of the block mode (AVX-512 VNNI), run by gemm_panels (driver.hpp) for N >=
+// LinearTuning::gemm_min_n_int8_block.
+//
+// Panel: 16 rows of W over a K block of kc chunks, repacked once per block into
+//   bytes [chunk][k4 = 0..7][row = 0..15][4 codes]   (512 bytes per chunk)
+// so one ZMM load holds 4 consecutive codes of each of the 16 rows, and one vpdpbusd against four
+// codes of a row of X broadcast to every lane does 64 products of 16 outputs. The codes are stored
+// unsigned (the operand vpdpbusd takes unsigned): int8 q + 128 (nl4: its level + 128), int4 the nibble u (symmetric: the
+// signed value + 8). The bias goes back out in the integer domain: each (row of X, chunk) starts
+// its int32 accumulator at -bias * sum of its 32 codes (pack_x), so after 8 vpdpbusd the lane holds
+// the chunk's exact integer dot sum_k c_k xq_k with c the signed value (int8 q; symmetric int4
+// u - 8; asymmetric int4 u, its min goes to the offset term). Then one convert and one FMA per
+// (16 rows, row of X, chunk): acc += float(isum) * (d_g(rows) * s_j), the d of the chunk's group
+// stored beside the panel ([chunk][16] fp32; per-row scales: acc += float(isum) * s_j, d after).
+// A tile is 16 rows x up to kNr = 12 rows of X: 12 int32 + 12 fp32 accumulators, 8 loads of W
+// per chunk shared by 12 rows of X.
+//
+// Numbers: each output is one fp32 FMA chain over its chunks in order (partial sums of K blocks
+// kept in y), then finish(): y = v + sum_g m_g xsum_g (asymmetric, grouped), y = v * d + m * xsum
+// (per-row), + bias. The same for every tile position, tile width, N and thread split, so any
+// batch served by the GEMM gives each row of X the same bits; but not the bits of the GEMV (which
+// keeps 8 or 16 partial lanes per output and sums them at the end): see KERNELS.md.
+struct BlockGemmZmm {
+  static constexpr int64_t kMr = 16, kNr = 12;
+  static constexpr int64_t kChunkBytes = kMr * kChunk;  // one chunk of the panel
+  static constexpr int64_t kMaxBlockChunks = 64;        // 2048 values: a 32 KiB panel (L1)
+  // One chunk of a tile of rows of X: codes [k4][kNr] (32 bits each), corrections [kNr] (int32),
+  // block scales [kNr] (fp32). One pointer and immediate offsets in the micro-kernel.
+  static constexpr int64_t kXChunkBytes = 8 * kNr * 4 + kNr * 4 + kNr * 4;
+
+  const LinearArgs& a;
+  int64_t kend, kc_max;
+  bool int4, nl4, grouped, offsets;
+  int32_t code_bias;   // the code bias: 128 (int8), 8 (symmetric int4), 0 (asymmetric int4)
+  uint8_t* panel;      // kMaxBlockChunks * kChunkBytes
+  float* dpanel;       // kMaxBlockChunks * kMr: d of each chunk's group (grouped scales)
+  uint8_t* xpanel;     // [tile][chunk] of kXChunkBytes: the activations, packed once per call
+  float* mbuf;         // [groups][kMr]: the offset term's m (finish)
+
+  static size_t scratch_bytes(const LinearArgs& a) {
+    return static_cast<size_t>(kMaxBlockChunks * kChunkBytes + kMaxBlockChunks * kMr * 4 + xpanel_bytes(a) +
+                               a.layout.groups * kMr * 4 + 64);
+  }
+  static int64_t xpanel_bytes(const LinearArgs& a) {
+    return ((a.n + kNr - 1) / kNr * a.layout.chunks * kXChunkBytes + 63) / 64 * 64;
+  }
+
+  BlockGemmZmm(const LinearArgs& args, uint8_t* scratch) : a(args) {
+    const DenseQuantLayout& l = a.layout;
+    kend = l.chunks;
+    kc_max = kMaxBlockChunks;
+    int4 = a.vt == ValueType::kInt4;
+    nl4 = a.vt == ValueType::kNl4;  // nibbles looked up to int8 levels at packing: then an int8 panel
+    grouped = grouped_scales(a);
+    offsets = !a.symmetric;
+    code_bias = !int4 ? 128 : a.symmetric ? 8 : 0;
+    panel = scratch;
+    dpanel = reinterpret_cast<float*>(panel + kMaxBlockChunks * kChunkBytes);
+    xpanel = reinterpret_cast<uint8_t*>(dpanel + kMaxBlockChunks * kMr);
+    mbuf = reinterpret_cast<float*>(xpanel + xpanel_bytes(a));
+  }
+
+  /// The activations of every block at the first block (the caller's, whole), tile by tile: the
+  /// codes as [k4][row of X], -bias * sum of the chunk's codes (vpsadbw on the codes + 128) and
+  /// the block scale. Rows beyond N are zero.
+  void pack_x(int64_t kb, int64_t) {
+    if (kb != 0) return;
+    const int64_t chunks = a.layout.chunks, tiles = (a.n + kNr - 1) / kNr;
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (int64_t tile = 0; tile < tiles; ++tile) {
+      for (int64_t i = 0; i < kNr; ++i) {
+        const int64_t row = tile * kNr + i;
+        uint8_t* dst = xpanel + tile * chunks * kXChunkBytes;
+        for (int64_t j = 0; j < chunks; ++j, dst += kXChunkBytes) {
+          auto* codes = reinterpret_cast<int32_t*>(dst);
+          int32_t* corr = codes + 8 * kNr;
+          auto* scale = reinterpret_cast<float*>(corr + kNr);
+          if (row >= a.n) {
+            for (int t = 0; t < 8; ++t) codes[t * kNr + i] = 0;
+            corr[i] = 0;
+            scale[i] = 0.0f;
+            continue;
+          }
+          const int8_t* xq = a.xq + row * a.kpad + j * kChunk;
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+          alignas(32) int32_t c[8];
+          _mm256_store_si256(reinterpret_cast<__m256i*>(c), v);
+          for (int t = 0; t < 8; ++t) codes[t * kNr + i] = c[t];
+          const __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(v, flip), _mm256_setzero_si256());  // 4 sums of 8 (x + 128)
+          const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+          const int32_t sum = _mm_cvtsi128_si32(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h))) - 128 * kChunk;
+          corr[i] = -code_bias * sum;
+          scale[i] = a.xbs[row * chunks + j];
+        }
+      }
+    }
+  }
+
+  /// Rows [mb, mb + rows) over chunks [kb, kb + kc) into the panel; missing rows read a zero chunk
+  /// (their lanes are computed and never stored) and get d = 0. Per chunk: rows p and p + 8 in the
+  /// two halves of one ZMM (eight 32-bit groups of 4 codes each), then an 8 x 8 transpose of 32-bit
+  /// elements in both halves at once (unpack 32, unpack 64, one two-source permute per output).
+  void pack_w(int64_t kb, int64_t kc, int64_t mb, int64_t rows) {
+    const DenseQuantLayout& l = a.layout;
+    alignas(64) static const uint8_t zeros[32] = {};
+    const uint8_t* w[kMr];
+    int64_t ws[kMr];
+    for (int64_t p = 0; p < kMr; ++p) {
+      if (p < rows) {
+        const RowStream s = row_stream(a, mb + p);
+        w[p] = s.w + kb * s.wstride;
+        ws[p] = s.wstride;
+        if (grouped) {
+          const int64_t cpg = l.group_size / kChunk;
+          int64_t g = kb / cpg, left = cpg - kb % cpg;
+          float d = scale_of(a.scales, a.scales_f16, s.s0 + g * s.sstride);
+          for (int64_t j = 0; j < kc; ++j) {
+            dpanel[j * kMr + p] = d;
+            if (--left == 0 && j + 1 < kc) {
+              left = cpg;
+              ++g;
+              d = scale_of(a.scales, a.scales_f16, s.s0 + g * s.sstride);
+            }
+          }
+        }
+      } else {
+        w[p] = zeros;
+        ws[p] = 0;
+        if (grouped) {
+          for (int64_t j = 0; j < kc; ++j) dpanel[j * kMr + p] = 0.0f;
+        }
+      }
+    }
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i book = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kNl4Levels)));
+    const __m512i nib_shift = _mm512_setr_epi64(0, 0, 0x0004000400040004, 0x0004000400040004, 0, 0,
+                                                0x0004000400040004, 0x0004000400040004);
+    const __m512i lo_idx = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i hi_idx = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    uint8_t* out = panel;
+    for (int64_t j = 0; j < kc; ++j, out += kChunkBytes) {
+      __m512i z[8];
+      SLMC_BLK_UNROLL
+      for (int p = 0; p < 8; ++p) {
+        const uint8_t* w0 = w[p] + j * ws[p];
+        const uint8_t* w1 = w[p + 8] + j * ws[p + 8];
+        if (int4 || nl4) {
+          // [b0 b0 b1 b1] -> low nibbles of b0 | high nibbles of b0 | the same of b1.
+          const __m256i b0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0)));
+          const __m256i b1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w1)));
+          const __m512i b = _mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1);
+          z[p] = _mm512_and_si512(_mm512_srlv_epi16(b, nib_shift), low4);
+          if (nl4) z[p] = _mm512_xor_si512(_mm512_shuffle_epi8(book, z[p]), flip);  // level + 128
+        } else {
+          const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0));
+          const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w1));
+          z[p] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1), flip);
+        }
+      }
+      __m512i t[8], u[8];
+      SLMC_BLK_UNROLL
+      for (int q = 0; q < 4; ++q) {
+        t[2 * q] = _mm512_unpacklo_epi32(z[2 * q], z[2 * q + 1]);
+        t[2 * q + 1] = _mm512_unpackhi_epi32(z[2 * q], z[2 * q + 1]);
+      }
+      SLMC_BLK_UNROLL
+      for (int h = 0; h < 2; ++h) {  // rows 0-3 (h = 0) and 4-7 (h = 1) of each half
+        __m512i* uh = u + 4 * h;
+        const __m512i* th = t + 4 * h;
+        uh[0] = _mm512_unpacklo_epi64(th[0], th[2]);
+        uh[1] = _mm512_unpackhi_epi64(th[0], th[2]);
+        uh[2] = _mm512_unpacklo_epi64(th[1], th[3]);
+        uh[3] = _mm512_unpackhi_epi64(th[1], th[3]);
+      }
+      // u[e] (rows 0-3) and u[4 + e] (rows 4-7) hold element e of each 128-bit lane: element e of
+      // 32-bit group 4h + e sits in lane h (rows p) and lane 2 + h (rows p + 8).
+      SLMC_BLK_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        _mm512_store_si512(out + e * 64, _mm512_permutex2var_epi64(u[e], lo_idx, u[4 + e]));
+        _mm512_store_si512(out + (4 + e) * 64, _mm512_permutex2var_epi64(u[e], hi_idx, u[4 + e]));
+      }
+    }
+  }
+
+  template <bool kGrouped, int NR>
+  void tile_nr(int64_t kb, int64_t kc, int64_t mb, int64_t rows, int64_t nb, bool first) const {
+    const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
+    float* y = a.y + nb * a.m + mb;
+    __m512 acc[NR];
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NR; ++i) acc[i] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, y + i * a.m);
+    const uint8_t* xp = xpanel + ((nb / kNr) * a.layout.chunks + kb) * kXChunkBytes;
+    const uint8_t* pj = panel;
+    for (int64_t j = 0; j < kc; ++j, pj += kChunkBytes, xp += kXChunkBytes) {
+      const auto* codes = reinterpret_cast<const int32_t*>(xp);
+      const int32_t* corr = codes + 8 * kNr;
+      const auto* scale = reinterpret_cast<const float*>(corr + kNr);
+      __m512i isum[NR];
+      SLMC_BLK_UNROLL
+      for (int i = 0; i < NR; ++i) isum[i] = _mm512_set1_epi32(corr[i]);
+      SLMC_BLK_UNROLL
+      for (int t = 0; t < 8; ++t) {
+        const __m512i w = _mm512_load_si512(pj + t * 64);
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NR; ++i) isum[i] = _mm512_dpbusd_epi32(isum[i], w, _mm512_set1_epi32(codes[t * kNr + i]));
+      }
+      if (kGrouped) {
+        const __m512 d = _mm512_load_ps(dpanel + j * kMr);
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NR; ++i) {
+          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_mul_ps(d, _mm512_set1_ps(scale[i])), acc[i]);
+        }
+      } else {
+        SLMC_BLK_UNROLL
+        for (int i = 0; i < NR; ++i) acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[i]), _mm512_set1_ps(scale[i]), acc[i]);
+      }
+    }
+    SLMC_BLK_UNROLL
+    for (int i = 0; i < NR; ++i) _mm512_mask_storeu_ps(y + i * a.m, mask, acc[i]);
+  }
+
+  void tile(int64_t kb, int64_t kc, int64_t mb, int64_t rows, int64_t nb, int nr, bool first) const {
+    with_count<1, static_cast<int>(kNr)>(nr, [&](auto c) {
+      constexpr int NR = decltype(c)::value;
+      grouped ? tile_nr<true, NR>(kb, kc, mb, rows, nb, first) : tile_nr<false, NR>(kb, kc, mb, rows, nb, first);
+    });
+  }
+
+  /// The epilogue over y[:, m0:m1): offsets, per-row scales, bias; 16 rows at a time.
+  void finish(int64_t m0, int64_t m1) {
+    const DenseQuantLayout& l = a.layout;
+    for (int64_t mb = m0; mb < m1; mb += kMr) {
+      const int64_t rows = std::min(kMr, m1 - mb);
+      const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1);
+      alignas(64) float d[kMr] = {}, mn[kMr] = {};
+      for (int64_t p = 0; p < rows; ++p) {
+        const RowStream s = row_stream(a, mb + p);
+        if (!grouped) {
+          d[p] = scale_of(a.scales, a.scales_f16, s.s0);
+          if (offsets) mn[p] = scale_of(a.mins, a.scales_f16, s.s0);
+        } else if (offsets) {
+          for (int64_t g = 0; g < l.groups; ++g) mbuf[g * kMr + p] = scale_of(a.mins, a.scales_f16, s.s0 + g * s.sstride);
+        }
+      }
+      if (grouped && offsets) {
+        for (int64_t g = 0; g < l.groups; ++g) {
+          for (int64_t p = rows; p < kMr; ++p) mbuf[g * kMr + p] = 0.0f;
+        }
+      }
+      const __m512 dv = _mm512_load_ps(d), mv = _mm512_load_ps(mn);
+      const __m512 bv = a.bias ? _mm512_maskz_loadu_ps(mask, a.bias + mb) : _mm512_setzero_ps();
+      for (int64_t i = 0; i < a.n; ++i) {
+        float* y = a.y + i * a.m + mb;
+        const float* xs = a.xsum + i * l.groups;
+        __m512 v = _mm512_maskz_loadu_ps(mask, y);
+        if (!grouped) {
+          v = _mm512_fmadd_ps(v, dv, offsets ? _mm512_mul_ps(mv, _mm512_set1_ps(xs[0])) : _mm512_setzero_ps());
+        } else if (offsets) {
+          __m512 off = _mm512_setzero_ps();
+          for (int64_t g = 0; g < l.groups; ++g) off = _mm512_fmadd_ps(_mm512_load_ps(mbuf + g * kMr), _mm512_set1_ps(xs[g]), off);
+          v = _mm512_add_ps(v, off);
+        }
+        if (a.bias) v = _mm512_add_ps(v, bv);  // no bias: y as computed (an added 0 would turn -0 into +0)
+        _mm512_mask_storeu_ps(y, mask, v);
+      }
+    }
+  }
+};
+#pragma GCC diagnostic pop
+#endif
+
 // Rows of X per weight pass: 4-row groups keep 4 * kNx accumulators in registers.
 template <class Dot>
 constexpr int kNx = Dot::kAccumulators / 4;
@@ -758,6 +1035,14 @@ template <class Dot>
 void int8_block(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t* scratch) {
   const bool grouped = grouped_scales(a);
   if (grouped && a.layout.group_size % kChunk != 0) return linear_int8_block_scalar(a, m0, m1, scratch);
+#if SLMC_HAVE_AVX512_FLAGS
+  if constexpr (Dot::kZmm) {
+    if (a.n >= kLinearTuningAvx512.gemm_min_n_int8_block) {
+      BlockGemmZmm g(a, scratch);
+      return gemm_panels(a, m0, m1, g);
+    }
+  }
+#endif
   float* buf = reinterpret_cast<float*>(scratch);
   auto run = [&](auto int4, auto grouped_c) {
     constexpr bool kI4 = decltype(int4)::value, kG = decltype(grouped_c)::value;

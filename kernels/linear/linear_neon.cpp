@@ -11,7 +11,7 @@ namespace slmc::detail {
 namespace {
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built.
 constexpr LinearKernels kNeonLinear{"neon", fp32, int8, blk_neon::int8_block, scratch_bytes, gather,
-                                    quantize_x_scalar};
+                                    quantize_x_scalar, quantize_x_blocks_scalar};
 }  // namespace
 
 const LinearKernels& linear_kernels_neon() { return kNeonLinear; }

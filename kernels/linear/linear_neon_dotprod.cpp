@@ -11,7 +11,8 @@ namespace {
 // Constant-initialized (no guard): the accessor runs on every CPU when the dispatch table is built,
 // including CPUs without dotprod, so it must not execute any ARMv8.2 instruction itself.
 constexpr LinearKernels kNeonDotprodLinear{"neon_dotprod", fp32, int8, blk_neon::int8_block, scratch_bytes,
-                                            gather, quantize_x_scalar};
+                                            gather, quantize_x_scalar,
+                                            quantize_x_blocks_scalar};
 }  // namespace
 
 const LinearKernels& linear_kernels_neon_dotprod() { return kNeonDotprodLinear; }

@@ -199,9 +199,16 @@ float quantize_x_scalar(const float* x, int64_t k, int64_t kpad, int8_t* xq) {
   return scale;
 }
 
+void quantize_x_blocks_scalar(const float* x, int64_t k, int64_t kpad, int8_t* xq, float* xbs) {
+  for (int64_t j = 0; j < kpad / kChunk; ++j) {
+    const int64_t c0 = j * kChunk, len = std::max<int64_t>(0, std::min<int64_t>(kChunk, k - c0));
+    xbs[j] = quantize_x_scalar(x + c0, len, kChunk, xq + c0);
+  }
+}
+
 const LinearKernels& linear_kernels_scalar() {
   static const LinearKernels k{"scalar", fp32, int8_row, linear_int8_block_scalar, scratch_bytes,
-                               linear_gather_scalar, quantize_x_scalar};
+                               linear_gather_scalar, quantize_x_scalar, quantize_x_blocks_scalar};
   return k;
 }
 

@@ -391,6 +391,9 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     float* xsum = int8 ? reinterpret_cast<float*>(scratch + xsum_off) : nullptr;
     const int64_t kpad = a.kpad, gs = a.layout.group_size;
     const bool sym_int4 = w.encoding.value_type == ValueType::kInt4 && w.encoding.symmetric;
+    // Block mode on symmetric int8 and nl4 weights has no offset term: no kernel reads xsum.
+    const int64_t sum_groups =
+        block && (w.encoding.value_type == ValueType::kInt8 || w.encoding.value_type == ValueType::kNl4) && w.encoding.symmetric ? 0 : groups;
     parallel_for(n, 1, ctx.num_threads(), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const float* xr = x + i * k;
@@ -402,12 +405,9 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
         if (xscale) xscale[i] = kern.quantize_x(xr, k, kpad, q);
         if (xbs) {
           // One scale per 32 values: the row quantizer on each block (bit-identical in every ISA).
-          for (int64_t j = 0; j < chunks; ++j) {
-            const int64_t c0 = j * kChunk, len = std::min<int64_t>(kChunk, k - c0);
-            xbs[i * chunks + j] = kern.quantize_x(xr + c0, len, kChunk, q + c0);
-          }
+          kern.quantize_x_blocks(xr, k, kpad, q, xbs + i * chunks);
         }
-        for (int64_t g = 0; g < groups; ++g) {
+        for (int64_t g = 0; g < sum_groups; ++g) {
           const int64_t c0 = g * gs, c1 = std::min(k, (g + 1) * gs);
           if (sym_int4) {
             // m = -8d multiplies the quantized activations: the kernels then compute

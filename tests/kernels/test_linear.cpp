@@ -436,7 +436,7 @@ TEST_CASE("int8 activations get the same codes and scale in every ISA", "[linear
   for (int64_t k : {1, 7, 31, 32, 33, 65, 100, 257}) {
     const EncodedMatrix w = identity(k);
     for (int variant = 0; variant < 5; ++variant) {
-      for (int64_t n : {1, 5}) {
+      for (int64_t n : {1, 5, 13}) {  // 13: the AVX-512 block GEMM
         std::vector<float> x = test::gaussian(static_cast<size_t>(n * k), ++seed);
         for (int64_t i = 0; i < n; ++i) {
           float* row = x.data() + i * k;
@@ -498,17 +498,24 @@ TEST_CASE("int8 activations get the same codes and scale in every ISA", "[linear
 }
 
 TEST_CASE("int8 (block) mode: every ISA agrees with the scalar reference, any N gives one-row bits", "[linear]") {
-  // The block micro-kernels (AVX2, AVX-VNNI, AVX-512) take up to 2 or 4 rows of X per weight pass
-  // and 1, 4 or 8 rows per group: each row of X must get the bits of a one-row call, and every ISA
-  // must agree with the scalar reference up to float rounding (integer chunk sums are exact; only
-  // the order of the fp32 additions differs).
+  // The block GEMVs (AVX2, AVX-VNNI, AVX-512) take up to 2 or 4 rows of X per weight pass and 1, 4
+  // or 8 rows per group: each row of X must get the bits of a one-row call. From some N on, an ISA
+  // may switch to a packed GEMM (AVX-512: 16 rows x 12 rows of X per tile, K blocks of 2048), whose
+  // per-output reduction differs from the GEMV's (docs/KERNELS.md, "int8 (block) GEMM"): then every
+  // N from that switch on must give each row of X one set of bits, the same at any position in the
+  // batch (here: the batch shifted by one row) and for any thread count. Every ISA must agree with
+  // the scalar reference up to float rounding (integer chunk sums are exact; only the order of the
+  // fp32 additions differs).
   uint64_t seed = 123000;
+  // M not a multiple of 16, K not a multiple of 32 or of a K block (2048), N around the tile (12).
+  const std::vector<Shape> shapes{{37, 300, 9}, {24, 1100, 5}, {16, 64, 3}, {21, 2100, 14}, {50, 161, 26}};
   for (const Encoding& e : test::all_dense_encodings()) {
     if (!e.is_quantized()) continue;
-    for (const Shape& sh : std::vector<Shape>{{37, 300, 9}, {24, 1100, 5}, {16, 64, 3}}) {
+    for (const Shape& sh : shapes) {
       ++seed;
       const TestMatrix t = test::make_matrix(sh.m, sh.k, e, seed);
-      std::vector<float> x = test::gaussian(static_cast<size_t>(sh.n * sh.k), seed + 1);
+      // sh.n + 1 rows: the batches x[0, N) and x[1, N + 1).
+      std::vector<float> x = test::gaussian(static_cast<size_t>((sh.n + 1) * sh.k), seed + 1);
       for (size_t i = 0; i < x.size(); i += 97) x[i] *= 40.0f;  // outliers: block scales differ a lot
       const std::vector<float> bias = test::gaussian(static_cast<size_t>(sh.m), seed + 2);
       std::vector<float> ref(static_cast<size_t>(sh.n * sh.m));
@@ -519,14 +526,36 @@ TEST_CASE("int8 (block) mode: every ISA agrees with the scalar reference, any N 
       }
       for (Isa isa : runnable_isas()) {
         ScopedIsaOverride force(isa);
-        LinearContext ctx(2);
-        std::vector<float> y(ref.size()), one(ref.size());
+        LinearContext ctx(2), ctx1(1);
+        const size_t mm = static_cast<size_t>(sh.m);
+        std::vector<float> y(ref.size()), one(ref.size() + mm), shifted(ref.size()), y1(ref.size());
         REQUIRE(linear(ctx, x.data(), sh.n, t.em.view(), bias.data(), y.data(), ActMode::kInt8).ok());
-        for (int64_t i = 0; i < sh.n; ++i) {
+        for (int64_t i = 0; i <= sh.n; ++i) {
           REQUIRE(linear(ctx, x.data() + i * sh.k, 1, t.em.view(), bias.data(), one.data() + i * sh.m, ActMode::kInt8).ok());
         }
         INFO(isa_name(isa) << " " << encoding_name(e) << " M=" << sh.m << " K=" << sh.k << " N=" << sh.n);
-        REQUIRE(std::memcmp(y.data(), one.data(), y.size() * 4) == 0);
+        // The GEMM regime is that of the full batch; each smaller N either gives one-row bits (below
+        // the switch) or the full batch's bits (from it on), and once the GEMM serves it serves every
+        // larger N.
+        const bool gemm = std::memcmp(y.data(), one.data(), y.size() * 4) != 0;
+        bool switched = false;
+        for (int64_t n = 1; n < sh.n; ++n) {
+          std::vector<float> yn(static_cast<size_t>(n) * mm);
+          REQUIRE(linear(ctx, x.data(), n, t.em.view(), bias.data(), yn.data(), ActMode::kInt8).ok());
+          const bool as_one = std::memcmp(yn.data(), one.data(), yn.size() * 4) == 0;
+          const bool as_batch = std::memcmp(yn.data(), y.data(), yn.size() * 4) == 0;
+          INFO("N=" << n << ": one-row bits " << as_one << ", full-batch bits " << as_batch);
+          REQUIRE((as_one || as_batch));
+          if (gemm && !as_one) switched = true;
+          REQUIRE((!switched || as_batch));
+        }
+        if (gemm) {
+          // Rows 1..N at positions 0..N-1 (another tile position, another tail tile) and one thread.
+          REQUIRE(linear(ctx, x.data() + sh.k, sh.n, t.em.view(), bias.data(), shifted.data(), ActMode::kInt8).ok());
+          REQUIRE(std::memcmp(shifted.data(), y.data() + mm, (y.size() - mm) * 4) == 0);
+          REQUIRE(linear(ctx1, x.data(), sh.n, t.em.view(), bias.data(), y1.data(), ActMode::kInt8).ok());
+          REQUIRE(std::memcmp(y1.data(), y.data(), y.size() * 4) == 0);
+        }
         for (int64_t i = 0; i < sh.n; ++i) {
           for (int64_t r = 0; r < sh.m; ++r) {
             // Tolerance: 1e-5 of the sum of |terms| (bounded here by |w| |x| summed in fp64).
