@@ -148,6 +148,7 @@ constexpr Preset kPresets[] = {
     {"int8", "int8", false},
     {"w4", "int4:group=32,search=mse", true},
     {"w4g128", "int4:group=128,search=mse", true},
+    {"nl4", "nl4:group=32,search=mse", true},
     {"w8-2:4", "int8:pattern=2:4", true},
     {"w4-2:4", "int4:pattern=2:4", true},
     {"w8-bitmask50", "int8:sparsity=0.5,format=bitmask", true},

@@ -65,8 +65,10 @@ Result<ManifestFile> parse_file(const Json& j, const std::string& where, const s
 }  // namespace
 
 std::string min_library_version_for_format(int major, int minor) {
-  // slmc 0.1.0 introduced format 1.0 and 1.1 (the tokenizer); later versions add rows here.
+  // slmc 0.1.0 introduced format 1.0 and 1.1 (the tokenizer), 0.2.0 format 1.2 (nl4); later
+  // versions add rows here.
   if (major == 1 && (minor == 0 || minor == 1)) return "0.1.0";
+  if (major == 1 && minor == 2) return "0.2.0";
   return {};
 }
 

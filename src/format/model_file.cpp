@@ -453,7 +453,14 @@ Status ModelFileWriter::finish() {
                                       t.add_eos, t.add_space_prefix, b.CreateString(t.normalizer),
                                       b.CreateString(t.chat_template));
   }
-  auto root = fb::CreateModel(b, kFormatMajor, kFormatMinor, producer, producer_version, sources_off, recipe, arch, meta,
+  // The lowest minor version that describes the file: 1.2 only when a tensor is nl4, so files
+  // without one stay readable by readers older than nl4 (FORMAT.md §4).
+  uint16_t minor = 1;
+  for (const auto& [name, u] : uses) {
+    if (u.first.value_type == ValueType::kNl4) minor = 2;
+  }
+  w.header.format_minor = minor;
+  auto root = fb::CreateModel(b, kFormatMajor, minor, producer, producer_version, sources_off, recipe, arch, meta,
                               uses_off, layouts_off, w.tensors.size(), tensors_off, w.data_size, tok_off);
   fb::FinishModelBuffer(b, root);
   const uint64_t fb_size = b.GetSize();
@@ -470,7 +477,7 @@ Status ModelFileWriter::finish() {
   std::vector<uint8_t> head(static_cast<size_t>(data_offset), 0);
   std::memcpy(head.data(), kFileMagic, 8);
   store_le<uint16_t>(head.data() + 8, kFormatMajor);
-  store_le<uint16_t>(head.data() + 10, kFormatMinor);
+  store_le<uint16_t>(head.data() + 10, minor);
   store_le<uint32_t>(head.data() + 12, 0);
   store_le<uint64_t>(head.data() + 16, kPreambleBytes);
   store_le<uint64_t>(head.data() + 24, fb_size);

@@ -81,6 +81,7 @@ std::vector<Sample> sample_tensors() {
       {ValueType::kInt8, Granularity::kChannel, 0, false, DType::kF32, RowLayout::kInterleave8, 9, 40},
       {ValueType::kInt8, Granularity::kTensor, 0, true, DType::kF16, RowLayout::kRows, 1, 31},
       {ValueType::kInt8, Granularity::kGroup, 48, true, DType::kF32, RowLayout::kInterleave4, 8, 100},
+      {ValueType::kNl4, Granularity::kGroup, 32, true, DType::kF16, RowLayout::kInterleave8, 11, 70},  // makes it 1.2
   };
   int i = 0;
   for (const Q& q : qs) {
@@ -374,5 +375,5 @@ TEST_CASE("slm works on a read only file", "[format]") {
   REQUIRE(::chmod(path.c_str(), 0444) == 0);
   auto mf = ModelFile::open(path, LoadOptions{true});
   REQUIRE(mf.ok());
-  CHECK((*mf)->tensors().size() == 9);
+  CHECK((*mf)->tensors().size() == 10);
 }

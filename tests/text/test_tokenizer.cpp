@@ -251,7 +251,7 @@ TEST_CASE("the tokenizer round-trips through the .slm file", "[text][format]") {
   auto f = ModelFile::open(path);
   REQUIRE(f.ok());
   const TokenizerData& r = (*f)->header().tokenizer;
-  CHECK((*f)->header().format_minor == kFormatMinor);
+  CHECK((*f)->header().format_minor == 1);  // no nl4 tensor: written as 1.1
   CHECK(r.kind == d.kind);
   CHECK(r.pre == d.pre);
   CHECK(r.tokens == d.tokens);

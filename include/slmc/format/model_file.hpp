@@ -29,7 +29,9 @@ namespace slmc {
 /// Format version written by this library. A reader accepts any minor of its major and rejects a
 /// newer major (kUnsupported). Minor versions only add fields.
 inline constexpr uint16_t kFormatMajor = 1;
-inline constexpr uint16_t kFormatMinor = 2;  ///< 1.1: the tokenizer; 1.2: value type nl4
+/// The newest minor version this library reads and writes (1.1: the tokenizer; 1.2: value type
+/// nl4). The writer stores the lowest minor that describes the file: 1.2 only when it uses nl4.
+inline constexpr uint16_t kFormatMinor = 2;
 inline constexpr size_t kPreambleBytes = 64;
 inline constexpr uint64_t kSegmentAlignment = 64;
 inline constexpr char kFileMagic[8] = {'S', 'L', 'M', 'C', 'F', 'I', 'L', 'E'};
