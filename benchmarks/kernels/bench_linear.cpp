@@ -41,6 +41,8 @@ const std::vector<BenchEncoding>& bench_encodings() {
         {"int4:group=32,layout=i8", {ActMode::kInt8, ActMode::kInt8Row, ActMode::kFp32}},
         {"int4:group=128,layout=i8", {ActMode::kInt8, ActMode::kInt8Row}},
         {"int4:group=128,sym=false,layout=i8", {ActMode::kInt8, ActMode::kInt8Row}},
+        {"nl4:group=32", {ActMode::kInt8}},  // nl4's SIMD kernels are the int8 (block) mode's
+        {"nl4:group=32,layout=i8", {ActMode::kInt8}},
     };
     std::vector<BenchEncoding> l;
     for (const auto& [text, acts] : cases) {
