@@ -346,15 +346,8 @@ Result<Scheme> parse_grammar(std::string_view text, bool scheme_form) {
     e.symmetric = true;
     e.search = ScaleSearch::kAbsmax;
     e.scale_dtype = DType::kF32;
-  } else if (base == "int4") {
-    e.value_type = ValueType::kInt4;
-    e.granularity = Granularity::kGroup;
-    e.group_size = 32;
-    e.symmetric = true;
-    e.search = ScaleSearch::kMse;
-    e.scale_dtype = DType::kF16;
-  } else if (base == "nl4") {
-    e.value_type = ValueType::kNl4;
+  } else if (base == "int4" || base == "nl4") {  // nl4 takes int4's keys and defaults
+    e.value_type = base == "int4" ? ValueType::kInt4 : ValueType::kNl4;
     e.granularity = Granularity::kGroup;
     e.group_size = 32;
     e.symmetric = true;
