@@ -12,6 +12,7 @@
 #include "linear/linear.hpp"
 #include "linear_sparse/linear_sparse.hpp"
 #include "slmc/codec.hpp"
+#include "slmc/convert/recipe.hpp"
 #include "slmc/sparse/validate.hpp"
 #include "slmc/layout.hpp"
 #include "slmc/parallel.hpp"
@@ -141,6 +142,39 @@ ActMode default_act_mode(const Encoding& encoding) noexcept {
 ActMode act_mode_for_layer(ActMode requested, const Encoding& encoding) noexcept {
   const bool int8 = requested == ActMode::kInt8 || requested == ActMode::kInt8Row;
   return int8 && !encoding.is_quantized() ? ActMode::kFp32 : requested;
+}
+
+Result<std::vector<ActRule>> parse_act_rules(std::string_view text) {
+  std::vector<ActRule> rules;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(';', start), text.size());
+    const std::string_view r = text.substr(start, end - start);
+    const size_t eq = r.rfind('=');
+    const std::optional<ActMode> mode =
+        eq == std::string_view::npos ? std::nullopt : act_mode_from_name(r.substr(eq + 1));
+    if (eq == std::string_view::npos || eq == 0 || !mode) {
+      return make_error(ErrorCode::kInvalidArgument, "activation rule '" + std::string(r) +
+                                                         "': expected GLOB=MODE with MODE one of auto, fp32, int8, int8-row");
+    }
+    rules.push_back({std::string(r.substr(0, eq)), *mode});
+    start = end + 1;
+  }
+  return rules;
+}
+
+std::string act_rules_to_string(const std::vector<ActRule>& rules) {
+  std::string s;
+  for (const ActRule& r : rules) s += (s.empty() ? "" : ";") + r.pattern + "=" + act_mode_name(r.mode);
+  return s;
+}
+
+ActMode act_mode_with_rules(ActMode requested, const std::vector<ActRule>& rules, std::string_view name) {
+  if (requested != ActMode::kAuto) return requested;
+  for (const ActRule& r : rules) {
+    if (glob_match(r.pattern, name)) return r.mode;
+  }
+  return requested;
 }
 
 Status check_act_mode(const Encoding& encoding, ActMode mode) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <optional>
 
+#include "runtime/act_rules.hpp"
 #include "slmc/decode.hpp"
 #include "slmc/parallel.hpp"
 #include "slmc/sparse/layout.hpp"
@@ -63,6 +64,8 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
   m->ctx_.set_num_threads(options.num_threads);
   m->ctx_.set_check_sparse_contents(false);  // ModelFile::open validated every tensor
   const ModelHeader& h = m->file_->header();
+  // Per-layer activation modes the recipe stored (convert --act-rule), used where the run asks auto.
+  SLMC_ASSIGN_OR_RETURN(const std::vector<ActRule> act_rules, runtime_detail::stored_act_rules(h, path));
   auto fail = [&](ErrorCode code, const std::string& what) { return make_error(code, path + ": " + what); };
   auto key_text = [&](const std::string& key) -> std::optional<std::string> {
     auto it = h.architecture.find(key);
@@ -174,7 +177,7 @@ Result<std::unique_ptr<BertModel>> BertModel::load(const std::string& path, cons
     l.name = stem + ".weight";
     SLMC_RETURN_IF_ERROR(matrix_of(l.name, rows, cols, l.view));
     // The model-wide mode resolved once; one its kernels lack fails here, naming the tensor.
-    l.mode = act_mode_for_layer(options.act_mode, l.view.encoding);
+    l.mode = act_mode_for_layer(act_mode_with_rules(options.act_mode, act_rules, l.name), l.view.encoding);
     SLMC_RETURN_IF_ERROR(check_act_mode(l.view.encoding, l.mode).with_context(path + ": tensor '" + l.name + "'"));
     return vector_of(stem + ".bias", rows, &l.bias);
   };

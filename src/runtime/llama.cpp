@@ -8,6 +8,7 @@
 #include <cstring>
 #include <set>
 
+#include "runtime/act_rules.hpp"
 #include "slmc/kernels/ops.hpp"
 #include "slmc/parallel.hpp"
 #include "slmc/sparse/layout.hpp"
@@ -49,6 +50,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
   }
   const ModelHeader& h = m->file_->header();
   auto err = [&](const Status& s) { return s.with_context(path); };
+  // Per-layer activation modes the recipe stored (convert --act-rule), used where the run asks auto.
+  SLMC_ASSIGN_OR_RETURN(const std::vector<ActRule> act_rules, runtime_detail::stored_act_rules(h, path));
 
   auto arch_it = h.architecture.find(kKeyArchitecture);
   const std::string arch = arch_it == h.architecture.end() ? std::string() : arch_it->second.text;
@@ -155,7 +158,7 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::load(const std::string& path, co
     SLMC_RETURN_IF_ERROR(checked.with_context(path + ": tensor '" + name + "'"));
     // The model-wide mode resolved for this layer once; a mode its kernels lack fails here,
     // naming the tensor (e.g. --act int8 on a 2:4 layer), not at the first token.
-    out.mode = act_mode_for_layer(options.act_mode, t->view.encoding);
+    out.mode = act_mode_for_layer(act_mode_with_rules(options.act_mode, act_rules, name), t->view.encoding);
     if (!lookup) {
       SLMC_RETURN_IF_ERROR(check_act_mode(t->view.encoding, out.mode).with_context(path + ": tensor '" + name + "'"));
     }

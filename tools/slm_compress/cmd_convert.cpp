@@ -12,13 +12,14 @@
 #include "slmc/arch/naming.hpp"
 #include "slmc/convert/converter.hpp"
 #include "slmc/io/model_source.hpp"
+#include "slmc/kernels/linear.hpp"
 
 namespace slmc::cli {
 namespace {
 
 struct ConvertArgs {
   std::string input, output, recipe, profile, calibration, max_size, target_size, embeddings, lm_head, tokenizer;
-  std::vector<std::string> rules, metadata;
+  std::vector<std::string> rules, metadata, act_rules;
   double max_rel_error = -1;
   bool dry_run = false, json = false, force = false;
   int threads = 0;
@@ -130,6 +131,16 @@ int run_convert(const ConvertArgs& a) {
     if (eq == std::string::npos || eq == 0) return fail_usage("--metadata '" + kv + "': expected KEY=VALUE");
     opts.metadata[kv.substr(0, eq)] = MetaValue::string(kv.substr(eq + 1));
   }
+  if (!a.act_rules.empty()) {
+    // Per-layer activation modes the runtime uses where a run asks auto (first match wins).
+    std::vector<ActRule> rules;
+    for (const std::string& r : a.act_rules) {
+      auto parsed = parse_act_rules(r);
+      if (!parsed.ok()) return fail_usage("--act-rule: " + parsed.status().message());
+      rules.insert(rules.end(), parsed->begin(), parsed->end());
+    }
+    opts.metadata[kActRulesKey] = MetaValue::string(act_rules_to_string(rules));
+  }
   Calibration calibration;
   if (!a.calibration.empty()) {
     auto c = load_calibration(a.calibration);
@@ -211,6 +222,9 @@ Command add_convert(CLI::App& app) {
                   "Tokenizer to store in the file instead of the source's (a llama2.c tokenizer.bin, GGUF or .slm); "
                   "llama2.c checkpoints have none of their own");
   sub->add_option("--metadata", a->metadata, "KEY=VALUE stored in the file's metadata (repeatable)");
+  sub->add_option("--act-rule", a->act_rules,
+                  "GLOB=MODE: the activation mode (fp32, int8, int8-row, auto) runs use for the linear layers "
+                  "GLOB matches when they ask auto; stored in the file (repeatable, first match wins)");
   sub->add_flag("--dry-run", a->dry_run, "Plan, compress and measure; write nothing");
   sub->add_option("--threads", a->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   sub->add_flag("--json", a->json, "Print one JSON document to stdout");

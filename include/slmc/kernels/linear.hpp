@@ -26,7 +26,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "slmc/buffer.hpp"
 #include "slmc/encoding.hpp"
@@ -54,6 +56,24 @@ ActMode default_act_mode(const Encoding& encoding) noexcept;
 /// int8 mode (kInt8, kInt8Row) applies to quantized weights; float weights have only kFp32. Any
 /// other request is returned as it is (kAuto is resolved by linear()).
 ActMode act_mode_for_layer(ActMode requested, const Encoding& encoding) noexcept;
+
+/// Per-layer activation modes a model file carries (written by `convert --act-rule`, stored in the
+/// file's metadata under kActRulesKey as "GLOB=MODE;GLOB=MODE..."): when a run asks for kAuto, the
+/// first rule whose glob (slmc/convert/recipe.hpp glob_match) matches a linear layer's tensor name
+/// gives the mode requested for that layer; an explicit mode for the run overrides every rule.
+struct ActRule {
+  std::string pattern;
+  ActMode mode = ActMode::kAuto;
+};
+inline constexpr const char* kActRulesKey = "slmc.act_rules";
+/// Parses "GLOB=MODE[;GLOB=MODE...]" (MODE as act_mode_name spells it). kInvalidArgument naming the
+/// bad rule and the valid modes.
+Result<std::vector<ActRule>> parse_act_rules(std::string_view text);
+/// Prints rules in the form parse_act_rules reads.
+std::string act_rules_to_string(const std::vector<ActRule>& rules);
+/// The mode `requested` becomes for tensor `name`: the first matching rule's when requested is
+/// kAuto, else requested.
+ActMode act_mode_with_rules(ActMode requested, const std::vector<ActRule>& rules, std::string_view name);
 
 /// Whether linear() runs weights of `encoding` with `mode` (kAuto: always): kUnsupported naming the
 /// mode and the encoding when it does not (an int8 mode on float weights; kInt8, one scale per 32
