@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "slmc/cpu.hpp"
@@ -87,6 +88,8 @@ TEST_CASE("error compensation lowers the output error and is never worse per row
       {ValueType::kInt4, Granularity::kGroup, 32, true, ScaleSearch::kAbsmax, 0.75},
       {ValueType::kInt4, Granularity::kGroup, 32, false, ScaleSearch::kWeighted, 0.75},
       {ValueType::kInt4, Granularity::kChannel, 0, true, ScaleSearch::kWeighted, 0.75},
+      {ValueType::kNl4, Granularity::kGroup, 32, true, ScaleSearch::kWeighted, 0.75},
+      {ValueType::kNl4, Granularity::kChannel, 0, true, ScaleSearch::kMse, 0.75},
       {ValueType::kInt8, Granularity::kChannel, 0, true, ScaleSearch::kWeighted, 0.75},
       {ValueType::kInt8, Granularity::kTensor, 0, true, ScaleSearch::kMse, 0.75},
       {ValueType::kInt8, Granularity::kGroup, 32, false, ScaleSearch::kMse, 0.75},
@@ -139,8 +142,9 @@ TEST_CASE("error compensation is deterministic across threads and instruction se
   in.gram[5 * cols + 5] = 0;  // a dead channel: its row and column are zero
   for (int64_t j = 0; j < cols; ++j) in.gram[size_t(5 * cols + j)] = in.gram[size_t(j * cols + 5)] = 0;
   in.mean_sq[5] = 0;
-  for (bool sym : {true, false}) {
-    QuantConfig c = make_cfg(ValueType::kInt4, Granularity::kGroup, 32, sym, ScaleSearch::kWeighted);
+  for (auto [vt, sym] : {std::pair<ValueType, bool>{ValueType::kInt4, true}, {ValueType::kInt4, false},
+                         {ValueType::kNl4, true}}) {
+    QuantConfig c = make_cfg(vt, Granularity::kGroup, 32, sym, ScaleSearch::kWeighted);
     c.importance = in.mean_sq.data();
     c.gram = in.gram.data();
     c.layout = RowLayout::kInterleave4;
