@@ -7,9 +7,7 @@
 #include <vector>
 
 #include "io/io_test_util.hpp"
-#include "slmc/convert/converter.hpp"
-#include "slmc/convert/synthetic.hpp"
-#include "slmc/io/model_source.hpp"
+#include "runtime/tiny_llama.hpp"
 #include "slmc/kernels/linear.hpp"
 #include "slmc/runtime/llama.hpp"
 
@@ -54,26 +52,11 @@ std::vector<float> logits(const std::string& path, ActMode mode) {
 
 TEST_CASE("the runtime uses the file's activation rules where a run asks auto", "[act_rules]") {
   TempDir dir;
-  SyntheticLlamaConfig sc;
-  sc.dim = 64;
-  sc.hidden_dim = 128;
-  sc.layers = 2;
-  sc.heads = 4;
-  sc.kv_heads = 2;
-  sc.vocab = 256;
-  sc.context = 64;
-  REQUIRE(write_synthetic_llama(dir.file("src"), sc).ok());
-  auto source = open_model(dir.file("src"));
-  REQUIRE(source.ok());
+  test::write_tiny_llama(dir.file("src"));
   auto write = [&](const std::string& name, const std::string& rules) {
-    ConvertOptions co;
-    auto recipe = load_recipe("int8");
-    REQUIRE(recipe.ok());
-    co.recipe = *recipe;
-    if (!rules.empty()) co.metadata[kActRulesKey] = MetaValue::string(rules);
-    const auto report = convert_model(**source, "src", dir.file(name), co);
-    INFO(report.status().to_string());
-    REQUIRE(report.ok());
+    Metadata meta;
+    if (!rules.empty()) meta[kActRulesKey] = MetaValue::string(rules);
+    test::convert_tiny_llama(dir.file("src"), dir.file(name), "int8", meta);
   };
   write("plain.slm", "");
   write("all_fp32.slm", "*=fp32");

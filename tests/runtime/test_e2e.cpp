@@ -5,9 +5,7 @@
 #include <cmath>
 
 #include "io/io_test_util.hpp"
-#include "slmc/convert/converter.hpp"
-#include "slmc/convert/synthetic.hpp"
-#include "slmc/io/model_source.hpp"
+#include "runtime/tiny_llama.hpp"
 #include "slmc/runtime/e2e.hpp"
 
 using slmc::test::TempDir;
@@ -29,22 +27,8 @@ TEST_CASE("token_rate_of summarises samples in run order", "[e2e]") {
 
 TEST_CASE("measure_e2e times pp and tg on a small model and checks its arguments", "[e2e]") {
   TempDir dir;
-  slmc::SyntheticLlamaConfig sc;
-  sc.dim = 64;
-  sc.hidden_dim = 128;
-  sc.layers = 2;
-  sc.heads = 4;
-  sc.kv_heads = 2;
-  sc.vocab = 256;
-  sc.context = 64;
-  REQUIRE(slmc::write_synthetic_llama(dir.file("src"), sc).ok());
-  auto source = slmc::open_model(dir.file("src"));
-  REQUIRE(source.ok());
-  slmc::ConvertOptions co;
-  auto recipe = slmc::load_recipe("int8");
-  REQUIRE(recipe.ok());
-  co.recipe = *recipe;
-  REQUIRE(slmc::convert_model(**source, "src", dir.file("m.slm"), co).ok());
+  slmc::test::write_tiny_llama(dir.file("src"));
+  slmc::test::convert_tiny_llama(dir.file("src"), dir.file("m.slm"), "int8");
   auto model = slmc::LlamaModel::load(dir.file("m.slm"), {});
   REQUIRE(model.ok());
 
