@@ -472,13 +472,17 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
     RowCandidate plain, compensated;
     std::vector<double> work, err;
     std::vector<float> group;
-    std::vector<float> nl4_xh(spec.nl4 ? static_cast<size_t>(l.group_size) : 0);
-    if (!gram_u.empty()) {
+    // Row candidates: the Gram path (plain and compensated) and nl4 (plain only without a Gram
+    // matrix: the code book has no lane-parallel span quantizer).
+    const bool candidates = !gram_u.empty() || spec.nl4;
+    if (candidates) {
       for (RowCandidate* c : {&plain, &compensated}) {
         c->codes.resize(static_cast<size_t>(cols));
         c->xh.resize(static_cast<size_t>(cols));
         c->params.resize(static_cast<size_t>(l.groups));
       }
+    }
+    if (!gram_u.empty()) {
       work.resize(static_cast<size_t>(cols));
       err.resize(static_cast<size_t>(cols));
       group.resize(static_cast<size_t>(l.group_size));
@@ -490,19 +494,21 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
         continue;
       }
       RowAccumulator acc;
-      if (!gram_u.empty()) {
-        // Both candidates, plain rounding and error compensation; the smaller e^T G e is kept
-        // (plain also when a compensated scale overflows the scale dtype).
+      if (candidates) {
+        // With a Gram matrix both candidates, plain rounding and error compensation; the smaller
+        // e^T G e is kept (plain also when a compensated scale overflows the scale dtype).
         const int64_t bad = quantize_row_candidate(x, l, spec, config.search, weighted, imp, tensor_params, offset,
                                                    nullptr, nullptr, nullptr, plain);
         if (bad >= 0) {
           bad_group[static_cast<size_t>(r)] = bad;
           continue;
         }
-        const bool compensated_ok = quantize_row_candidate(x, l, spec, config.search, weighted, imp, tensor_params,
+        const bool compensated_ok = !gram_u.empty() &&
+                                    quantize_row_candidate(x, l, spec, config.search, weighted, imp, tensor_params,
                                                            offset, gram_u.data(), work.data(), group.data(),
                                                            compensated) < 0;
         for (RowCandidate* c : {&plain, &compensated}) {
+          if (gram_u.empty()) break;
           for (int64_t k = 0; k < cols; ++k) {
             err[static_cast<size_t>(k)] = static_cast<double>(x[k]) - static_cast<double>(c->xh[static_cast<size_t>(k)]);
           }
@@ -520,28 +526,6 @@ Result<EncodedMatrix> quantize(std::string_view tensor_name, const float* w, int
           accumulate_span(x + k0, best.xh.data() + k0, n, acc);
         }
         std::memcpy(codes.data(), best.codes.data(), static_cast<size_t>(cols));
-        acc.flush();
-        pack_row(l, e.value_type, codes.data(), r, values);
-        row_sums[static_cast<size_t>(r)] = acc.sums;
-        continue;
-      }
-      if (spec.nl4) {
-        // The code book (no per-tensor scales): one pass per group, as the compensated path's
-        // plain candidate.
-        const Nl4Tables& tb = nl4_tables();
-        for (int64_t g = 0; g < l.groups; ++g) {
-          const int64_t k0 = g * l.group_size, n = std::min(l.group_size, cols - k0);
-          const float d = nl4_choose_scale(tb, x + k0, imp ? imp + k0 : nullptr, n, config.search, e.scale_dtype);
-          if (!std::isfinite(d)) {
-            bad_group[static_cast<size_t>(r)] = g;
-            break;
-          }
-          store_scale(scales, l.scale_index(r, g), e.scale_dtype, d);
-          float* xh = nl4_xh.data();
-          nl4_codes(tb, x + k0, n, d, codes.data() + k0);
-          for (int64_t i = 0; i < n; ++i) xh[i] = d * tb.level[codes[static_cast<size_t>(k0 + i)]];
-          accumulate_span(x + k0, xh, n, acc);
-        }
         acc.flush();
         pack_row(l, e.value_type, codes.data(), r, values);
         row_sums[static_cast<size_t>(r)] = acc.sums;

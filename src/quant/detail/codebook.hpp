@@ -51,16 +51,6 @@ inline int nl4_code(const Nl4Tables& tb, float t) noexcept {
   return u;
 }
 
-/// Codes of x[0, n) with scale d (d == 0: every code is the zero level, 8).
-inline void nl4_codes(const Nl4Tables& tb, const float* x, int64_t n, float d, int8_t* codes) noexcept {
-  if (d == 0.0f) {
-    for (int64_t i = 0; i < n; ++i) codes[i] = 8;
-    return;
-  }
-  const float inv = 1.0f / d;
-  for (int64_t i = 0; i < n; ++i) codes[i] = static_cast<int8_t>(nl4_code(tb, x[i] * inv));
-}
-
 /// Weighted squared error (weights w, or 1 when null) of x[0, n) coded with scale d, in double.
 inline double nl4_error(const Nl4Tables& tb, const float* x, const float* w, int64_t n, float d) noexcept {
   const float inv = d != 0.0f ? 1.0f / d : 0.0f;
