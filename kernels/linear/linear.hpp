@@ -114,6 +114,10 @@ inline void group_params(const LinearArgs& a, int64_t r, int64_t g, float* d, fl
   }
 }
 
+/// Whether y has the offset term sum_g m_g * xsum_g: asymmetric weights (their mins) and symmetric
+/// int4 (m = -8 d); symmetric int8 and nl4 have none, so no kernel reads xsum for them.
+inline bool has_offset_term(const LinearArgs& a) noexcept { return !a.symmetric || a.vt == ValueType::kInt4; }
+
 inline float float_weight(const LinearArgs& a, int64_t r, int64_t c) noexcept {
   const int64_t i = r * a.k + c;
   switch (a.vt) {

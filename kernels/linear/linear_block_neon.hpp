@@ -49,7 +49,7 @@ void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   RowStream s[P];
   SLMC_NEON_UNROLL
   for (int p = 0; p < P; ++p) s[p] = row_stream(a, r + p);
-  const bool has_m = !a.symmetric || a.vt == ValueType::kInt4;
+  const bool has_m = has_offset_term(a);
   float* dbuf = buf;                 // [g][P]
   float* mbuf = buf + l.groups * P;  // [g][P]
   if (kGrouped || has_m) {

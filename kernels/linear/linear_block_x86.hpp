@@ -235,7 +235,7 @@ void rows(const LinearArgs& a, int64_t r, int64_t i0, float* buf) {
   const int64_t region = rg.region;
   const int8_t* const* xq = rg.xq;
   const float* const* xb = rg.xb;
-  const bool has_m = !a.symmetric || a.vt == ValueType::kInt4;
+  const bool has_m = has_offset_term(a);
   float* dbuf = buf;
   float* mbuf = buf + l.groups * P;
   if (kGrouped) {

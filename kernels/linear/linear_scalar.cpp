@@ -72,7 +72,7 @@ void quantized_int8(const LinearArgs& a, int64_t m0, int64_t m1) {
   const DenseQuantLayout& l = a.layout;
   // Symmetric int8 has no offset (m = 0): the term is skipped, as in the SIMD kernels, so a NaN
   // or infinite activation (quantized to code 0) gives the same output in every ISA.
-  const bool has_m = !a.symmetric || a.vt == ValueType::kInt4;
+  const bool has_m = has_offset_term(a);
   int32_t codes[32];
   for (int64_t i = 0; i < a.n; ++i) {
     const float* xs = a.xsum + i * l.groups;
@@ -104,7 +104,7 @@ void quantized_int8(const LinearArgs& a, int64_t m0, int64_t m1) {
 // per-tensor scales factor out: y = d * sum_j s_j * isum_j + m * xsum.
 void linear_int8_block_scalar(const LinearArgs& a, int64_t m0, int64_t m1, uint8_t*) {
   const DenseQuantLayout& l = a.layout;
-  const bool has_m = !a.symmetric || a.vt == ValueType::kInt4;  // as in quantized_int8
+  const bool has_m = has_offset_term(a);
   const bool per_row = l.groups == 1;
   int32_t codes[32];
   for (int64_t i = 0; i < a.n; ++i) {

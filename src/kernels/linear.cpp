@@ -425,9 +425,8 @@ Status linear(LinearContext& ctx, const float* x, int64_t n, const EncodedMatrix
     float* xsum = int8 ? reinterpret_cast<float*>(scratch + xsum_off) : nullptr;
     const int64_t kpad = a.kpad, gs = a.layout.group_size;
     const bool sym_int4 = w.encoding.value_type == ValueType::kInt4 && w.encoding.symmetric;
-    // Block mode on symmetric int8 and nl4 weights has no offset term: no kernel reads xsum.
-    const int64_t sum_groups =
-        block && (w.encoding.value_type == ValueType::kInt8 || w.encoding.value_type == ValueType::kNl4) && w.encoding.symmetric ? 0 : groups;
+    // Block mode without an offset term (symmetric int8, nl4): no kernel reads xsum.
+    const int64_t sum_groups = block && !detail::has_offset_term(a) ? 0 : groups;
     parallel_for(n, 1, ctx.num_threads(), [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const float* xr = x + i * k;
